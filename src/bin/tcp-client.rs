@@ -1,0 +1,102 @@
+//! tcp-client: lesson 02's TCP client (send, print the reply, close) and a full-duplex `nc -N`.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds};
+use socktools::output::Log;
+use socktools::tcp::client::{self, ClientConfig};
+
+const EXAMPLES: &str = "\
+Examples:
+  tcp-client 127.0.0.1 8080 hello              send, print the reply, exit (lesson 02)
+  tcp-client 127.0.0.1:8080 你好 --send-encoding gbk --hex
+  tcp-client [::1]:8080                        type lines; Ctrl-D half-closes, like nc -N
+  tcp-client host 8080 < file > reply          byte-exact pipe
+  tcp-client host 8080 ping --repeat 5 --interval 500";
+
+#[derive(Parser)]
+#[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies, or pipe stdin/stdout through the connection.", after_help = EXAMPLES)]
+struct Args {
+    /// Server host name or address (also HOST:PORT or [IPv6]:PORT).
+    host: String,
+    /// Server port, unless given with HOST.
+    port: Option<String>,
+    /// Messages to send, each followed by a wait for the reply. None: full duplex with stdin/stdout.
+    messages: Vec<String>,
+
+    /// Seconds of silence that end a reply (fractions allowed; 0: do not wait).
+    #[arg(long, default_value = "2", value_name = "SECS", value_parser = parse_seconds)]
+    wait: Duration,
+
+    /// Connect timeout in seconds, per address tried.
+    #[arg(short = 'w', long = "timeout", default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Duration,
+
+    /// Give up after this many seconds with no data either way (duplex mode).
+    #[arg(short = 'i', long, value_name = "SECS", value_parser = parse_seconds)]
+    idle: Option<Duration>,
+
+    /// Send the messages this many times (NetAssist's timed send).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+
+    /// Milliseconds between repeats.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    interval: u64,
+
+    /// Send each newline from stdin as \r\n.
+    #[arg(long)]
+    crlf: bool,
+
+    /// Keep the write side open when stdin ends (default: shut it down, like nc -N).
+    #[arg(long)]
+    no_shutdown: bool,
+
+    #[command(flatten)]
+    framing: FramingArgs,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let log = Log::stderr(args.common.verbosity());
+    let words: Vec<String> = std::iter::once(args.host)
+        .chain(args.port)
+        .chain(args.messages)
+        .collect();
+    let (target, messages) = socktools::addr::parse_target_args(&words)?;
+    let cfg = ClientConfig {
+        wait: args.wait,
+        idle: args.idle,
+        repeat: args.repeat,
+        interval: Duration::from_millis(args.interval),
+        shutdown_on_eof: !args.no_shutdown,
+        framing: args.framing.framing,
+        max_frame: args.framing.max_frame,
+        show: args.common.show(false),
+        send: args.common.send_options(args.framing.framing, args.crlf),
+    };
+    let mut out = io::stdout().lock();
+    client::run(
+        &target,
+        args.common.family(),
+        (!args.timeout.is_zero()).then_some(args.timeout),
+        messages,
+        &cfg,
+        &mut out,
+        &log,
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::report("tcp-client", e.as_ref()),
+    }
+}

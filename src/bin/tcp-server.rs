@@ -1,0 +1,123 @@
+//! tcp-server: lessons 03 and 04's TCP server — one thread per client, echo or reply to each message.
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+use socktools::addr::{parse_bind, parse_port};
+use socktools::cli::{self, CommonArgs, FramingArgs};
+use socktools::net::{ListenSpec, tcp_listener};
+use socktools::output::{Log, Output};
+use socktools::shutdown::Shutdown;
+use socktools::tcp::server::{self, Reply, ServerConfig, ServerIo};
+
+const EXAMPLES: &str = "\
+Examples:
+  tcp-server                                   echo server on port 8080, every interface
+  tcp-server 9090 --reply 'ok, 问题正在处理中...'  reply to every message (lesson 04)
+  tcp-server --once --reply '我是服务器, 你好客户端: {peer}'   one client, then exit (lesson 03)
+  tcp-server 8080 --recv-encoding gbk          read what Windows NetAssist sends
+  tcp-server 0 --bind 127.0.0.1                any free port, loopback only
+  tcp-server 9000 --once --raw > file          receive a file, like nc -l > file";
+
+#[derive(Parser)]
+#[command(name = "tcp-server", version, about = "A multi-client TCP server: prints what each client sends as [ADDR] text, and echoes or replies.", after_help = EXAMPLES)]
+struct Args {
+    /// Port to listen on (0: any free port; the first stderr line says which).
+    #[arg(default_value = "8080", value_parser = parse_port)]
+    port: u16,
+
+    /// Listen on this address only (default: every interface, IPv4 and IPv6).
+    #[arg(short = 'b', long, value_name = "ADDR")]
+    bind: Option<String>,
+
+    /// Send back what each client sends, byte for byte (the default, except with --raw).
+    #[arg(long, group = "mode")]
+    echo: bool,
+
+    /// Answer each message with TEXT ({peer} becomes the client's address).
+    #[arg(long, group = "mode", value_name = "TEXT")]
+    reply: Option<String>,
+
+    /// Read and discard, only counting bytes.
+    #[arg(long, group = "mode")]
+    sink: bool,
+
+    /// Send stdin lines to the client, one client at a time (like nc -l).
+    #[arg(long, group = "mode")]
+    stdin: bool,
+
+    /// Serve one client, then exit.
+    #[arg(long)]
+    once: bool,
+
+    /// Most clients at once; more are told so and closed.
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
+
+    /// Write received bytes to stdout untouched (no [ADDR], no decoding); without a mode flag, does not echo.
+    #[arg(long, conflicts_with = "hex")]
+    raw: bool,
+
+    /// Send each newline of --stdin input or --reply line framing as \r\n.
+    #[arg(long)]
+    crlf: bool,
+
+    #[command(flatten)]
+    framing: FramingArgs,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let family = args.common.family();
+    let bind = args
+        .bind
+        .as_deref()
+        .map(|b| parse_bind(b, family))
+        .transpose()?;
+    let reply = match (args.reply, args.sink, args.stdin, args.echo) {
+        (Some(text), ..) => Reply::Text(text),
+        (_, true, ..) => Reply::Sink,
+        (_, _, true, _) => Reply::Stdin,
+        (_, _, _, false) if args.raw => Reply::Nothing,
+        _ => Reply::Echo,
+    };
+    let cfg = ServerConfig {
+        reply,
+        once: args.once,
+        max_clients: args.max_clients as usize,
+        framing: args.framing.framing,
+        max_frame: args.framing.max_frame,
+        show: args.common.show(args.raw),
+        send: args.common.send_options(args.framing.framing, args.crlf),
+    };
+    let listener = tcp_listener(ListenSpec {
+        bind,
+        port: args.port,
+        family,
+    })?;
+    let shutdown = Shutdown::new();
+    shutdown.install_ctrlc()?;
+    let stdin: Option<Box<dyn io::Read + Send>> =
+        (cfg.reply == Reply::Stdin).then(|| Box::new(io::stdin()) as _);
+    server::serve(
+        listener,
+        cfg,
+        ServerIo {
+            out: Output::stdout(),
+            log: Log::stderr(args.common.verbosity()),
+            stdin,
+        },
+        &shutdown,
+    )?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::report("tcp-server", e.as_ref()),
+    }
+}

@@ -1,0 +1,537 @@
+//! Messages both ways: what a person types becomes bytes on the wire, and bytes that arrive become text to read (lessons 02, 06, 13).
+//!
+//! Every tool does the same two conversions, so they live here once:
+//! - [`Outgoing`]: a command-line message or a stdin line → encode (`--send-encoding`)
+//!   or parse hex (`--send-hex`) → add a line ending (`--crlf`) → frame (`--framing`).
+//! - [`Incoming`]: received bytes → decode (`--recv-encoding`, streaming) or hex-dump
+//!   (`--hex`) or pass through untouched (`--raw`) → optionally prefix `[ADDR] `.
+
+use std::io::{self, BufRead};
+
+use crate::codec::{self, CodecError, Encoding, TextDecoder, TextEncoder, Unmappable};
+use crate::framing::{self, FrameError, Framing};
+use crate::hex::{self, HexDumper, HexError};
+
+/// How received bytes are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Decoded from this encoding into UTF-8 text.
+    Text(&'static Encoding),
+    /// As a `hexdump -C` style dump (`--hex`).
+    Hex,
+    /// Byte for byte, untouched (`--raw`).
+    Raw,
+}
+
+impl Show {
+    /// Are the bytes written exactly as received? (Then callers may copy them without looking.)
+    pub fn is_passthrough(self) -> bool {
+        match self {
+            Show::Raw => true,
+            Show::Text(enc) => codec::is_utf8(enc),
+            Show::Hex => false,
+        }
+    }
+}
+
+/// Turns received messages into what is printed, one instance per connection (the
+/// decoder carries half a character from one read to the next).
+pub struct Incoming {
+    show: Show,
+    decoder: Option<TextDecoder>,
+    dumper: HexDumper,
+    prefix: Option<String>,
+    mid_line: bool,
+}
+
+impl Incoming {
+    /// `prefix` (such as `[127.0.0.1:5000] `) starts every printed line; without one,
+    /// text is printed as a continuous stream, the way `nc` shows it.
+    pub fn new(show: Show, prefix: Option<String>) -> Self {
+        let decoder = match show {
+            Show::Text(enc) => Some(TextDecoder::new(enc)),
+            _ => None,
+        };
+        Incoming {
+            show,
+            decoder,
+            dumper: HexDumper::new(),
+            prefix,
+            mid_line: false,
+        }
+    }
+
+    /// Append the printable form of one received message to `out`. `framed` says the
+    /// message is a whole frame (a line, a length-prefixed message): it then gets a
+    /// line of its own even without a prefix.
+    pub fn render(&mut self, payload: &[u8], framed: bool, out: &mut Vec<u8>) {
+        match self.show {
+            Show::Raw => out.extend_from_slice(payload),
+            Show::Hex => {
+                let dump = self.dumper.dump(payload);
+                self.lines(&dump, out);
+            }
+            Show::Text(_) => {
+                let text = match &mut self.decoder {
+                    Some(d) => d.decode(payload, false),
+                    None => String::new(),
+                };
+                self.text(&text, framed, out);
+            }
+        }
+    }
+
+    fn text(&mut self, text: &str, framed: bool, out: &mut Vec<u8>) {
+        if self.prefix.is_some() {
+            if !text.is_empty() || framed {
+                let body = text
+                    .strip_suffix('\n')
+                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                    .unwrap_or(text);
+                self.lines(body, out);
+            }
+        } else {
+            out.extend_from_slice(text.as_bytes());
+            if framed {
+                out.push(b'\n');
+            }
+            if !text.is_empty() || framed {
+                self.mid_line = !framed && !text.ends_with('\n');
+            }
+        }
+    }
+
+    /// Each line of `body` with the prefix in front (or `body` as is, without one).
+    fn lines(&mut self, body: &str, out: &mut Vec<u8>) {
+        let Some(prefix) = &self.prefix else {
+            out.extend_from_slice(body.as_bytes());
+            return;
+        };
+        let body = body.strip_suffix('\n').unwrap_or(body);
+        for line in body.split('\n') {
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    /// At end of stream: flush a dangling partial character (shown as U+FFFD).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Some(d) = &mut self.decoder {
+            let rest = d.decode(&[], true);
+            self.text(&rest, false, out);
+        }
+    }
+
+    /// Did the last printed text stop in the middle of a line? (A client then adds a
+    /// newline so the shell prompt does not end up glued to the reply.)
+    pub fn mid_line(&self) -> bool {
+        self.mid_line
+    }
+
+    /// True once per connection, when bytes that are not valid in the receive
+    /// encoding have first been shown as U+FFFD.
+    pub fn take_error_warning(&mut self) -> bool {
+        self.decoder
+            .as_mut()
+            .is_some_and(|d| d.take_error_warning())
+    }
+
+    /// The warning to print when [`Self::take_error_warning`] says so.
+    pub fn error_warning(&self) -> String {
+        let name = match self.show {
+            Show::Text(enc) => enc.name(),
+            _ => "text",
+        };
+        format!(
+            "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or --recv-encoding gbk if the peer sends GBK"
+        )
+    }
+}
+
+/// Why a message could not be turned into bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// `--send-hex` input that is not hex.
+    #[error("bad hex in message: {0}")]
+    Hex(#[from] HexError),
+    /// `--strict-encoding` and a character the encoding lacks.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A message too large for its frame.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// The bytes for one message, and any characters that had to be replaced by `?`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// What to send.
+    pub bytes: Vec<u8>,
+    /// Characters the send encoding could not represent (sent as `?`).
+    pub substituted: Vec<char>,
+}
+
+impl Wire {
+    /// The warning for substituted characters, if any.
+    pub fn warning(&self, enc: &'static Encoding) -> Option<String> {
+        let list: Vec<String> = self
+            .substituted
+            .iter()
+            .map(|c| format!("'{c}' (U+{:04X})", u32::from(*c)))
+            .collect();
+        (!list.is_empty()).then(|| {
+            format!(
+                "{} cannot be encoded in {}; sent as '?' (--strict-encoding refuses such messages)",
+                list.join(", "),
+                enc.name()
+            )
+        })
+    }
+}
+
+/// Settings for turning typed text into bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    /// `--send-encoding`.
+    pub encoding: &'static Encoding,
+    /// Substitute `?` or refuse (`--strict-encoding`).
+    pub unmappable: Unmappable,
+    /// `--send-hex`: messages are hex digits, sent as the bytes they spell.
+    pub hex: bool,
+    /// `--crlf`: line endings go out as `\r\n` (what Windows tools and many protocols expect).
+    pub crlf: bool,
+    /// `--framing`.
+    pub framing: Framing,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            encoding: encoding_rs::UTF_8,
+            unmappable: Unmappable::Substitute,
+            hex: false,
+            crlf: false,
+            framing: Framing::Raw,
+        }
+    }
+}
+
+/// Turns messages and stdin lines into wire bytes.
+pub struct Outgoing {
+    opts: SendOptions,
+    encoder: TextEncoder,
+    stdin_decoder: TextDecoder,
+}
+
+impl Outgoing {
+    /// A converter with these settings.
+    pub fn new(opts: SendOptions) -> Self {
+        Outgoing {
+            opts,
+            encoder: TextEncoder::new(opts.encoding),
+            stdin_decoder: TextDecoder::new(encoding_rs::UTF_8),
+        }
+    }
+
+    /// The settings in use.
+    pub fn options(&self) -> &SendOptions {
+        &self.opts
+    }
+
+    /// Would stdin bytes go out unchanged? Then a caller may copy them without
+    /// looking (and the kernel may splice them straight from the pipe).
+    pub fn is_passthrough(&self) -> bool {
+        !self.opts.hex
+            && !self.opts.crlf
+            && self.opts.framing == Framing::Raw
+            && codec::is_utf8(self.opts.encoding)
+    }
+
+    /// One message given as text (a command-line argument). With raw framing it is
+    /// sent exactly as typed, no newline added — as the notes' `send("你好".encode())`.
+    pub fn message(&mut self, text: &str) -> Result<Wire, SendError> {
+        self.convert(text.as_bytes(), false)
+    }
+
+    /// One chunk of stdin: normally a line including its `\n` (see [`read_chunk`]).
+    pub fn stdin_chunk(&mut self, chunk: &[u8]) -> Result<Wire, SendError> {
+        self.convert(chunk, true)
+    }
+
+    fn convert(&mut self, input: &[u8], from_stdin: bool) -> Result<Wire, SendError> {
+        let (body, had_newline) = split_line_ending(input);
+        let framing = self.opts.framing;
+        // With raw framing a typed line ending is part of the data; a framed message
+        // carries its boundary in the frame instead, and hex input spells every byte.
+        let mut wire = if self.opts.hex {
+            let text = String::from_utf8_lossy(body);
+            if text.trim().is_empty() {
+                return Ok(Wire::default());
+            }
+            Wire {
+                bytes: hex::parse_hex(&text)?,
+                substituted: Vec::new(),
+            }
+        } else if framing != Framing::Raw {
+            self.encode(body, from_stdin)?
+        } else if self.opts.crlf && had_newline {
+            let mut w = self.encode(body, from_stdin)?;
+            w.bytes.extend_from_slice(b"\r\n");
+            w
+        } else {
+            self.encode(input, from_stdin)?
+        };
+        wire.bytes = match framing {
+            Framing::Raw => wire.bytes,
+            Framing::Line => {
+                let ending: &[u8] = if self.opts.crlf { b"\r\n" } else { b"\n" };
+                wire.bytes.extend_from_slice(ending);
+                wire.bytes
+            }
+            Framing::Len => framing::encode_frame(framing, &wire.bytes)?,
+        };
+        Ok(wire)
+    }
+
+    fn encode(&mut self, bytes: &[u8], from_stdin: bool) -> Result<Wire, SendError> {
+        if codec::is_utf8(self.opts.encoding) {
+            // Same encoding on both sides: bytes go out untouched, even invalid ones.
+            return Ok(Wire {
+                bytes: bytes.to_vec(),
+                substituted: Vec::new(),
+            });
+        }
+        let text = if from_stdin {
+            // A chunk may end inside a character; the decoder keeps it for the next one.
+            self.stdin_decoder.decode(bytes, false)
+        } else {
+            String::from_utf8_lossy(bytes).into_owned()
+        };
+        let enc = self.encoder.encode(&text, self.opts.unmappable)?;
+        Ok(Wire {
+            bytes: enc.bytes,
+            substituted: enc.substituted,
+        })
+    }
+}
+
+/// Split a trailing `\n` or `\r\n` off a line.
+fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
+    match line.strip_suffix(b"\n") {
+        Some(rest) => (rest.strip_suffix(b"\r").unwrap_or(rest), true),
+        None => (line, false),
+    }
+}
+
+/// Read one line (with its `\n`) from `reader` into `buf`, or at most `max` bytes
+/// when the line is longer, so endless input without newlines is still sent in
+/// pieces and never buffered without bound. Returns 0 at end of input.
+pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.clear();
+    while buf.len() < max {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let room = max - buf.len();
+        let window = &available[..available.len().min(room)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                buf.extend_from_slice(&window[..=i]);
+                reader.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = window.len();
+                buf.extend_from_slice(window);
+                reader.consume(n);
+            }
+        }
+    }
+    Ok(buf.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gbk() -> &'static Encoding {
+        encoding_rs::GBK
+    }
+
+    fn show_bytes(incoming: &mut Incoming, chunks: &[&[u8]], framed: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            incoming.render(c, framed, &mut out);
+        }
+        incoming.finish(&mut out);
+        out
+    }
+
+    fn show(incoming: &mut Incoming, chunks: &[&[u8]], framed: bool) -> String {
+        String::from_utf8(show_bytes(incoming, chunks, framed)).unwrap()
+    }
+
+    #[test]
+    fn prefixed_text_one_line_per_line() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        assert_eq!(
+            show(&mut inc, &[b"hi\r\n", b"x\ny"], false),
+            "[a] hi\n[a] x\n[a] y\n"
+        );
+    }
+
+    #[test]
+    fn gbk_split_across_reads_is_intact() {
+        // 你好 in GBK, split inside 你.
+        let mut inc = Incoming::new(Show::Text(gbk()), None);
+        assert_eq!(show(&mut inc, &[b"\xc4", b"\xe3\xba\xc3"], false), "你好");
+        assert!(inc.mid_line());
+        assert!(!inc.take_error_warning());
+    }
+
+    #[test]
+    fn invalid_bytes_are_visible_and_warned_once() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        assert_eq!(show(&mut inc, &[b"ok\xff"], false), "[a] ok\u{FFFD}\n");
+        assert!(inc.take_error_warning());
+        assert!(!inc.take_error_warning());
+        assert!(inc.error_warning().contains("--hex"));
+    }
+
+    #[test]
+    fn framed_messages_get_their_own_lines() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
+        assert_eq!(show(&mut inc, &[b"a", b"b"], true), "a\nb\n");
+        assert!(!inc.mid_line());
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[p] ".into()));
+        assert_eq!(show(&mut inc, &[b""], true), "[p] \n");
+    }
+
+    #[test]
+    fn hex_lines_are_prefixed() {
+        let mut inc = Incoming::new(Show::Hex, Some("[a] ".into()));
+        let text = show(&mut inc, &[b"Hi"], false);
+        assert!(text.starts_with("[a] 00000000  48 69"), "{text}");
+        assert!(text.ends_with("|Hi|\n"), "{text}");
+    }
+
+    #[test]
+    fn raw_is_untouched() {
+        let mut inc = Incoming::new(Show::Raw, Some("[a] ".into()));
+        assert_eq!(show_bytes(&mut inc, &[b"\xff\x00\n"], false), b"\xff\x00\n");
+        assert!(Show::Raw.is_passthrough());
+        assert!(Show::Text(encoding_rs::UTF_8).is_passthrough());
+        assert!(!Show::Text(gbk()).is_passthrough());
+    }
+
+    fn out(opts: SendOptions) -> Outgoing {
+        Outgoing::new(opts)
+    }
+
+    #[test]
+    fn message_encodes_gbk_without_newline() {
+        let mut o = out(SendOptions {
+            encoding: gbk(),
+            ..Default::default()
+        });
+        assert_eq!(o.message("你好").unwrap().bytes, b"\xc4\xe3\xba\xc3");
+        assert!(!o.is_passthrough());
+    }
+
+    #[test]
+    fn unmappable_substituted_and_warned_or_refused() {
+        let mut o = out(SendOptions {
+            encoding: gbk(),
+            ..Default::default()
+        });
+        let w = o.message("a😀").unwrap();
+        assert_eq!(w.bytes, b"a?");
+        let warning = w.warning(gbk()).unwrap();
+        assert!(
+            warning.contains("'😀' (U+1F600) cannot be encoded in GBK"),
+            "{warning}"
+        );
+        let mut strict = out(SendOptions {
+            encoding: gbk(),
+            unmappable: Unmappable::Refuse,
+            ..Default::default()
+        });
+        let err = strict.message("a😀").unwrap_err().to_string();
+        assert!(err.contains("😀"), "{err}");
+    }
+
+    #[test]
+    fn stdin_lines_with_crlf_and_framing() {
+        let mut o = out(SendOptions {
+            crlf: true,
+            ..Default::default()
+        });
+        assert_eq!(o.stdin_chunk(b"hi\n").unwrap().bytes, b"hi\r\n");
+        assert_eq!(o.stdin_chunk(b"hi\r\n").unwrap().bytes, b"hi\r\n");
+        assert_eq!(o.stdin_chunk(b"tail").unwrap().bytes, b"tail");
+
+        let mut o = out(SendOptions {
+            framing: Framing::Len,
+            ..Default::default()
+        });
+        assert_eq!(o.stdin_chunk(b"hello\n").unwrap().bytes, b"\0\0\0\x05hello");
+        let mut o = out(SendOptions {
+            framing: Framing::Line,
+            ..Default::default()
+        });
+        assert_eq!(o.message("x").unwrap().bytes, b"x\n");
+        assert_eq!(o.stdin_chunk(b"y\r\n").unwrap().bytes, b"y\n");
+    }
+
+    #[test]
+    fn stdin_utf8_split_inside_a_character_transcodes_intact() {
+        let mut o = out(SendOptions {
+            encoding: gbk(),
+            ..Default::default()
+        });
+        let s = "你好\n".as_bytes();
+        let mut sent = o.stdin_chunk(&s[..2]).unwrap().bytes;
+        sent.extend(o.stdin_chunk(&s[2..]).unwrap().bytes);
+        assert_eq!(sent, b"\xc4\xe3\xba\xc3\n");
+    }
+
+    #[test]
+    fn hex_input() {
+        let mut o = out(SendOptions {
+            hex: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            o.stdin_chunk(b"48 65 6c 0d 0a\n").unwrap().bytes,
+            b"Hel\r\n"
+        );
+        assert_eq!(o.stdin_chunk(b"   \n").unwrap().bytes, b"");
+        let err = o.message("48 6g").unwrap_err().to_string();
+        assert!(err.contains("position"), "{err}");
+    }
+
+    #[test]
+    fn passthrough_keeps_invalid_bytes() {
+        let mut o = out(SendOptions::default());
+        assert!(o.is_passthrough());
+        assert_eq!(o.stdin_chunk(b"\xff\xfe\n").unwrap().bytes, b"\xff\xfe\n");
+    }
+
+    #[test]
+    fn read_chunk_cuts_lines_and_long_input() {
+        let data = b"one\ntwo-long-line\nx".to_vec();
+        let mut r = io::BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while read_chunk(&mut r, &mut buf, 8).unwrap() > 0 {
+            got.push(String::from_utf8(buf.clone()).unwrap());
+        }
+        assert_eq!(got, ["one\n", "two-long", "-line\n", "x"]);
+    }
+}

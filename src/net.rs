@@ -1,0 +1,205 @@
+//! Server sockets (lessons 03, 04, 08): create → `SO_REUSEADDR` → bind → listen, via socket2.
+//!
+//! The notes bind `("", 8080)`: every IPv4 interface. We do one better when no
+//! address is given and bind `[::]` with `IPV6_V6ONLY` off — a *dual-stack* socket
+//! that IPv4 clients (seen as `::ffff:a.b.c.d`) and IPv6 clients both reach. Where
+//! the machine has no IPv6 we fall back to `0.0.0.0`, as the notes do.
+//!
+//! std's `TcpListener::bind` cannot set options *before* `bind`, and `SO_REUSEADDR`
+//! only helps if set before it (it lets a restarted server bind while old
+//! connections sit in TIME_WAIT — the "端口被占用" error the notes fix the same way).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::addr::{Family, describe_io};
+
+/// How many connections may wait for `accept()` (the notes' `listen(128)`).
+pub const BACKLOG: i32 = 128;
+
+/// A server socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {}{}", describe_io(.source), hint(.addr, .source))]
+pub struct BindError {
+    /// The address we tried.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    #[source]
+    pub source: io::Error,
+}
+
+fn hint(addr: &SocketAddr, err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            // 69 → 6969, 80 → 8080: the usual unprivileged stand-ins.
+            let p = addr.port();
+            match format!("{p}{p}").parse::<u16>() {
+                Ok(alt) if alt >= 1024 => format!(" (ports below 1024 need root; try {alt})"),
+                _ => " (ports below 1024 need root; try one above 1023)".into(),
+            }
+        }
+        io::ErrorKind::AddrInUse => " (another program uses this port; pick another)".into(),
+        _ => String::new(),
+    }
+}
+
+/// Where a server listens: an address to bind (`None`: all interfaces), a port
+/// (0: any free one) and the allowed family.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenSpec {
+    /// `--bind ADDR`, or `None` for every interface.
+    pub bind: Option<IpAddr>,
+    /// The port; 0 lets the OS choose (read it back with `local_addr`).
+    pub port: u16,
+    /// `-4` / `-6`.
+    pub family: Family,
+}
+
+impl ListenSpec {
+    /// Every interface, both families, this port.
+    pub fn any(port: u16) -> Self {
+        ListenSpec {
+            bind: None,
+            port,
+            family: Family::Any,
+        }
+    }
+}
+
+/// Create, configure and bind one socket of the given type.
+fn bind_socket(ty: Type, proto: Protocol, addr: SocketAddr, v6only: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(v6only)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// Try the addresses a spec stands for, best first, and return the first that binds.
+fn bind_spec(spec: ListenSpec, ty: Type, proto: Protocol) -> Result<Socket, BindError> {
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec.port);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port);
+    let (addr, v6only) = match (spec.bind, spec.family) {
+        (Some(ip), _) => (SocketAddr::new(ip, spec.port), true),
+        (None, Family::V4) => (v4, true),
+        (None, Family::V6) => (v6, true),
+        (None, Family::Any) => (v6, false),
+    };
+    match bind_socket(ty, proto, addr, v6only) {
+        Ok(s) => Ok(s),
+        // No IPv6 on this machine (a container without it, say): the notes' 0.0.0.0.
+        Err(e) if spec.bind.is_none() && spec.family == Family::Any && no_ipv6(&e) => {
+            bind_socket(ty, proto, v4, true).map_err(|source| BindError { addr: v4, source })
+        }
+        Err(source) => Err(BindError { addr, source }),
+    }
+}
+
+/// Is this the error of a machine without IPv6 (EAFNOSUPPORT, EADDRNOTAVAIL)?
+fn no_ipv6(e: &io::Error) -> bool {
+    const EAFNOSUPPORT: i32 = 97;
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+    ) || e.raw_os_error() == Some(EAFNOSUPPORT)
+}
+
+/// A TCP listening socket with `SO_REUSEADDR`, backlog 128, dual-stack by default.
+pub fn tcp_listener(spec: ListenSpec) -> Result<TcpListener, BindError> {
+    let socket = bind_spec(spec, Type::STREAM, Protocol::TCP)?;
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], spec.port)));
+    socket
+        .listen(BACKLOG)
+        .map_err(|source| BindError { addr, source })?;
+    Ok(socket.into())
+}
+
+/// A bound UDP socket, dual-stack by default (lessons 08–10).
+pub fn udp_socket(spec: ListenSpec) -> Result<UdpSocket, BindError> {
+    Ok(bind_spec(spec, Type::DGRAM, Protocol::UDP)?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    fn roundtrip(listener: &TcpListener, to: SocketAddr) {
+        let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+    }
+
+    #[test]
+    fn dual_stack_accepts_v4_and_v6() {
+        let l = tcp_listener(ListenSpec::any(0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        roundtrip(&l, SocketAddr::from(([127, 0, 0, 1], port)));
+        if l.local_addr().unwrap().is_ipv6() {
+            roundtrip(&l, SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port));
+        }
+    }
+
+    #[test]
+    fn bind_one_interface() {
+        let spec = ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            port: 0,
+            family: Family::Any,
+        };
+        let l = tcp_listener(spec).unwrap();
+        let addr = l.local_addr().unwrap();
+        assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        roundtrip(&l, addr);
+    }
+
+    #[test]
+    fn port_in_use_is_explained() {
+        let spec = ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            port: 0,
+            family: Family::V4,
+        };
+        let first = tcp_listener(spec).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let err = tcp_listener(ListenSpec { port, ..spec }).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot listen on 127.0.0.1:{port}: address already in use (another program uses this port; pick another)"
+            )
+        );
+    }
+
+    #[test]
+    fn udp_binds_and_receives() {
+        let spec = ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            port: 0,
+            family: Family::Any,
+        };
+        let s = udp_socket(spec).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"ping", s.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert_eq!(from, c.local_addr().unwrap());
+    }
+}

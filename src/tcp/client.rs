@@ -1,0 +1,490 @@
+//! The TCP client of lesson 02, and a full-duplex `nc`-style pipe (lesson 05's half-close).
+//!
+//! Two ways to use it:
+//! - [`send_messages`]: the lesson. Send a message, wait for the reply, print it, close.
+//!   "Wait" means: until the peer has been silent for `--wait` seconds, or closed —
+//!   TCP has no message boundaries (lesson 13), so silence is the only sign a reply
+//!   is complete when no framing is agreed.
+//! - [`duplex`]: stdin → socket and socket → stdout at the same time, on two threads.
+//!   When stdin ends we `shutdown(Write)`: the peer's `recv` returns `b''` (lesson 05),
+//!   yet we keep reading its answer until it closes too. Bytes pass through untouched
+//!   when no conversion is asked for, and then `io::copy` lets the kernel move them
+//!   (`splice`) without them ever entering our buffers.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown as Direction, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::addr::{describe_io, display_addr};
+use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
+use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
+use crate::output::Log;
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Silence that ends a reply (message mode). Zero: do not wait at all.
+    pub wait: Duration,
+    /// Give up when nothing moves in either direction for this long (duplex mode).
+    pub idle: Option<Duration>,
+    /// Send the messages this many times (NetAssist's timed send).
+    pub repeat: u32,
+    /// Pause between rounds.
+    pub interval: Duration,
+    /// Half-close when stdin ends (duplex mode); `--no-shutdown` turns it off.
+    pub shutdown_on_eof: bool,
+    /// How the stream is cut into messages.
+    pub framing: Framing,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+    /// How replies are shown.
+    pub show: Show,
+    /// How messages are encoded.
+    pub send: SendOptions,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            wait: Duration::from_secs(2),
+            idle: None,
+            repeat: 1,
+            interval: Duration::from_secs(1),
+            shutdown_on_eof: true,
+            framing: Framing::Raw,
+            max_frame: DEFAULT_MAX_FRAME,
+            show: Show::Text(encoding_rs::UTF_8),
+            send: SendOptions::default(),
+        }
+    }
+}
+
+/// Why a client run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Resolving or connecting failed.
+    #[error("{0}")]
+    Connect(#[source] crate::addr::AddrError),
+    /// A message could not be encoded (`--strict-encoding`, bad `--send-hex`).
+    #[error(transparent)]
+    Message(#[from] SendError),
+    /// The connection failed while in use.
+    #[error("{addr}: {what}: {}", describe_io(.source))]
+    Io {
+        /// The peer.
+        addr: String,
+        /// `send`, `receive`, …
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing to our stdout failed.
+    #[error("writing output: {0}")]
+    Output(#[source] io::Error),
+    /// `--idle` expired.
+    #[error("{addr}: idle for {secs} s, giving up (--idle)")]
+    Idle {
+        /// The peer.
+        addr: String,
+        /// The limit.
+        secs: f64,
+    },
+    /// The peer broke the framing (`--framing len` with an oversized frame, …).
+    #[error("{addr}: {why}")]
+    Frame {
+        /// The peer.
+        addr: String,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// What a client run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientSummary {
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// The peer closed the connection.
+    pub peer_closed: bool,
+}
+
+fn peer_name(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map(|a| display_addr(&a))
+        .unwrap_or_else(|_| "peer".into())
+}
+
+/// Reads replies and prints them: raw, text or hex, framed or not.
+struct Receiver {
+    incoming: Incoming,
+    deframer: Option<Deframer>,
+    buf: Vec<u8>,
+    printed: Vec<u8>,
+    addr: String,
+    bytes_in: u64,
+}
+
+impl Receiver {
+    fn new(cfg: &ClientConfig, addr: String) -> Self {
+        Receiver {
+            incoming: Incoming::new(cfg.show, None),
+            deframer: (cfg.framing != Framing::Raw)
+                .then(|| Deframer::new(cfg.framing, cfg.max_frame)),
+            buf: vec![0u8; 64 * 1024],
+            printed: Vec::new(),
+            addr,
+            bytes_in: 0,
+        }
+    }
+
+    /// One `recv`: Ok(None) when the peer closed, Ok(Some(n)) after printing n bytes,
+    /// Err with `WouldBlock`/`TimedOut` when a read timeout expired.
+    fn read_once(
+        &mut self,
+        stream: &TcpStream,
+        out: &mut impl Write,
+        log: &Log,
+    ) -> Result<Option<usize>, ClientError> {
+        let n = loop {
+            match (&mut &*stream).read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ClientError::Io {
+                        addr: self.addr.clone(),
+                        what: "receive",
+                        source,
+                    });
+                }
+            }
+        };
+        self.printed.clear();
+        if n == 0 {
+            self.frames(true)?;
+            self.incoming.finish(&mut self.printed);
+        } else {
+            self.bytes_in += n as u64;
+            log.verbose(format_args!("received {n} bytes"));
+            match &mut self.deframer {
+                None => self
+                    .incoming
+                    .render(&self.buf[..n], false, &mut self.printed),
+                Some(d) => {
+                    d.push(&self.buf[..n]);
+                    self.frames(false)?;
+                }
+            }
+        }
+        out.write_all(&self.printed).map_err(ClientError::Output)?;
+        out.flush().map_err(ClientError::Output)?;
+        if self.incoming.take_error_warning() {
+            log.warn(format_args!("{}", self.incoming.error_warning()));
+        }
+        Ok((n > 0).then_some(n))
+    }
+
+    fn frames(&mut self, at_end: bool) -> Result<(), ClientError> {
+        let Some(d) = &mut self.deframer else {
+            return Ok(());
+        };
+        loop {
+            let next = match d.next_frame() {
+                Ok(None) if at_end => d.finish(),
+                other => other,
+            };
+            match next {
+                Ok(Some(f)) => self.incoming.render(f.payload(), true, &mut self.printed),
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(ClientError::Frame {
+                        addr: self.addr.clone(),
+                        why: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &ClientError) -> bool {
+    matches!(e, ClientError::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Lesson 02: send each message, print each reply, `repeat` times; then close.
+pub fn send_messages(
+    stream: &TcpStream,
+    messages: &[String],
+    cfg: &ClientConfig,
+    out: &mut impl Write,
+    log: &Log,
+) -> Result<ClientSummary, ClientError> {
+    let addr = peer_name(stream);
+    let mut outgoing = Outgoing::new(cfg.send);
+    // Encode everything first: a message we would refuse is reported before any is sent.
+    let mut wires = Vec::with_capacity(messages.len());
+    for m in messages {
+        let wire = outgoing.message(m)?;
+        if let Some(w) = wire.warning(cfg.send.encoding) {
+            log.warn(format_args!("{w}"));
+        }
+        wires.push(wire.bytes);
+    }
+    let mut rx = Receiver::new(cfg, addr.clone());
+    let mut summary = ClientSummary::default();
+    if !cfg.wait.is_zero() {
+        stream
+            .set_read_timeout(Some(cfg.wait))
+            .map_err(|source| ClientError::Io {
+                addr: addr.clone(),
+                what: "set timeout",
+                source,
+            })?;
+    }
+    'rounds: for round in 0..cfg.repeat.max(1) {
+        if round > 0 && !cfg.interval.is_zero() {
+            thread::sleep(cfg.interval);
+        }
+        for bytes in &wires {
+            (&mut &*stream)
+                .write_all(bytes)
+                .map_err(|source| ClientError::Io {
+                    addr: addr.clone(),
+                    what: "send",
+                    source,
+                })?;
+            summary.bytes_out += bytes.len() as u64;
+            log.verbose(format_args!("sent {} bytes", bytes.len()));
+            if cfg.wait.is_zero() {
+                continue;
+            }
+            let before = rx.bytes_in;
+            loop {
+                match rx.read_once(stream, out, log) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        summary.peer_closed = true;
+                        log.verbose(format_args!("{addr} closed the connection"));
+                        break 'rounds;
+                    }
+                    Err(e) if is_timeout(&e) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if rx.bytes_in == before {
+                log.warn(format_args!(
+                    "no reply from {addr} within {} s",
+                    cfg.wait.as_secs_f64()
+                ));
+            }
+        }
+    }
+    if rx.incoming.mid_line() {
+        out.write_all(b"\n").map_err(ClientError::Output)?;
+    }
+    summary.bytes_in = rx.bytes_in;
+    Ok(summary)
+}
+
+/// Milliseconds since `start`, for the idle clock shared by both directions.
+fn millis(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+/// Full duplex: stdin → socket on a thread, socket → `out` here, until the peer closes.
+///
+/// `open_stdin` is called on the sending thread (so a non-`Send` `StdinLock` works).
+pub fn duplex<R, F>(
+    stream: &TcpStream,
+    open_stdin: F,
+    cfg: &ClientConfig,
+    out: &mut impl Write,
+    log: &Log,
+) -> Result<ClientSummary, ClientError>
+where
+    R: Read,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let addr = peer_name(stream);
+    let start = Instant::now();
+    let last_activity = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let writer = stream.try_clone().map_err(|source| ClientError::Io {
+        addr: addr.clone(),
+        what: "clone socket",
+        source,
+    })?;
+    {
+        let (cfg, log, activity, sent) = (
+            cfg.clone(),
+            log.clone(),
+            last_activity.clone(),
+            sent.clone(),
+        );
+        // Detached on purpose: when the peer closes we are done, even if this
+        // thread still waits for a line from a terminal.
+        thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let input = open_stdin();
+                let result = pump(input, &writer, &cfg, &log, &|n| {
+                    sent.fetch_add(n, Ordering::Relaxed);
+                    activity.store(millis(start), Ordering::Relaxed);
+                });
+                if let Err(e) = result {
+                    log.warn(format_args!("{e}"));
+                }
+                if cfg.shutdown_on_eof {
+                    log.verbose(format_args!("stdin ended: shutting down the write side"));
+                    let _ = writer.shutdown(Direction::Write);
+                }
+            })
+            .map_err(|source| ClientError::Io {
+                addr: addr.clone(),
+                what: "start thread",
+                source,
+            })?;
+    }
+
+    if let Some(idle) = cfg.idle {
+        // Wake up often enough to notice the idle limit even while the sender is busy.
+        let tick = idle
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(1));
+        stream
+            .set_read_timeout(Some(tick))
+            .map_err(|source| ClientError::Io {
+                addr: addr.clone(),
+                what: "set timeout",
+                source,
+            })?;
+    }
+    let passthrough = cfg.show.is_passthrough() && cfg.framing == Framing::Raw && !log.is_verbose();
+    let mut rx = Receiver::new(cfg, addr.clone());
+    loop {
+        let step = if passthrough {
+            copy_through(stream, out, &addr)
+        } else {
+            rx.read_once(stream, out, log)
+        };
+        match step {
+            Ok(Some(n)) => {
+                rx.bytes_in += if passthrough { n as u64 } else { 0 };
+                last_activity.store(millis(start), Ordering::Relaxed);
+            }
+            Ok(None) => break,
+            Err(e) if is_timeout(&e) => {
+                let idle = cfg.idle.unwrap_or(Duration::MAX);
+                let quiet_for = millis(start) - last_activity.load(Ordering::Relaxed);
+                if Duration::from_millis(quiet_for) >= idle {
+                    return Err(ClientError::Idle {
+                        addr,
+                        secs: idle.as_secs_f64(),
+                    });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    log.verbose(format_args!("{addr} closed the connection"));
+    Ok(ClientSummary {
+        bytes_out: sent.load(Ordering::Relaxed),
+        bytes_in: rx.bytes_in,
+        peer_closed: true,
+    })
+}
+
+/// Copy socket → out without looking at the bytes. `io::copy` uses `splice` between
+/// a socket and a pipe on Linux, so bulk data never passes through user space.
+fn copy_through(
+    stream: &TcpStream,
+    out: &mut impl Write,
+    addr: &str,
+) -> Result<Option<usize>, ClientError> {
+    match io::copy(&mut &*stream, out) {
+        // io::copy returns at end of stream only.
+        Ok(n) => {
+            out.flush().map_err(ClientError::Output)?;
+            if n == 0 {
+                Ok(None)
+            } else {
+                Ok(Some(n as usize))
+            }
+        }
+        Err(source) => Err(ClientError::Io {
+            addr: addr.to_string(),
+            what: "receive",
+            source,
+        }),
+    }
+}
+
+/// Send everything from `input` over `stream`, converting per `cfg.send`.
+fn pump(
+    input: impl Read,
+    stream: &TcpStream,
+    cfg: &ClientConfig,
+    log: &Log,
+    on_sent: &dyn Fn(u64),
+) -> io::Result<()> {
+    let mut outgoing = Outgoing::new(cfg.send);
+    if outgoing.is_passthrough() && cfg.idle.is_none() && !log.is_verbose() {
+        let mut input = input;
+        let n = io::copy(&mut input, &mut &*stream)?;
+        on_sent(n);
+        return Ok(());
+    }
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let mut chunk = Vec::new();
+    while read_chunk(&mut reader, &mut chunk, 64 * 1024)? > 0 {
+        match outgoing.stdin_chunk(&chunk) {
+            Ok(wire) => {
+                if let Some(w) = wire.warning(cfg.send.encoding) {
+                    log.warn(format_args!("{w}"));
+                }
+                (&mut &*stream).write_all(&wire.bytes)?;
+                log.verbose(format_args!("sent {} bytes", wire.bytes.len()));
+                on_sent(wire.bytes.len() as u64);
+            }
+            // Refuse this line, keep the conversation going.
+            Err(e) => log.warn(format_args!("line not sent: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Connect to `target` and run the client: [`send_messages`] when there are
+/// messages, [`duplex`] with stdin otherwise.
+pub fn run<W: Write>(
+    target: &crate::addr::Target,
+    family: crate::addr::Family,
+    connect_timeout: Option<Duration>,
+    messages: &[String],
+    cfg: &ClientConfig,
+    out: &mut W,
+    log: &Log,
+) -> Result<ClientSummary, ClientError> {
+    let stream =
+        crate::addr::connect(target, family, connect_timeout).map_err(ClientError::Connect)?;
+    log.verbose(format_args!(
+        "connected to {} from {}",
+        peer_name(&stream),
+        stream
+            .local_addr()
+            .map(|a| display_addr(&a))
+            .unwrap_or_default()
+    ));
+    let summary = if messages.is_empty() {
+        duplex(&stream, || io::stdin().lock(), cfg, out, log)?
+    } else {
+        send_messages(&stream, messages, cfg, out, log)?
+    };
+    Ok(summary)
+}
