@@ -156,10 +156,10 @@ pub enum SendError {
     #[error("bad hex in message: {0}")]
     Hex(#[from] HexError),
     /// `--strict-encoding` and a character the encoding lacks.
-    #[error(transparent)]
+    #[error("{0}")]
     Codec(#[from] CodecError),
     /// A message too large for its frame.
-    #[error(transparent)]
+    #[error("{0}")]
     Frame(#[from] FrameError),
 }
 

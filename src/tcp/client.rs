@@ -69,7 +69,7 @@ pub enum ClientError {
     #[error("{0}")]
     Connect(#[source] crate::addr::AddrError),
     /// A message could not be encoded (`--strict-encoding`, bad `--send-hex`).
-    #[error(transparent)]
+    #[error("{0}")]
     Message(#[from] SendError),
     /// The connection failed while in use.
     #[error("{addr}: {what}: {}", describe_io(.source))]
@@ -218,25 +218,36 @@ fn is_timeout(e: &ClientError) -> bool {
         if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
 }
 
-/// Lesson 02: send each message, print each reply, `repeat` times; then close.
+/// Turn command-line messages into wire bytes (encoded, framed), warning about
+/// substituted characters. Done before connecting, so a message we would refuse
+/// (`--strict-encoding`, bad `--send-hex`) is reported before anything is sent.
+pub fn encode_messages(
+    messages: &[String],
+    send: SendOptions,
+    log: &Log,
+) -> Result<Vec<Vec<u8>>, ClientError> {
+    let mut outgoing = Outgoing::new(send);
+    let mut wires = Vec::with_capacity(messages.len());
+    for m in messages {
+        let wire = outgoing.message(m)?;
+        if let Some(w) = wire.warning(send.encoding) {
+            log.warn(format_args!("{w}"));
+        }
+        wires.push(wire.bytes);
+    }
+    Ok(wires)
+}
+
+/// Lesson 02: send each message (as made by [`encode_messages`]), print each reply,
+/// `repeat` times; then close.
 pub fn send_messages(
     stream: &TcpStream,
-    messages: &[String],
+    wires: &[Vec<u8>],
     cfg: &ClientConfig,
     out: &mut impl Write,
     log: &Log,
 ) -> Result<ClientSummary, ClientError> {
     let addr = peer_name(stream);
-    let mut outgoing = Outgoing::new(cfg.send);
-    // Encode everything first: a message we would refuse is reported before any is sent.
-    let mut wires = Vec::with_capacity(messages.len());
-    for m in messages {
-        let wire = outgoing.message(m)?;
-        if let Some(w) = wire.warning(cfg.send.encoding) {
-            log.warn(format_args!("{w}"));
-        }
-        wires.push(wire.bytes);
-    }
     let mut rx = Receiver::new(cfg, addr.clone());
     let mut summary = ClientSummary::default();
     if !cfg.wait.is_zero() {
@@ -252,7 +263,7 @@ pub fn send_messages(
         if round > 0 && !cfg.interval.is_zero() {
             thread::sleep(cfg.interval);
         }
-        for bytes in &wires {
+        for bytes in wires {
             (&mut &*stream)
                 .write_all(bytes)
                 .map_err(|source| ClientError::Io {
@@ -471,6 +482,7 @@ pub fn run<W: Write>(
     out: &mut W,
     log: &Log,
 ) -> Result<ClientSummary, ClientError> {
+    let wires = encode_messages(messages, cfg.send, log)?;
     let stream =
         crate::addr::connect(target, family, connect_timeout).map_err(ClientError::Connect)?;
     log.verbose(format_args!(
@@ -484,7 +496,7 @@ pub fn run<W: Write>(
     let summary = if messages.is_empty() {
         duplex(&stream, || io::stdin().lock(), cfg, out, log)?
     } else {
-        send_messages(&stream, messages, cfg, out, log)?
+        send_messages(&stream, &wires, cfg, out, log)?
     };
     Ok(summary)
 }

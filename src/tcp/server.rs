@@ -204,25 +204,24 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
                 continue;
             }
         };
+        if ctx.counters.active.load(Ordering::SeqCst) >= ctx.cfg.max_clients {
+            refuse(stream, peer, ctx);
+            continue;
+        }
+        // Counted here, on the accepting thread, so check and count cannot race;
+        // `handle_client` uncounts.
+        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
         if ctx.cfg.once {
             // Lesson 03: one client, then the server closes. Closing the listener now
             // makes any later client see "refused" at once instead of hanging.
             handle_client(stream, peer, ctx);
             break;
         }
-        if ctx.counters.active.load(Ordering::SeqCst) >= ctx.cfg.max_clients {
-            refuse(stream, peer, ctx);
-            continue;
-        }
-        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
             .stack_size(CLIENT_STACK)
-            .spawn(move || {
-                handle_client(stream, peer, &c);
-                c.counters.active.fetch_sub(1, Ordering::SeqCst);
-            });
+            .spawn(move || handle_client(stream, peer, &c));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
@@ -379,7 +378,8 @@ impl Conn<'_> {
     }
 }
 
-/// Serve one client on the current thread; log its arrival and departure.
+/// Serve one client on the current thread (already counted as active); log its
+/// arrival and departure.
 fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     ctx.counters.clients.fetch_add(1, Ordering::Relaxed);
     let name = display_addr(&peer);
@@ -405,6 +405,8 @@ fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
     };
     let result = conn.run();
     let (name, bytes_in, bytes_out) = (conn.name, conn.bytes_in, conn.bytes_out);
+    // Free the slot before saying so: whoever reads the log line may connect at once.
+    ctx.counters.active.fetch_sub(1, Ordering::SeqCst);
     let how = match result {
         Ok(()) => String::new(),
         Err(why) => format!(": {why}"),
@@ -459,6 +461,7 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             cur.0 = stream.try_clone().ok();
             target.changed.notify_all();
         }
+        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
         handle_client(stream, peer, ctx);
         target.lock().0 = None;
         if ctx.cfg.once {

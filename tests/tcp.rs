@@ -1,0 +1,627 @@
+//! End-to-end tests of tcp-client and tcp-server: the lessons' scenarios, run as a user would.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+fn loopback_listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+fn accept(l: &TcpListener) -> std::net::TcpStream {
+    l.set_nonblocking(false).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+#[test]
+fn lesson_02_03_one_client_then_exit() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--once",
+            "--reply",
+            "我是服务器, 你好客户端: {peer}",
+        ],
+    );
+    let port = srv.addr.port().to_string();
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[
+                "127.0.0.1",
+                &port,
+                "你好服务端，我是客户端小黑!",
+                "--wait",
+                "0.5",
+            ],
+        ),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reply = text(&out.stdout);
+    assert!(
+        reply.starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
+        "{reply:?}"
+    );
+    assert!(reply.ends_with('\n'));
+    let line = srv.out().expect("你好服务端");
+    assert!(line.starts_with("[127.0.0.1:") && line.ends_with("] 你好服务端，我是客户端小黑!"));
+    assert!(srv.wait().success());
+    let log = srv.stderr.rest().join("\n");
+    assert!(log.contains("connected"), "{log}");
+    assert!(log.contains("served 1 client,"), "{log}");
+}
+
+#[test]
+fn lesson_04_many_concurrent_clients_each_get_replies() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--reply",
+            "ok, 问题正在处理中...",
+        ],
+    );
+    const CLIENTS: usize = 200;
+    // Connect everyone first, so all 200 are being served at the same time.
+    let streams: Vec<_> = (0..CLIENTS).map(|_| connect(srv.addr)).collect();
+    let reply = "ok, 问题正在处理中...".as_bytes();
+    let handles: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            thread::spawn(move || {
+                for round in 0..3 {
+                    (&s).write_all(format!("client {i} round {round}").as_bytes())
+                        .unwrap();
+                    assert_eq!(read_n(&s, reply.len()), reply);
+                }
+                s.shutdown(Shutdown::Write).unwrap();
+                assert!(read_all(&s).is_empty());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < CLIENTS * 3 {
+        let line = srv.out().next().expect("a message line per message");
+        seen.insert(line.split("] ").nth(1).unwrap().to_string());
+    }
+    assert!(seen.contains("client 199 round 2"));
+}
+
+#[test]
+fn echo_is_byte_exact_through_duplex_client() {
+    let srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "-q"]);
+    let data = noise(3 << 20, 7);
+    let out = run(cmd("tcp-client", &[&srv.addr.to_string()]), &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "echoed bytes differ");
+}
+
+#[test]
+fn stdin_eof_half_closes_and_reply_still_arrives() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        // The client's half-close shows up as end of stream (lesson 05: recv → b'')...
+        let got = read_all(&s);
+        // ...yet its read side is still open for our answer.
+        (&s).write_all(b"got it").unwrap();
+        got
+    });
+    let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hello\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(peer.join().unwrap(), b"hello\n");
+    assert_eq!(out.stdout, b"got it");
+}
+
+#[test]
+fn no_shutdown_keeps_write_side_open_until_peer_closes() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        assert_eq!(read_n(&s, 3), b"hi\n");
+        // With --no-shutdown the client never sends FIN: a short read times out.
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let r = (&s).read(&mut b);
+        assert!(r.is_err(), "expected a timeout, got {r:?}");
+        (&s).write_all(b"bye").unwrap();
+    });
+    let out = run(
+        cmd("tcp-client", &["127.0.0.1", &port, "--no-shutdown"]),
+        b"hi\n",
+    );
+    peer.join().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"bye");
+}
+
+#[test]
+fn gbk_both_ways_with_netassist_style_peer() {
+    // A NetAssist-like peer: sends GBK, expects GBK back.
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--encoding",
+            "gbk",
+            "--reply",
+            "我是服务器",
+        ],
+    );
+    let s = connect(srv.addr);
+    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好
+    assert_eq!(read_n(&s, 10), b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"); // 我是服务器
+    assert!(srv.out().expect("你好").ends_with("] 你好"));
+
+    // And tcp-client speaking GBK to a GBK peer, printing UTF-8 on our terminal.
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        let got = read_n(&s, 4);
+        (&s).write_all(b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7")
+            .unwrap();
+        got
+    });
+    let out = run(
+        cmd(
+            "tcp-client",
+            &["127.0.0.1", &port, "你好", "-e", "gbk", "--wait", "0.5"],
+        ),
+        b"",
+    );
+    assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3");
+    assert_eq!(text(&out.stdout), "我是服务器\n");
+}
+
+#[test]
+fn hex_shows_raw_reply_bytes() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        let got = read_n(&s, 3);
+        (&s).write_all(b"\xce\xd2!").unwrap();
+        got
+    });
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[
+                "127.0.0.1",
+                &port,
+                "48 65 0a",
+                "--send-hex",
+                "--hex",
+                "--wait",
+                "0.5",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(peer.join().unwrap(), b"He\n");
+    assert_eq!(
+        text(&out.stdout),
+        "00000000  ce d2 21                                          |..!|\n"
+    );
+}
+
+#[test]
+fn invalid_bytes_are_shown_and_warned_once() {
+    let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "--reply", "."]);
+    let s = connect(srv.addr);
+    (&s).write_all(b"ok\xff").unwrap();
+    assert_eq!(read_n(&s, 1), b".");
+    assert_eq!(
+        srv.out().next().unwrap().split("] ").nth(1),
+        Some("ok\u{FFFD}")
+    );
+    let warning = srv.stderr.expect("warning:");
+    assert!(warning.contains("--hex"), "{warning}");
+}
+
+#[test]
+fn ctrl_c_stops_server_with_idle_clients_and_prints_summary() {
+    let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let idle = connect(srv.addr);
+    let busy = connect(srv.addr);
+    (&busy).write_all(b"abc").unwrap();
+    assert_eq!(read_n(&busy, 3), b"abc");
+    srv.stderr.expect("connected");
+    srv.stderr.expect("connected");
+    let start = Instant::now();
+    srv.interrupt();
+    let status = srv.wait();
+    let took = start.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    // Both clients see the server close their connection.
+    assert!(read_all(&idle).is_empty());
+    assert!(read_all(&busy).is_empty());
+    let log = srv.stderr.rest().join("\n");
+    assert!(
+        log.contains("served 2 clients, 3 bytes in, 3 bytes out"),
+        "{log}"
+    );
+    eprintln!("shutdown took {took:?}");
+}
+
+#[test]
+fn slow_client_does_not_hold_up_others() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--framing", "line"],
+    );
+    let silent = connect(srv.addr);
+    let half = connect(srv.addr);
+    (&half).write_all(b"no newline yet").unwrap();
+    let good = connect(srv.addr);
+    (&good).write_all(b"ping\n").unwrap();
+    assert_eq!(read_n(&good, 5), b"ping\n");
+    // A client that leaves mid-line: its partial line is still shown, not lost.
+    drop(half);
+    srv.out().expect("no newline yet");
+    drop(silent);
+    (&good).write_all(b"again\n").unwrap();
+    assert_eq!(read_n(&good, 6), b"again\n");
+}
+
+#[test]
+fn max_clients_refuses_politely() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--max-clients", "1"],
+    );
+    let first = connect(srv.addr);
+    (&first).write_all(b"x").unwrap();
+    assert_eq!(read_n(&first, 1), b"x");
+    let second = connect(srv.addr);
+    let answer = text(&read_all(&second));
+    assert!(answer.starts_with("server busy"), "{answer:?}");
+    srv.stderr.expect("refused");
+    drop(first);
+    srv.stderr.expect("disconnected");
+    let third = connect(srv.addr);
+    (&third).write_all(b"y").unwrap();
+    assert_eq!(read_n(&third, 1), b"y");
+}
+
+#[test]
+fn once_raw_receives_a_file_like_nc_l() {
+    let mut srv = Server::start_raw_stdout(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--once", "--raw"],
+    );
+    let mut stdout = srv.child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    let data = noise(2 << 20, 99);
+    let s = connect(srv.addr);
+    (&s).write_all(&data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    // --raw without a mode flag only receives: nothing comes back.
+    assert!(read_all(&s).is_empty());
+    assert!(srv.wait().success());
+    assert!(reader.join().unwrap() == data, "received file differs");
+}
+
+#[test]
+fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--framing",
+            "len",
+            "--reply",
+            "ok",
+            "--max-frame",
+            "1K",
+        ],
+    );
+    let s = connect(srv.addr);
+    // Two messages in one write: the sticky-packet case (lesson 13).
+    (&s).write_all(b"\0\0\0\x05hello\0\0\0\x05world").unwrap();
+    assert_eq!(read_n(&s, 12), b"\0\0\0\x02ok\0\0\0\x02ok");
+    assert!(srv.out().next().unwrap().ends_with("] hello"));
+    assert!(srv.out().next().unwrap().ends_with("] world"));
+
+    let hostile = connect(srv.addr);
+    (&hostile).write_all(b"\xff\xff\xff\xff").unwrap();
+    assert!(
+        read_all(&hostile).is_empty(),
+        "hostile client should be dropped"
+    );
+    let why = srv.stderr.expect("exceeds");
+    assert!(why.contains("4294967295"), "{why}");
+
+    // The server goes on serving.
+    (&s).write_all(b"\0\0\0\x01!").unwrap();
+    assert_eq!(read_n(&s, 6), b"\0\0\0\x02ok");
+}
+
+#[test]
+fn client_line_framing_prints_each_frame_on_its_line() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        let got = read_n(&s, 4);
+        (&s).write_all(b"one\r\ntwo\n").unwrap();
+        got
+    });
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[
+                "127.0.0.1",
+                &port,
+                "a",
+                "b",
+                "--framing",
+                "line",
+                "--wait",
+                "0.3",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(peer.join().unwrap(), b"a\nb\n");
+    assert_eq!(text(&out.stdout), "one\ntwo\n");
+}
+
+#[test]
+fn repeat_resends_messages() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[
+                "127.0.0.1",
+                &port,
+                "x",
+                "--repeat",
+                "3",
+                "--interval",
+                "10",
+                "--wait",
+                "0",
+            ],
+        ),
+        b"",
+    );
+    assert!(out.status.success());
+    assert_eq!(peer.join().unwrap(), b"xxx");
+}
+
+#[test]
+fn crlf_and_transcoding_in_duplex_mode() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let out = run(
+        cmd(
+            "tcp-client",
+            &["127.0.0.1", &port, "--crlf", "--send-encoding", "gbk"],
+        ),
+        "你好\nhi\n".as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3\r\nhi\r\n");
+}
+
+#[test]
+fn idle_timeout_gives_up_on_silent_peer() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        // Stay silent and keep the connection open until the client leaves.
+        read_all(&s)
+    });
+    let mut c = cmd("tcp-client", &["127.0.0.1", &port, "-i", "0.3"]);
+    c.stdin(Stdio::null());
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_timeout(&mut child, TIMEOUT).expect("client should give up");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("idle"), "{err}");
+    drop(child);
+    peer.join().unwrap();
+}
+
+#[test]
+fn errors_are_one_line_with_exit_codes() {
+    let out = run(cmd("tcp-client", &["127.0.0.1", "80a", "hi"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: invalid port \"80a\": expected 0-65535\n"
+    );
+
+    let port = loopback_listener().local_addr().unwrap().port().to_string();
+    let out = run(cmd("tcp-client", &["127.0.0.1", &port, "hi"]), b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("tcp-client: cannot connect to 127.0.0.1:{port}: connection refused\n")
+    );
+
+    let out = run(
+        cmd("tcp-client", &["127.0.0.1", "1", "--encoding", "klingon"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown encoding \"klingon\""));
+
+    let out = run(
+        cmd(
+            "tcp-client",
+            &["127.0.0.1:1", "😀", "-e", "gbk", "--strict-encoding"],
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("'😀' (U+1F600)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(cmd("tcp-server", &["99999"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid port \"99999\""));
+
+    let taken = loopback_listener();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(cmd("tcp-server", &[&port, "--bind", "127.0.0.1"]), b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("address already in use"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn stdin_mode_sends_lines_to_the_client() {
+    let mut srv = Server::start_with_stdin(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--stdin", "--once"],
+    );
+    let mut stdin = srv.child.stdin.take().unwrap();
+    let s = connect(srv.addr);
+    srv.stderr.expect("connected");
+    stdin.write_all("你好\n".as_bytes()).unwrap();
+    assert_eq!(read_n(&s, 7), "你好\n".as_bytes());
+    (&s).write_all(b"from client\n").unwrap();
+    srv.out().expect("from client");
+    // stdin ends: the server half-closes, like nc -N.
+    drop(stdin);
+    assert!(read_all(&s).is_empty());
+    drop(s);
+    assert!(srv.wait().success());
+}
+
+#[test]
+fn ipv6_loopback_and_dual_stack() {
+    let srv = Server::start("tcp-server", &["0"]);
+    let port = srv.addr.port().to_string();
+    let v4 = run(
+        cmd("tcp-client", &["127.0.0.1", &port, "four", "--wait", "0.3"]),
+        b"",
+    );
+    assert_eq!(text(&v4.stdout), "four\n");
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let v6 = run(
+            cmd(
+                "tcp-client",
+                &[&format!("[::1]:{port}"), "six", "--wait", "0.3"],
+            ),
+            b"",
+        );
+        assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
+        let v6 = run(
+            cmd("tcp-client", &["-6", "::1", &port, "six", "--wait", "0.3"]),
+            b"",
+        );
+        assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
+    }
+}
+
+#[test]
+fn nc_as_client_of_our_server() {
+    if !have_peer("nc") {
+        return;
+    }
+    let srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let mut c = Command::new("nc");
+    c.args(["-N", "127.0.0.1", &srv.addr.port().to_string()]);
+    let data = noise(1 << 20, 3);
+    let out = run(c, &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == data, "nc got different bytes back");
+}
+
+#[test]
+fn nc_as_server_for_our_client() {
+    if !have_peer("nc") {
+        return;
+    }
+    let mut nc = Command::new("nc")
+        .args(["-v", "-l", "127.0.0.1", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = Lines::spawn(nc.stderr.take().unwrap());
+    let line = err.expect("Listening on");
+    let port = line.rsplit(' ').next().unwrap().to_string();
+    let mut nc_stdin = nc.stdin.take().unwrap();
+    let mut nc_stdout = nc.stdout.take().unwrap();
+    let collector = thread::spawn(move || {
+        let mut v = Vec::new();
+        nc_stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    let data = noise(1 << 20, 5);
+    let client = thread::spawn({
+        let data = data.clone();
+        move || run(cmd("tcp-client", &["127.0.0.1", &port]), &data)
+    });
+    // nc sends this back to us, then (stdin closed) nc -l ends when we are done.
+    nc_stdin.write_all(b"reply from nc").unwrap();
+    drop(nc_stdin);
+    let out = client.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"reply from nc");
+    assert!(
+        collector.join().unwrap() == data,
+        "nc received different bytes"
+    );
+    let _ = nc.kill();
+    let _ = nc.wait();
+}

@@ -1,0 +1,298 @@
+//! Test helpers: run the real binaries (servers on port 0, read back from `listening on ADDR`), with timeouts everywhere.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Generous bound for anything a test waits on: long enough for a loaded CI
+/// machine, short enough that a hang fails instead of stalling the suite.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Path of one of our binaries, as built by cargo for these tests.
+pub fn bin(name: &str) -> PathBuf {
+    PathBuf::from(match name {
+        "tcp-client" => env!("CARGO_BIN_EXE_tcp-client"),
+        "tcp-server" => env!("CARGO_BIN_EXE_tcp-server"),
+        other => panic!("unknown binary {other}"),
+    })
+}
+
+/// Is a peer program installed? If not: skip with a note, or fail when
+/// `REQUIRE_PEERS=1` (CI installs them all).
+pub fn have_peer(cmd: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("peer program `{cmd}` is missing and REQUIRE_PEERS=1");
+        }
+        eprintln!("note: `{cmd}` is not installed; skipping this test");
+    }
+    found
+}
+
+/// Lines of a child's pipe, read on a thread and handed over a channel, so a
+/// test can wait for one with a timeout.
+pub struct Lines {
+    rx: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn spawn(pipe: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = channel();
+        thread::spawn(move || {
+            let mut r = BufReader::new(pipe);
+            let mut line = Vec::new();
+            while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
+                if tx.send(text).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line, or None at end of stream or after `TIMEOUT`.
+    pub fn next(&mut self) -> Option<String> {
+        let line = self.rx.recv_timeout(TIMEOUT).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    /// Wait for a line containing `needle`; panic with what was seen if it never comes.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line containing {needle:?}; saw {:?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("stream ended without {needle:?}; saw {:?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Every remaining line until the stream ends (bounded by `TIMEOUT`).
+    pub fn rest(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        while let Ok(line) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+}
+
+/// A server binary running on port 0; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: Lines,
+    pub stdout: Option<Lines>,
+}
+
+impl Server {
+    /// Start `name` with `args` (which should ask for port 0), stdin closed.
+    pub fn start(name: &str, args: &[&str]) -> Server {
+        Self::start_with(name, args, Stdio::null(), true)
+    }
+
+    /// Start with a piped stdin (take it from `child.stdin`).
+    pub fn start_with_stdin(name: &str, args: &[&str]) -> Server {
+        Self::start_with(name, args, Stdio::piped(), true)
+    }
+
+    /// Start with stdout left for the caller to read from `child.stdout` as bytes.
+    pub fn start_raw_stdout(name: &str, args: &[&str]) -> Server {
+        Self::start_with(name, args, Stdio::null(), false)
+    }
+
+    fn start_with(name: &str, args: &[&str], stdin: Stdio, line_stdout: bool) -> Server {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let mut stderr = Lines::spawn(child.stderr.take().unwrap());
+        let stdout = line_stdout.then(|| Lines::spawn(child.stdout.take().unwrap()));
+        let first = stderr.next().unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("{name} printed nothing on stderr")
+        });
+        let addr = parse_listening(&first)
+            .unwrap_or_else(|| panic!("first stderr line is not `listening on ADDR`: {first:?}"));
+        Server {
+            child,
+            addr: loopback(addr),
+            stderr,
+            stdout,
+        }
+    }
+
+    /// The server's stdout lines.
+    pub fn out(&mut self) -> &mut Lines {
+        self.stdout.as_mut().expect("stdout is read raw")
+    }
+
+    /// Send SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let ok = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -INT failed");
+    }
+
+    /// Wait for exit (bounded by `TIMEOUT`).
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, TIMEOUT).expect("server did not exit in time")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `listening on 127.0.0.1:5000` → the address.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix("listening on ")?.trim().parse().ok()
+}
+
+/// A wildcard address (`[::]:P`, `0.0.0.0:P`) is reached on loopback.
+pub fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// Poll a child for exit until `limit`.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().ok()? {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run a command to completion with `input` on stdin, killing it after `TIMEOUT`.
+pub fn run(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut child, TIMEOUT).expect("command did not finish in time");
+    let _ = feeder.join();
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// One of our binaries as a command.
+pub fn cmd(name: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(bin(name));
+    c.args(args);
+    c
+}
+
+/// A client socket with read/write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+/// Read until the peer closes.
+pub fn read_all(mut s: &TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).expect("read to end");
+    v
+}
+
+/// Read exactly `n` bytes.
+pub fn read_n(mut s: &TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).expect("read_exact");
+    v
+}
+
+/// Pseudo-random bytes (xorshift), reproducible, no dependency.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Text of a byte vector, for assertions.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
