@@ -590,18 +590,20 @@ fn nc_as_server_for_our_client() {
     if !have_peer("nc") {
         return;
     }
-    let mut nc = Command::new("nc")
-        .args(["-v", "-l", "127.0.0.1", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = Lines::spawn(nc.stderr.take().unwrap());
+    let mut nc = KillOnDrop(
+        Command::new("nc")
+            .args(["-v", "-l", "127.0.0.1", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(nc.0.stderr.take().unwrap());
     let line = err.expect("Listening on");
     let port = line.rsplit(' ').next().unwrap().to_string();
-    let mut nc_stdin = nc.stdin.take().unwrap();
-    let mut nc_stdout = nc.stdout.take().unwrap();
+    let mut nc_stdin = nc.0.stdin.take().unwrap();
+    let mut nc_stdout = nc.0.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
         nc_stdout.read_to_end(&mut v).unwrap();
@@ -624,4 +626,90 @@ fn nc_as_server_for_our_client() {
     );
     let _ = nc.kill();
     let _ = nc.wait();
+}
+
+/// Path of one of the notes' scripts kept under tests/course.
+fn course_script(name: &str) -> String {
+    format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn notes_python_client_against_our_gbk_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--once",
+            "-e",
+            "gbk",
+            "--reply",
+            "我是服务器",
+        ],
+    );
+    let mut py = Command::new("python3");
+    py.args([
+        &course_script("lesson02_client.py"),
+        &srv.addr.port().to_string(),
+    ]);
+    let out = run(py, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains(r"b'\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7'"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("接收服务端解码后的数据为: 我是服务器"),
+        "{printed}"
+    );
+    assert!(
+        srv.out()
+            .expect("你好服务端")
+            .ends_with("] 你好服务端，我是客户端小黑!")
+    );
+    assert!(srv.wait().success());
+}
+
+#[test]
+fn our_client_against_notes_python_threaded_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let mut py = KillOnDrop(
+        Command::new("python3")
+            .args([&course_script("lesson04_server.py"), "gbk"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
+    let mut out = Lines::spawn(py.0.stdout.take().unwrap());
+    let addr = parse_listening(&err.expect("listening on")).unwrap();
+    let result = run(
+        cmd(
+            "tcp-client",
+            &[
+                &addr.to_string(),
+                "我是客户端1",
+                "-e",
+                "gbk",
+                "--wait",
+                "0.5",
+            ],
+        ),
+        b"",
+    );
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    assert_eq!(text(&result.stdout), "ok, 问题正在处理中...\n");
+    assert!(
+        out.expect("我是客户端1")
+            .starts_with("我是客户端1 ('127.0.0.1', ")
+    );
+    out.expect("客户端下线了");
 }

@@ -259,6 +259,8 @@ pub fn send_messages(
                 source,
             })?;
     }
+    let total = wires.len() * cfg.repeat.max(1) as usize;
+    let mut sent = 0usize;
     'rounds: for round in 0..cfg.repeat.max(1) {
         if round > 0 && !cfg.interval.is_zero() {
             thread::sleep(cfg.interval);
@@ -272,6 +274,7 @@ pub fn send_messages(
                     source,
                 })?;
             summary.bytes_out += bytes.len() as u64;
+            sent += 1;
             log.verbose(format_args!("sent {} bytes", bytes.len()));
             if cfg.wait.is_zero() {
                 continue;
@@ -283,6 +286,12 @@ pub fn send_messages(
                     Ok(None) => {
                         summary.peer_closed = true;
                         log.verbose(format_args!("{addr} closed the connection"));
+                        let left = total - sent;
+                        if left > 0 {
+                            log.warn(format_args!(
+                                "{addr} closed the connection; {left} message(s) not sent"
+                            ));
+                        }
                         break 'rounds;
                     }
                     Err(e) if is_timeout(&e) => break,

@@ -296,3 +296,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// A peer program's process, killed when dropped (also when a test fails).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
