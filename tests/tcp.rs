@@ -624,8 +624,6 @@ fn nc_as_server_for_our_client() {
         collector.join().unwrap() == data,
         "nc received different bytes"
     );
-    let _ = nc.kill();
-    let _ = nc.wait();
 }
 
 /// Path of one of the notes' scripts kept under tests/course.
