@@ -25,6 +25,7 @@
 
 // 0. 导入模块 — import what we need. `std::net` is Python's `socket`; socktools adds
 //    the pieces a learner would otherwise write by hand.
+use socktools::hex::py_repr;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -97,7 +98,7 @@ fn run(args: &Args) -> Result<(), String> {
         "将要发送已编码成{}的数据 ({} bytes): {}",
         codec::display_name(args.encoding),
         send_data.len(),
-        py_bytes(&send_data)
+        py_repr(&send_data)
     );
     print!("{}", hex::dump(&send_data));
     //    `write_all` is Python's `sendall`: `send` may take only part of the bytes when
@@ -133,7 +134,7 @@ fn run(args: &Args) -> Result<(), String> {
         println!("服务端返回的数据: b'' (the server closed the connection without replying)");
     } else {
         //    What came back is bytes too, exactly as the server sent them.
-        println!("服务端返回的数据 ({n} bytes): {}", py_bytes(recv_data));
+        println!("服务端返回的数据 ({n} bytes): {}", py_repr(recv_data));
         print!("{}", hex::dump(recv_data));
         //    对数据进行解码 — decode the bytes into text. `last = true`: we read only
         //    once, so a character cut off at the end of the read will never be finished.
@@ -171,7 +172,8 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
         match arg.as_str() {
             "--gbk" => encoding = parse_label("gbk").map_err(|e| e.to_string())?,
             "-h" | "--help" => return Ok(None),
-            s if s.starts_with('-') && s.len() > 1 => {
+            // "-1" is a bad port, not an option: let the port check say so.
+            s if s.starts_with('-') && s.parse::<i64>().is_err() => {
                 return Err(format!("unknown option {s:?}"));
             }
             _ => words.push(arg),
@@ -203,33 +205,4 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
         }
     };
     Ok(Some(Args { target, encoding }))
-}
-
-/// Bytes the way Python prints them: `b'\xc4\xe3!'` — printable ASCII as itself,
-/// everything else as `\xNN`.
-fn py_bytes(bytes: &[u8]) -> String {
-    // Python picks double quotes only when that avoids escaping a single quote.
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::from("b");
-    out.push(char::from(quote));
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if b == quote => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(char::from(quote));
-    out
 }

@@ -22,6 +22,7 @@
 //! ```
 
 // 0. 导入模块 — import what we need.
+use socktools::hex::py_repr;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -112,7 +113,7 @@ fn run(port: u16, encoding: &'static Encoding) -> Result<(), String> {
         println!("客户端没有发送数据就下线了 (the client closed without sending anything)");
     } else {
         let recv_data = &recv_buf[..n];
-        println!("接收到的原始数据 ({n} bytes): {}", py_bytes(recv_data));
+        println!("接收到的原始数据 ({n} bytes): {}", py_repr(recv_data));
         //    数据解码 — decode the bytes into text. `last = true`: this is our only
         //    read, so half a character at its end can never be completed.
         let mut decoder = TextDecoder::new(encoding);
@@ -173,31 +174,4 @@ fn parse_args(argv: Vec<String>) -> Result<Option<(u16, &'static Encoding)>, Str
         }
     }
     Ok(Some((port.unwrap_or(8080), encoding)))
-}
-
-/// Bytes the way Python prints them: `b'\xc4\xe3!'`.
-fn py_bytes(bytes: &[u8]) -> String {
-    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::from("b");
-    out.push(char::from(quote));
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            _ if b == quote => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push(char::from(quote));
-    out
 }

@@ -55,11 +55,11 @@ pub enum AddrError {
         source: io::Error,
     },
     /// The name resolved, but to no address of the requested family.
-    #[error("\"{host}\" has no {family} address")]
+    #[error("\"{host}\" has no {family}address")]
     NoAddress {
         /// The name.
         host: String,
-        /// `IPv4` or `IPv6`.
+        /// `"IPv4 "`, `"IPv6 "` or `""` (any family).
         family: &'static str,
     },
     /// Every address was tried and none accepted the connection.
@@ -227,7 +227,11 @@ pub fn resolve(target: &Target, family: Family) -> Result<Vec<SocketAddr>, AddrE
     if wanted.is_empty() {
         return Err(AddrError::NoAddress {
             host: target.host.clone(),
-            family: if family == Family::V6 { "IPv6" } else { "IPv4" },
+            family: match family {
+                Family::V4 => "IPv4 ",
+                Family::V6 => "IPv6 ",
+                Family::Any => "",
+            },
         });
     }
     Ok(wanted)

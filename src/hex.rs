@@ -217,9 +217,50 @@ fn printable(b: u8) -> char {
     }
 }
 
+/// Bytes the way Python prints them (`b'\xc4\xe3!'`): printable ASCII as itself,
+/// everything else as `\xNN` — what the notes show for `print(recv_data)`.
+pub fn py_repr(bytes: &[u8]) -> String {
+    // Python picks double quotes only when that avoids escaping a single quote.
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(bytes.len() * 2 + 3);
+    out.push('b');
+    out.push(char::from(quote));
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b == quote => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(char::from(quote));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_bytes_repr() {
+        assert_eq!(
+            py_repr(b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"),
+            r"b'\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7'"
+        );
+        assert_eq!(py_repr(b"a'b\\\r\n\t"), r#"b"a'b\\\r\n\t""#);
+        assert_eq!(py_repr(b"'\""), r#"b'\'"'"#);
+        assert_eq!(py_repr(b""), "b''");
+    }
 
     // Expected dump lines below are what util-linux `hexdump -C` prints for
     // the same bytes, minus its final offset line.
