@@ -143,6 +143,12 @@ fn clean_host(host: &str) -> Result<String, AddrError> {
     if h.is_empty() || h.contains(['[', ']', ' ', '/']) {
         return Err(AddrError::InvalidHost(host.to_string()));
     }
+    // `999.1.1.1` looks like an IPv4 address but is not one; the resolver would
+    // treat it as a host name and fail with a confusing "name not known".
+    let dotted = h.contains('.') && h.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if dotted && h.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(AddrError::InvalidHost(host.to_string()));
+    }
     Ok(h.to_string())
 }
 
@@ -355,6 +361,9 @@ mod tests {
             Err(AddrError::InvalidHost(_))
         ));
         assert!(parse_target_args(&[]).is_err());
+        let err = parse_target_args(&args(&["999.1.1.1", "80"])).unwrap_err();
+        assert_eq!(err.to_string(), "invalid host \"999.1.1.1\"");
+        assert!(parse_target("1.2.3:80").is_err());
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Incoming {
         let body = body.strip_suffix('\n').unwrap_or(body);
         for line in body.split('\n') {
             out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+            push_visible(line.strip_suffix('\r').unwrap_or(line), out);
             out.push(b'\n');
         }
     }
@@ -120,6 +120,14 @@ impl Incoming {
         if let Some(d) = &mut self.decoder {
             let rest = d.decode(&[], true);
             self.text(&rest, false, out);
+        }
+    }
+
+    /// Close a line left open by text without a final newline (no prefix mode).
+    pub fn end_line(&mut self, out: &mut Vec<u8>) {
+        if self.mid_line {
+            out.push(b'\n');
+            self.mid_line = false;
         }
     }
 
@@ -146,6 +154,30 @@ impl Incoming {
         format!(
             "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or --recv-encoding gbk if the peer sends GBK"
         )
+    }
+}
+
+/// Append `line` with control characters made visible (`\x00`, `\x1b`): a log
+/// line must not let a peer ring the bell, clear the screen or hide text with
+/// escape sequences. Tabs stay; `--raw` and `--hex` show the bytes exactly.
+fn push_visible(line: &str, out: &mut Vec<u8>) {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        out.extend_from_slice(line.as_bytes());
+        return;
+    }
+    for c in line.chars() {
+        if c.is_control() && c != '\t' {
+            let code = u32::from(c);
+            let escaped = if code < 0x100 {
+                format!("\\x{code:02x}")
+            } else {
+                format!("\\u{{{code:x}}}")
+            };
+            out.extend_from_slice(escaped.as_bytes());
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
     }
 }
 
@@ -383,6 +415,15 @@ mod tests {
         assert_eq!(
             show(&mut inc, &[b"hi\r\n", b"x\ny"], false),
             "[a] hi\n[a] x\n[a] y\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_made_visible_in_prefixed_lines() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        assert_eq!(
+            show(&mut inc, &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"], false),
+            "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n"
         );
     }
 

@@ -21,13 +21,12 @@ pub const BACKLOG: i32 = 128;
 
 /// A server socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {}{}", describe_io(.source), hint(.addr, .source))]
+#[error("cannot listen on {addr}: {}{}", describe_io(.error), hint(.addr, .error))]
 pub struct BindError {
     /// The address we tried.
     pub addr: SocketAddr,
-    /// What the OS said.
-    #[source]
-    pub source: io::Error,
+    /// What the OS said (already part of the message, so not a `source`).
+    pub error: io::Error,
 }
 
 fn hint(addr: &SocketAddr, err: &io::Error) -> String {
@@ -93,9 +92,9 @@ fn bind_spec(spec: ListenSpec, ty: Type, proto: Protocol) -> Result<Socket, Bind
         Ok(s) => Ok(s),
         // No IPv6 on this machine (a container without it, say): the notes' 0.0.0.0.
         Err(e) if spec.bind.is_none() && spec.family == Family::Any && no_ipv6(&e) => {
-            bind_socket(ty, proto, v4, true).map_err(|source| BindError { addr: v4, source })
+            bind_socket(ty, proto, v4, true).map_err(|error| BindError { addr: v4, error })
         }
-        Err(source) => Err(BindError { addr, source }),
+        Err(error) => Err(BindError { addr, error }),
     }
 }
 
@@ -118,7 +117,7 @@ pub fn tcp_listener(spec: ListenSpec) -> Result<TcpListener, BindError> {
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], spec.port)));
     socket
         .listen(BACKLOG)
-        .map_err(|source| BindError { addr, source })?;
+        .map_err(|error| BindError { addr, error })?;
     Ok(socket.into())
 }
 

@@ -543,6 +543,8 @@ fn stdin_mode_sends_lines_to_the_client() {
     assert!(read_all(&s).is_empty());
     drop(s);
     assert!(srv.wait().success());
+    let log = srv.stderr.rest().join("\n");
+    assert!(log.contains("disconnected (12 bytes in, 7 out)"), "{log}");
 }
 
 #[test]
@@ -710,4 +712,84 @@ fn our_client_against_notes_python_threaded_server() {
             .starts_with("我是客户端1 ('127.0.0.1', ")
     );
     out.expect("客户端下线了");
+}
+
+#[test]
+fn half_character_at_end_of_reply_is_shown_not_dropped() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        read_n(&s, 2);
+        // "ok" and the first byte of a GBK character; then wait for the client's FIN.
+        (&s).write_all(b"ok\xc4").unwrap();
+        read_all(&s)
+    });
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[
+                "127.0.0.1",
+                &port,
+                "hi",
+                "--recv-encoding",
+                "gbk",
+                "--wait",
+                "0.3",
+            ],
+        ),
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ok\u{FFFD}\n");
+    assert!(
+        text(&out.stderr).contains("not valid GBK"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(peer.join().unwrap().is_empty());
+}
+
+#[test]
+fn replies_get_a_line_each_and_no_wait_loses_nothing() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--framing", "len"],
+    );
+    let addr = srv.addr.to_string();
+    // --wait 0: send and close at once. The server's echoes are still in flight;
+    // closing with them unread would reset the connection and lose messages.
+    for _ in 0..5 {
+        let out = run(
+            cmd(
+                "tcp-client",
+                &[
+                    &addr,
+                    "one",
+                    "two",
+                    "three",
+                    "--framing",
+                    "len",
+                    "--wait",
+                    "0",
+                ],
+            ),
+            b"",
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        for m in ["one", "two", "three"] {
+            assert!(srv.out().next().unwrap().ends_with(&format!("] {m}")));
+        }
+        let bye = srv.stderr.expect("disconnected");
+        assert!(bye.ends_with("(23 bytes in, 23 out)"), "{bye}");
+    }
+    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let out = run(
+        cmd(
+            "tcp-client",
+            &[&echo.addr.to_string(), "a", "b", "--wait", "0.3"],
+        ),
+        b"",
+    );
+    assert_eq!(text(&out.stdout), "a\nb\n");
 }

@@ -71,16 +71,16 @@ pub enum ClientError {
     /// A message could not be encoded (`--strict-encoding`, bad `--send-hex`).
     #[error("{0}")]
     Message(#[from] SendError),
-    /// The connection failed while in use.
-    #[error("{addr}: {what}: {}", describe_io(.source))]
+    /// The connection failed while in use. (Deliberately not a `source`: a broken
+    /// pipe *to the peer* is a real failure, unlike one on our stdout.)
+    #[error("{addr}: {what}: {}", describe_io(.error))]
     Io {
         /// The peer.
         addr: String,
         /// `send`, `receive`, …
         what: &'static str,
         /// The error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// Writing to our stdout failed.
     #[error("writing output: {0}")]
@@ -129,6 +129,8 @@ struct Receiver {
     printed: Vec<u8>,
     addr: String,
     bytes_in: u64,
+    /// The last reply ended mid-line: start the next one on a new line.
+    break_pending: bool,
 }
 
 impl Receiver {
@@ -141,6 +143,7 @@ impl Receiver {
             printed: Vec::new(),
             addr,
             bytes_in: 0,
+            break_pending: false,
         }
     }
 
@@ -156,11 +159,11 @@ impl Receiver {
             match (&mut &*stream).read(&mut self.buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
+                Err(error) => {
                     return Err(ClientError::Io {
                         addr: self.addr.clone(),
                         what: "receive",
-                        source,
+                        error,
                     });
                 }
             }
@@ -172,6 +175,9 @@ impl Receiver {
         } else {
             self.bytes_in += n as u64;
             log.verbose(format_args!("received {n} bytes"));
+            if std::mem::take(&mut self.break_pending) {
+                self.incoming.end_line(&mut self.printed);
+            }
             match &mut self.deframer {
                 None => self
                     .incoming
@@ -188,6 +194,42 @@ impl Receiver {
             log.warn(format_args!("{}", self.incoming.error_warning()));
         }
         Ok((n > 0).then_some(n))
+    }
+
+    /// Print replies until a read times out (Ok(false)) or the peer closes (Ok(true)).
+    fn read_until_quiet(
+        &mut self,
+        stream: &TcpStream,
+        out: &mut impl Write,
+        log: &Log,
+    ) -> Result<bool, ClientError> {
+        loop {
+            match self.read_once(stream, out, log) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    log.verbose(format_args!("{} closed the connection", self.addr));
+                    return Ok(true);
+                }
+                Err(e) if is_timeout(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A reply is over. The next one starts on a new line (decided when it comes,
+    /// so the rest of a character split across replies is not cut off by it). At the
+    /// end of the conversation, flush a dangling partial character (shown as
+    /// U+FFFD, never dropped) and end the line.
+    fn end_message(&mut self, at_end: bool, out: &mut impl Write) -> Result<(), ClientError> {
+        self.break_pending = !at_end;
+        if !at_end {
+            return Ok(());
+        }
+        self.printed.clear();
+        self.incoming.finish(&mut self.printed);
+        self.incoming.end_line(&mut self.printed);
+        out.write_all(&self.printed).map_err(ClientError::Output)?;
+        out.flush().map_err(ClientError::Output)
     }
 
     fn frames(&mut self, at_end: bool) -> Result<(), ClientError> {
@@ -214,8 +256,8 @@ impl Receiver {
 }
 
 fn is_timeout(e: &ClientError) -> bool {
-    matches!(e, ClientError::Io { source, .. }
-        if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    matches!(e, ClientError::Io { error, .. }
+        if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
 }
 
 /// Turn command-line messages into wire bytes (encoded, framed), warning about
@@ -253,10 +295,10 @@ pub fn send_messages(
     if !cfg.wait.is_zero() {
         stream
             .set_read_timeout(Some(cfg.wait))
-            .map_err(|source| ClientError::Io {
+            .map_err(|error| ClientError::Io {
                 addr: addr.clone(),
                 what: "set timeout",
-                source,
+                error,
             })?;
     }
     let total = wires.len() * cfg.repeat.max(1) as usize;
@@ -268,10 +310,10 @@ pub fn send_messages(
         for bytes in wires {
             (&mut &*stream)
                 .write_all(bytes)
-                .map_err(|source| ClientError::Io {
+                .map_err(|error| ClientError::Io {
                     addr: addr.clone(),
                     what: "send",
-                    source,
+                    error,
                 })?;
             summary.bytes_out += bytes.len() as u64;
             sent += 1;
@@ -280,23 +322,15 @@ pub fn send_messages(
                 continue;
             }
             let before = rx.bytes_in;
-            loop {
-                match rx.read_once(stream, out, log) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        summary.peer_closed = true;
-                        log.verbose(format_args!("{addr} closed the connection"));
-                        let left = total - sent;
-                        if left > 0 {
-                            log.warn(format_args!(
-                                "{addr} closed the connection; {left} message(s) not sent"
-                            ));
-                        }
-                        break 'rounds;
-                    }
-                    Err(e) if is_timeout(&e) => break,
-                    Err(e) => return Err(e),
+            if rx.read_until_quiet(stream, out, log)? {
+                summary.peer_closed = true;
+                let left = total - sent;
+                if left > 0 {
+                    log.warn(format_args!(
+                        "{addr} closed the connection; {left} message(s) not sent"
+                    ));
                 }
+                break 'rounds;
             }
             if rx.bytes_in == before {
                 log.warn(format_args!(
@@ -304,14 +338,31 @@ pub fn send_messages(
                     cfg.wait.as_secs_f64()
                 ));
             }
+            // Each reply on its own line, even when the peer sends no newline.
+            rx.end_message(false, out)?;
         }
     }
-    if rx.incoming.mid_line() {
-        out.write_all(b"\n").map_err(ClientError::Output)?;
+    if !summary.peer_closed {
+        // Close politely: send FIN, then read what is still on its way until the
+        // peer closes too. Closing with unread bytes in our receive buffer would make
+        // the kernel send a reset, and a reset makes the *peer's* kernel discard what
+        // it received but its program has not read yet — messages would be lost.
+        let _ = stream.shutdown(Direction::Write);
+        let linger = if cfg.wait.is_zero() {
+            LINGER
+        } else {
+            cfg.wait.min(LINGER)
+        };
+        let _ = stream.set_read_timeout(Some(linger));
+        summary.peer_closed = rx.read_until_quiet(stream, out, log)?;
     }
+    rx.end_message(true, out)?;
     summary.bytes_in = rx.bytes_in;
     Ok(summary)
 }
+
+/// How long a client that is done waits for the peer to close after its FIN.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Milliseconds since `start`, for the idle clock shared by both directions.
 fn millis(start: Instant) -> u64 {
@@ -336,10 +387,10 @@ where
     let start = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
-    let writer = stream.try_clone().map_err(|source| ClientError::Io {
+    let writer = stream.try_clone().map_err(|error| ClientError::Io {
         addr: addr.clone(),
         what: "clone socket",
-        source,
+        error,
     })?;
     {
         let (cfg, log, activity, sent) = (
@@ -366,10 +417,10 @@ where
                     let _ = writer.shutdown(Direction::Write);
                 }
             })
-            .map_err(|source| ClientError::Io {
+            .map_err(|error| ClientError::Io {
                 addr: addr.clone(),
                 what: "start thread",
-                source,
+                error,
             })?;
     }
 
@@ -380,10 +431,10 @@ where
             .max(Duration::from_millis(1));
         stream
             .set_read_timeout(Some(tick))
-            .map_err(|source| ClientError::Io {
+            .map_err(|error| ClientError::Io {
                 addr: addr.clone(),
                 what: "set timeout",
-                source,
+                error,
             })?;
     }
     let passthrough = cfg.show.is_passthrough() && cfg.framing == Framing::Raw && !log.is_verbose();
@@ -438,10 +489,10 @@ fn copy_through(
                 Ok(Some(n as usize))
             }
         }
-        Err(source) => Err(ClientError::Io {
+        Err(error) => Err(ClientError::Io {
             addr: addr.to_string(),
             what: "receive",
-            source,
+            error,
         }),
     }
 }

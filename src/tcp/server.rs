@@ -214,14 +214,14 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
         if ctx.cfg.once {
             // Lesson 03: one client, then the server closes. Closing the listener now
             // makes any later client see "refused" at once instead of hanging.
-            handle_client(stream, peer, ctx);
+            handle_client(stream, peer, ctx, None);
             break;
         }
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
             .stack_size(CLIENT_STACK)
-            .spawn(move || handle_client(stream, peer, &c));
+            .spawn(move || handle_client(stream, peer, &c, None));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
@@ -260,18 +260,25 @@ struct Conn<'a> {
     name: String,
     incoming: Incoming,
     reply: Option<Vec<u8>>,
+    /// Why replying stopped, if it did.
+    send_failed: Option<String>,
     printed: Vec<u8>,
     bytes_in: u64,
     bytes_out: u64,
 }
 
 impl Conn<'_> {
-    /// Show one message and answer it.
-    fn message(&mut self, payload: &[u8], wire: &[u8], framed: bool) -> io::Result<()> {
+    /// Show one message and answer it. A reply that cannot be sent (the client
+    /// left) ends replying, not reading: messages that already arrived are still
+    /// shown, never lost.
+    fn message(&mut self, payload: &[u8], wire: &[u8], framed: bool) {
         self.printed.clear();
         self.incoming.render(payload, framed, &mut self.printed);
         self.print();
-        match &self.ctx.cfg.reply {
+        if self.send_failed.is_some() {
+            return;
+        }
+        let sent = match &self.ctx.cfg.reply {
             Reply::Echo => self.send(wire),
             Reply::Text(_) => {
                 let reply = self.reply.take().unwrap_or_default();
@@ -280,6 +287,9 @@ impl Conn<'_> {
                 sent
             }
             _ => Ok(()),
+        };
+        if let Err(e) = sent {
+            self.send_failed = Some(describe_io(&e));
         }
     }
 
@@ -340,17 +350,16 @@ impl Conn<'_> {
                     None => self.message(&buf[..n], &buf[..n], false),
                     Some(d) => {
                         d.push(&buf[..n]);
-                        self.frames(d, false)
+                        self.frames(d, false)?;
                     }
                 }
-                .map_err(|e| describe_io(&e))?;
             }
             if n == buf.len() && buf.len() < MAX_READ {
                 buf.resize(buf.len() * 2, 0);
             }
         }
         if let Some(d) = &mut deframer {
-            self.frames(d, true).map_err(|e| describe_io(&e))?;
+            self.frames(d, true)?;
         }
         self.printed.clear();
         self.incoming.finish(&mut self.printed);
@@ -359,7 +368,7 @@ impl Conn<'_> {
     }
 
     /// Answer every complete frame; at end of stream also what `finish` gives.
-    fn frames(&mut self, d: &mut Deframer, at_end: bool) -> io::Result<()> {
+    fn frames(&mut self, d: &mut Deframer, at_end: bool) -> Result<(), String> {
         loop {
             let next = if at_end {
                 d.next_frame().and_then(|f| match f {
@@ -370,17 +379,17 @@ impl Conn<'_> {
                 d.next_frame()
             };
             match next {
-                Ok(Some(frame)) => self.message(frame.payload(), frame.wire(), true)?,
+                Ok(Some(frame)) => self.message(frame.payload(), frame.wire(), true),
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                Err(e) => return Err(e.to_string()),
             }
         }
     }
 }
 
 /// Serve one client on the current thread (already counted as active); log its
-/// arrival and departure.
-fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
+/// arrival and departure. `stdin_sent` counts what `--stdin` sent it meanwhile.
+fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin_sent: Option<&AtomicU64>) {
     ctx.counters.clients.fetch_add(1, Ordering::Relaxed);
     let name = display_addr(&peer);
     ctx.log.info(format_args!("{name} connected"));
@@ -399,12 +408,14 @@ fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         incoming: Incoming::new(ctx.cfg.show, prefix),
         name,
         reply,
+        send_failed: None,
         printed: Vec::new(),
         bytes_in: 0,
         bytes_out: 0,
     };
-    let result = conn.run();
-    let (name, bytes_in, bytes_out) = (conn.name, conn.bytes_in, conn.bytes_out);
+    let result = conn.run().and(conn.send_failed.map_or(Ok(()), Err));
+    let bytes_out = conn.bytes_out + stdin_sent.map_or(0, |n| n.swap(0, Ordering::SeqCst));
+    let (name, bytes_in) = (conn.name, conn.bytes_in);
     // Free the slot before saying so: whoever reads the log line may connect at once.
     ctx.counters.active.fetch_sub(1, Ordering::SeqCst);
     let how = match result {
@@ -421,6 +432,8 @@ fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
 struct StdinTarget {
     current: Mutex<(Option<TcpStream>, bool)>,
     changed: Condvar,
+    /// Bytes sent to the current client.
+    sent: AtomicU64,
 }
 
 impl StdinTarget {
@@ -462,7 +475,7 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             target.changed.notify_all();
         }
         ctx.counters.active.fetch_add(1, Ordering::SeqCst);
-        handle_client(stream, peer, ctx);
+        handle_client(stream, peer, ctx, Some(&target.sent));
         target.lock().0 = None;
         if ctx.cfg.once {
             break;
@@ -499,9 +512,9 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
         let Some(stream) = cur.0.as_ref() else { return };
         match (&mut &*stream).write_all(&wire.bytes) {
             Ok(()) => {
-                ctx.counters
-                    .bytes_out
-                    .fetch_add(wire.bytes.len() as u64, Ordering::Relaxed);
+                let n = wire.bytes.len() as u64;
+                ctx.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
+                target.sent.fetch_add(n, Ordering::SeqCst);
             }
             Err(e) => ctx.log.warn(format_args!(
                 "stdin line not delivered: {}",
