@@ -22,6 +22,21 @@ fn accept(l: &TcpListener) -> std::net::TcpStream {
     s
 }
 
+/// A peer for one client: accept, read `n` bytes, answer `reply`, then read until
+/// the client closes. Returns the port to dial and, on join, the `n` bytes read.
+fn one_shot_peer(n: usize, reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        let got = read_n(&s, n);
+        (&s).write_all(reply).unwrap();
+        assert!(read_all(&s).is_empty(), "client sent more than expected");
+        got
+    });
+    (port, peer)
+}
+
 #[test]
 fn lesson_02_03_one_client_then_exit() {
     let mut srv = Server::start(
@@ -179,15 +194,7 @@ fn gbk_both_ways_with_netassist_style_peer() {
     assert!(srv.out().expect("你好").ends_with("] 你好"));
 
     // And tcp-client speaking GBK to a GBK peer, printing UTF-8 on our terminal.
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
-        let got = read_n(&s, 4);
-        (&s).write_all(b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7")
-            .unwrap();
-        got
-    });
+    let (port, peer) = one_shot_peer(4, b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7");
     let out = run(
         cmd(
             "tcp-client",
@@ -201,14 +208,7 @@ fn gbk_both_ways_with_netassist_style_peer() {
 
 #[test]
 fn hex_shows_raw_reply_bytes() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
-        let got = read_n(&s, 3);
-        (&s).write_all(b"\xce\xd2!").unwrap();
-        got
-    });
+    let (port, peer) = one_shot_peer(3, b"\xce\xd2!");
     let out = run(
         cmd(
             "tcp-client",
@@ -371,14 +371,7 @@ fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
 
 #[test]
 fn client_line_framing_prints_each_frame_on_its_line() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
-        let got = read_n(&s, 4);
-        (&s).write_all(b"one\r\ntwo\n").unwrap();
-        got
-    });
+    let (port, peer) = one_shot_peer(4, b"one\r\ntwo\n");
     let out = run(
         cmd(
             "tcp-client",
@@ -716,15 +709,8 @@ fn our_client_against_notes_python_threaded_server() {
 
 #[test]
 fn half_character_at_end_of_reply_is_shown_not_dropped() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
-        read_n(&s, 2);
-        // "ok" and the first byte of a GBK character; then wait for the client's FIN.
-        (&s).write_all(b"ok\xc4").unwrap();
-        read_all(&s)
-    });
+    // "ok" and the first byte of a GBK character.
+    let (port, peer) = one_shot_peer(2, b"ok\xc4");
     let out = run(
         cmd(
             "tcp-client",
@@ -747,7 +733,7 @@ fn half_character_at_end_of_reply_is_shown_not_dropped() {
         "{}",
         text(&out.stderr)
     );
-    assert!(peer.join().unwrap().is_empty());
+    assert_eq!(peer.join().unwrap(), b"hi");
 }
 
 #[test]

@@ -190,19 +190,27 @@ fn check_reply_text(cfg: &ServerConfig, log: &Log) -> Result<(), UsageError> {
     Ok(())
 }
 
-fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    while !ctx.shutdown.is_triggered() {
-        let (stream, peer) = match listener.accept() {
-            Ok(pair) => pair,
-            Err(_) if ctx.shutdown.is_triggered() => break,
+/// The next client, or None once a stop is asked for.
+fn accept_next(listener: &TcpListener, ctx: &Ctx) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept() {
+            Ok(pair) => return Some(pair),
+            Err(_) if ctx.shutdown.is_triggered() => return None,
             Err(e) => {
                 // Out of file descriptors and the like: say so, breathe, go on.
                 ctx.log
                     .warn(format_args!("accept failed: {}", describe_io(&e)));
                 thread::sleep(Duration::from_millis(100));
-                continue;
             }
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    while !ctx.shutdown.is_triggered() {
+        let Some((stream, peer)) = accept_next(listener, ctx) else {
+            break;
         };
         if ctx.counters.active.load(Ordering::SeqCst) >= ctx.cfg.max_clients {
             refuse(stream, peer, ctx);
@@ -455,15 +463,8 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             .spawn(move || pump_stdin(input, &t, &c));
     }
     while !ctx.shutdown.is_triggered() {
-        let (stream, peer) = match listener.accept() {
-            Ok(pair) => pair,
-            Err(_) if ctx.shutdown.is_triggered() => break,
-            Err(e) => {
-                ctx.log
-                    .warn(format_args!("accept failed: {}", describe_io(&e)));
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+        let Some((stream, peer)) = accept_next(listener, ctx) else {
+            break;
         };
         {
             let mut cur = target.lock();
