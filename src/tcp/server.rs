@@ -529,3 +529,86 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
         let _ = s.shutdown(std::net::Shutdown::Write);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{ListenSpec, tcp_listener};
+    use crate::output::{SharedBuf, Verbosity};
+    use std::net::Ipv4Addr;
+
+    /// The server runs in-process: its stdout and stderr land in memory.
+    #[test]
+    fn serve_in_process_replies_logs_and_stops_on_trigger() {
+        let listener = tcp_listener(ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            ..ListenSpec::any(0)
+        })
+        .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let shutdown = Shutdown::new();
+        let cfg = ServerConfig {
+            reply: Reply::Text("hi {peer}".into()),
+            ..ServerConfig::default()
+        };
+        let io = ServerIo {
+            out: Output::to_writer(out.clone()),
+            log: Log::to_writer(log.clone(), Verbosity::Normal),
+            stdin: None,
+        };
+        let sd = shutdown.clone();
+        let server = thread::spawn(move || serve(listener, cfg, io, &sd).unwrap());
+
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&c).write_all(b"hello").unwrap();
+        let me = c.local_addr().unwrap();
+        let expected = format!("hi {me}");
+        let mut got = vec![0u8; expected.len()];
+        (&c).read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), expected);
+
+        shutdown.trigger();
+        let summary = server.join().unwrap();
+        assert_eq!(
+            summary,
+            Summary {
+                clients: 1,
+                bytes_in: 5,
+                bytes_out: expected.len() as u64
+            }
+        );
+        assert_eq!(out.text(), format!("[{me}] hello\n"));
+        let log = log.text();
+        assert!(
+            log.starts_with(&format!("listening on {addr}\n{me} connected\n")),
+            "{log}"
+        );
+        assert!(log.ends_with(&format!("{summary}\n")), "{log}");
+    }
+
+    #[test]
+    fn strict_reply_text_is_refused_before_listening() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let log = SharedBuf::new();
+        let cfg = ServerConfig {
+            reply: Reply::Text("😀".into()),
+            send: SendOptions {
+                encoding: encoding_rs::GBK,
+                unmappable: crate::codec::Unmappable::Refuse,
+                ..SendOptions::default()
+            },
+            ..ServerConfig::default()
+        };
+        let io = ServerIo {
+            out: Output::to_writer(SharedBuf::new()),
+            log: Log::to_writer(log.clone(), Verbosity::Normal),
+            stdin: None,
+        };
+        let err = serve(listener, cfg, io, &Shutdown::new()).unwrap_err();
+        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.to_string().contains("U+1F600"), "{err}");
+        assert_eq!(log.text(), "");
+    }
+}
