@@ -324,6 +324,13 @@ fn once_raw_receives_a_file_like_nc_l() {
     });
     let data = noise(2 << 20, 99);
     let s = connect(srv.addr);
+    srv.stderr.expect("connected");
+    // --once: the listening socket is closed while the one client is served.
+    let second = std::net::TcpStream::connect_timeout(&srv.addr, TIMEOUT);
+    assert_eq!(
+        second.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
     (&s).write_all(&data).unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     // --raw without a mode flag only receives: nothing comes back.

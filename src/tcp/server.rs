@@ -165,9 +165,19 @@ pub fn serve(
         shutdown: shutdown.clone(),
         counters: Counters::default(),
     });
-    let _wake = shutdown.wake_listener(&listener)?;
+    let wake = shutdown.wake_listener(&listener)?;
     if ctx.cfg.reply == Reply::Stdin {
         serve_stdin(&listener, &ctx, io.stdin);
+    } else if ctx.cfg.once {
+        // Lesson 03: one client, then the server closes. The listening socket
+        // closes first (with the waker's copy of it), so a second client is refused
+        // at once instead of waiting in the backlog for an accept that never comes.
+        if let Some((stream, peer)) = accept_next(&listener, &ctx) {
+            drop(wake);
+            drop(listener);
+            ctx.counters.active.fetch_add(1, Ordering::SeqCst);
+            handle_client(stream, peer, &ctx, None);
+        }
     } else {
         accept_loop(&listener, &ctx);
     }
@@ -219,12 +229,6 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
         // Counted here, on the accepting thread, so check and count cannot race;
         // `handle_client` uncounts.
         ctx.counters.active.fetch_add(1, Ordering::SeqCst);
-        if ctx.cfg.once {
-            // Lesson 03: one client, then the server closes. Closing the listener now
-            // makes any later client see "refused" at once instead of hanging.
-            handle_client(stream, peer, ctx, None);
-            break;
-        }
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
@@ -242,7 +246,7 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
         }
         threads.retain(|t| !t.is_finished());
     }
-    // Whether we stop for Ctrl-C or `--once`, wake every client thread and wait.
+    // Stopping: wake every client thread (shut its socket down) and wait for it.
     ctx.shutdown.trigger();
     for t in threads {
         let _ = t.join();
