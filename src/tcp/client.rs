@@ -393,11 +393,12 @@ where
         error,
     })?;
     {
-        let (cfg, log, activity, sent) = (
+        let (cfg, log, activity, sent, peer) = (
             cfg.clone(),
             log.clone(),
             last_activity.clone(),
             sent.clone(),
+            addr.clone(),
         );
         // Detached on purpose: when the peer closes we are done, even if this
         // thread still waits for a line from a terminal.
@@ -410,7 +411,7 @@ where
                     activity.store(millis(start), Ordering::Relaxed);
                 });
                 if let Err(e) = result {
-                    log.warn(format_args!("{e}"));
+                    log.warn(format_args!("sending to {peer}: {}", describe_io(&e)));
                 }
                 if cfg.shutdown_on_eof {
                     log.verbose(format_args!("stdin ended: shutting down the write side"));
@@ -447,7 +448,10 @@ where
         };
         match step {
             Ok(Some(n)) => {
-                rx.bytes_in += if passthrough { n as u64 } else { 0 };
+                if passthrough {
+                    // (read_once counts its own bytes.)
+                    rx.bytes_in += n as u64;
+                }
                 last_activity.store(millis(start), Ordering::Relaxed);
             }
             Ok(None) => break,
