@@ -131,8 +131,8 @@ impl Incoming {
         }
     }
 
-    /// Did the last printed text stop in the middle of a line? (A client then adds a
-    /// newline so the shell prompt does not end up glued to the reply.)
+    /// Did the last printed text stop in the middle of a line? ([`Self::end_line`]
+    /// closes it, so the next reply or the shell prompt starts on a line of its own.)
     pub fn mid_line(&self) -> bool {
         self.mid_line
     }

@@ -175,8 +175,7 @@ pub fn serve(
         if let Some((stream, peer)) = accept_next(&listener, &ctx) {
             drop(wake);
             drop(listener);
-            ctx.counters.active.fetch_add(1, Ordering::SeqCst);
-            handle_client(stream, peer, &ctx, None);
+            handle_client(stream, peer, &ctx, Slot::claim(&ctx), None);
         }
     } else {
         accept_loop(&listener, &ctx);
@@ -226,18 +225,17 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
             refuse(stream, peer, ctx);
             continue;
         }
-        // Counted here, on the accepting thread, so check and count cannot race;
-        // `handle_client` uncounts.
-        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
+        // Claimed here, on the accepting thread, so check and claim cannot race.
+        // If the thread cannot start, the closure and its slot are dropped: freed.
+        let slot = Slot::claim(ctx);
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
             .stack_size(CLIENT_STACK)
-            .spawn(move || handle_client(stream, peer, &c, None));
+            .spawn(move || handle_client(stream, peer, &c, slot, None));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
-                ctx.counters.active.fetch_sub(1, Ordering::SeqCst);
                 ctx.log.warn(format_args!(
                     "{}: cannot start a thread ({e}); connection dropped",
                     display_addr(&peer)
@@ -399,9 +397,32 @@ impl Conn<'_> {
     }
 }
 
-/// Serve one client on the current thread (already counted as active); log its
-/// arrival and departure. `stdin_sent` counts what `--stdin` sent it meanwhile.
-fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin_sent: Option<&AtomicU64>) {
+/// One of the `--max-clients` places, held while a client is served and freed
+/// when dropped — on every path, including a thread that never started.
+struct Slot(Arc<Ctx>);
+
+impl Slot {
+    fn claim(ctx: &Arc<Ctx>) -> Slot {
+        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
+        Slot(ctx.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.counters.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serve one client on the current thread, holding its `slot`; log its arrival
+/// and departure. `stdin_sent` counts what `--stdin` sent it meanwhile.
+fn handle_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Ctx,
+    slot: Slot,
+    stdin_sent: Option<&AtomicU64>,
+) {
     ctx.counters.clients.fetch_add(1, Ordering::Relaxed);
     let name = display_addr(&peer);
     ctx.log.info(format_args!("{name} connected"));
@@ -429,7 +450,7 @@ fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin_sent: Opt
     let bytes_out = conn.bytes_out + stdin_sent.map_or(0, |n| n.swap(0, Ordering::SeqCst));
     let (name, bytes_in) = (conn.name, conn.bytes_in);
     // Free the slot before saying so: whoever reads the log line may connect at once.
-    ctx.counters.active.fetch_sub(1, Ordering::SeqCst);
+    drop(slot);
     let how = match result {
         Ok(()) => String::new(),
         Err(why) => format!(": {why}"),
@@ -479,8 +500,7 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             cur.0 = stream.try_clone().ok();
             target.changed.notify_all();
         }
-        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
-        handle_client(stream, peer, ctx, Some(&target.sent));
+        handle_client(stream, peer, ctx, Slot::claim(ctx), Some(&target.sent));
         target.lock().0 = None;
         if ctx.cfg.once {
             break;
