@@ -22,6 +22,11 @@ fn accept(l: &TcpListener) -> std::net::TcpStream {
     s
 }
 
+/// Run tcp-client with these arguments and nothing on stdin.
+fn client(args: &[&str]) -> std::process::Output {
+    run(cmd("tcp-client", args), b"")
+}
+
 /// A peer for one client: accept, read `n` bytes, answer `reply`, then read until
 /// the client closes. Returns the port to dial and, on join, the `n` bytes read.
 fn one_shot_peer(n: usize, reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
@@ -51,19 +56,13 @@ fn lesson_02_03_one_client_then_exit() {
         ],
     );
     let port = srv.addr.port().to_string();
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[
-                "127.0.0.1",
-                &port,
-                "你好服务端，我是客户端小黑!",
-                "--wait",
-                "0.5",
-            ],
-        ),
-        b"",
-    );
+    let out = client(&[
+        "127.0.0.1",
+        &port,
+        "你好服务端，我是客户端小黑!",
+        "--wait",
+        "0.5",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reply = text(&out.stdout);
     assert!(
@@ -195,13 +194,7 @@ fn gbk_both_ways_with_netassist_style_peer() {
 
     // And tcp-client speaking GBK to a GBK peer, printing UTF-8 on our terminal.
     let (port, peer) = one_shot_peer(4, b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7");
-    let out = run(
-        cmd(
-            "tcp-client",
-            &["127.0.0.1", &port, "你好", "-e", "gbk", "--wait", "0.5"],
-        ),
-        b"",
-    );
+    let out = client(&["127.0.0.1", &port, "你好", "-e", "gbk", "--wait", "0.5"]);
     assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3");
     assert_eq!(text(&out.stdout), "我是服务器\n");
 }
@@ -209,21 +202,15 @@ fn gbk_both_ways_with_netassist_style_peer() {
 #[test]
 fn hex_shows_raw_reply_bytes() {
     let (port, peer) = one_shot_peer(3, b"\xce\xd2!");
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[
-                "127.0.0.1",
-                &port,
-                "48 65 0a",
-                "--send-hex",
-                "--hex",
-                "--wait",
-                "0.5",
-            ],
-        ),
-        b"",
-    );
+    let out = client(&[
+        "127.0.0.1",
+        &port,
+        "48 65 0a",
+        "--send-hex",
+        "--hex",
+        "--wait",
+        "0.5",
+    ]);
     assert_eq!(peer.join().unwrap(), b"He\n");
     assert_eq!(
         text(&out.stdout),
@@ -379,22 +366,16 @@ fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
 #[test]
 fn client_line_framing_prints_each_frame_on_its_line() {
     let (port, peer) = one_shot_peer(4, b"one\r\ntwo\n");
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[
-                "127.0.0.1",
-                &port,
-                "a",
-                "b",
-                "--framing",
-                "line",
-                "--wait",
-                "0.3",
-            ],
-        ),
-        b"",
-    );
+    let out = client(&[
+        "127.0.0.1",
+        &port,
+        "a",
+        "b",
+        "--framing",
+        "line",
+        "--wait",
+        "0.3",
+    ]);
     assert_eq!(peer.join().unwrap(), b"a\nb\n");
     assert_eq!(text(&out.stdout), "one\ntwo\n");
 }
@@ -404,23 +385,17 @@ fn repeat_resends_messages() {
     let l = loopback_listener();
     let port = l.local_addr().unwrap().port().to_string();
     let peer = thread::spawn(move || read_all(&accept(&l)));
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[
-                "127.0.0.1",
-                &port,
-                "x",
-                "--repeat",
-                "3",
-                "--interval",
-                "10",
-                "--wait",
-                "0",
-            ],
-        ),
-        b"",
-    );
+    let out = client(&[
+        "127.0.0.1",
+        &port,
+        "x",
+        "--repeat",
+        "3",
+        "--interval",
+        "10",
+        "--wait",
+        "0",
+    ]);
     assert!(out.status.success());
     assert_eq!(peer.join().unwrap(), b"xxx");
 }
@@ -474,7 +449,7 @@ fn idle_timeout_gives_up_on_silent_peer() {
 
 #[test]
 fn errors_are_one_line_with_exit_codes() {
-    let out = run(cmd("tcp-client", &["127.0.0.1", "80a", "hi"]), b"");
+    let out = client(&["127.0.0.1", "80a", "hi"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
@@ -482,27 +457,18 @@ fn errors_are_one_line_with_exit_codes() {
     );
 
     let port = loopback_listener().local_addr().unwrap().port().to_string();
-    let out = run(cmd("tcp-client", &["127.0.0.1", &port, "hi"]), b"");
+    let out = client(&["127.0.0.1", &port, "hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
         format!("tcp-client: cannot connect to 127.0.0.1:{port}: connection refused\n")
     );
 
-    let out = run(
-        cmd("tcp-client", &["127.0.0.1", "1", "--encoding", "klingon"]),
-        b"",
-    );
+    let out = client(&["127.0.0.1", "1", "--encoding", "klingon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown encoding \"klingon\""));
 
-    let out = run(
-        cmd(
-            "tcp-client",
-            &["127.0.0.1:1", "😀", "-e", "gbk", "--strict-encoding"],
-        ),
-        b"",
-    );
+    let out = client(&["127.0.0.1:1", "😀", "-e", "gbk", "--strict-encoding"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("'😀' (U+1F600)"),
@@ -551,24 +517,12 @@ fn stdin_mode_sends_lines_to_the_client() {
 fn ipv6_loopback_and_dual_stack() {
     let srv = Server::start("tcp-server", &["0"]);
     let port = srv.addr.port().to_string();
-    let v4 = run(
-        cmd("tcp-client", &["127.0.0.1", &port, "four", "--wait", "0.3"]),
-        b"",
-    );
+    let v4 = client(&["127.0.0.1", &port, "four", "--wait", "0.3"]);
     assert_eq!(text(&v4.stdout), "four\n");
     if std::net::TcpListener::bind("[::1]:0").is_ok() {
-        let v6 = run(
-            cmd(
-                "tcp-client",
-                &[&format!("[::1]:{port}"), "six", "--wait", "0.3"],
-            ),
-            b"",
-        );
+        let v6 = client(&[&format!("[::1]:{port}"), "six", "--wait", "0.3"]);
         assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
-        let v6 = run(
-            cmd("tcp-client", &["-6", "::1", &port, "six", "--wait", "0.3"]),
-            b"",
-        );
+        let v6 = client(&["-6", "::1", &port, "six", "--wait", "0.3"]);
         assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
     }
 }
@@ -691,20 +645,14 @@ fn our_client_against_notes_python_threaded_server() {
     let mut err = Lines::spawn(py.0.stderr.take().unwrap());
     let mut out = Lines::spawn(py.0.stdout.take().unwrap());
     let addr = parse_listening(&err.expect("listening on")).unwrap();
-    let result = run(
-        cmd(
-            "tcp-client",
-            &[
-                &addr.to_string(),
-                "我是客户端1",
-                "-e",
-                "gbk",
-                "--wait",
-                "0.5",
-            ],
-        ),
-        b"",
-    );
+    let result = client(&[
+        &addr.to_string(),
+        "我是客户端1",
+        "-e",
+        "gbk",
+        "--wait",
+        "0.5",
+    ]);
     assert!(result.status.success(), "{}", text(&result.stderr));
     assert_eq!(text(&result.stdout), "ok, 问题正在处理中...\n");
     assert!(
@@ -718,21 +666,15 @@ fn our_client_against_notes_python_threaded_server() {
 fn half_character_at_end_of_reply_is_shown_not_dropped() {
     // "ok" and the first byte of a GBK character.
     let (port, peer) = one_shot_peer(2, b"ok\xc4");
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[
-                "127.0.0.1",
-                &port,
-                "hi",
-                "--recv-encoding",
-                "gbk",
-                "--wait",
-                "0.3",
-            ],
-        ),
-        b"",
-    );
+    let out = client(&[
+        "127.0.0.1",
+        &port,
+        "hi",
+        "--recv-encoding",
+        "gbk",
+        "--wait",
+        "0.3",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ok\u{FFFD}\n");
     assert!(
@@ -753,22 +695,16 @@ fn replies_get_a_line_each_and_no_wait_loses_nothing() {
     // --wait 0: send and close at once. The server's echoes are still in flight;
     // closing with them unread would reset the connection and lose messages.
     for _ in 0..5 {
-        let out = run(
-            cmd(
-                "tcp-client",
-                &[
-                    &addr,
-                    "one",
-                    "two",
-                    "three",
-                    "--framing",
-                    "len",
-                    "--wait",
-                    "0",
-                ],
-            ),
-            b"",
-        );
+        let out = client(&[
+            &addr,
+            "one",
+            "two",
+            "three",
+            "--framing",
+            "len",
+            "--wait",
+            "0",
+        ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         for m in ["one", "two", "three"] {
             assert!(srv.out().next().unwrap().ends_with(&format!("] {m}")));
@@ -777,12 +713,6 @@ fn replies_get_a_line_each_and_no_wait_loses_nothing() {
         assert!(bye.ends_with("(23 bytes in, 23 out)"), "{bye}");
     }
     let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
-    let out = run(
-        cmd(
-            "tcp-client",
-            &[&echo.addr.to_string(), "a", "b", "--wait", "0.3"],
-        ),
-        b"",
-    );
+    let out = client(&[&echo.addr.to_string(), "a", "b", "--wait", "0.3"]);
     assert_eq!(text(&out.stdout), "a\nb\n");
 }
