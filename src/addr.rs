@@ -185,6 +185,18 @@ pub fn parse_target(s: &str) -> Result<Target, AddrError> {
     split_host_port(s).unwrap_or_else(|| Err(AddrError::MissingPort(s.to_string())))
 }
 
+/// Parse `host`, `host:port`, `[v6]:port` or a bare IPv6 address; a host
+/// without a port gets `default_port` (TFTP's 69).
+pub fn parse_host_or_target(s: &str, default_port: u16) -> Result<Target, AddrError> {
+    match split_host_port(s) {
+        Some(parsed) => parsed,
+        None => Ok(Target {
+            host: clean_host(s)?,
+            port: default_port,
+        }),
+    }
+}
+
 /// Parse the address at the front of a tool's positional arguments and return the rest.
 ///
 /// `["127.0.0.1:8080", "hi"]` and `["127.0.0.1", "8080", "hi"]` both give

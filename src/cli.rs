@@ -260,6 +260,148 @@ pub fn report(prog: &str, err: &(dyn Error + 'static)) -> ExitCode {
     })
 }
 
+/// Flags shared by `tftp-get` and `tftp-put` (lesson 12).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TftpArgs {
+    /// Server port, unless HOST says HOST:PORT.
+    #[arg(short = 'p', long, default_value = "69", value_parser = crate::addr::parse_port)]
+    pub port: u16,
+
+    /// Block size to ask for, 8-65464 (a server that refuses gets asked again without options).
+    #[arg(short = 'B', long, default_value_t = 1468, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    pub blksize: u16,
+
+    /// Blocks sent per ACK (RFC 7440), 1-65535; 1 is lock-step.
+    #[arg(short = 'W', long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub windowsize: u16,
+
+    /// Retransmission timeout in seconds (1-255); also asked of the server.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..))]
+    pub timeout: Option<u8>,
+
+    /// Retransmissions in a row before giving up.
+    #[arg(short = 'r', long, default_value_t = 6, value_name = "N")]
+    pub retries: u32,
+
+    /// Transfer mode: octet (bytes as they are) or netascii (text; \r\n on the wire).
+    #[arg(short = 'm', long, default_value = "octet", value_parser = parse_tftp_mode)]
+    pub mode: crate::tftp::Mode,
+
+    /// Ask for no options at all: plain RFC 1350 (512-byte blocks, lock-step).
+    #[arg(long)]
+    pub no_options: bool,
+
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// More detail on stderr.
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Only errors on stderr (no progress bar, no summary).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn parse_tftp_mode(s: &str) -> Result<crate::tftp::Mode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "octet" | "binary" => Ok(crate::tftp::Mode::Octet),
+        "netascii" | "ascii" => Ok(crate::tftp::Mode::Netascii),
+        _ => Err(format!("invalid mode \"{s}\": expected octet or netascii")),
+    }
+}
+
+impl TftpArgs {
+    /// `-4` / `-6`.
+    pub fn family(&self) -> Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+
+    /// `-q` / default / `-v`.
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
+
+    /// Resolves HOST (`host`, `host:port`, `[v6]:port`, `::1`) and builds the client's settings.
+    pub fn client_config(
+        &self,
+        host: &str,
+    ) -> Result<crate::tftp::client::ClientConfig, AddrError> {
+        let target = crate::addr::parse_host_or_target(host, self.port)?;
+        let server = crate::addr::resolve(&target, self.family())?[0];
+        let mut cfg = crate::tftp::client::ClientConfig::new(server);
+        cfg.mode = self.mode;
+        cfg.blksize = Some(self.blksize);
+        cfg.windowsize = Some(self.windowsize);
+        if let Some(t) = self.timeout {
+            cfg.timeout = std::time::Duration::from_secs(t.into());
+            cfg.send_timeout = true;
+        }
+        cfg.retries = self.retries;
+        cfg.no_options = self.no_options;
+        Ok(cfg)
+    }
+}
+
+/// A progress bar on stderr for a TFTP transfer (bytes, rate, ETA when the size is known).
+pub struct TransferProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl TransferProgress {
+    /// A bar when stderr is a terminal and `verbosity` allows, else nothing.
+    pub fn new(verbosity: Verbosity) -> TransferProgress {
+        use std::io::IsTerminal;
+        let show = verbosity >= Verbosity::Normal && io::stderr().is_terminal();
+        TransferProgress {
+            bar: show.then(indicatif::ProgressBar::hidden),
+        }
+    }
+
+    /// Removes the bar (before the summary line is printed).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl crate::tftp::client::Progress for TransferProgress {
+    fn start(&mut self, total: Option<u64>) {
+        let Some(bar) = &self.bar else { return };
+        let template = match total {
+            Some(_) => "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} ETA {eta}",
+            None => "{bytes} {spinner} {binary_bytes_per_sec} {elapsed}",
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+
+    fn update(&mut self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,3 +38,4 @@ pub mod net;
 pub mod output;
 pub mod shutdown;
 pub mod tcp;
+pub mod tftp;

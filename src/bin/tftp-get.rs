@@ -1,0 +1,101 @@
+//! tftp-get: lesson 12's TFTP download — fetch a file from any TFTP server (tftpd-hpa, atftpd, the notes' Python server, tftp-serve).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
+use socktools::output::Log;
+use socktools::tftp::client;
+use socktools::tftp::fs::AtomicFile;
+
+const EXAMPLES: &str = "\
+Examples:
+  tftp-get 192.168.1.15 test.jpg               download to ./test.jpg (lesson 12)
+  tftp-get 127.0.0.1:6969 pxelinux.0 -o boot.0   another port, another local name
+  tftp-get host notes.txt -o - | less          to stdout
+  tftp-get host big.iso -B 65464 -W 64         bigger blocks and windows on a fast LAN
+  tftp-get host file --no-options              plain RFC 1350 (512-byte blocks, lock-step)";
+
+#[derive(Parser)]
+#[command(name = "tftp-get", version, about = "Download a file over TFTP: asks for big blocks and windows, falls back to plain RFC 1350 when the server does not take options.", after_help = EXAMPLES)]
+struct Args {
+    /// Server: HOST, HOST:PORT, [IPv6]:PORT.
+    host: String,
+
+    /// File name on the server.
+    remote: String,
+
+    /// Where to write it (default: the remote name without its directories; '-' for stdout).
+    #[arg(short = 'o', long, value_name = "LOCAL")]
+    output: Option<PathBuf>,
+
+    #[command(flatten)]
+    tftp: TftpArgs,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = args.tftp.client_config(&args.host)?;
+    let log = Log::stderr(args.tftp.verbosity());
+    let local = match args.output {
+        Some(path) => path,
+        None => PathBuf::from(base_name(&args.remote).ok_or_else(|| {
+            UsageError(format!(
+                "\"{}\" has no file name to save under; give one with -o",
+                args.remote
+            ))
+        })?),
+    };
+    let mut progress = TransferProgress::new(args.tftp.verbosity());
+    let report = if local.as_os_str() == "-" {
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+        let download = client::get(&cfg, args.remote.as_bytes(), &mut out, &mut progress)?;
+        out.flush()?;
+        download.confirm()
+    } else {
+        // Written beside the destination as LOCAL.part and renamed when
+        // complete: a failed download never leaves half a file under the real name.
+        let mut part = local.clone().into_os_string();
+        part.push(".part");
+        let mut file = AtomicFile::at(&local, part.as_ref()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write {}: {}",
+                PathBuf::from(&part).display(),
+                socktools::addr::describe_io(&e)
+            )
+        })?;
+        let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)?;
+        if let Err(e) = file.commit(true) {
+            download.reject("the client could not save the file");
+            anyhow::bail!(
+                "cannot save {}: {}",
+                local.display(),
+                socktools::addr::describe_io(&e)
+            );
+        }
+        download.confirm()
+    };
+    progress.finish();
+    log.info(format_args!("{}", report.summary("received")));
+    if let Some(why) = report.fallback {
+        log.verbose(format_args!("options dropped: {why}"));
+    }
+    Ok(())
+}
+
+/// `dir/sub/file.bin` and `dir\file.bin` → `file.bin`.
+fn base_name(remote: &str) -> Option<&str> {
+    remote
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::report("tftp-get", e.as_ref()),
+    }
+}

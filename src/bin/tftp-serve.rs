@@ -1,0 +1,149 @@
+//! tftp-serve: lesson 12's TFTP server — serve a directory to any TFTP client, one thread per transfer.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use socktools::addr::{Family, parse_bind, parse_port};
+use socktools::cli::{self, UsageError, parse_seconds, parse_size};
+use socktools::net::{ListenSpec, udp_socket};
+use socktools::output::{Log, Verbosity};
+use socktools::shutdown::Shutdown;
+use socktools::tftp::fs::Root;
+use socktools::tftp::server::{self, ServeConfig};
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tftp-serve /srv/tftp                    serve a directory on port 69, read-only
+  tftp-serve . --port 6969                     no root needed above port 1023
+  tftp-serve up --port 6969 --allow-write      accept uploads of new files
+  tftp-serve up --allow-write --overwrite --max-size 100M";
+
+#[derive(Parser)]
+#[command(name = "tftp-serve", version, about = "A TFTP server: serves DIR (read-only unless --allow-write), one thread per transfer; blksize, windowsize, tsize, timeout and utimeout options.", after_help = EXAMPLES)]
+struct Args {
+    /// Directory to serve; no request can reach outside it.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+
+    /// Port for requests (0: any free port; the first stderr line says which).
+    #[arg(short = 'p', long, default_value = "69", value_parser = parse_port)]
+    port: u16,
+
+    /// Listen on this address only (default: every interface, IPv4 and IPv6).
+    #[arg(short = 'b', long, value_name = "ADDR")]
+    bind: Option<String>,
+
+    /// Accept uploads (write requests) of new files.
+    #[arg(short = 'w', long)]
+    allow_write: bool,
+
+    /// Let uploads replace existing files (implies --allow-write).
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Largest upload accepted (suffixes K, M, G).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_size: Option<usize>,
+
+    /// Largest block size granted.
+    #[arg(long, default_value_t = 65464, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(8..=65464))]
+    max_blksize: u16,
+
+    /// Largest window granted.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_windowsize: u16,
+
+    /// Transfers at once; more are told the server is busy.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_transfers: u32,
+
+    /// Retransmission timeout in seconds when the client asks for none.
+    #[arg(short = 't', long, default_value = "1", value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Duration,
+
+    /// Retransmissions in a row before a transfer is given up.
+    #[arg(short = 'r', long, default_value_t = 6, value_name = "N")]
+    retries: u32,
+
+    /// After Ctrl-C, how long running transfers may finish.
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
+    grace: Duration,
+
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    ipv6: bool,
+
+    /// Only errors and the listening line on stderr (no per-transfer lines).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let bind = args
+        .bind
+        .as_deref()
+        .map(|b| parse_bind(b, family))
+        .transpose()?;
+    let root = Root::new(&args.dir).map_err(|e| {
+        UsageError(format!(
+            "cannot serve {}: {}",
+            args.dir.display(),
+            socktools::addr::describe_io(&e)
+        ))
+    })?;
+    if args.timeout < Duration::from_millis(1) {
+        return Err(UsageError("--timeout must be above 0".into()).into());
+    }
+    let mut cfg = ServeConfig::new(root);
+    cfg.allow_write = args.allow_write || args.overwrite;
+    cfg.overwrite = args.overwrite;
+    cfg.max_size = args.max_size.map(|n| n as u64);
+    cfg.max_blksize = args.max_blksize;
+    cfg.max_windowsize = args.max_windowsize;
+    cfg.max_transfers = args.max_transfers as usize;
+    cfg.timeout = args.timeout;
+    cfg.retries = args.retries;
+    cfg.grace = args.grace;
+    let socket = udp_socket(ListenSpec { bind, port: args.port, family }).map_err(|e| {
+        if e.error.kind() == io::ErrorKind::PermissionDenied && e.addr.port() < 1024 {
+            anyhow::anyhow!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port())
+        } else {
+            e.into()
+        }
+    })?;
+    let shutdown = Shutdown::new();
+    shutdown.install_ctrlc()?;
+    let log = Log::stderr(if args.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    });
+    let summary = server::serve(socket, cfg, &log, &shutdown)?;
+    log.info(format_args!(
+        "served {} transfers ({} failed), {} bytes sent, {} bytes received",
+        summary.completed + summary.failed,
+        summary.failed,
+        summary.bytes_sent,
+        summary.bytes_received
+    ));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::report("tftp-serve", e.as_ref()),
+    }
+}

@@ -1,0 +1,27 @@
+//! TFTP (lesson 12): the wire format, one transfer engine shared by client and server, and the server and client built on it.
+//!
+//! TFTP moves a file over UDP in numbered blocks. The client sends a
+//! request (RRQ to download, WRQ to upload) to the server's port 69; the
+//! server answers from a *new* port, the transfer ID, and the two sides
+//! then trade DATA and ACK packets until a block shorter than the block
+//! size ends the file. Read the modules in this order:
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`packet`] | the six packets and the options, parsed without ever panicking |
+//! | [`netascii`] | the text mode: `\n` ↔ `\r\n`, `\r` ↔ `\r\0`, across block boundaries |
+//! | [`timer`] | when to retransmit: the RFC's fixed timer, or one adapted to the measured round-trip time |
+//! | [`engine`] | the sender and receiver state machines (windows, retransmission, duplicates, stray packets) |
+//! | [`fs`] | confining requests to the served directory; files written under a temporary name |
+//! | [`server`] | `tftp-serve`: one thread and one socket per transfer |
+//! | [`client`] | `tftp-get` / `tftp-put`: negotiation and its fallbacks |
+
+pub mod client;
+pub mod engine;
+pub mod fs;
+pub mod netascii;
+pub mod packet;
+pub mod server;
+pub mod timer;
+
+pub use packet::{ErrorCode, Mode, Options, Packet};

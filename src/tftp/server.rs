@@ -1,0 +1,554 @@
+//! `tftp-serve`: answer read and write requests on one port, each transfer on a thread and a socket of its own.
+//!
+//! The course's server (lesson 12) reads a request on port 69, then serves
+//! the whole file before it looks at the next request, so one slow client
+//! blocks everyone. Here the request port only reads requests: each one
+//! gets a new socket (a new port: the transfer ID) and a thread, as the
+//! course's multi-threaded TCP server (lesson 04) does with connections.
+//!
+//! Safety rules, all from real servers' mistakes: every path stays inside
+//! the served directory ([`super::fs::Root`]); writing is off unless asked
+//! for, and an upload lands under its real name only once complete
+//! ([`super::fs::AtomicFile`]); a hostile datagram on the request port gets
+//! an ERROR or nothing, never a crash.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::engine::{self, Channel, Params, Start, Stats, TransferError};
+use super::fs::{AtomicFile, PathError, Root};
+use super::netascii::{NetasciiReader, NetasciiWriter};
+use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
+use super::timer::RetransmitTimer;
+use crate::addr::{Family, display_addr};
+use crate::net::{ListenSpec, udp_socket};
+use crate::output::Log;
+use crate::shutdown::Shutdown;
+
+/// How `tftp-serve` behaves.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The directory served.
+    pub root: Root,
+    /// Accept write requests (uploads) of new files.
+    pub allow_write: bool,
+    /// Let uploads replace existing files.
+    pub overwrite: bool,
+    /// Largest upload accepted, in bytes.
+    pub max_size: Option<u64>,
+    /// Largest block size granted.
+    pub max_blksize: u16,
+    /// Largest window granted.
+    pub max_windowsize: u16,
+    /// Transfers at once; more are refused with "server busy".
+    pub max_transfers: usize,
+    /// Retransmissions before a transfer is given up.
+    pub retries: u32,
+    /// Retransmission timeout when the client negotiates none.
+    pub timeout: Duration,
+    /// After Ctrl-C, how long running transfers may go on.
+    pub grace: Duration,
+}
+
+impl ServeConfig {
+    /// Read-only serving of `root` with the usual limits.
+    pub fn new(root: Root) -> ServeConfig {
+        ServeConfig {
+            root,
+            allow_write: false,
+            overwrite: false,
+            max_size: None,
+            max_blksize: MAX_BLKSIZE,
+            max_windowsize: 64,
+            max_transfers: 256,
+            retries: 6,
+            timeout: Duration::from_secs(1),
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Totals printed when the server stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Transfers that completed.
+    pub completed: u64,
+    /// Transfers that failed or were refused.
+    pub failed: u64,
+    /// File bytes sent.
+    pub bytes_sent: u64,
+    /// File bytes received.
+    pub bytes_received: u64,
+}
+
+/// State shared by the request loop and the transfer threads.
+struct Shared {
+    cfg: ServeConfig,
+    log: Log,
+    active: AtomicUsize,
+    abort: Arc<AtomicBool>,
+    summary: Mutex<Summary>,
+    /// Where transfer sockets bind: the request socket's address, any port.
+    spec: ListenSpec,
+}
+
+/// Serves requests arriving on `socket` until `shutdown` triggers, then
+/// lets running transfers finish for `cfg.grace` and aborts the rest.
+/// Logs `listening on ADDR` first.
+pub fn serve(
+    socket: UdpSocket,
+    cfg: ServeConfig,
+    log: &Log,
+    shutdown: &Shutdown,
+) -> io::Result<Summary> {
+    let local = socket.local_addr()?;
+    log.always(format_args!("listening on {}", display_addr(&local)));
+    let spec = ListenSpec {
+        bind: (!local.ip().is_unspecified()).then_some(local.ip()),
+        port: 0,
+        family: if local.is_ipv4() {
+            Family::V4
+        } else {
+            Family::Any
+        },
+    };
+    let shared = Arc::new(Shared {
+        cfg,
+        log: log.clone(),
+        active: AtomicUsize::new(0),
+        abort: Arc::new(AtomicBool::new(false)),
+        summary: Mutex::new(Summary::default()),
+        spec,
+    });
+    // A UDP socket cannot be "shut down" to wake a blocked recv, so the
+    // request loop wakes up every so often to look at the stop flag.
+    socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut buf = vec![0u8; 65536];
+    let mut threads: Vec<thread::JoinHandle<()>> = Vec::new();
+    while !shutdown.is_triggered() {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if is_transient(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        threads.retain(|t| !t.is_finished());
+        if let Some(t) = dispatch(&shared, &socket, &buf[..n], from) {
+            threads.push(t);
+        }
+    }
+    drop(socket);
+    let deadline = Instant::now() + shared.cfg.grace;
+    if shared.active.load(Ordering::SeqCst) > 0 {
+        log.info(format_args!(
+            "stopping: waiting up to {:.0} s for {} transfer(s)",
+            shared.cfg.grace.as_secs_f64(),
+            shared.active.load(Ordering::SeqCst)
+        ));
+    }
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    shared.abort.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    let summary = *shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(summary)
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// One datagram on the request port: start a transfer, or answer with an
+/// ERROR (never to an ERROR: two servers must not bounce errors forever).
+fn dispatch(
+    shared: &Arc<Shared>,
+    socket: &UdpSocket,
+    bytes: &[u8],
+    from: SocketAddr,
+) -> Option<thread::JoinHandle<()>> {
+    let refuse = |code: ErrorCode, message: &str| {
+        let _ = socket.send_to(&Packet::error(code, message), from);
+    };
+    let request = match Packet::parse(bytes) {
+        Ok(Packet::Rrq(r)) => (false, r),
+        Ok(Packet::Wrq(r)) => (true, r),
+        Ok(Packet::Error { .. }) => return None,
+        Ok(other) => {
+            refuse(
+                ErrorCode::IllegalOperation,
+                &format!("expected a request, got {:?}", other.opcode()),
+            );
+            return None;
+        }
+        Err(PacketError::UnknownMode(mode)) => {
+            refuse(
+                ErrorCode::IllegalOperation,
+                &format!("unknown transfer mode {mode:?}"),
+            );
+            return None;
+        }
+        Err(e) => {
+            if bytes.len() >= 2 && bytes[..2] != [0, 5] {
+                refuse(
+                    ErrorCode::IllegalOperation,
+                    &format!("malformed request: {e}"),
+                );
+            }
+            return None;
+        }
+    };
+    let (write, r) = request;
+    let request = OwnedRequest {
+        write,
+        filename: r.filename.into_owned(),
+        mode: r.mode,
+        options: r
+            .options
+            .into_iter()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect(),
+    };
+    if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.cfg.max_transfers {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+        refuse(ErrorCode::NotDefined, "server busy, try again later");
+        shared.log.warn(format_args!(
+            "{}: refused, {} transfers running",
+            display_addr(&from),
+            shared.cfg.max_transfers
+        ));
+        shared
+            .summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed += 1;
+        return None;
+    }
+    let worker = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("tftp-transfer".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            transfer(&worker, &request, from);
+            worker.active.fetch_sub(1, Ordering::SeqCst);
+        });
+    match spawned {
+        Ok(t) => Some(t),
+        Err(e) => {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            refuse(ErrorCode::NotDefined, "server busy, try again later");
+            shared
+                .log
+                .warn(format_args!("cannot start a transfer thread: {e}"));
+            None
+        }
+    }
+}
+
+/// A request copied out of the receive buffer, for its thread.
+struct OwnedRequest {
+    write: bool,
+    filename: Vec<u8>,
+    mode: Mode,
+    options: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What a transfer thread reports in its log line.
+struct Outcome {
+    stats: Stats,
+    options: Options,
+}
+
+/// A transfer refused or failed: what to tell the client, and what to log.
+struct Failure {
+    code: ErrorCode,
+    message: String,
+    /// Already reported to the client by the engine.
+    sent: bool,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            sent: false,
+        }
+    }
+}
+
+impl From<TransferError> for Failure {
+    fn from(e: TransferError) -> Failure {
+        Failure {
+            code: ErrorCode::NotDefined,
+            message: e.to_string(),
+            sent: true,
+        }
+    }
+}
+
+fn path_failure(e: PathError) -> Failure {
+    let code = match e {
+        PathError::NotFound => ErrorCode::FileNotFound,
+        PathError::Exists => ErrorCode::FileExists,
+        _ => ErrorCode::AccessViolation,
+    };
+    Failure::new(code, e.to_string())
+}
+
+/// Runs one transfer and logs one line about it.
+fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
+    let started = Instant::now();
+    let socket = match udp_socket(shared.spec) {
+        Ok(s) => s,
+        Err(e) => {
+            shared.log.warn(format_args!(
+                "{}: cannot open a transfer socket: {e}",
+                display_addr(&peer)
+            ));
+            return;
+        }
+    };
+    let mut ch = Channel::new(&socket, peer, "client").abort_on(Arc::clone(&shared.abort));
+    let result = if request.write {
+        receive(shared, request, &socket, &mut ch)
+    } else {
+        send(shared, request, &socket, &mut ch)
+    };
+    let what = if request.write { "WRQ" } else { "RRQ" };
+    let name = String::from_utf8_lossy(&request.filename);
+    let head = format!("{} {what} {:?} {}", display_addr(&peer), name, request.mode);
+    let secs = started.elapsed().as_secs_f64();
+    let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(Outcome { stats, options }) => {
+            summary.completed += 1;
+            if request.write {
+                summary.bytes_received += stats.bytes;
+            } else {
+                summary.bytes_sent += stats.bytes;
+            }
+            drop(summary);
+            let verb = match (request.write, stats.confirmed) {
+                (true, _) => "received",
+                (false, true) => "sent",
+                (false, false) => "sent (final ACK never came)",
+            };
+            shared.log.info(format_args!(
+                "{head}: {verb} {} bytes in {secs:.2} s ({:.1} MiB/s), options: {options}{}",
+                stats.bytes,
+                stats.bytes as f64 / 1048576.0 / secs.max(1e-6),
+                retransmit_note(&stats),
+            ));
+        }
+        Err(f) => {
+            summary.failed += 1;
+            drop(summary);
+            if !f.sent {
+                let _ = ch.send(&Packet::error(f.code, &f.message));
+            }
+            shared
+                .log
+                .info(format_args!("{head}: failed: {}", f.message));
+        }
+    }
+}
+
+fn retransmit_note(stats: &Stats) -> String {
+    if stats.retransmits == 0 && stats.strays == 0 {
+        return String::new();
+    }
+    format!(
+        ", {} retransmitted, {} stray",
+        stats.retransmits, stats.strays
+    )
+}
+
+/// Reads the options of a request and decides what the server grants.
+/// `tsize` is the size to announce (read requests) or `None`.
+fn negotiate(
+    cfg: &ServeConfig,
+    request: &OwnedRequest,
+    file_size: Option<u64>,
+) -> Result<(Options, Params), Failure> {
+    let raw: Vec<_> = request
+        .options
+        .iter()
+        .map(|(n, v)| (Cow::Borrowed(&n[..]), Cow::Borrowed(&v[..])))
+        .collect();
+    let asked = Options::from_raw(&raw)
+        .map_err(|e| Failure::new(ErrorCode::OptionRefused, e.to_string()))?;
+    let granted = Options {
+        blksize: asked.blksize.map(|b| b.min(cfg.max_blksize)),
+        windowsize: asked.windowsize.map(|w| w.min(cfg.max_windowsize.max(1))),
+        timeout: asked.timeout,
+        utimeout: asked.utimeout,
+        tsize: match (asked.tsize, request.write) {
+            (Some(size), true) => Some(size),
+            // netascii changes the size on the wire; announcing the file's size would be wrong.
+            (Some(_), false) if request.mode == Mode::Octet => file_size,
+            _ => None,
+        },
+    };
+    let timer = match (granted.utimeout, granted.timeout) {
+        (Some(us), _) => RetransmitTimer::adaptive(Duration::from_micros(us)),
+        (None, Some(s)) => RetransmitTimer::fixed(Duration::from_secs(s.into())),
+        (None, None) => RetransmitTimer::fixed(cfg.timeout),
+    };
+    let params = Params {
+        blksize: usize::from(granted.blksize.unwrap_or(super::packet::DEFAULT_BLKSIZE)),
+        windowsize: granted.windowsize.unwrap_or(1),
+        retries: cfg.retries,
+        timer,
+    };
+    Ok((granted, params))
+}
+
+/// A read request: send the file.
+fn send(
+    shared: &Shared,
+    request: &OwnedRequest,
+    socket: &UdpSocket,
+    ch: &mut Channel<'_>,
+) -> Result<Outcome, Failure> {
+    if request.mode == Mode::Mail {
+        return Err(Failure::new(
+            ErrorCode::IllegalOperation,
+            "mail mode is not supported",
+        ));
+    }
+    let path = shared
+        .cfg
+        .root
+        .readable(&request.filename)
+        .map_err(path_failure)?;
+    if is_upload_in_progress(&path) {
+        return Err(Failure::new(
+            ErrorCode::FileNotFound,
+            PathError::NotFound.to_string(),
+        ));
+    }
+    let file = File::open(&path).map_err(|e| path_failure(PathError::Io(e)))?;
+    let size = file.metadata().ok().map(|m| m.len());
+    let (options, mut params) = negotiate(&shared.cfg, request, size)?;
+    engine::size_buffers(socket, params.blksize, params.windowsize);
+    let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
+    let reader = BufReader::with_capacity(64 * 1024, file);
+    let mut source: Box<dyn Read> = if request.mode == Mode::Netascii {
+        Box::new(NetasciiReader::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let stats = engine::send_file(ch, &mut params, oack.as_deref(), &mut source, &mut |_| {})?;
+    Ok(Outcome { stats, options })
+}
+
+/// The engine's temporary upload files (`.NAME.PID.N.part`) are not served:
+/// they are incomplete by definition.
+fn is_upload_in_progress(path: &Path) -> bool {
+    path.file_name()
+        .map(|n| n.as_encoded_bytes())
+        .is_some_and(|n| n.starts_with(b".") && n.ends_with(b".part"))
+}
+
+/// A write request: receive the file under a temporary name, rename it
+/// into place, and only then send the final ACK.
+fn receive(
+    shared: &Shared,
+    request: &OwnedRequest,
+    socket: &UdpSocket,
+    ch: &mut Channel<'_>,
+) -> Result<Outcome, Failure> {
+    let cfg = &shared.cfg;
+    if !cfg.allow_write {
+        return Err(Failure::new(
+            ErrorCode::AccessViolation,
+            "uploads are disabled (tftp-serve --allow-write enables them)",
+        ));
+    }
+    if request.mode == Mode::Mail {
+        return Err(Failure::new(
+            ErrorCode::IllegalOperation,
+            "mail mode is not supported",
+        ));
+    }
+    let dest = cfg
+        .root
+        .writable(&request.filename, cfg.overwrite)
+        .map_err(path_failure)?;
+    let (options, mut params) = negotiate(cfg, request, None)?;
+    if let (Some(size), Some(limit)) = (options.tsize, cfg.max_size)
+        && size > limit
+    {
+        return Err(Failure::new(
+            ErrorCode::DiskFull,
+            format!("file of {size} bytes exceeds the limit of {limit} bytes"),
+        ));
+    }
+    let file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
+    engine::size_buffers(socket, params.blksize, params.windowsize);
+    let start = if options.is_empty() {
+        Packet::ack(0).to_vec()
+    } else {
+        Packet::Oack(options.to_raw()).encode()
+    };
+    let (stats, file) = if request.mode == Mode::Netascii {
+        let mut sink = NetasciiWriter::new(file);
+        let stats = engine::receive_file(
+            ch,
+            &mut params,
+            Start::Send(start),
+            &mut sink,
+            cfg.max_size,
+            &mut |_| {},
+        )?;
+        (stats, sink.finish().map_err(write_failure)?)
+    } else {
+        let mut sink = file;
+        let stats = engine::receive_file(
+            ch,
+            &mut params,
+            Start::Send(start),
+            &mut sink,
+            cfg.max_size,
+            &mut |_| {},
+        )?;
+        (stats, sink)
+    };
+    file.commit(cfg.overwrite).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Failure::new(ErrorCode::FileExists, "file already exists")
+        } else {
+            write_failure(e)
+        }
+    })?;
+    engine::confirm(ch, &stats, params.timer.linger());
+    Ok(Outcome { stats, options })
+}
+
+fn write_failure(e: io::Error) -> Failure {
+    let code = if e.kind() == io::ErrorKind::StorageFull {
+        ErrorCode::DiskFull
+    } else {
+        ErrorCode::NotDefined
+    };
+    Failure::new(
+        code,
+        format!("write error: {}", crate::addr::describe_io(&e)),
+    )
+}
