@@ -105,10 +105,10 @@ pub struct Stats {
 ///
 /// Only one client session per proxy: a second client, or a second request that the
 /// server answers from yet another port, would be mixed into the same two addresses.
-/// In particular a client's retransmitted request (after its first reply was dropped)
-/// goes to the server's transfer port, not to `server`, since that port has already
-/// answered; a server that takes a request on its transfer port for an illegal
-/// operation will then end the transfer.
+/// So a request (RRQ/WRQ) is never duplicated, and once the server has answered, a
+/// retransmitted request is dropped (the client resends it when the server's first
+/// answer was lost; the server's own retransmission of that answer then recovers, as
+/// it would if the resent request were lost on a real network).
 ///
 /// The back socket accepts datagrams only from the server's IP; others are ignored and
 /// not counted. Datagrams from the server that arrive before any client has spoken are
@@ -356,7 +356,14 @@ impl Relay {
     }
 
     fn send(&self, data: &[u8], duplicate: bool) {
+        let is_request = matches!(data, [0, 1 | 2, ..]);
         let to = match self.direction {
+            Direction::ToServer if is_request => {
+                if *lock(&self.shared.server_target) != self.shared.server {
+                    return;
+                }
+                self.shared.server
+            }
             Direction::ToServer => *lock(&self.shared.server_target),
             // accept() only lets server datagrams through once the client is known.
             Direction::ToClient => match *lock(&self.shared.client) {
@@ -364,6 +371,7 @@ impl Relay {
                 None => return,
             },
         };
+        let duplicate = duplicate && !(is_request && self.direction == Direction::ToServer);
         for _ in 0..1 + usize::from(duplicate) {
             // A failed send is just one more lost datagram to a TFTP peer; never fatal.
             let _ = self.send.send_to(data, to);

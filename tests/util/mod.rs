@@ -1,6 +1,8 @@
 //! Test helpers: run the real binaries (servers on port 0, read back from `listening on ADDR`), with timeouts everywhere.
 #![allow(dead_code)]
 
+pub mod lossy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -18,6 +20,9 @@ pub fn bin(name: &str) -> PathBuf {
     PathBuf::from(match name {
         "tcp-client" => env!("CARGO_BIN_EXE_tcp-client"),
         "tcp-server" => env!("CARGO_BIN_EXE_tcp-server"),
+        "tftp-get" => env!("CARGO_BIN_EXE_tftp-get"),
+        "tftp-put" => env!("CARGO_BIN_EXE_tftp-put"),
+        "tftp-serve" => env!("CARGO_BIN_EXE_tftp-serve"),
         other => panic!("unknown binary {other}"),
     })
 }
