@@ -126,6 +126,35 @@ pub fn udp_socket(spec: ListenSpec) -> Result<UdpSocket, BindError> {
     Ok(bind_spec(spec, Type::DGRAM, Protocol::UDP)?.into())
 }
 
+/// Waits until `socket` has a datagram to read (or room to send, with
+/// `write`), at most `timeout`; `Ok(false)` when the time ran out.
+///
+/// This is `poll()`. A socket read timeout (`SO_RCVTIMEO`) would do for long
+/// waits, but the kernel counts it in scheduler ticks (4 ms on many
+/// kernels, rounded up), so a 5 ms wait can last 12: too coarse for a
+/// retransmission timer that follows a LAN's round-trip time.
+pub fn wait_ready(
+    socket: &impl std::os::fd::AsFd,
+    write: bool,
+    timeout: std::time::Duration,
+) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let events = if write {
+        PollFlags::POLLOUT
+    } else {
+        PollFlags::POLLIN
+    };
+    let mut fds = [PollFd::new(socket.as_fd(), events)];
+    // Rounded up to whole milliseconds, so a wait never ends before its time.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

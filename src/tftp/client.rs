@@ -120,16 +120,13 @@ impl Report {
     /// (20.0 MiB/s), options: blksize=1468 windowsize=16 tsize=1048576`.
     pub fn summary(&self, verb: &str) -> String {
         let secs = self.elapsed.as_secs_f64();
-        let mut line = format!(
-            "{verb} {} bytes in {secs:.2} s ({:.1} MiB/s), options: {}",
+        format!(
+            "{verb} {} bytes in {secs:.2} s ({:.1} MiB/s), options: {}{}",
             self.stats.bytes,
             self.stats.bytes as f64 / 1048576.0 / secs.max(1e-6),
-            self.options
-        );
-        if self.stats.retransmits > 0 {
-            line.push_str(&format!(", {} retransmitted", self.stats.retransmits));
-        }
-        line
+            self.options,
+            self.stats.notes()
+        )
     }
 }
 

@@ -136,13 +136,31 @@ pub struct Stats {
     pub srtt: Option<Duration>,
 }
 
+impl Stats {
+    /// What went wrong on the way, for a log line: `, 12 retransmitted, 1
+    /// stray, rtt 0.09 ms` (empty when nothing did and nothing was measured).
+    pub fn notes(&self) -> String {
+        let mut notes = String::new();
+        if self.retransmits > 0 {
+            notes += &format!(", {} retransmitted", self.retransmits);
+        }
+        if self.strays > 0 {
+            notes += &format!(", {} stray", self.strays);
+        }
+        if let Some(rtt) = self.srtt {
+            notes += &format!(", rtt {:.2} ms", rtt.as_secs_f64() * 1000.0);
+        }
+        notes
+    }
+}
+
 /// One side of a transfer: its socket and the other side's transfer ID.
 pub struct Channel<'a> {
     socket: &'a UdpSocket,
     peer: SocketAddr,
     peer_role: &'static str,
     abort: Option<Arc<AtomicBool>>,
-    read_timeout: Option<Duration>,
+    nonblocking: bool,
     strays: u64,
 }
 
@@ -154,7 +172,7 @@ impl<'a> Channel<'a> {
             peer,
             peer_role,
             abort: None,
-            read_timeout: None,
+            nonblocking: false,
             strays: 0,
         }
     }
@@ -172,10 +190,19 @@ impl<'a> Channel<'a> {
 
     /// Sends one datagram to the peer.
     pub fn send(&self, bytes: &[u8]) -> Result<(), TransferError> {
-        self.socket
-            .send_to(bytes, self.peer)
-            .map(drop)
-            .map_err(TransferError::Socket)
+        loop {
+            match self.socket.send_to(bytes, self.peer) {
+                Ok(_) => return Ok(()),
+                // The socket is non-blocking (see `recv`): a full send buffer
+                // drains as the kernel hands datagrams on, so wait for room.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::net::wait_ready(self.socket, true, ABORT_POLL)
+                        .map_err(TransferError::Socket)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TransferError::Socket(e)),
+            }
+        }
     }
 
     /// Tells the peer why we stop (best effort: the peer may be gone) and returns `err`.
@@ -193,6 +220,15 @@ impl<'a> Channel<'a> {
         buf: &mut [u8],
         deadline: Instant,
     ) -> Result<Option<usize>, TransferError> {
+        if !self.nonblocking {
+            // Read first, wait only when nothing is queued: in a window's
+            // burst the next block is usually there already, and one system
+            // call beats two.
+            self.socket
+                .set_nonblocking(true)
+                .map_err(TransferError::Socket)?;
+            self.nonblocking = true;
+        }
         loop {
             if self
                 .abort
@@ -205,11 +241,6 @@ impl<'a> Channel<'a> {
                     TransferError::Aborted,
                 ));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            self.set_read_timeout((deadline - now).min(ABORT_POLL))?;
             match self.socket.recv_from(buf) {
                 Ok((n, from)) if from == self.peer => return Ok(Some(n)),
                 Ok((_, from)) => {
@@ -218,36 +249,29 @@ impl<'a> Channel<'a> {
                         &Packet::error(ErrorCode::UnknownTransferId, "unknown transfer ID"),
                         from,
                     );
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(None);
+                    }
+                    crate::net::wait_ready(self.socket, false, (deadline - now).min(ABORT_POLL))
+                        .map_err(TransferError::Socket)?;
+                }
+                // An ICMP error from an earlier send, reported once: not fatal to UDP.
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
+                        io::ErrorKind::Interrupted
                             | io::ErrorKind::ConnectionRefused
                             | io::ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => return Err(TransferError::Socket(e)),
             }
         }
-    }
-
-    /// `setsockopt` costs a system call, so it is skipped when the timeout
-    /// already set is close enough: a little longer delays a retransmission
-    /// by at most a tenth, a shorter one only wakes us early.
-    fn set_read_timeout(&mut self, wait: Duration) -> Result<(), TransferError> {
-        let wait = wait.max(Duration::from_micros(100));
-        let close = self
-            .read_timeout
-            .is_some_and(|t| t <= wait + wait / 10 && t >= wait / 2);
-        if !close {
-            self.socket
-                .set_read_timeout(Some(wait))
-                .map_err(TransferError::Socket)?;
-            self.read_timeout = Some(wait);
-        }
-        Ok(())
     }
 
     fn peer_error(&self, code: ErrorCode, message: &str) -> TransferError {
@@ -398,6 +422,9 @@ pub fn send_file(
                     }
                     break Some(covered);
                 }
+                // A server repeats its OACK to a write request when DATA 1 was
+                // lost: it is waiting for the first window, so send it again.
+                Ok(Packet::Oack(_)) if base == 1 => break Some(0),
                 Ok(Packet::Error { code, message }) => return Err(ch.peer_error(code, &message)),
                 Ok(other) => {
                     return Err(ch.protocol_error(format!(
@@ -415,7 +442,13 @@ pub fn send_file(
             timeouts += 1;
             params.timer.timed_out();
             let only_final_left = eof && window.len() == 1;
-            if only_final_left && timeouts > params.retries.min(FINAL_ACK_RETRIES) {
+            // The receiver may be busy making the file safe (an fsync and a
+            // rename) before it ACKs, so even here wait the timer's patience.
+            let final_retries = params.retries.min(FINAL_ACK_RETRIES);
+            if only_final_left
+                && timeouts > final_retries
+                && last_progress.elapsed() >= params.timer.patience(final_retries)
+            {
                 stats.confirmed = false;
                 stats.srtt = params.timer.srtt();
                 stats.strays = ch.strays;
@@ -437,6 +470,10 @@ pub fn send_file(
             next = 0;
             continue;
         };
+        if covered == 0 {
+            next = 0;
+            continue;
+        }
         let newest = &window[covered - 1];
         if let (false, Some(at)) = (newest.resent, newest.sent_at) {
             params.timer.sample(at.elapsed());

@@ -353,7 +353,7 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
                 "{head}: {verb} {} bytes in {secs:.2} s ({:.1} MiB/s), options: {options}{}",
                 stats.bytes,
                 stats.bytes as f64 / 1048576.0 / secs.max(1e-6),
-                retransmit_note(&stats),
+                stats.notes(),
             ));
         }
         Err(f) => {
@@ -367,16 +367,6 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
                 .info(format_args!("{head}: failed: {}", f.message));
         }
     }
-}
-
-fn retransmit_note(stats: &Stats) -> String {
-    if stats.retransmits == 0 && stats.strays == 0 {
-        return String::new();
-    }
-    format!(
-        ", {} retransmitted, {} stray",
-        stats.retransmits, stats.strays
-    )
 }
 
 /// Reads the options of a request and decides what the server grants.

@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Floor of the adaptive timer. Loopback answers in tens of microseconds,
 /// but a busy machine can take a few milliseconds to schedule the peer's
 /// thread; waiting less than this would retransmit packets that are not lost.
-pub const MIN_RTO: Duration = Duration::from_millis(5);
+pub const MIN_RTO: Duration = Duration::from_millis(2);
 
 /// Longest single wait of the adaptive timer, however many timeouts in a row.
 const ADAPTIVE_CAP: Duration = Duration::from_secs(1);

@@ -13,11 +13,11 @@ const MAX_DATAGRAM: usize = 65535;
 
 /// How long a relay thread blocks in `recv_from`: short, so it notices the stop flag
 /// and releases a held datagram on time, and `Drop` returns within a few milliseconds.
-const POLL: Duration = Duration::from_millis(2);
+const POLL: Duration = Duration::from_millis(1);
 
 /// A datagram held back for reordering is sent anyway after this long without a
 /// successor, so reordering alone never loses a transfer's last packet.
-const HOLD: Duration = Duration::from_millis(5);
+const HOLD: Duration = Duration::from_millis(1);
 
 /// Fault probabilities for one direction, each in `0.0..=1.0`, decided per datagram.
 #[derive(Clone, Copy, Debug, Default)]
