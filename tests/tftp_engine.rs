@@ -139,8 +139,13 @@ fn lossy_round_trip(blksize: u16, windowsize: u16, seed: u64) {
     );
     drop(proxy);
     assert_same(&server.read_file("up.bin"), &data);
+    let log = server.log.clone();
     let summary = server.stop();
     assert_eq!(summary.bytes_received, data.len() as u64);
+    assert_eq!((summary.completed, summary.failed), (2, 0));
+    let log = log.text();
+    assert!(log.contains("RRQ \"big.bin\" octet: sent 8388608 bytes"), "{log}");
+    assert!(log.contains("WRQ \"up.bin\" octet: received 8388608 bytes"), "{log}");
 }
 
 #[test]
