@@ -138,7 +138,7 @@ pub struct Stats {
 
 impl Stats {
     /// What went wrong on the way, for a log line: `, 12 retransmitted, 1
-    /// stray, rtt 0.09 ms` (empty when nothing did and nothing was measured).
+    /// stray, rtt 92.5µs` (empty when nothing did and nothing was measured).
     pub fn notes(&self) -> String {
         let mut notes = String::new();
         if self.retransmits > 0 {
@@ -148,7 +148,7 @@ impl Stats {
             notes += &format!(", {} stray", self.strays);
         }
         if let Some(rtt) = self.srtt {
-            notes += &format!(", rtt {:.2} ms", rtt.as_secs_f64() * 1000.0);
+            notes += &format!(", rtt {rtt:.1?}");
         }
         notes
     }
