@@ -509,7 +509,8 @@ fn handshake_ack0(
     stats: &mut Stats,
 ) -> Result<(), TransferError> {
     let start = Instant::now();
-    for attempt in 0..=params.retries {
+    let mut attempt = 0u32;
+    loop {
         ch.send(first)?;
         let sent = Instant::now();
         let deadline = sent + params.timer.rto();
@@ -541,19 +542,19 @@ fn handshake_ack0(
         if attempt > 0 {
             stats.retransmits += 1;
         }
-        if attempt == params.retries && start.elapsed() < params.timer.patience(params.retries) {
-            // Adaptive waits are short; keep trying until patience runs out.
-            return handshake_ack0(ch, params, first, rbuf, stats);
+        attempt += 1;
+        // Adaptive waits are short: keep trying until patience runs out too.
+        if attempt > params.retries && start.elapsed() >= params.timer.patience(params.retries) {
+            return Err(ch.fail(
+                ErrorCode::NotDefined,
+                "timed out",
+                TransferError::TimedOut {
+                    waiting_for: "ACK of the option acknowledgement".into(),
+                    retries: attempt - 1,
+                },
+            ));
         }
     }
-    Err(ch.fail(
-        ErrorCode::NotDefined,
-        "timed out",
-        TransferError::TimedOut {
-            waiting_for: "ACK of the option acknowledgement".into(),
-            retries: params.retries,
-        },
-    ))
 }
 
 /// How a receiver starts.
