@@ -275,7 +275,7 @@ pub struct TftpArgs {
     #[arg(short = 'W', long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub windowsize: u16,
 
-    /// Retransmission timeout in seconds (1-255); also asked of the server.
+    /// Fixed retransmission timeout in seconds (1-255), also asked of the server (default: 1 s, then adapted to the measured round trip when the server allows).
     #[arg(short = 't', long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..))]
     pub timeout: Option<u8>,
 
@@ -349,6 +349,8 @@ impl TftpArgs {
         if let Some(t) = self.timeout {
             cfg.timeout = std::time::Duration::from_secs(t.into());
             cfg.send_timeout = true;
+            // A timeout the user chose is what they get: no adaptive timer.
+            cfg.utimeout = None;
         }
         cfg.retries = self.retries;
         cfg.no_options = self.no_options;

@@ -70,7 +70,13 @@ impl ListenSpec {
 /// Create, configure and bind one socket of the given type.
 fn bind_socket(ty: Type, proto: Protocol, addr: SocketAddr, v6only: bool) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
-    socket.set_reuse_address(true)?;
+    // For TCP, SO_REUSEADDR only lets a restarted server bind past old
+    // connections in TIME_WAIT. For UDP on Linux it means something else:
+    // several sockets may share one port, so a second server would "start"
+    // on a taken port and a port-0 bind could be handed a port in use. No.
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(v6only)?;
     }

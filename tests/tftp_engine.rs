@@ -144,8 +144,14 @@ fn lossy_round_trip(blksize: u16, windowsize: u16, seed: u64) {
     assert_eq!(summary.bytes_received, data.len() as u64);
     assert_eq!((summary.completed, summary.failed), (2, 0));
     let log = log.text();
-    assert!(log.contains("RRQ \"big.bin\" octet: sent 8388608 bytes"), "{log}");
-    assert!(log.contains("WRQ \"up.bin\" octet: received 8388608 bytes"), "{log}");
+    assert!(
+        log.contains("RRQ \"big.bin\" octet: sent 8388608 bytes"),
+        "{log}"
+    );
+    assert!(
+        log.contains("WRQ \"up.bin\" octet: received 8388608 bytes"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -450,6 +450,8 @@ pub fn send_file(
                 && last_progress.elapsed() >= params.timer.patience(final_retries)
             {
                 stats.confirmed = false;
+                stats.bytes += (window[0].packet.len() - DATA_HEADER) as u64;
+                stats.blocks += 1;
                 stats.srtt = params.timer.srtt();
                 stats.strays = ch.strays;
                 return Ok(stats);

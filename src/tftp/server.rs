@@ -272,6 +272,8 @@ struct OwnedRequest {
 struct Outcome {
     stats: Stats,
     options: Options,
+    /// When the data was all through (before lingering for a lost final ACK).
+    done: Instant,
 }
 
 /// A transfer refused or failed: what to tell the client, and what to log.
@@ -333,10 +335,14 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
     let what = if request.write { "WRQ" } else { "RRQ" };
     let name = String::from_utf8_lossy(&request.filename);
     let head = format!("{} {what} {:?} {}", display_addr(&peer), name, request.mode);
-    let secs = started.elapsed().as_secs_f64();
     let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
     match result {
-        Ok(Outcome { stats, options }) => {
+        Ok(Outcome {
+            stats,
+            options,
+            done,
+        }) => {
+            let secs = done.duration_since(started).as_secs_f64();
             summary.completed += 1;
             if request.write {
                 summary.bytes_received += stats.bytes;
@@ -445,7 +451,11 @@ fn send(
         Box::new(reader)
     };
     let stats = engine::send_file(ch, &mut params, oack.as_deref(), &mut source, &mut |_| {})?;
-    Ok(Outcome { stats, options })
+    Ok(Outcome {
+        stats,
+        options,
+        done: Instant::now(),
+    })
 }
 
 /// The engine's temporary upload files (`.NAME.PID.N.part`) are not served:
@@ -527,8 +537,13 @@ fn receive(
             write_failure(e)
         }
     })?;
+    let done = Instant::now();
     engine::confirm(ch, &stats, params.timer.linger());
-    Ok(Outcome { stats, options })
+    Ok(Outcome {
+        stats,
+        options,
+        done,
+    })
 }
 
 fn write_failure(e: io::Error) -> Failure {

@@ -1,0 +1,1067 @@
+//! End-to-end tests of tftp-serve, tftp-get and tftp-put (lesson 12): interop with
+//! tftp-hpa, tftpd-hpa, atftp, curl, busybox and the notes' own Python scripts, the
+//! command lines' behaviour, and the server's safety rules, driven with hand-built packets.
+
+mod util;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socktools::tftp::client::{self, ClientConfig};
+use socktools::tftp::packet::Request;
+use socktools::tftp::{Mode, Packet};
+use tempfile::TempDir;
+use util::*;
+
+/// A file of about 1.5 MiB whose last block is partial for every block size used here.
+const BIG: usize = (3 << 19) + 777;
+
+// --- Files and directories ------------------------------------------------------
+
+/// A temporary directory holding `files` (names may contain `/`).
+fn dir_with(files: &[(&str, &[u8])]) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for (name, bytes) in files {
+        let path = dir.path().join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+    }
+    dir
+}
+
+/// Names in `dir`, sorted (hidden temporary files included).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The file at `path` holds exactly `want` (without printing megabytes on failure).
+fn assert_file(path: &Path, want: &[u8]) {
+    let got = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let first_diff = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(
+        got == want,
+        "{}: {} bytes, expected {}; first difference at {first_diff:?}",
+        path.display(),
+        got.len(),
+        want.len()
+    );
+}
+
+/// Polls `done` until it holds, for at most `TIMEOUT`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Text with `\n`, `\r\n`, lone `\r`s and `\r\r`, long enough for conversions to
+/// straddle block boundaries, ending in a lone `\r`.
+fn netascii_sample() -> Vec<u8> {
+    let mut t = String::new();
+    for i in 0..3000 {
+        t.push_str(&format!("line {i}\n"));
+        if i % 7 == 0 {
+            t.push_str("dos line\r\n");
+        }
+        if i % 11 == 0 {
+            t.push_str("bare\rcr\r\r\n\n");
+        }
+    }
+    t.push('\r');
+    t.into_bytes()
+}
+
+// --- Running programs -----------------------------------------------------------
+
+/// One of our binaries, run in `cwd` with nothing on stdin.
+fn tool(name: &str, args: &[&str], cwd: &Path) -> Output {
+    let mut c = cmd(name, args);
+    c.current_dir(cwd);
+    run(c, b"")
+}
+
+/// The run succeeded (else fail with what it printed).
+fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The run failed with `code`, and its stderr mentions `needle`; returns stderr.
+fn failed(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "no {needle:?} in {err:?}");
+    err
+}
+
+/// A peer program run in `cwd`; it must exit 0.
+fn peer(program: &str, args: &[&str], cwd: &Path) -> Output {
+    let mut c = Command::new(program);
+    c.args(args).current_dir(cwd);
+    let out = run(c, b"");
+    succeeded(&out);
+    out
+}
+
+/// tftp-serve on `root`, any free port on 127.0.0.1, with `flags`.
+fn serve(root: &Path, flags: &[&str]) -> Server {
+    serve_on("127.0.0.1", root, flags)
+}
+
+/// tftp-serve on `root`, any free port on `bind`, with `flags`.
+fn serve_on(bind: &str, root: &Path, flags: &[&str]) -> Server {
+    let mut args = vec![root.to_str().unwrap(), "--port", "0", "--bind", bind];
+    args.extend_from_slice(flags);
+    Server::start("tftp-serve", &args)
+}
+
+/// A directory holding `files`, tftp-serve on it with `flags`, and an empty work directory.
+fn served(files: &[(&str, &[u8])], flags: &[&str]) -> (TempDir, Server, TempDir) {
+    let root = dir_with(files);
+    let srv = serve(root.path(), flags);
+    (root, srv, TempDir::new().unwrap())
+}
+
+/// tftp-get with `args`, run in `cwd`, succeeds and leaves exactly `want` in `cwd/local`.
+fn fetch(cwd: &Path, args: &[&str], local: &str, want: &[u8]) {
+    succeeded(&tool("tftp-get", args, cwd));
+    assert_file(&cwd.join(local), want);
+}
+
+/// tftp-put with `args`, run in `cwd`, succeeds and leaves exactly `want` at `dest`.
+fn upload(cwd: &Path, args: &[&str], dest: &Path, want: &[u8]) {
+    succeeded(&tool("tftp-put", args, cwd));
+    assert_file(dest, want);
+}
+
+/// tftpd-hpa on loopback; killed when dropped.
+struct Tftpd {
+    addr: SocketAddr,
+    _process: KillOnDrop,
+}
+
+/// tftpd-hpa must be installed, and it drops to `nobody` after its chroot, which
+/// only root may do (as a plain user it starts, then every transfer dies silently).
+fn have_tftpd() -> bool {
+    if !have_peer("in.tftpd") {
+        return false;
+    }
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        assert!(
+            std::env::var("REQUIRE_PEERS").as_deref() != Ok("1"),
+            "in.tftpd needs root and REQUIRE_PEERS=1"
+        );
+        eprintln!("note: in.tftpd needs root to switch to nobody; skipping this test");
+    }
+    root
+}
+
+/// Starts `in.tftpd -L` on `root` (with `-c`, uploads of new files are allowed).
+///
+/// It serves as `nobody`, so the directory is opened up (0755, or 0777 for
+/// uploads) and its files made world-readable: a `TempDir` is 0700.
+fn tftpd(root: &Path, create: bool) -> Tftpd {
+    let mode = if create { 0o777 } else { 0o755 };
+    fs::set_permissions(root, fs::Permissions::from_mode(mode)).unwrap();
+    for entry in fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    // A free port: bind, read it, let it go (in.tftpd has no "port 0").
+    let port = udp().local_addr().unwrap().port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = Command::new("in.tftpd");
+    c.args(["-L", "-u", "nobody", "-s"])
+        .arg(root)
+        .args(["-a", &addr.to_string()]);
+    if create {
+        c.arg("-c");
+    }
+    let mut process = KillOnDrop(
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start in.tftpd"),
+    );
+    // Ready once it answers a request (ERROR 1 for this name).
+    let probe = udp();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            panic!("in.tftpd exited at start: {status}");
+        }
+        probe.send_to(&rrq("readiness-probe"), addr).unwrap();
+        if probe.recv_from(&mut [0u8; 600]).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in.tftpd never answered on {addr}"
+        );
+    }
+    Tftpd {
+        addr,
+        _process: process,
+    }
+}
+
+/// Path of one of the notes' scripts kept under tests/course.
+fn course_script(name: &str) -> String {
+    format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+// --- Packets by hand ------------------------------------------------------------
+
+/// An RRQ (or WRQ) packet.
+fn request(write: bool, name: &[u8], mode: Mode, options: &[(&str, &str)]) -> Vec<u8> {
+    let req = Request {
+        filename: Cow::Borrowed(name),
+        mode,
+        options: options
+            .iter()
+            .map(|(n, v)| (Cow::Borrowed(n.as_bytes()), Cow::Borrowed(v.as_bytes())))
+            .collect(),
+    };
+    if write {
+        Packet::Wrq(req).encode()
+    } else {
+        Packet::Rrq(req).encode()
+    }
+}
+
+/// A plain octet read request, as the notes' client sends it.
+fn rrq(name: &str) -> Vec<u8> {
+    request(false, name.as_bytes(), Mode::Octet, &[])
+}
+
+/// A plain octet write request.
+fn wrq(name: &str) -> Vec<u8> {
+    request(true, name.as_bytes(), Mode::Octet, &[])
+}
+
+/// A DATA packet.
+fn data(block: u16, bytes: &[u8]) -> Vec<u8> {
+    Packet::Data { block, data: bytes }.encode()
+}
+
+/// A loopback UDP socket whose reads give up after `TIMEOUT`.
+fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+/// The next datagram and its sender.
+fn recv(sock: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                return (buf, from);
+            }
+            // A wait with a timeout can end in EINTR even without a signal
+            // handler (after a stop and continue of the process, say): wait on.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("no datagram in time: {e}"),
+        }
+    }
+}
+
+/// The code and message of an ERROR packet, or `None` for any other packet.
+fn error_of(bytes: &[u8]) -> Option<(u16, String)> {
+    match Packet::parse(bytes) {
+        Ok(Packet::Error { code, message }) => Some((code.code(), message.into_owned())),
+        _ => None,
+    }
+}
+
+/// The block number of an ACK.
+fn ack_of(bytes: &[u8]) -> Option<u16> {
+    match Packet::parse(bytes) {
+        Ok(Packet::Ack { block }) => Some(block),
+        _ => None,
+    }
+}
+
+/// Waits for ACK `block` on `sock`; returns its sender.
+fn expect_ack(sock: &UdpSocket, block: u16) -> SocketAddr {
+    let (answer, from) = recv(sock);
+    assert_eq!(ack_of(&answer), Some(block), "{answer:?}");
+    from
+}
+
+/// Sends `packet` to the server at `addr` and checks that the answer is ERROR
+/// `code`, with nothing before it (no DATA, no OACK) and nothing after it.
+/// Returns the error message.
+fn expect_error(addr: SocketAddr, packet: &[u8], code: u16) -> String {
+    let sock = udp();
+    sock.send_to(packet, addr).unwrap();
+    let (answer, _) = recv(&sock);
+    let (got, message) = error_of(&answer)
+        .unwrap_or_else(|| panic!("expected ERROR {code}, got {:?}", Packet::parse(&answer)));
+    assert_eq!(got, code, "ERROR {got} ({message}) instead of ERROR {code}");
+    sock.set_nonblocking(true).unwrap();
+    let after = sock.recv_from(&mut [0u8; 600]);
+    assert!(
+        matches!(&after, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "something came after the ERROR: {after:?}"
+    );
+    message
+}
+
+/// Finishes a lock-step (512-byte, no options) download from transfer ID `tid`
+/// whose first DATA was `first`: ACKs every block, returns the file.
+fn finish_lockstep(sock: &UdpSocket, tid: SocketAddr, first: Vec<u8>) -> Vec<u8> {
+    let mut file = Vec::new();
+    let mut expected = 1u16;
+    let mut packet = first;
+    loop {
+        let Ok(Packet::Data { block, data }) = Packet::parse(&packet) else {
+            panic!("expected DATA {expected}, got {:?}", Packet::parse(&packet));
+        };
+        // A repeated block is ACKed again too, in case our ACK was slow.
+        sock.send_to(&Packet::ack(block), tid).unwrap();
+        if block == expected {
+            file.extend_from_slice(data);
+            if data.len() < 512 {
+                return file;
+            }
+            expected += 1;
+        }
+        let (next, from) = recv(sock);
+        assert_eq!(from, tid);
+        packet = next;
+    }
+}
+
+// --- 1. Other clients against tftp-serve ---------------------------------------
+
+#[test]
+fn tftp_hpa_client_gets_binary_and_netascii_and_puts() {
+    if !have_peer("tftp") {
+        return;
+    }
+    // 2 MiB is a multiple of 512: the transfer ends with an empty block.
+    let big = noise(2 << 20, 1);
+    let notes = netascii_sample();
+    let (root, srv, work) = served(
+        &[("big.bin", &big), ("notes.txt", &notes)],
+        &["--allow-write"],
+    );
+    let port = srv.addr.port().to_string();
+    let hpa = |args: &[&str]| {
+        peer(
+            "tftp",
+            &[&["127.0.0.1", &port][..], args].concat(),
+            work.path(),
+        )
+    };
+
+    hpa(&["-m", "binary", "-c", "get", "big.bin", "big.bin"]);
+    assert_file(&work.path().join("big.bin"), &big);
+    // netascii, tftp-hpa's default: \r\n and \r\0 on the wire, the original on disk.
+    hpa(&["-m", "netascii", "-c", "get", "notes.txt", "notes.txt"]);
+    assert_file(&work.path().join("notes.txt"), &notes);
+    hpa(&["-m", "binary", "-c", "put", "big.bin", "up.bin"]);
+    assert_file(&root.path().join("up.bin"), &big);
+}
+
+#[test]
+fn atftp_gets_with_big_blocks_and_window_and_puts() {
+    if !have_peer("atftp") {
+        return;
+    }
+    let big = noise(BIG, 2);
+    let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let port = srv.addr.port().to_string();
+    peer(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 8",
+            "-g",
+            "-r",
+            "big.bin",
+            "-l",
+            "got.bin",
+            "127.0.0.1",
+            &port,
+        ],
+        work.path(),
+    );
+    assert_file(&work.path().join("got.bin"), &big);
+    srv.stderr.expect("options: blksize=1468 windowsize=8");
+    peer(
+        "atftp",
+        &["-p", "-r", "up.bin", "-l", "got.bin", "127.0.0.1", &port],
+        work.path(),
+    );
+    assert_file(&root.path().join("up.bin"), &big);
+}
+
+#[test]
+fn curl_gets_with_and_without_options_and_puts() {
+    if !have_peer("curl") {
+        return;
+    }
+    let big = noise(BIG, 3);
+    let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let url = format!("tftp://{}/big.bin", srv.addr);
+    for (local, flags) in [
+        ("default.bin", &[][..]),
+        ("plain.bin", &["--tftp-no-options"][..]),
+        ("big-blocks.bin", &["--tftp-blksize", "8192"][..]),
+    ] {
+        let args = [&["-sS", &url, "-o", local][..], flags].concat();
+        peer("curl", &args, work.path());
+        assert_file(&work.path().join(local), &big);
+    }
+    srv.stderr.expect("blksize=8192");
+    let up = format!("tftp://{}/up.bin", srv.addr);
+    peer("curl", &["-sS", "-T", "plain.bin", &up], work.path());
+    assert_file(&root.path().join("up.bin"), &big);
+}
+
+#[test]
+fn busybox_tftp_gets_and_puts_with_blksize() {
+    if !have_peer("busybox") {
+        return;
+    }
+    let big = noise(BIG, 4);
+    let (root, srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let port = srv.addr.port().to_string();
+    let bb = |dir: &str, remote: &str| {
+        let args = [
+            "tftp",
+            dir,
+            "-r",
+            remote,
+            "-l",
+            "got.bin",
+            "-b",
+            "1468",
+            "127.0.0.1",
+            &port,
+        ];
+        peer("busybox", &args, work.path())
+    };
+    bb("-g", "big.bin");
+    assert_file(&work.path().join("got.bin"), &big);
+    bb("-p", "up.bin");
+    assert_file(&root.path().join("up.bin"), &big);
+}
+
+// --- 2. Our clients against tftpd-hpa ------------------------------------------
+
+#[test]
+fn our_clients_against_tftpd_hpa() {
+    if !have_tftpd() {
+        return;
+    }
+    let big = noise(BIG, 5);
+    let notes = netascii_sample();
+    let root = dir_with(&[("big.bin", &big), ("notes.txt", &notes)]);
+    let server = tftpd(root.path(), true);
+    let addr = server.addr.to_string();
+    let work = TempDir::new().unwrap();
+    for (local, flags) in [
+        ("default.bin", &[][..]),
+        ("plain.bin", &["--no-options"][..]),
+        ("lockstep.bin", &["-B", "512", "-W", "1"][..]),
+    ] {
+        let args = [&[&addr, "big.bin", "-o", local][..], flags].concat();
+        fetch(work.path(), &args, local, &big);
+    }
+    let args = [&addr, "notes.txt", "-m", "netascii", "-o", "notes.txt"];
+    fetch(work.path(), &args, "notes.txt", &notes);
+    let args = [&addr, "default.bin", "uploaded.bin"];
+    upload(work.path(), &args, &root.path().join("uploaded.bin"), &big);
+
+    let before = listing(work.path());
+    let out = tool("tftp-get", &[&addr, "missing.bin"], work.path());
+    failed(&out, 1, "server error 1");
+    assert_eq!(listing(work.path()), before, "no missing.bin, no .part");
+}
+
+// --- 3. The notes' Python scripts ----------------------------------------------
+
+#[test]
+fn our_client_falls_back_for_notes_python_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let file = noise((1 << 20) + 300, 6);
+    let root = dir_with(&[("lesson.bin", &file)]);
+    // It serves files from its cwd; its stdout (a line per ACK) is not needed.
+    let mut py = KillOnDrop(
+        Command::new("python3")
+            .arg(course_script("lesson12_tftp_server.py"))
+            .current_dir(root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
+    let addr = parse_listening(&err.expect("listening on"))
+        .unwrap()
+        .to_string();
+    let work = TempDir::new().unwrap();
+    // No flags: the server ignores our request with options; we must ask again without.
+    let started = Instant::now();
+    fetch(work.path(), &[&addr, "lesson.bin"], "lesson.bin", &file);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // Its "file not found" is ERROR 5 "error", as the notes wrote it.
+    let out = tool("tftp-get", &[&addr, "missing.bin"], work.path());
+    failed(&out, 1, "server error 5");
+    assert_eq!(listing(work.path()), ["lesson.bin"]);
+}
+
+#[test]
+fn notes_python_client_downloads_from_our_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let file = noise((1 << 20) + 100, 7);
+    let (_root, mut srv, _) = served(&[("lesson.bin", &file)], &[]);
+    let port = srv.addr.port().to_string();
+    let notes_client = |name: &str| {
+        let work = TempDir::new().unwrap();
+        let mut py = Command::new("python3");
+        py.args([
+            &course_script("lesson12_tftp_client.py"),
+            "127.0.0.1",
+            &port,
+            name,
+        ])
+        .current_dir(work.path());
+        let out = run(py, b"");
+        succeeded(&out);
+        let saved = fs::read(work.path().join(format!("client_{name}"))).unwrap();
+        (text(&out.stdout), saved)
+    };
+    let (said, saved) = notes_client("missing.bin");
+    assert!(said.contains("你要下载的文件不存在"), "{said}");
+    assert!(saved.is_empty());
+    for _ in 0..2 {
+        let (said, saved) = notes_client("lesson.bin");
+        assert!(said.contains("客户端下载成功"), "{said}");
+        assert!(saved == file, "client_lesson.bin: {} bytes", saved.len());
+        // It never ACKs the last block; the server goes on serving meanwhile...
+    }
+    // ...and, after a few tries, counts the file as sent rather than failed.
+    srv.stderr.expect("sent (final ACK never came)");
+    srv.stderr.expect("sent (final ACK never came)");
+}
+
+// --- 4. Command lines -----------------------------------------------------------
+
+#[test]
+fn get_to_stdout_writes_the_file_and_nothing_else() {
+    let file = noise(BIG, 8);
+    let (_root, srv, work) = served(&[("f.bin", &file)], &[]);
+    let out = tool(
+        "tftp-get",
+        &[&srv.addr.to_string(), "f.bin", "-o", "-"],
+        work.path(),
+    );
+    succeeded(&out);
+    assert!(out.stdout == file, "stdout: {} bytes", out.stdout.len());
+    assert!(listing(work.path()).is_empty());
+}
+
+#[test]
+fn get_saves_under_the_remote_base_name_in_cwd() {
+    let file = noise(50_000, 9);
+    let (_root, srv, work) = served(&[("sub/x.bin", &file)], &[]);
+    let args = [&srv.addr.to_string(), "sub/x.bin"];
+    fetch(work.path(), &args, "x.bin", &file);
+    assert_eq!(listing(work.path()), ["x.bin"]);
+}
+
+#[test]
+fn failed_get_leaves_existing_local_file_untouched() {
+    let work = dir_with(&[("keep.bin", b"precious")]);
+    // File not found.
+    let root = TempDir::new().unwrap();
+    let srv = serve(root.path(), &[]);
+    let out = tool(
+        "tftp-get",
+        &[&srv.addr.to_string(), "missing.bin", "-o", "keep.bin"],
+        work.path(),
+    );
+    failed(&out, 1, "server error 1");
+    assert_eq!(listing(work.path()), ["keep.bin"]);
+    assert_file(&work.path().join("keep.bin"), b"precious");
+
+    // A server that dies mid-transfer: it sends DATA 1, takes ACK 1, then is gone.
+    let request_port = udp();
+    let addr = request_port.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        let (_request, client) = recv(&request_port);
+        let tid = udp();
+        tid.send_to(&data(1, &[7u8; 512]), client).unwrap();
+        expect_ack(&tid, 1);
+    });
+    let started = Instant::now();
+    let args = [&addr, "f.bin", "-o", "keep.bin", "-t", "1", "-r", "1"];
+    let out = tool("tftp-get", &args, work.path());
+    server.join().unwrap();
+    failed(&out, 1, "timed out");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(listing(work.path()), ["keep.bin"], "no keep.bin.part");
+    assert_file(&work.path().join("keep.bin"), b"precious");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let work = TempDir::new().unwrap();
+    for (name, args, needle) in [
+        (
+            "tftp-get",
+            &["127.0.0.1", "x", "--blksize", "4"][..],
+            "--blksize",
+        ),
+        (
+            "tftp-get",
+            &["127.0.0.1", "x", "--port", "70000"][..],
+            "70000",
+        ),
+        ("tftp-get", &["127.0.0.1"][..], "<REMOTE>"),
+        ("tftp-get", &[][..], "<HOST>"),
+        ("tftp-put", &["127.0.0.1"][..], "<LOCAL>"),
+        ("tftp-put", &["127.0.0.1", "-"][..], "needs a REMOTE name"),
+        (
+            "tftp-serve",
+            &["/nonexistent/dir", "--port", "0"][..],
+            "cannot serve /nonexistent/dir",
+        ),
+    ] {
+        let out = tool(name, args, work.path());
+        let err = failed(&out, 2, needle);
+        assert!(out.stdout.is_empty(), "{name} {args:?}");
+        // Ours: one line `NAME: what`. Clap's: an `error: what` line, then usage hints.
+        let ours = err.starts_with(&format!("{name}: ")) && err.lines().count() == 1;
+        assert!(ours || err.starts_with("error: "), "{name} {args:?}: {err}");
+    }
+    assert!(listing(work.path()).is_empty());
+}
+
+#[test]
+fn unreachable_server_fails_in_seconds_naming_it() {
+    // A server that never answers: a bound socket nobody reads.
+    let silent = udp();
+    let addr = silent.local_addr().unwrap().to_string();
+    let work = TempDir::new().unwrap();
+    let started = Instant::now();
+    let args = [&addr, "f.bin", "--timeout", "1", "--retries", "1"];
+    let out = tool("tftp-get", &args, work.path());
+    let err = failed(&out, 1, &addr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(listing(work.path()).is_empty());
+}
+
+#[test]
+fn put_of_missing_file_fails_and_stdin_upload_works() {
+    let root = TempDir::new().unwrap();
+    let srv = serve(root.path(), &["--allow-write"]);
+    let addr = srv.addr.to_string();
+    let out = tool("tftp-put", &[&addr, "no-such-file.bin"], root.path());
+    let err = failed(&out, 1, "no-such-file.bin");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let file = noise(BIG, 10);
+    succeeded(&run(
+        cmd("tftp-put", &[&addr, "-", "from-stdin.bin"]),
+        &file,
+    ));
+    assert_file(&root.path().join("from-stdin.bin"), &file);
+}
+
+#[test]
+fn block_numbers_roll_over_past_65535() {
+    // 8-byte blocks: 67 500 of them, so block 65535 is followed by block 0.
+    let file = noise(540_000, 19);
+    let (root, srv, work) = served(&[("many.bin", &file)], &["--allow-write"]);
+    let addr = srv.addr.to_string();
+    fetch(
+        work.path(),
+        &[&addr, "many.bin", "-B", "8"],
+        "many.bin",
+        &file,
+    );
+    let args = [&addr, "many.bin", "back.bin", "-B", "8"];
+    upload(work.path(), &args, &root.path().join("back.bin"), &file);
+}
+
+#[test]
+fn ipv6_loopback() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("note: no IPv6 loopback here; skipping this test");
+        return;
+    }
+    let file = noise(BIG, 20);
+    let root = dir_with(&[("f.bin", &file)]);
+    let srv = serve_on("::1", root.path(), &["--allow-write"]);
+    assert_eq!(srv.addr.to_string(), format!("[::1]:{}", srv.addr.port()));
+    let work = TempDir::new().unwrap();
+    let args = [&srv.addr.to_string(), "f.bin", "-o", "a.bin"];
+    fetch(work.path(), &args, "a.bin", &file);
+    let port = srv.addr.port().to_string();
+    let args = ["-6", "::1", "a.bin", "up.bin", "-p", &port];
+    upload(work.path(), &args, &root.path().join("up.bin"), &file);
+}
+
+// --- 5. Server safety -----------------------------------------------------------
+
+#[test]
+fn paths_outside_the_root_are_refused() {
+    let outside = dir_with(&[("secret.txt", b"secret")]);
+    let root = dir_with(&[("inside.txt", b"inside")]);
+    symlink(
+        outside.path().join("secret.txt"),
+        root.path().join("escape.txt"),
+    )
+    .unwrap();
+    symlink(outside.path(), root.path().join("outdir")).unwrap();
+    let srv = serve(root.path(), &["--allow-write"]);
+    for name in [
+        "../x",
+        "/../../etc/passwd",
+        "a/../../x",
+        "..\\x",
+        "..",
+        "escape.txt",
+        "outdir/secret.txt",
+    ] {
+        expect_error(srv.addr, &rrq(name), 2);
+    }
+    let stray = format!("tftp-test-{}.bin", std::process::id());
+    for name in [&format!("../{stray}"), "outdir/new.bin", "escape.txt"] {
+        expect_error(srv.addr, &wrq(name), 2);
+    }
+    assert!(!root.path().parent().unwrap().join(&stray).exists());
+    assert_eq!(listing(outside.path()), ["secret.txt"]);
+    assert_file(&outside.path().join("secret.txt"), b"secret");
+
+    let work = TempDir::new().unwrap();
+    let out = tool("tftp-get", &[&srv.addr.to_string(), "../x"], work.path());
+    failed(&out, 1, "server error 2");
+}
+
+#[test]
+fn leading_slash_means_the_root() {
+    let file = noise(3000, 11);
+    let (_root, srv, work) = served(&[("sub/f", &file)], &[]);
+    let args = [&srv.addr.to_string(), "/sub/f", "-o", "f"];
+    fetch(work.path(), &args, "f", &file);
+}
+
+#[test]
+fn uploads_need_allow_write_and_overwrite() {
+    let root = dir_with(&[("exists.txt", b"original")]);
+    let read_only = serve(root.path(), &[]);
+    expect_error(read_only.addr, &wrq("new.bin"), 2);
+
+    let writable = serve(root.path(), &["--allow-write"]);
+    expect_error(writable.addr, &wrq("exists.txt"), 6);
+    let work = dir_with(&[("new.txt", b"replacement")]);
+    let put = |srv: &Server| {
+        let args = [&srv.addr.to_string(), "new.txt", "exists.txt"];
+        tool("tftp-put", &args, work.path())
+    };
+    failed(&put(&writable), 1, "server error 6");
+    assert_eq!(listing(root.path()), ["exists.txt"]);
+    assert_file(&root.path().join("exists.txt"), b"original");
+
+    let overwrite = serve(root.path(), &["--overwrite"]);
+    succeeded(&put(&overwrite));
+    assert_eq!(listing(root.path()), ["exists.txt"]);
+    assert_file(&root.path().join("exists.txt"), b"replacement");
+}
+
+#[test]
+fn abandoned_upload_leaves_nothing_behind() {
+    let root = TempDir::new().unwrap();
+    let mut srv = serve(
+        root.path(),
+        &["--allow-write", "--timeout", "1", "--retries", "1"],
+    );
+    let sock = udp();
+    sock.send_to(&wrq("abandoned.bin"), srv.addr).unwrap();
+    let tid = expect_ack(&sock, 0);
+    // The upload goes to a hidden temporary file, never to its real name.
+    let names = listing(root.path());
+    assert!(
+        names.len() == 1 && names[0].starts_with(".abandoned.bin.") && names[0].ends_with(".part"),
+        "{names:?}"
+    );
+    let hidden = format!("/{}", names[0]);
+    expect_error(srv.addr, &rrq(&hidden), 1);
+    for block in 1..=3u16 {
+        sock.send_to(&data(block, &[block as u8; 512]), tid)
+            .unwrap();
+        expect_ack(&sock, block);
+    }
+    // Silence. The server repeats ACK 3, then gives up and says so.
+    let (code, _) = loop {
+        let (packet, from) = recv(&sock);
+        assert_eq!(from, tid);
+        if let Some(error) = error_of(&packet) {
+            break error;
+        }
+        assert_eq!(ack_of(&packet), Some(3));
+    };
+    assert_eq!(code, 0);
+    wait_until("the temporary file is removed", || {
+        listing(root.path()).is_empty()
+    });
+    srv.stderr.expect("WRQ \"abandoned.bin\" octet: failed");
+}
+
+#[test]
+fn max_size_refuses_bigger_uploads() {
+    let root = TempDir::new().unwrap();
+    let srv = serve(root.path(), &["--allow-write", "--max-size", "1000"]);
+    let addr = srv.addr.to_string();
+    let work = dir_with(&[
+        ("big.bin", &noise(5000, 12)),
+        ("fits.bin", &noise(1000, 13)),
+    ]);
+    // Announced with tsize: refused at once.
+    let out = tool("tftp-put", &[&addr, "big.bin"], work.path());
+    failed(&out, 1, "server error 3");
+    // From stdin, the size is not known up front: refused when it goes past.
+    let mut c = cmd("tftp-put", &[&addr, "-", "big.bin"]);
+    c.current_dir(work.path());
+    failed(&run(c, &noise(5000, 12)), 1, "server error 3");
+    wait_until("the refused upload is removed", || {
+        listing(root.path()).is_empty()
+    });
+    succeeded(&tool("tftp-put", &[&addr, "fits.bin"], work.path()));
+    assert_eq!(listing(root.path()), ["fits.bin"]);
+}
+
+#[test]
+fn bad_modes_and_option_values_are_refused() {
+    let root = dir_with(&[("f.txt", b"hello")]);
+    let srv = serve(root.path(), &[]);
+    expect_error(srv.addr, &request(false, b"f.txt", Mode::Mail, &[]), 4);
+    expect_error(srv.addr, b"\0\x01f.txt\0klingon\0", 4);
+    for (name, value) in [("blksize", "abc"), ("blksize", "4"), ("windowsize", "0")] {
+        let bad = request(false, b"f.txt", Mode::Octet, &[(name, value)]);
+        expect_error(srv.addr, &bad, 8);
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_downloads() {
+    const CLIENTS: usize = 200;
+    let file = Arc::new(noise(1 << 20, 14));
+    let root = dir_with(&[("one.bin", &file)]);
+    let srv = serve(root.path(), &["-q"]);
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (start, addr) = (Arc::clone(&start), srv.addr);
+            thread::spawn(move || {
+                let cfg = ClientConfig::new(addr);
+                let mut got = Vec::with_capacity(1 << 20);
+                start.wait();
+                let download = client::get(&cfg, b"one.bin", &mut got, &mut ());
+                download.map(|d| d.confirm()).map(|_| got)
+            })
+        })
+        .collect();
+    for c in clients {
+        let got = c.join().unwrap().expect("download");
+        assert!(got == *file, "a download differs: {} bytes", got.len());
+    }
+}
+
+#[test]
+fn concurrent_transfers_get_distinct_transfer_ids() {
+    // 900 transfers at once, each stalled after its DATA 1: every one must have a
+    // port (transfer ID) of its own, or packets of one reach the other.
+    const TRANSFERS: usize = 900;
+    let root = dir_with(&[("f.bin", &noise(2000, 21))]);
+    let srv = serve(root.path(), &["-q", "--max-transfers", "1000"]);
+    let mut seen = HashMap::new();
+    let mut clients = Vec::with_capacity(TRANSFERS);
+    for i in 0..TRANSFERS {
+        let sock = udp();
+        sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
+        let (first, tid) = recv(&sock);
+        assert!(matches!(
+            Packet::parse(&first),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+        if let Some(other) = seen.insert(tid.port(), i) {
+            panic!(
+                "transfers {other} and {i} (both running) share port {}",
+                tid.port()
+            );
+        }
+        clients.push(sock);
+    }
+}
+
+#[test]
+fn second_server_on_a_taken_port_fails() {
+    let root = TempDir::new().unwrap();
+    let first = serve(root.path(), &[]);
+    let port = first.addr.port().to_string();
+    let dir = root.path().to_str().unwrap();
+    let mut second = KillOnDrop(
+        cmd("tftp-serve", &[dir, "--port", &port, "--bind", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(second.0.stderr.take().unwrap());
+    let line = err.next().unwrap_or_default();
+    assert!(line.contains("address already in use"), "{line:?}");
+    let status = wait_timeout(&mut second.0, TIMEOUT).expect("it should exit");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn random_datagrams_do_not_hurt_the_server() {
+    let file = noise(300_000, 15);
+    let (_root, mut srv, work) = served(&[("f.bin", &file)], &["-q"]);
+    let pool = noise(1 << 20, 16);
+    let senders: Vec<UdpSocket> = (0..4).map(|_| udp()).collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    let mut datagram = Vec::with_capacity(65507);
+    let mut sent = 0;
+    for i in 0..100_000usize {
+        let len = if i % 10_000 == 0 {
+            65507
+        } else {
+            next() % 1501
+        };
+        let at = next() % (pool.len() - len);
+        datagram.clear();
+        datagram.extend_from_slice(&pool[at..at + len]);
+        match i % 1000 {
+            // Now and then a well-formed request for a name that is not there.
+            0 => {
+                datagram = request(
+                    i % 2000 == 0,
+                    format!("../nope-{i}").as_bytes(),
+                    Mode::Octet,
+                    &[],
+                )
+            }
+            1 => datagram = rrq(&format!("nope-{i}")),
+            // Often a valid opcode in front of garbage.
+            _ if len >= 2 && i % 4 == 0 => datagram[..2].copy_from_slice(&[0, (next() % 7) as u8]),
+            _ => {}
+        }
+        if senders[i % senders.len()]
+            .send_to(&datagram, srv.addr)
+            .is_ok()
+        {
+            sent += 1;
+        }
+    }
+    assert!(sent > 99_000, "only {sent} datagrams could be sent");
+    fetch(
+        work.path(),
+        &[&srv.addr.to_string(), "f.bin"],
+        "f.bin",
+        &file,
+    );
+    assert!(srv.child.try_wait().unwrap().is_none(), "tftp-serve died");
+}
+
+// --- 6. Ctrl-C -----------------------------------------------------------------
+
+#[test]
+fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
+    let slow = noise(512 * 6 + 100, 17);
+    let root = dir_with(&[("slow.bin", &slow), ("stalled.bin", &noise(5000, 18))]);
+    let grace = Duration::from_secs(2);
+    let mut srv = serve(root.path(), &["--grace", "2"]);
+    // Two lock-step downloads under way: one we will finish, one we never ACK.
+    let (finisher, stalled) = (udp(), udp());
+    finisher.send_to(&rrq("slow.bin"), srv.addr).unwrap();
+    stalled.send_to(&rrq("stalled.bin"), srv.addr).unwrap();
+    let (first, tid) = recv(&finisher);
+    recv(&stalled);
+
+    let interrupted = Instant::now();
+    srv.interrupt();
+    srv.stderr
+        .expect("stopping: waiting up to 2 s for 2 transfer(s)");
+    // The running transfer may still finish...
+    assert_eq!(finish_lockstep(&finisher, tid, first), slow);
+    // ...the stalled transfer is aborted when the grace period ends...
+    let message = loop {
+        let (packet, _) = recv(&stalled);
+        if let Some((_, message)) = error_of(&packet) {
+            break message;
+        }
+    };
+    assert!(message.contains("aborted"), "{message}");
+    let status = wait_timeout(&mut srv.child, grace + Duration::from_secs(5))
+        .expect("tftp-serve did not exit after the grace period");
+    let took = interrupted.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= grace && took < grace + Duration::from_secs(5),
+        "{took:?}"
+    );
+    // ...and the summary counts both.
+    let log = srv.stderr.rest().join("\n");
+    assert!(
+        log.contains(&format!(
+            "served 2 transfers (1 failed), {} bytes sent, 0 bytes received",
+            slow.len()
+        )),
+        "{log}"
+    );
+}
