@@ -132,6 +132,20 @@ pub fn udp_socket(spec: ListenSpec) -> Result<UdpSocket, BindError> {
     Ok(bind_spec(spec, Type::DGRAM, Protocol::UDP)?.into())
 }
 
+/// Errors a UDP receive may return that mean "nothing (useful) yet": a
+/// timeout, a signal, or an ICMP error from an earlier send, which Linux
+/// reports once on the next call and which is not fatal to UDP.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
 /// Waits until `socket` has a datagram to read (or room to send, with
 /// `write`), at most `timeout`; `Ok(false)` when the time ran out.
 ///

@@ -292,15 +292,7 @@ fn recv_until(
             .map_err(ClientError::Socket)?;
         match socket.recv_from(buf) {
             Ok(got) => return Ok(Some(got)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset
-                ) => {}
+            Err(e) if crate::net::is_transient(&e) => {}
             Err(e) => return Err(TransferError::Socket(e).into()),
         }
     }
@@ -421,30 +413,12 @@ pub fn get(
     let stats = if cfg.mode == Mode::Netascii {
         let mut w = NetasciiWriter::new(&mut *sink);
         let stats = engine::receive_file(&mut ch, &mut params, start, &mut w, None, &mut update)?;
-        w.finish().map_err(|error| {
-            ch.fail(
-                ErrorCode::NotDefined,
-                "write error",
-                TransferError::File {
-                    what: "write error",
-                    error,
-                },
-            )
-        })?;
+        w.finish().map_err(|e| ch.write_failed(e))?;
         stats
     } else {
         engine::receive_file(&mut ch, &mut params, start, sink, None, &mut update)?
     };
-    sink.flush().map_err(|error| {
-        ch.fail(
-            ErrorCode::NotDefined,
-            "write error",
-            TransferError::File {
-                what: "write error",
-                error,
-            },
-        )
-    })?;
+    sink.flush().map_err(|e| ch.write_failed(e))?;
     let report = Report {
         stats,
         options,

@@ -274,6 +274,35 @@ impl<'a> Channel<'a> {
         }
     }
 
+    /// Gives up after `retries` retransmissions: ERROR 0 to the peer, and the error.
+    pub fn timed_out(&self, waiting_for: String, retries: u32) -> TransferError {
+        self.fail(
+            ErrorCode::NotDefined,
+            "timed out",
+            TransferError::TimedOut {
+                waiting_for,
+                retries,
+            },
+        )
+    }
+
+    /// The local file could not be written: ERROR 3 to the peer when the disk is full, else ERROR 0.
+    pub fn write_failed(&self, error: io::Error) -> TransferError {
+        let code = if error.kind() == io::ErrorKind::StorageFull {
+            ErrorCode::DiskFull
+        } else {
+            ErrorCode::NotDefined
+        };
+        self.fail(
+            code,
+            "write error",
+            TransferError::File {
+                what: "write error",
+                error,
+            },
+        )
+    }
+
     fn peer_error(&self, code: ErrorCode, message: &str) -> TransferError {
         TransferError::Peer {
             peer: self.peer_role,
@@ -459,15 +488,7 @@ pub fn send_file(
             if timeouts > params.retries
                 && last_progress.elapsed() >= params.timer.patience(params.retries)
             {
-                let waiting_for = format!("ACK of block {}", base as u16);
-                return Err(ch.fail(
-                    ErrorCode::NotDefined,
-                    "timed out",
-                    TransferError::TimedOut {
-                        waiting_for,
-                        retries: timeouts - 1,
-                    },
-                ));
+                return Err(ch.timed_out(format!("ACK of block {}", base as u16), timeouts - 1));
             }
             next = 0;
             continue;
@@ -547,14 +568,7 @@ fn handshake_ack0(
         attempt += 1;
         // Adaptive waits are short: keep trying until patience runs out too.
         if attempt > params.retries && start.elapsed() >= params.timer.patience(params.retries) {
-            return Err(ch.fail(
-                ErrorCode::NotDefined,
-                "timed out",
-                TransferError::TimedOut {
-                    waiting_for: "ACK of the option acknowledgement".into(),
-                    retries: attempt - 1,
-                },
-            ));
+            return Err(ch.timed_out("ACK of the option acknowledgement".into(), attempt - 1));
         }
     }
 }
@@ -655,15 +669,7 @@ pub fn receive_file(
             if timeouts > params.retries
                 && last_progress.elapsed() >= params.timer.patience(params.retries)
             {
-                let waiting_for = format!("DATA block {}", expected as u16);
-                return Err(ch.fail(
-                    ErrorCode::NotDefined,
-                    "timed out",
-                    TransferError::TimedOut {
-                        waiting_for,
-                        retries: timeouts - 1,
-                    },
-                ));
+                return Err(ch.timed_out(format!("DATA block {}", expected as u16), timeouts - 1));
             }
             // Say again where we are: the first packet until DATA 1 arrives, then the last in-order ACK.
             match (&initial, expected) {
@@ -763,21 +769,7 @@ fn accept_block(
             TransferError::TooLarge { limit },
         ));
     }
-    sink.write_all(data).map_err(|error| {
-        let code = if error.kind() == io::ErrorKind::StorageFull {
-            ErrorCode::DiskFull
-        } else {
-            ErrorCode::NotDefined
-        };
-        ch.fail(
-            code,
-            "write error",
-            TransferError::File {
-                what: "write error",
-                error,
-            },
-        )
-    })?;
+    sink.write_all(data).map_err(|e| ch.write_failed(e))?;
     stats.bytes = total;
     stats.blocks += 1;
     Ok(())

@@ -135,7 +135,7 @@ pub fn serve(
     while !shutdown.is_triggered() {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
-            Err(e) if is_transient(&e) => continue,
+            Err(e) if crate::net::is_transient(&e) => continue,
             Err(e) => return Err(e),
         };
         threads.retain(|t| !t.is_finished());
@@ -161,17 +161,6 @@ pub fn serve(
     }
     let summary = *shared.summary.lock().unwrap_or_else(|e| e.into_inner());
     Ok(summary)
-}
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-    )
 }
 
 /// One datagram on the request port: start a transfer, or answer with an
@@ -327,7 +316,12 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
         }
     };
     let mut ch = Channel::new(&socket, peer, "client").abort_on(Arc::clone(&shared.abort));
-    let result = if request.write {
+    let result = if request.mode == Mode::Mail {
+        Err(Failure::new(
+            ErrorCode::IllegalOperation,
+            "mail mode is not supported",
+        ))
+    } else if request.write {
         receive(shared, request, &socket, &mut ch)
     } else {
         send(shared, request, &socket, &mut ch)
@@ -422,12 +416,6 @@ fn send(
     socket: &UdpSocket,
     ch: &mut Channel<'_>,
 ) -> Result<Outcome, Failure> {
-    if request.mode == Mode::Mail {
-        return Err(Failure::new(
-            ErrorCode::IllegalOperation,
-            "mail mode is not supported",
-        ));
-    }
     let path = shared
         .cfg
         .root
@@ -479,12 +467,6 @@ fn receive(
         return Err(Failure::new(
             ErrorCode::AccessViolation,
             "uploads are disabled (tftp-serve --allow-write enables them)",
-        ));
-    }
-    if request.mode == Mode::Mail {
-        return Err(Failure::new(
-            ErrorCode::IllegalOperation,
-            "mail mode is not supported",
         ));
     }
     let dest = cfg
