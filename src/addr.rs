@@ -24,6 +24,15 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family chosen by the `-4` and `-6` flags (they conflict in clap).
+    pub fn from_flags(ipv4: bool, ipv6: bool) -> Family {
+        match (ipv4, ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+
     /// Does `addr` belong to this family?
     pub fn allows(self, addr: &SocketAddr) -> bool {
         match self {

@@ -78,11 +78,7 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// `-4` / `-6`.
     pub fn family(&self) -> Family {
-        match (self.ipv4, self.ipv6) {
-            (true, _) => Family::V4,
-            (_, true) => Family::V6,
-            _ => Family::Any,
-        }
+        Family::from_flags(self.ipv4, self.ipv6)
     }
 
     /// The encoding of outgoing text.
@@ -319,11 +315,7 @@ fn parse_tftp_mode(s: &str) -> Result<crate::tftp::Mode, String> {
 impl TftpArgs {
     /// `-4` / `-6`.
     pub fn family(&self) -> Family {
-        match (self.ipv4, self.ipv6) {
-            (true, _) => Family::V4,
-            (_, true) => Family::V6,
-            _ => Family::Any,
-        }
+        Family::from_flags(self.ipv4, self.ipv6)
     }
 
     /// `-q` / default / `-v`.

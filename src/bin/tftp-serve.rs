@@ -86,11 +86,7 @@ struct Args {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
-        _ => Family::Any,
-    };
+    let family = Family::from_flags(args.ipv4, args.ipv6);
     let bind = args
         .bind
         .as_deref()

@@ -18,8 +18,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::engine::{self, Channel, Params, Start, Stats, TransferError};
-use super::netascii::{NetasciiReader, NetasciiWriter};
-use super::packet::{DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet, Request};
+use super::packet::{ErrorCode, Mode, Options, Packet, Request};
 use super::timer::RetransmitTimer;
 
 /// What the client asks for.
@@ -331,30 +330,11 @@ fn accept_oack(
             format!("windowsize {w} was not asked for"),
         ));
     }
-    let mut timer = match (granted.utimeout, granted.timeout) {
-        (Some(us), _) => RetransmitTimer::adaptive(Duration::from_micros(us)),
-        (None, Some(s)) => RetransmitTimer::fixed(Duration::from_secs(s.into())),
-        (None, None) => RetransmitTimer::fixed(cfg.timeout),
-    };
+    let mut params = Params::negotiated(granted, cfg.retries, cfg.timeout);
     if let Some(rtt) = n.rtt {
-        timer.sample(rtt);
+        params.timer.sample(rtt);
     }
-    Ok(Params {
-        blksize: usize::from(granted.blksize.unwrap_or(DEFAULT_BLKSIZE)),
-        windowsize: granted.windowsize.unwrap_or(1),
-        retries: cfg.retries,
-        timer,
-    })
-}
-
-/// Settings for a server that accepted no options.
-fn plain(cfg: &ClientConfig) -> Params {
-    Params {
-        blksize: usize::from(DEFAULT_BLKSIZE),
-        windowsize: 1,
-        retries: cfg.retries,
-        timer: RetransmitTimer::fixed(cfg.timeout),
-    }
+    Ok(params)
 }
 
 /// A download whose data has all arrived; the final ACK is still to be sent.
@@ -399,7 +379,11 @@ pub fn get(
     let n = request(cfg, false, remote, tsize)?;
     let (mut params, options, first) = match &n.answer {
         Answer::Oack(granted) => (accept_oack(cfg, &n, granted)?, *granted, None),
-        Answer::Data(data) => (plain(cfg), Options::default(), Some(data.as_slice())),
+        Answer::Data(data) => (
+            Params::negotiated(&Options::default(), cfg.retries, cfg.timeout),
+            Options::default(),
+            Some(data.as_slice()),
+        ),
         Answer::Ack0 => unreachable!("request() only accepts ACK 0 for uploads"),
     };
     progress.start(options.tsize);
@@ -410,14 +394,15 @@ pub fn get(
         None => Start::Send(Packet::ack(0).to_vec()),
     };
     let mut update = |b| progress.update(b);
-    let stats = if cfg.mode == Mode::Netascii {
-        let mut w = NetasciiWriter::new(&mut *sink);
-        let stats = engine::receive_file(&mut ch, &mut params, start, &mut w, None, &mut update)?;
-        w.finish().map_err(|e| ch.write_failed(e))?;
-        stats
-    } else {
-        engine::receive_file(&mut ch, &mut params, start, sink, None, &mut update)?
-    };
+    let stats = engine::receive_in_mode(
+        &mut ch,
+        &mut params,
+        start,
+        cfg.mode,
+        sink,
+        None,
+        &mut update,
+    )?;
     sink.flush().map_err(|e| ch.write_failed(e))?;
     let report = Report {
         stats,
@@ -446,24 +431,17 @@ pub fn put(
     let n = request(cfg, true, remote, tsize)?;
     let (mut params, options) = match &n.answer {
         Answer::Oack(granted) => (accept_oack(cfg, &n, granted)?, *granted),
-        Answer::Ack0 => (plain(cfg), Options::default()),
+        Answer::Ack0 => (
+            Params::negotiated(&Options::default(), cfg.retries, cfg.timeout),
+            Options::default(),
+        ),
         Answer::Data(_) => unreachable!("request() only accepts DATA 1 for downloads"),
     };
     progress.start(size);
     engine::size_buffers(&n.socket, params.blksize, params.windowsize);
     let mut ch = Channel::new(&n.socket, n.peer, "server");
     let mut update = |b| progress.update(b);
-    let stats = if cfg.mode == Mode::Netascii {
-        engine::send_file(
-            &mut ch,
-            &mut params,
-            None,
-            &mut NetasciiReader::new(source),
-            &mut update,
-        )?
-    } else {
-        engine::send_file(&mut ch, &mut params, None, source, &mut update)?
-    };
+    let stats = engine::send_in_mode(&mut ch, &mut params, None, cfg.mode, source, &mut update)?;
     Ok(Report {
         stats,
         options,

@@ -38,7 +38,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::packet::{DATA_HEADER, ErrorCode, Packet};
+use super::netascii::{NetasciiReader, NetasciiWriter};
+use super::packet::{DATA_HEADER, DEFAULT_BLKSIZE, ErrorCode, Mode, Options, Packet};
 use super::timer::RetransmitTimer;
 
 /// Largest datagram we may receive (65507 bytes over IPv4, a little more over IPv6).
@@ -68,6 +69,26 @@ pub struct Params {
     pub retries: u32,
     /// The retransmission timer.
     pub timer: RetransmitTimer,
+}
+
+impl Params {
+    /// The settings that follow from the options a server `granted` (none:
+    /// RFC 1350's 512-byte lock-step). A granted `utimeout` means the peer
+    /// copes with short timers, so ours adapts to the round-trip time;
+    /// otherwise it is fixed at the granted `timeout`, or `timeout`.
+    pub fn negotiated(granted: &Options, retries: u32, timeout: Duration) -> Params {
+        let timer = match (granted.utimeout, granted.timeout) {
+            (Some(us), _) => RetransmitTimer::adaptive(Duration::from_micros(us)),
+            (None, Some(s)) => RetransmitTimer::fixed(Duration::from_secs(s.into())),
+            (None, None) => RetransmitTimer::fixed(timeout),
+        };
+        Params {
+            blksize: usize::from(granted.blksize.unwrap_or(DEFAULT_BLKSIZE)),
+            windowsize: granted.windowsize.unwrap_or(1),
+            retries,
+            timer,
+        }
+    }
 }
 
 /// Why a transfer failed.
@@ -523,6 +544,23 @@ pub fn send_file(
     }
 }
 
+/// [`send_file`] in a transfer mode: netascii turns local line ends into
+/// `\r\n` on the way out.
+pub fn send_in_mode(
+    ch: &mut Channel<'_>,
+    params: &mut Params,
+    oack: Option<&[u8]>,
+    mode: Mode,
+    source: &mut dyn Read,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Stats, TransferError> {
+    if mode == Mode::Netascii {
+        send_file(ch, params, oack, &mut NetasciiReader::new(source), progress)
+    } else {
+        send_file(ch, params, oack, source, progress)
+    }
+}
+
 /// Sends `first` (an OACK) until the peer answers ACK 0.
 fn handshake_ack0(
     ch: &mut Channel<'_>,
@@ -751,6 +789,26 @@ pub fn receive_file(
             }
         }
     }
+}
+
+/// [`receive_file`] in a transfer mode: netascii turns `\r\n` back into
+/// local line ends, and a `\r` held at the end is written out.
+pub fn receive_in_mode(
+    ch: &mut Channel<'_>,
+    params: &mut Params,
+    start: Start<'_>,
+    mode: Mode,
+    sink: &mut dyn Write,
+    limit: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Stats, TransferError> {
+    if mode != Mode::Netascii {
+        return receive_file(ch, params, start, sink, limit, progress);
+    }
+    let mut text = NetasciiWriter::new(sink);
+    let stats = receive_file(ch, params, start, &mut text, limit, progress)?;
+    text.finish().map_err(|e| ch.write_failed(e))?;
+    Ok(stats)
 }
 
 /// Writes one block, within `limit`.

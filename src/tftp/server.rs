@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{self, Channel, Params, Start, Stats, TransferError};
 use super::fs::{AtomicFile, PathError, Root};
-use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
-use super::timer::RetransmitTimer;
 use crate::addr::{Family, display_addr};
 use crate::net::{ListenSpec, udp_socket};
 use crate::output::Log;
@@ -395,17 +393,7 @@ fn negotiate(
             _ => None,
         },
     };
-    let timer = match (granted.utimeout, granted.timeout) {
-        (Some(us), _) => RetransmitTimer::adaptive(Duration::from_micros(us)),
-        (None, Some(s)) => RetransmitTimer::fixed(Duration::from_secs(s.into())),
-        (None, None) => RetransmitTimer::fixed(cfg.timeout),
-    };
-    let params = Params {
-        blksize: usize::from(granted.blksize.unwrap_or(super::packet::DEFAULT_BLKSIZE)),
-        windowsize: granted.windowsize.unwrap_or(1),
-        retries: cfg.retries,
-        timer,
-    };
+    let params = Params::negotiated(&granted, cfg.retries, cfg.timeout);
     Ok((granted, params))
 }
 
@@ -432,13 +420,15 @@ fn send(
     let (options, mut params) = negotiate(&shared.cfg, request, size)?;
     engine::size_buffers(socket, params.blksize, params.windowsize);
     let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
-    let reader = BufReader::with_capacity(64 * 1024, file);
-    let mut source: Box<dyn Read> = if request.mode == Mode::Netascii {
-        Box::new(NetasciiReader::new(reader))
-    } else {
-        Box::new(reader)
-    };
-    let stats = engine::send_file(ch, &mut params, oack.as_deref(), &mut source, &mut |_| {})?;
+    let mut source = BufReader::with_capacity(64 * 1024, file);
+    let stats = engine::send_in_mode(
+        ch,
+        &mut params,
+        oack.as_deref(),
+        request.mode,
+        &mut source,
+        &mut |_| {},
+    )?;
     Ok(Outcome {
         stats,
         options,
@@ -482,41 +472,27 @@ fn receive(
             format!("file of {size} bytes exceeds the limit of {limit} bytes"),
         ));
     }
-    let file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
+    let mut file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
     engine::size_buffers(socket, params.blksize, params.windowsize);
     let start = if options.is_empty() {
         Packet::ack(0).to_vec()
     } else {
         Packet::Oack(options.to_raw()).encode()
     };
-    let (stats, file) = if request.mode == Mode::Netascii {
-        let mut sink = NetasciiWriter::new(file);
-        let stats = engine::receive_file(
-            ch,
-            &mut params,
-            Start::Send(start),
-            &mut sink,
-            cfg.max_size,
-            &mut |_| {},
-        )?;
-        (stats, sink.finish().map_err(write_failure)?)
-    } else {
-        let mut sink = file;
-        let stats = engine::receive_file(
-            ch,
-            &mut params,
-            Start::Send(start),
-            &mut sink,
-            cfg.max_size,
-            &mut |_| {},
-        )?;
-        (stats, sink)
-    };
+    let stats = engine::receive_in_mode(
+        ch,
+        &mut params,
+        Start::Send(start),
+        request.mode,
+        &mut file,
+        cfg.max_size,
+        &mut |_| {},
+    )?;
     file.commit(cfg.overwrite).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             Failure::new(ErrorCode::FileExists, "file already exists")
         } else {
-            write_failure(e)
+            Failure::from(ch.write_failed(e))
         }
     })?;
     let done = Instant::now();
@@ -526,16 +502,4 @@ fn receive(
         options,
         done,
     })
-}
-
-fn write_failure(e: io::Error) -> Failure {
-    let code = if e.kind() == io::ErrorKind::StorageFull {
-        ErrorCode::DiskFull
-    } else {
-        ErrorCode::NotDefined
-    };
-    Failure::new(
-        code,
-        format!("write error: {}", crate::addr::describe_io(&e)),
-    )
 }
