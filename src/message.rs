@@ -160,7 +160,7 @@ impl Incoming {
 /// Append `line` with control characters made visible (`\x00`, `\x1b`): a log
 /// line must not let a peer ring the bell, clear the screen or hide text with
 /// escape sequences. Tabs stay; `--raw` and `--hex` show the bytes exactly.
-fn push_visible(line: &str, out: &mut Vec<u8>) {
+pub fn push_visible(line: &str, out: &mut Vec<u8>) {
     if !line.chars().any(|c| c.is_control() && c != '\t') {
         out.extend_from_slice(line.as_bytes());
         return;
