@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod chat;
 pub mod cli;
 pub mod codec;
 pub mod framing;

@@ -582,11 +582,6 @@ fn nc_as_server_for_our_client() {
     );
 }
 
-/// Path of one of the notes' scripts kept under tests/course.
-fn course_script(name: &str) -> String {
-    format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 #[test]
 fn notes_python_client_against_our_gbk_server() {
     if !have_peer("python3") {

@@ -233,11 +233,6 @@ fn tftpd(root: &Path, create: bool) -> Tftpd {
     }
 }
 
-/// Path of one of the notes' scripts kept under tests/course.
-fn course_script(name: &str) -> String {
-    format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
 // --- Packets by hand ------------------------------------------------------------
 
 /// An RRQ (or WRQ) packet.

@@ -6,7 +6,7 @@ pub mod lossy;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ pub fn bin(name: &str) -> PathBuf {
         "tftp-get" => env!("CARGO_BIN_EXE_tftp-get"),
         "tftp-put" => env!("CARGO_BIN_EXE_tftp-put"),
         "tftp-serve" => env!("CARGO_BIN_EXE_tftp-serve"),
+        "chat" => env!("CARGO_BIN_EXE_chat"),
         other => panic!("unknown binary {other}"),
     })
 }
@@ -310,5 +311,81 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Path of one of the notes' scripts kept under tests/course.
+pub fn course_script(name: &str) -> String {
+    format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An interactive process: lines go in through `say`, stdout and stderr come
+/// back as [`Lines`]. Killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub out: Lines,
+    pub err: Lines,
+}
+
+impl Proc {
+    /// Start `cmd` with all three standard streams piped.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        Proc {
+            stdin: child.stdin.take(),
+            out: Lines::spawn(child.stdout.take().unwrap()),
+            err: Lines::spawn(child.stderr.take().unwrap()),
+            child,
+        }
+    }
+
+    /// Start a server-like command and read its `listening on ADDR` line.
+    pub fn listening(cmd: Command) -> (Proc, SocketAddr) {
+        let mut p = Proc::spawn(cmd);
+        let line = p.err.expect("listening on");
+        let addr = parse_listening(&line).unwrap_or_else(|| panic!("bad line {line:?}"));
+        (p, loopback(addr))
+    }
+
+    /// Type a line (a newline is added).
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Close stdin (Ctrl-D).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Send SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -INT {}", self.child.id())])
+            .status()
+            .expect("run sh")
+            .success();
+        assert!(ok, "kill -INT failed");
+    }
+
+    /// Wait for exit (bounded by `TIMEOUT`).
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, TIMEOUT).expect("process did not exit in time")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

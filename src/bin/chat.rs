@@ -1,0 +1,202 @@
+//! chat: lessons 10 and 11's chat between two people (TCP or UDP), full duplex, and a multi-user room.
+
+use std::io::{self, IsTerminal};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use socktools::addr::{self, display_addr, parse_bind, parse_port};
+use socktools::chat::editor::{RawMode, Screen};
+use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
+use socktools::cli::{self, CommonArgs, parse_seconds};
+use socktools::framing::Framing;
+use socktools::net::{ListenSpec, tcp_listener, udp_socket};
+use socktools::output::Log;
+use socktools::shutdown::Shutdown;
+
+const EXAMPLES: &str = "\
+Examples:
+  chat listen                                  wait on port 8008 for one peer (lesson 11)
+  chat connect 127.0.0.1 8008 --name alice     dial it; type at any time, 'exit' or 'bye' ends
+  chat connect 127.0.0.1 8008 --eol none       talk to the notes' Python chat (no newline sent)
+  chat --udp listen 8888                       lesson 10's customer service over UDP
+  chat --udp connect 127.0.0.1 8888";
+
+#[derive(Parser)]
+#[command(name = "chat", version, about = "Chat with one peer over TCP or UDP, both sides typing at any time.", after_help = EXAMPLES)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Chat over UDP datagrams (lesson 10) instead of a TCP connection.
+    #[arg(long, global = true)]
+    udp: bool,
+
+    /// Your name: announced to the peer (as a /nick line) when the chat starts.
+    #[arg(long, global = true, value_name = "NAME")]
+    name: Option<String>,
+
+    /// What ends each line sent: none (the notes' Python peers), lf, crlf [default: lf, none with --udp].
+    #[arg(long, global = true, value_enum, value_name = "EOL")]
+    eol: Option<Eol>,
+
+    /// Another word that ends the chat when typed or received (besides exit and bye; repeatable).
+    #[arg(long = "quit-word", global = true, value_name = "WORD")]
+    quit_words: Vec<String>,
+
+    /// Connect timeout in seconds.
+    #[arg(short = 'w', long = "timeout", global = true, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Duration,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Wait for one peer on PORT, then chat (over UDP: answer whoever wrote last).
+    Listen {
+        /// Port to listen on (0: any free port; the first stderr line says which).
+        #[arg(default_value = "8008", value_parser = parse_port)]
+        port: u16,
+        /// Listen on this address only (default: every interface, IPv4 and IPv6).
+        #[arg(short = 'b', long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Dial HOST PORT (or HOST:PORT, [IPv6]:PORT) and chat.
+    Connect {
+        /// The peer's host name or address.
+        host: String,
+        /// The peer's port, unless given with HOST.
+        port: Option<String>,
+    },
+}
+
+/// The socket to chat over; None when Ctrl-C came before a peer did.
+fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Link>> {
+    let family = args.common.family();
+    match &args.command {
+        Command::Listen { port, bind } => {
+            let bind = bind.as_deref().map(|b| parse_bind(b, family)).transpose()?;
+            let spec = ListenSpec {
+                bind,
+                port: *port,
+                family,
+            };
+            if args.udp {
+                let socket = udp_socket(spec)?;
+                log.always(format_args!(
+                    "listening on {}",
+                    display_addr(&socket.local_addr()?)
+                ));
+                return Ok(Some(Link::Udp(socket, None)));
+            }
+            let listener = tcp_listener(spec)?;
+            log.always(format_args!(
+                "listening on {}",
+                display_addr(&listener.local_addr()?)
+            ));
+            let accepted = {
+                let _waker = shutdown.wake_listener(&listener)?;
+                listener.accept()
+            };
+            if shutdown.is_triggered() {
+                log.info(format_args!("interrupted before anyone connected"));
+                return Ok(None);
+            }
+            let (stream, peer) = accepted?;
+            // One peer: later callers are refused rather than left waiting.
+            drop(listener);
+            log.info(format_args!("{} connected", display_addr(&peer)));
+            Ok(Some(Link::Tcp(stream)))
+        }
+        Command::Connect { host, port } => {
+            let words: Vec<String> = std::iter::once(host.clone()).chain(port.clone()).collect();
+            let (target, rest) = addr::parse_target_args(&words)?;
+            if !rest.is_empty() {
+                return Err(cli::UsageError(format!("unexpected argument \"{}\"", rest[0])).into());
+            }
+            if args.udp {
+                let peer = addr::resolve(&target, family)?[0];
+                let local: SocketAddr = if peer.is_ipv4() {
+                    (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let socket = UdpSocket::bind(local)?;
+                log.info(format_args!(
+                    "chatting with {} over UDP",
+                    display_addr(&peer)
+                ));
+                return Ok(Some(Link::Udp(socket, Some(peer))));
+            }
+            let timeout = (!args.timeout.is_zero()).then_some(args.timeout);
+            let stream = addr::connect(&target, family, timeout)?;
+            log.info(format_args!(
+                "connected to {}",
+                display_addr(&stream.peer_addr()?)
+            ));
+            Ok(Some(Link::Tcp(stream)))
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let log = Log::stderr(args.common.verbosity());
+    if let Some(name) = &args.name
+        && (name.is_empty()
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            || name.chars().count() > 32)
+    {
+        return Err(cli::UsageError(format!(
+            "invalid --name \"{name}\": 1 to 32 characters, no spaces"
+        ))
+        .into());
+    }
+    let mut quit_words = vec!["exit".to_string(), "bye".to_string()];
+    quit_words.extend(args.quit_words.iter().cloned());
+    let cfg = ChatConfig {
+        name: args.name.clone(),
+        eol: args
+            .eol
+            .unwrap_or(if args.udp { Eol::None } else { Eol::Lf }),
+        quit_words,
+        show: args.common.show(false),
+        send: args.common.send_options(Framing::Raw, false),
+        linger: Duration::from_secs(1),
+    };
+    let shutdown = Shutdown::new();
+    shutdown.install_ctrlc()?;
+    let Some(link) = link(&args, &log, &shutdown)? else {
+        return Ok(());
+    };
+    let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
+    let _raw = if terminal {
+        RawMode::enable(io::stdin()).ok()
+    } else {
+        None
+    };
+    let (screen, input) = match &_raw {
+        Some(_) => {
+            let prompt = format!("{}> ", args.name.as_deref().unwrap_or("me"));
+            (
+                Screen::terminal(io::stdout(), &prompt),
+                Input::Keys(Box::new(io::stdin())),
+            )
+        }
+        None => (
+            Screen::plain(io::stdout()),
+            Input::Lines(Box::new(io::stdin())),
+        ),
+    };
+    session::run(link, &cfg, input, &screen, &log, &shutdown)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::report("chat", e.as_ref()),
+    }
+}

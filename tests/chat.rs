@@ -1,0 +1,363 @@
+//! End-to-end tests of `chat listen` / `chat connect` (lessons 10 and 11): two
+//! of our processes driven through pipes, plain sockets as peers, and the
+//! notes' own turn-taking Python programs.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+fn chat(args: &[&str]) -> Command {
+    cmd("chat", args)
+}
+
+/// `chat listen` on a free loopback port, plus its address.
+fn listen(extra: &[&str]) -> (Proc, std::net::SocketAddr) {
+    let mut args = vec!["listen", "0", "-b", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    Proc::listening(chat(&args))
+}
+
+fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Proc {
+    let target = addr.to_string();
+    let mut args = vec!["connect", target.as_str()];
+    args.extend_from_slice(extra);
+    Proc::spawn(chat(&args))
+}
+
+fn udp_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+fn recv_text(s: &UdpSocket) -> String {
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf).expect("datagram");
+    text(&buf[..n])
+}
+
+#[test]
+fn two_chats_talk_both_ways_and_bye_ends_both() {
+    let (mut a, addr) = listen(&[]);
+    let mut b = connect(addr, &[]);
+    a.err.expect("connected");
+    b.say("hi from B");
+    assert_eq!(a.out.expect("hi from B"), "peer> hi from B");
+    a.say("你好, B");
+    a.say("second line before any answer");
+    assert_eq!(b.out.expect("你好"), "peer> 你好, B");
+    assert_eq!(b.out.next().unwrap(), "peer> second line before any answer");
+    a.say("bye");
+    assert!(b.wait().success());
+    b.err.expect("the peer said bye");
+    assert!(a.wait().success());
+    a.err.expect("you said bye");
+    assert!(!a.out.rest().iter().any(|l| l.contains("bye")));
+}
+
+#[test]
+fn a_name_is_announced_and_used() {
+    let (mut a, addr) = listen(&["--name", "alice"]);
+    let mut b = connect(addr, &["--name", "小黑"]);
+    b.say("hello");
+    assert_eq!(a.out.expect("hello"), "小黑> hello");
+    a.err.expect("peer is now known as 小黑");
+    a.say("hi");
+    assert_eq!(b.out.expect("hi"), "alice> hi");
+    a.close_stdin();
+    assert!(a.wait().success());
+    assert!(b.wait().success());
+    b.err.expect("the peer closed the connection");
+}
+
+#[test]
+fn end_of_input_sends_what_was_read_then_ends_both() {
+    let (mut a, addr) = listen(&[]);
+    let mut b = connect(addr, &[]);
+    b.say("one");
+    b.say("two");
+    b.close_stdin();
+    assert!(b.wait().success());
+    assert!(a.wait().success());
+    assert_eq!(a.out.rest(), vec!["peer> one", "peer> two"]);
+    a.err.expect("the peer closed the connection");
+}
+
+#[test]
+fn a_chunk_without_newline_is_one_message_and_disconnect_exits_0() {
+    let (mut a, addr) = listen(&[]);
+    let s = util::connect(addr);
+    (&s).write_all(b"no newline").unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> no newline");
+    (&s).write_all(b"\x1b[2Jclear\tscreen\r\n").unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
+    drop(s);
+    assert!(a.wait().success());
+    a.err.expect("the peer closed the connection");
+}
+
+#[test]
+fn eol_none_and_crlf_on_the_wire() {
+    for (eol, wire) in [
+        ("none", &b"hello"[..]),
+        ("crlf", b"hello\r\n"),
+        ("lf", b"hello\n"),
+    ] {
+        let (mut a, addr) = listen(&["--eol", eol]);
+        let mut s = util::connect(addr);
+        a.err.expect("connected");
+        a.say("hello");
+        assert_eq!(read_n(&s, wire.len()), wire, "--eol {eol}");
+        a.close_stdin();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "--eol {eol}: {rest:?}");
+        assert!(a.wait().success());
+    }
+}
+
+#[test]
+fn gbk_both_ways() {
+    let (mut a, addr) = listen(&["-e", "gbk"]);
+    let s = util::connect(addr);
+    (&s).write_all(b"\xc4\xe3\xba\xc3\n").unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> 你好");
+    a.say("我是服务器");
+    assert_eq!(
+        read_n(&s, 11),
+        b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7\n"
+    );
+    drop(s);
+    assert!(a.wait().success());
+}
+
+#[test]
+fn received_quit_word_ends_the_chat_and_extra_quit_words_work() {
+    let (mut a, addr) = listen(&["--quit-word", "再见"]);
+    let s = util::connect(addr);
+    (&s).write_all("first\n再见\nnot shown\n".as_bytes())
+        .unwrap();
+    assert!(a.wait().success());
+    assert_eq!(a.out.rest(), vec!["peer> first"]);
+    a.err.expect("the peer said 再见");
+}
+
+#[test]
+fn only_one_peer_is_taken() {
+    let (mut a, addr) = listen(&[]);
+    let _first = util::connect(addr);
+    a.err.expect("connected");
+    let second = TcpStream::connect_timeout(&addr, TIMEOUT);
+    assert!(second.is_err(), "a second peer was accepted");
+}
+
+#[test]
+fn ctrl_c_ends_both_sides() {
+    let (mut a, addr) = listen(&[]);
+    let mut b = connect(addr, &[]);
+    b.say("ping");
+    a.out.expect("ping");
+    let started = Instant::now();
+    a.interrupt();
+    assert!(a.wait().success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(b.wait().success());
+    b.err.expect("the peer closed the connection");
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_a_peer_exits_0() {
+    let (mut a, _) = listen(&[]);
+    a.interrupt();
+    assert!(a.wait().success());
+}
+
+#[test]
+fn usage_and_runtime_errors() {
+    let out = run(chat(&["listen", "99999"]), b"");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run(
+        chat(&["connect", "127.0.0.1", "1", "--name", "two words"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid --name"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A port nobody listens on: refused.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let out = run(chat(&["connect", "127.0.0.1", &port]), b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("chat: "), "{err}");
+}
+
+// --- UDP (lesson 10) ------------------------------------------------------------
+
+#[test]
+fn udp_chats_talk_and_bye_ends_both() {
+    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut b = connect(addr, &["--udp"]);
+    b.say("在吗?");
+    assert_eq!(a.out.expect("在吗"), "peer> 在吗?");
+    a.say("在的, 请讲");
+    assert_eq!(b.out.expect("请讲"), "peer> 在的, 请讲");
+    b.say("bye");
+    assert!(b.wait().success());
+    assert!(a.wait().success());
+    a.err.expect("the peer said bye");
+}
+
+#[test]
+fn udp_datagrams_are_messages_without_terminator() {
+    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    a.say("too early");
+    a.err.expect("nobody has written yet");
+    let first = udp_socket();
+    first.send_to(b"one\n", addr).unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> one");
+    a.say("answer 1");
+    assert_eq!(recv_text(&first), "answer 1");
+    // Whoever wrote last gets the answer.
+    let second = udp_socket();
+    second.send_to("二".as_bytes(), addr).unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> 二");
+    a.say("answer 2");
+    assert_eq!(recv_text(&second), "answer 2");
+    // End of input says bye, since UDP has no close.
+    a.close_stdin();
+    assert_eq!(recv_text(&second), "bye");
+    assert!(a.wait().success());
+}
+
+// --- The notes' own programs ------------------------------------------------------
+
+fn python(script: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("python3");
+    c.arg("-u").arg(course_script(script)).args(args);
+    c
+}
+
+#[test]
+fn our_chat_against_the_notes_tcp_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (mut py, addr) = Proc::listening(python("lesson11_chat_server.py", &[]));
+    let mut me = connect(addr, &["--eol", "none"]);
+    me.say("你好, 我是客户端");
+    py.out.expect("客户端： 你好, 我是客户端");
+    py.say("hello client");
+    assert_eq!(me.out.expect("hello client"), "peer> hello client");
+    me.say("exit");
+    py.out.expect("客户端已经退出！");
+    assert!(me.wait().success());
+    me.err.expect("you said exit");
+}
+
+#[test]
+fn the_notes_tcp_client_against_our_chat() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (mut me, addr) = listen(&["--eol", "none"]);
+    let port = addr.port().to_string();
+    let mut py = Proc::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
+    py.say("你好服务器");
+    assert_eq!(me.out.expect("你好服务器"), "peer> 你好服务器");
+    me.say("你好客户端");
+    py.out.expect("服务器： 你好客户端");
+    py.say("exit");
+    assert!(me.wait().success());
+    me.err.expect("the peer said exit");
+    assert!(py.wait().success());
+}
+
+#[test]
+fn our_udp_chat_against_the_notes_service_desk() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (mut py, addr) = Proc::listening(python("lesson10_udp_service.py", &[]));
+    let mut me = connect(addr, &["--udp"]);
+    me.say("我的订单到哪了?");
+    py.out.expect("客户说: 我的订单到哪了?");
+    py.say("已经发货了");
+    assert_eq!(me.out.expect("发货"), "peer> 已经发货了");
+    // End of input: we say bye, and the desk closes.
+    me.close_stdin();
+    py.out.expect("服务器端即将推出");
+    assert!(me.wait().success());
+    assert!(py.wait().success());
+}
+
+#[test]
+fn the_notes_udp_customer_against_our_chat() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (mut me, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let port = addr.port().to_string();
+    let mut py = Proc::spawn(python("lesson10_udp_customer.py", &["127.0.0.1", &port]));
+    py.say("你好");
+    assert_eq!(me.out.expect("你好"), "peer> 你好");
+    me.say("您好, 有什么可以帮您?");
+    py.out.expect("客户端接收数据: 您好, 有什么可以帮您?");
+    py.say("bye");
+    assert!(py.wait().success());
+    assert!(me.wait().success());
+    me.err.expect("the peer said bye");
+}
+
+// --- On a terminal --------------------------------------------------------------
+
+/// A person typing into `chat connect` on a real (pseudo-)terminal, driven by
+/// tests/pty/type_in_chat.py: a message that arrives mid-line is printed above
+/// the half-typed line, which is then drawn again intact.
+#[test]
+fn on_a_terminal_the_typed_line_survives_incoming_messages() {
+    if !have_peer("python3") {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let chat_bin = bin("chat");
+    let mut term = Proc::spawn({
+        let mut c = Command::new("python3");
+        c.arg(format!(
+            "{}/tests/pty/type_in_chat.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(&chat_bin)
+        .args(["connect", &addr, "--name", "me"]);
+        c
+    });
+    let (peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(read_n(&peer, 9), b"/nick me\n");
+    term.say("wait connected to");
+    assert_eq!(term.out.next().unwrap(), "seen");
+    // Half a line, with a typo fixed and an arrow key that must not leak in.
+    term.say(r"type hx\x7fel\x1b[D\xe4\xbd\xa0");
+    term.say("wait me> hel你");
+    assert_eq!(term.out.next().unwrap(), "seen");
+    (&peer).write_all(b"incoming!\n").unwrap();
+    term.say(r"wait \r\x1b[Kpeer> incoming!\r\n\r\x1b[Kme> hel你");
+    assert_eq!(term.out.next().unwrap(), "seen");
+    term.say(r"type lo\r");
+    let typed = "hel你lo\n".as_bytes();
+    assert_eq!(read_n(&peer, typed.len()), typed);
+    term.say(r"type \x03");
+    term.say("exit");
+    assert_eq!(term.out.next().unwrap(), "exit 0");
+}
