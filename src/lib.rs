@@ -16,6 +16,7 @@
 //! | [`codec`] | 06 GBK vs UTF-8 | streaming decoders, encoders that never send `&#NNNN;` |
 //! | [`hex`] | 02/06 (raw bytes `b'\xc4\xe3'`) | hex dumps of what arrived, hex input for what to send |
 //! | [`framing`] | 13 sticky packets 黏包 | raw / line / 4-byte length framing |
+//! | [`chat`] | 10 UDP chat, 11 TCP chat | two-person chat over TCP or UDP, both typing at once; a line editor for terminals; a multi-user room |
 //! | [`tftp`] | 12 TFTP download | packets, netascii, retransmission timer, transfer engine, `tftp-serve` / `tftp-get` / `tftp-put` |
 //! | [`message`] | 02, 06, 13 | text ↔ wire bytes: encode, hex, line endings, framing |
 //! | [`output`] | all | data to stdout, logs to stderr |
