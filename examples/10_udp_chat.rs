@@ -97,7 +97,11 @@ fn customer(host: &str, port: u16) -> io::Result<()> {
         .ok_or_else(|| io::Error::other(format!("{host} has no address")))?;
     // send_socket = socket(AF_INET, SOCK_DGRAM): no bind needed, the first
     // sendto picks a free port for us (the desk sees it in addr).
-    let socket = UdpSocket::bind(if desk.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    let socket = UdpSocket::bind(if desk.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
     loop {
         let Some(line) = ask("客户说: ")? else {
             // Nothing tells the desk we left unless we say so: UDP has no close.

@@ -240,6 +240,27 @@ fn udp_datagrams_are_messages_without_terminator() {
     assert!(a.wait().success());
 }
 
+#[test]
+fn udp_listen_tells_each_new_peer_its_name() {
+    let (mut a, addr) = Proc::listening(chat(&[
+        "--udp",
+        "listen",
+        "0",
+        "-b",
+        "127.0.0.1",
+        "--name",
+        "客服",
+    ]));
+    for who in ["first", "second"] {
+        let s = udp_socket();
+        s.send_to(who.as_bytes(), addr).unwrap();
+        a.out.expect(who);
+        a.say(&format!("hello {who}"));
+        assert_eq!(recv_text(&s), "/nick 客服");
+        assert_eq!(recv_text(&s), format!("hello {who}"));
+    }
+}
+
 // --- The notes' own programs ------------------------------------------------------
 
 fn python(script: &str, args: &[&str]) -> Command {

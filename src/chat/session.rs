@@ -212,9 +212,7 @@ pub fn run(
     spawn_input(input, screen.clone(), tx.clone());
     let mut chat = Chat::new(link, cfg, log)?;
     let reader = chat.spawn_reader(cfg, screen, log, tx, stop.clone())?;
-    if let Some(name) = &cfg.name {
-        chat.announce(name)?;
-    }
+    chat.announce()?;
     let result = chat.converse(&rx, cfg, log);
     stop.store(true, Ordering::SeqCst);
     chat.close();
@@ -228,8 +226,11 @@ struct Chat {
     link: Link,
     /// Where UDP datagrams go: the fixed peer, or whoever wrote last.
     last_peer: Arc<Mutex<Option<SocketAddr>>>,
-    /// UDP listen mode: the peer we last told our name.
-    named: Option<SocketAddr>,
+    /// `--name`, announced as `/nick NAME`.
+    name: Option<String>,
+    /// Whether, and over UDP to whom, our name was announced.
+    told: bool,
+    told_to: Option<SocketAddr>,
     outgoing: Outgoing,
     eol: &'static [u8],
     hex: bool,
@@ -252,7 +253,9 @@ impl Chat {
         Ok(Chat {
             link,
             last_peer: Arc::new(Mutex::new(fixed)),
-            named: fixed,
+            name: cfg.name.clone(),
+            told: false,
+            told_to: None,
             outgoing: Outgoing::new(cfg.send),
             eol: cfg.eol.bytes(),
             hex: cfg.send.hex,
@@ -302,15 +305,29 @@ impl Chat {
         Ok(handle)
     }
 
-    /// Tell the peer our name, the way a room learns it.
-    fn announce(&mut self, name: &str) -> Result<(), ChatError> {
-        let to = lock(&self.last_peer).is_some() || matches!(self.link, Link::Tcp(_));
-        if to {
-            let mut wire = format!("/nick {name}").into_bytes();
-            wire.extend_from_slice(self.eol);
-            self.send_bytes(&wire)?;
+    /// Tell the peer our name as `/nick NAME`, the way a room learns it: when
+    /// the chat starts, and over `--udp listen` to each new peer before our
+    /// first answer to it.
+    fn announce(&mut self) -> Result<(), ChatError> {
+        let Some(name) = &self.name else {
+            return Ok(());
+        };
+        let to = match &self.link {
+            Link::Tcp(_) => None,
+            Link::Udp(..) => *lock(&self.last_peer),
+        };
+        let due = match &self.link {
+            Link::Tcp(_) => !self.told,
+            Link::Udp(..) => to.is_some() && self.told_to != to,
+        };
+        if !due {
+            return Ok(());
         }
-        Ok(())
+        let mut wire = format!("/nick {name}").into_bytes();
+        wire.extend_from_slice(self.eol);
+        self.told = true;
+        self.told_to = to;
+        self.send_bytes(&wire)
     }
 
     /// Wait for lines to send and for news from the peer, until the chat ends.
@@ -379,6 +396,7 @@ impl Chat {
     }
 
     fn send_line(&mut self, line: &[u8]) -> Result<(), ChatError> {
+        self.announce()?;
         let wire = self.outgoing.stdin_chunk(line)?;
         if let Some(w) = wire.warning(self.outgoing.options().encoding) {
             self.log.warn(format_args!("{w}"));
@@ -418,11 +436,6 @@ impl Chat {
                 let sent = if fixed.is_some() {
                     socket.send(bytes)
                 } else {
-                    if self.named != Some(peer) {
-                        self.named = Some(peer);
-                        self.log
-                            .info(format_args!("answering {}", display_addr(&peer)));
-                    }
                     socket.send_to(bytes, peer)
                 };
                 match sent {
