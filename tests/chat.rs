@@ -117,6 +117,7 @@ fn eol_none_and_crlf_on_the_wire() {
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "--eol {eol}: {rest:?}");
+        drop(s);
         assert!(a.wait().success());
     }
 }
