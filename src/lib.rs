@@ -15,6 +15,7 @@
 //! | [`shutdown`] | 03/04 (closing sockets) | Ctrl-C that wakes threads blocked in `accept`/`recv` |
 //! | [`codec`] | 06 GBK vs UTF-8 | streaming decoders, encoders that never send `&#NNNN;` |
 //! | [`hex`] | 02/06 (raw bytes `b'\xc4\xe3'`) | hex dumps of what arrived, hex input for what to send |
+//! | [`udp`] | 07 UDP send, 08 receive, 09 echo | datagrams: an echo server that answers every sender; send and wait for the reply |
 //! | [`framing`] | 13 sticky packets 黏包 | raw / line / 4-byte length framing |
 //! | [`chat`] | 10 UDP chat, 11 TCP chat | two-person chat over TCP or UDP, both typing at once; a line editor for terminals; a multi-user room |
 //! | [`tftp`] | 12 TFTP download | packets, netascii, retransmission timer, transfer engine, `tftp-serve` / `tftp-get` / `tftp-put` |
@@ -42,3 +43,4 @@ pub mod output;
 pub mod shutdown;
 pub mod tcp;
 pub mod tftp;
+pub mod udp;

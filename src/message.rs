@@ -81,6 +81,41 @@ impl Incoming {
         }
     }
 
+    /// Append the printable form of a message that is complete in itself — a UDP
+    /// datagram (lessons 07–09). Unlike [`Self::render`], nothing carries over:
+    /// the text is decoded with a definite end (a character cut off at the end
+    /// shows as U+FFFD on the same line, not at the start of the next message, which
+    /// may come from someone else), a hex dump starts at offset 0, and the message
+    /// gets a line of its own even when it is empty.
+    pub fn render_whole(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        match self.show {
+            Show::Raw => out.extend_from_slice(payload),
+            Show::Hex => {
+                let dump = hex::dump(payload);
+                if dump.is_empty() && self.prefix.is_none() {
+                    out.push(b'\n');
+                } else {
+                    self.lines(&dump, out);
+                }
+            }
+            Show::Text(_) => {
+                let text = match &mut self.decoder {
+                    Some(d) => d.decode(payload, true),
+                    None => String::new(),
+                };
+                if self.prefix.is_some() {
+                    self.text(&text, true, out);
+                } else {
+                    out.extend_from_slice(text.as_bytes());
+                    if !text.ends_with('\n') {
+                        out.push(b'\n');
+                    }
+                    self.mid_line = false;
+                }
+            }
+        }
+    }
+
     fn text(&mut self, text: &str, framed: bool, out: &mut Vec<u8>) {
         if self.prefix.is_some() {
             if !text.is_empty() || framed {
@@ -452,6 +487,38 @@ mod tests {
         assert!(!inc.mid_line());
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[p] ".into()));
         assert_eq!(show(&mut inc, &[b""], true), "[p] \n");
+    }
+
+    #[test]
+    fn whole_messages_are_decoded_on_their_own() {
+        // "ok" and the first byte of a GBK character: the half character ends the
+        // message, shown on its line, and the next message starts clean.
+        let mut inc = Incoming::new(Show::Text(gbk()), Some("[a] ".into()));
+        let mut out = Vec::new();
+        inc.render_whole(b"ok\xc4", &mut out);
+        inc.render_whole(b"\xba\xc3", &mut out);
+        inc.render_whole(b"", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[a] ok\u{FFFD}\n[a] 好\n[a] \n"
+        );
+        assert!(inc.take_error_warning());
+
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
+        let mut out = Vec::new();
+        for m in [&b"hi"[..], b"two\n", b""] {
+            inc.render_whole(m, &mut out);
+        }
+        assert_eq!(out, b"hi\ntwo\n\n");
+
+        let mut inc = Incoming::new(Show::Hex, None);
+        let mut out = Vec::new();
+        inc.render_whole(b"A", &mut out);
+        inc.render_whole(b"B", &mut out);
+        inc.render_whole(b"", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("00000000  ").count(), 2, "{text}");
+        assert!(text.ends_with("|B|\n\n"), "{text}");
     }
 
     #[test]

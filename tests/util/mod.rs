@@ -24,6 +24,7 @@ pub fn bin(name: &str) -> PathBuf {
         "tftp-put" => env!("CARGO_BIN_EXE_tftp-put"),
         "tftp-serve" => env!("CARGO_BIN_EXE_tftp-serve"),
         "chat" => env!("CARGO_BIN_EXE_chat"),
+        "udp-echo" => env!("CARGO_BIN_EXE_udp-echo"),
         other => panic!("unknown binary {other}"),
     })
 }

@@ -1,0 +1,1658 @@
+//! UDP for lessons 07–09: send a datagram, receive one, and an echo server that answers every sender.
+//!
+//! UDP has no connection. The notes' three scripts show everything there is:
+//!
+//! - lesson 07, send: `socket(AF_INET, SOCK_DGRAM)` → `sendto(data, (ip, port))` →
+//!   `close()`. Nothing checks that anyone is listening: `发送完成` ("sent") only
+//!   means the datagram left this machine.
+//! - lesson 08, receive: `bind` → `recvfrom(1024)` gives one datagram and the
+//!   address it came from, `(data, (ip, port))`.
+//! - lesson 09, echo: the server loops over `recvfrom` and `sendto(data, addr)`
+//!   answers *whoever sent this datagram*; the client sends lines, prints each
+//!   echo, and stops after `exit`.
+//!
+//! [`serve`] is lesson 08/09's server and [`send`] lesson 07/09's client. What
+//! they add to the notes, and why:
+//!
+//! - **Every sender gets its answer.** The server never `connect()`s its socket,
+//!   so each `recv_from` may come from someone new and each reply goes to the
+//!   address that datagram came from. (`nc -u -l` connects to its first peer and
+//!   silently ignores everyone else — the bug learners hit when two clients test
+//!   one server.)
+//! - **Datagrams arrive whole, or we say so.** `recvfrom(1024)` cuts a longer
+//!   datagram to 1024 bytes and throws the rest away without a word. We read into
+//!   a buffer larger than any UDP payload can be (see [`DatagramReader`]).
+//! - **A datagram is a message.** Unlike TCP (lesson 13), UDP keeps message
+//!   boundaries: one `sendto` is one `recvfrom`. So each datagram is decoded on its
+//!   own — a character cannot continue in the next datagram, which may come from
+//!   someone else.
+//! - **Replies are checked against the address we sent to.** The client's socket
+//!   is not connected either, so it can show a datagram from a third address
+//!   (`[ADDR] text`) instead of mistaking it for the answer, and a reply that
+//!   never comes is reported after `--wait` seconds instead of blocking forever
+//!   in `recvfrom` like the notes' client.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve};
+use crate::cli::UsageError;
+use crate::codec::{self, Encoding, TextDecoder, TextEncoder};
+use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
+use crate::net::{is_transient, wait_ready};
+use crate::output::{Log, Output};
+use crate::shutdown::Shutdown;
+
+/// `udp-echo serve`'s port when none is given (the notes' lesson 09 server uses 8090).
+pub const DEFAULT_PORT: u16 = 8090;
+
+/// The largest UDP payload to an IPv4 address: the IPv4 total length is a 16-bit
+/// field (65535) and includes the 20-byte IP header and the 8-byte UDP header.
+pub const MAX_PAYLOAD_V4: usize = 65_535 - 20 - 8;
+
+/// The largest UDP payload to an IPv6 address: the IPv6 payload length (65535)
+/// excludes IPv6's own header but includes the 8-byte UDP header. (Jumbograms,
+/// RFC 2675, go beyond this; nothing a learner meets uses them.)
+pub const MAX_PAYLOAD_V6: usize = 65_535 - 8;
+
+/// How often a waiting loop looks at the stop flag. A UDP socket cannot be "shut
+/// down" to wake a thread blocked in `recv_from` the way a TCP socket can
+/// ([`Shutdown`]), so the server waits in slices this long: Ctrl-C is noticed
+/// within a tenth of a second.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The longest stdin line read in one piece. A line longer than this cannot become
+/// one datagram in any encoding we support (even `--send-hex` spells a byte with
+/// at least two characters), so it is refused without being held in memory.
+const MAX_LINE: usize = 256 * 1024;
+
+/// The server counts distinct senders up to this many (so a flood of spoofed
+/// source addresses cannot make it use unbounded memory).
+const MAX_TRACKED_SENDERS: usize = 1 << 16;
+
+/// The largest payload one datagram to `addr` can carry. An IPv4 client of a
+/// dual-stack server (`::ffff:a.b.c.d`) is still reached over IPv4.
+pub fn max_payload(addr: &SocketAddr) -> usize {
+    match addr.ip().to_canonical() {
+        IpAddr::V4(_) => MAX_PAYLOAD_V4,
+        IpAddr::V6(_) => MAX_PAYLOAD_V6,
+    }
+}
+
+/// What went wrong in [`serve`] or [`send`].
+#[derive(Debug, thiserror::Error)]
+pub enum UdpError {
+    /// A bad host, port or address family.
+    #[error("{0}")]
+    Addr(#[from] AddrError),
+    /// A message could not be turned into bytes (`--strict-encoding`, bad `--send-hex`).
+    #[error("{0}")]
+    Message(#[from] SendError),
+    /// Something on the command line cannot work (a message too long for a datagram, …).
+    #[error("{0}")]
+    Usage(#[from] UsageError),
+    /// `sendto` failed. (The error is part of the message, not a `source`: a
+    /// broken pipe here would be the network's, not our stdout's.)
+    #[error("cannot send to {addr}: {}{}", describe_io(.error), send_hint(.error, *.broadcast))]
+    Send {
+        /// Where to.
+        addr: String,
+        /// What the OS said.
+        error: io::Error,
+        /// Was `--broadcast` given?
+        broadcast: bool,
+    },
+    /// Any other socket operation failed.
+    #[error("{what}: {}", describe_io(.error))]
+    Socket {
+        /// `receive`, `bind`, …
+        what: &'static str,
+        /// What the OS said.
+        error: io::Error,
+    },
+    /// Reading stdin failed.
+    #[error("reading stdin: {0}")]
+    Stdin(#[source] io::Error),
+    /// Writing to stdout failed (a broken pipe here is a reader that has had
+    /// enough, as in `udp-echo send … | head -1`: not an error).
+    #[error("writing output: {0}")]
+    Output(#[source] io::Error),
+    /// The run finished, but not everything was answered or sent.
+    #[error("{}", incomplete(*.missing, *.sent, *.not_sent))]
+    Incomplete {
+        /// Datagrams that got no reply within `--wait`.
+        missing: u64,
+        /// Datagrams sent.
+        sent: u64,
+        /// Lines or messages that could not be sent.
+        not_sent: u64,
+    },
+}
+
+fn send_hint(error: &io::Error, broadcast: bool) -> &'static str {
+    // Linux refuses (EACCES) to send to a broadcast address — 255.255.255.255,
+    // 192.168.1.255 on a /24 — from a socket without SO_BROADCAST. The datagram is
+    // never sent: the check comes before anything leaves the machine.
+    if error.raw_os_error() == Some(nix::errno::Errno::EACCES as i32) && !broadcast {
+        " (sending to a broadcast address needs --broadcast)"
+    } else {
+        ""
+    }
+}
+
+fn incomplete(missing: u64, sent: u64, not_sent: u64) -> String {
+    let mut parts = Vec::new();
+    if missing > 0 {
+        parts.push(format!(
+            "no reply to {missing} of {sent} datagram{}",
+            plural(sent)
+        ));
+    }
+    if not_sent > 0 {
+        parts.push(format!("{not_sent} message{} not sent", plural(not_sent)));
+    }
+    parts.join("; ")
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Why a message cannot be one datagram to `dest`.
+fn too_long(len: usize, dest: &SocketAddr) -> Option<String> {
+    let max = max_payload(dest);
+    (len > max).then(|| {
+        let family = if max == MAX_PAYLOAD_V4 {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        format!("{len} bytes is more than one UDP datagram can carry (at most {max} bytes to an {family} address)")
+    })
+}
+
+/// One datagram as received: its bytes, who sent it, and whether it was cut.
+#[derive(Debug)]
+pub struct Datagram<'a> {
+    /// The payload (all of it, unless `truncated`).
+    pub payload: &'a [u8],
+    /// The sender's address, exactly as the socket reports it (an IPv4 sender of a
+    /// dual-stack socket is `[::ffff:a.b.c.d]:port`; show it with [`display_addr`]).
+    pub from: SocketAddr,
+    /// The datagram was longer than the buffer, and the rest is lost.
+    pub truncated: bool,
+}
+
+/// Receives whole datagrams, and knows when one was not whole.
+///
+/// `recv_from` copies at most as many bytes as the buffer holds and silently
+/// drops the rest of the datagram: the notes' `recvfrom(1024)` loses everything
+/// after byte 1024. The usual fix is to ask the kernel with `MSG_TRUNC` (with
+/// `recvmsg`, the flag comes back set when the datagram did not fit); std does not
+/// expose it, and socket2's `recvmsg` wants a buffer of `MaybeUninit<u8>` that we
+/// could only read back with `unsafe`, which this crate forbids.
+///
+/// So we use a buffer *one byte larger* than the largest datagram we accept whole:
+/// a read that returns fewer bytes than the buffer holds got the whole datagram, and
+/// a read that fills the buffer exactly was cut. With the default 65536-byte buffer
+/// that never happens to a UDP payload (at most 65527 bytes, see
+/// [`MAX_PAYLOAD_V6`]), but if it ever does (an IPv6 jumbogram, say) it is
+/// reported, not hidden.
+pub struct DatagramReader {
+    buf: Vec<u8>,
+}
+
+impl Default for DatagramReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DatagramReader {
+    /// A reader for datagrams of any size UDP allows (a 64 KiB buffer).
+    pub fn new() -> Self {
+        Self::with_limit(u16::MAX as usize)
+    }
+
+    /// A reader that receives datagrams of up to `limit` bytes whole and reports
+    /// longer ones as truncated (to `limit` bytes).
+    pub fn with_limit(limit: usize) -> Self {
+        DatagramReader {
+            buf: vec![0u8; limit + 1],
+        }
+    }
+
+    /// One `recv_from`. Errors are the socket's, unchanged (timeouts included).
+    pub fn recv_from(&mut self, socket: &UdpSocket) -> io::Result<Datagram<'_>> {
+        let (n, from) = socket.recv_from(&mut self.buf)?;
+        let truncated = n == self.buf.len();
+        let whole = if truncated { n - 1 } else { n };
+        Ok(Datagram {
+            payload: &self.buf[..whole],
+            from,
+            truncated,
+        })
+    }
+}
+
+/// Errors of a receive that only mean "nothing (useful) yet": a timeout, a signal,
+/// or an ICMP error ("port unreachable", "host unreachable") about an earlier
+/// send, which some systems report on the next receive. None of them is a reason
+/// to stop a UDP server.
+fn transient(e: &io::Error) -> bool {
+    is_transient(e)
+        || matches!(
+            e.kind(),
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+        )
+}
+
+// ---------------------------------------------------------------------------
+// The server: lessons 08 and 09.
+// ---------------------------------------------------------------------------
+
+/// What the server sends back for each datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`).
+    Echo,
+    /// The same text in another encoding (`--reply-encoding`): decoded with the
+    /// receive encoding, encoded with this one. When the two are the same, the
+    /// bytes go back untouched, exactly as with [`Reply::Echo`].
+    Reencode(&'static Encoding),
+    /// This text, encoded with the send encoding; `{peer}` becomes the sender's
+    /// address (the notes' `我是服务器, 你好客户端: (ip, port)`).
+    Text(String),
+    /// Nothing: only receive and print (lesson 08, `--no-echo`).
+    Nothing,
+}
+
+/// How [`serve`] behaves.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// What to answer.
+    pub reply: Reply,
+    /// Stop after this many datagrams (`--count`; lesson 08's server receives one).
+    pub count: Option<u64>,
+    /// How datagrams are printed.
+    pub show: Show,
+    /// The encoding senders use, for [`Reply::Reencode`] (`--recv-encoding`).
+    pub recv_encoding: &'static Encoding,
+    /// How `--reply` text is encoded.
+    pub send: SendOptions,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            reply: Reply::Echo,
+            count: None,
+            show: Show::Text(encoding_rs::UTF_8),
+            recv_encoding: encoding_rs::UTF_8,
+            send: SendOptions::default(),
+        }
+    }
+}
+
+/// Totals printed when the server stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// Datagrams received (empty ones too).
+    pub datagrams: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Distinct sender addresses (counted up to 65536).
+    pub senders: u64,
+    /// Datagrams sent back.
+    pub replies: u64,
+    /// Payload bytes sent back.
+    pub bytes_out: u64,
+    /// Datagrams that arrived cut short.
+    pub truncated: u64,
+}
+
+impl fmt::Display for ServeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {} datagram{} ({} bytes) from {} sender{}, sent {} repl{} ({} bytes)",
+            self.datagrams,
+            plural(self.datagrams),
+            self.bytes_in,
+            self.senders,
+            plural(self.senders),
+            self.replies,
+            if self.replies == 1 { "y" } else { "ies" },
+            self.bytes_out
+        )?;
+        if self.truncated > 0 {
+            write!(f, ", {} truncated", self.truncated)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the server remembers about a sender: only which warnings it has had, so
+/// each is given once per sender rather than once per datagram.
+#[derive(Default)]
+struct Sender {
+    warned_decode: bool,
+    warned_encode: bool,
+}
+
+/// Refuse (`--strict-encoding`, too long) or warn about a `--reply` text once,
+/// before the first datagram.
+fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, UsageError> {
+    let Reply::Text(text) = &cfg.reply else {
+        return Ok(None);
+    };
+    let wire = Outgoing::new(cfg.send)
+        .message(text)
+        .map_err(|e| UsageError(format!("--reply: {e}")))?;
+    if let Some(w) = wire.warning(cfg.send.encoding) {
+        log.warn(format_args!("--reply: {w}"));
+    }
+    // Even to an IPv6 sender, and before `{peer}` makes it longer.
+    if wire.bytes.len() > MAX_PAYLOAD_V6 {
+        return Err(UsageError(format!(
+            "--reply: {}",
+            too_long(
+                wire.bytes.len(),
+                &SocketAddr::from((Ipv6Addr::LOCALHOST, 0))
+            )
+            .unwrap_or_default()
+        )));
+    }
+    // Without `{peer}` the reply is the same for everyone: encode it once.
+    Ok((!text.contains("{peer}")).then_some(wire.bytes))
+}
+
+/// The echo server (lessons 08 and 09): receive datagrams on `socket`, print each
+/// as `[ADDR] text` on `out`, and answer each sender as `cfg.reply` says, until
+/// `cfg.count` datagrams have arrived or `shutdown` is triggered (Ctrl-C).
+///
+/// `socket` comes bound — the notes' steps 1 to 3 (create the socket, choose
+/// `('', 8090)`, bind), which [`crate::net::udp_socket`] does; this is steps 4
+/// to 6, in a loop. Logs `listening on ADDR` first (scripts and tests wait for
+/// that line) and the totals last. Nothing a sender does stops it: a datagram it
+/// cannot answer is reported on `log` and the next one is served.
+pub fn serve(
+    socket: UdpSocket,
+    cfg: &ServeConfig,
+    out: &Output,
+    log: &Log,
+    shutdown: &Shutdown,
+) -> Result<ServeSummary, UdpError> {
+    let fixed_reply = check_reply_text(cfg, log)?;
+    let local = socket.local_addr().map_err(|error| UdpError::Socket {
+        what: "local address",
+        error,
+    })?;
+    // The read timeout is a safety net only: `wait_ready` below says when a
+    // datagram is there, but Linux may still drop it at `recv` time (a bad
+    // checksum), and a plain blocking `recv_from` would then wait for the next.
+    socket
+        .set_read_timeout(Some(TICK))
+        .map_err(|error| UdpError::Socket {
+            what: "set timeout",
+            error,
+        })?;
+    log.always(format_args!("listening on {}", display_addr(&local)));
+
+    let mut summary = ServeSummary::default();
+    let mut senders: HashMap<SocketAddr, Sender> = HashMap::new();
+    let mut reader = DatagramReader::new();
+    let mut printed = Vec::new();
+    while !shutdown.is_triggered() && cfg.count.is_none_or(|n| summary.datagrams < n) {
+        // 4. 接收数据 — recvfrom, but never for longer than TICK, so a Ctrl-C
+        //    (which only sets a flag) is seen promptly.
+        match wait_ready(&socket, false, TICK) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                return Err(UdpError::Socket {
+                    what: "wait for datagrams",
+                    error,
+                });
+            }
+        }
+        let d = match reader.recv_from(&socket) {
+            Ok(d) => d,
+            Err(e) if transient(&e) => {
+                log.verbose(format_args!("receive: {} (ignored)", describe_io(&e)));
+                continue;
+            }
+            Err(error) => {
+                return Err(UdpError::Socket {
+                    what: "receive",
+                    error,
+                });
+            }
+        };
+        let name = display_addr(&d.from);
+        summary.datagrams += 1;
+        summary.bytes_in += d.payload.len() as u64;
+        let key = SocketAddr::new(d.from.ip().to_canonical(), d.from.port());
+        if !senders.contains_key(&key) && senders.len() < MAX_TRACKED_SENDERS {
+            senders.insert(key, Sender::default());
+            summary.senders += 1;
+        }
+        let mut untracked = Sender::default();
+        let sender = senders.get_mut(&key).unwrap_or(&mut untracked);
+        log.verbose(format_args!("{name}: received {} bytes", d.payload.len()));
+        if d.truncated {
+            summary.truncated += 1;
+            log.warn(format_args!(
+                "{name}: datagram longer than {} bytes, cut to that length (the rest is lost)",
+                d.payload.len()
+            ));
+        }
+
+        // 5. Print it: a fresh decoder for every datagram (each is a message of
+        //    its own), with the sender's address in front, like the notes'
+        //    `print(data)` shows `(b'...', ('192.168.1.15', 52236))`.
+        printed.clear();
+        let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")));
+        incoming.render_whole(d.payload, &mut printed);
+        // Nobody reads our stdout any more (`udp-echo serve | head`): time to stop.
+        if let Err(e) = out.write(&printed)
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
+            break;
+        }
+        if incoming.take_error_warning() && !std::mem::replace(&mut sender.warned_decode, true) {
+            log.warn(format_args!("{name}: {}", incoming.error_warning()));
+        }
+
+        // 6. Answer *this* sender: `sendto(data, addr)` with the address
+        //    recvfrom returned. No connect(): the next datagram may be someone else's.
+        let Some(reply) = reply_for(cfg, fixed_reply.as_deref(), &d, &name, sender, log) else {
+            continue;
+        };
+        if let Some(why) = too_long(reply.len(), &d.from) {
+            log.warn(format_args!("{name}: reply not sent: {why}"));
+            continue;
+        }
+        match socket.send_to(&reply, d.from) {
+            Ok(n) => {
+                summary.replies += 1;
+                summary.bytes_out += n as u64;
+                log.verbose(format_args!("{name}: sent {n} bytes"));
+            }
+            // The sender is gone or unreachable: its problem, not the server's.
+            Err(e) => log.warn(format_args!("{name}: reply not sent: {}", describe_io(&e))),
+        }
+    }
+    log.info(format_args!("{summary}"));
+    Ok(summary)
+}
+
+/// The bytes to send back for datagram `d`, or None for no reply.
+fn reply_for(
+    cfg: &ServeConfig,
+    fixed: Option<&[u8]>,
+    d: &Datagram<'_>,
+    name: &str,
+    sender: &mut Sender,
+    log: &Log,
+) -> Option<Vec<u8>> {
+    match &cfg.reply {
+        Reply::Nothing => None,
+        Reply::Echo => Some(d.payload.to_vec()),
+        Reply::Reencode(to) if *to == cfg.recv_encoding => Some(d.payload.to_vec()),
+        Reply::Reencode(to) => {
+            // GBK from a Windows NetAssist, say, back as UTF-8: bytes → text with
+            // the encoding it was sent in → bytes in the one it is wanted in.
+            let text = TextDecoder::new(cfg.recv_encoding).decode(d.payload, true);
+            match TextEncoder::new(to).encode(&text, cfg.send.unmappable) {
+                Ok(enc) => {
+                    if !enc.substituted.is_empty()
+                        && !std::mem::replace(&mut sender.warned_encode, true)
+                    {
+                        let wire = crate::message::Wire {
+                            bytes: Vec::new(),
+                            substituted: enc.substituted,
+                        };
+                        if let Some(w) = wire.warning(to) {
+                            log.warn(format_args!("{name}: {w}"));
+                        }
+                    }
+                    Some(enc.bytes)
+                }
+                Err(e) => {
+                    log.warn(format_args!("{name}: not echoed: {e}"));
+                    None
+                }
+            }
+        }
+        Reply::Text(text) => match fixed {
+            Some(bytes) => Some(bytes.to_vec()),
+            None => match Outgoing::new(cfg.send).message(&text.replace("{peer}", name)) {
+                Ok(w) => Some(w.bytes),
+                Err(e) => {
+                    log.warn(format_args!("{name}: reply not sent: {e}"));
+                    None
+                }
+            },
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The client: lessons 07 and 09.
+// ---------------------------------------------------------------------------
+
+/// How [`send`] behaves.
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    /// How long to wait for each reply; `None`: do not wait (`--no-wait`, lesson 07).
+    pub wait: Option<Duration>,
+    /// After sending this message (and printing its reply), stop — lesson 09's
+    /// `exit`. `None`: never stop early.
+    pub quit_word: Option<String>,
+    /// Send the command-line messages this many times.
+    pub repeat: u32,
+    /// Pause between repeats.
+    pub interval: Duration,
+    /// Allow broadcast destinations (SO_BROADCAST), and print every reply that
+    /// comes within the wait, from whoever answers.
+    pub broadcast: bool,
+    /// How replies are shown.
+    pub show: Show,
+    /// How messages are encoded.
+    pub send: SendOptions,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        SendConfig {
+            wait: Some(Duration::from_secs(2)),
+            quit_word: Some("exit".into()),
+            repeat: 1,
+            interval: Duration::from_secs(1),
+            broadcast: false,
+            show: Show::Text(encoding_rs::UTF_8),
+            send: SendOptions::default(),
+        }
+    }
+}
+
+/// What a [`send`] run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendSummary {
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+    /// Replies received from the address we sent to (every datagram with `--broadcast`).
+    pub replies: u64,
+    /// Payload bytes of those replies.
+    pub bytes_in: u64,
+    /// Datagrams from other addresses, or late ones (shown with their address).
+    pub others: u64,
+    /// Datagrams that got no reply within the wait (the quit word not counted).
+    pub missing: u64,
+    /// Stdin lines that could not be sent (too long, refused by `--strict-encoding`, bad hex).
+    pub not_sent: u64,
+}
+
+impl SendSummary {
+    /// Ok when every datagram was sent and answered (or no answer was waited for);
+    /// otherwise the error that makes the tool exit 1.
+    pub fn check(&self) -> Result<(), UdpError> {
+        if self.missing == 0 && self.not_sent == 0 {
+            Ok(())
+        } else {
+            Err(UdpError::Incomplete {
+                missing: self.missing,
+                sent: self.sent,
+                not_sent: self.not_sent,
+            })
+        }
+    }
+}
+
+/// A client socket for sending to `dest`: bound to any local port of `dest`'s
+/// family (the notes' client never binds; the OS picks a port at the first
+/// `sendto`, we just do it up front), **not** connected, and with SO_BROADCAST
+/// when `broadcast` — without it the kernel refuses to send to a broadcast address.
+pub fn client_socket(dest: &SocketAddr, broadcast: bool) -> io::Result<UdpSocket> {
+    let any: IpAddr = if dest.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    if broadcast {
+        socket.set_broadcast(true)?;
+    }
+    // Safety net for a datagram dropped between poll and recv (see `serve`).
+    socket.set_read_timeout(Some(TICK))?;
+    Ok(socket)
+}
+
+/// One message to send: what was typed (to compare with the quit word), or why
+/// it cannot be sent.
+struct Prepared {
+    typed: Vec<u8>,
+    wire: Result<Vec<u8>, String>,
+}
+
+/// Is `a` the same address and port as `b`? (Not `==`: an IPv6 scope or flow
+/// label may differ, and an IPv4 address may come back IPv4-mapped.)
+fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port()
+}
+
+/// The client's state while it sends and waits.
+struct Client<'a, W: Write> {
+    socket: UdpSocket,
+    dest: SocketAddr,
+    name: String,
+    cfg: &'a SendConfig,
+    out: &'a mut W,
+    log: &'a Log,
+    reader: DatagramReader,
+    printed: Vec<u8>,
+    summary: SendSummary,
+    warned_decode: bool,
+}
+
+impl<W: Write> Client<'_, W> {
+    /// Send one datagram, then wait for its reply as configured. Returns whether
+    /// to go on (false after the quit word).
+    fn exchange(&mut self, msg: Prepared, what: &str) -> Result<bool, UdpError> {
+        let quit = self
+            .cfg
+            .quit_word
+            .as_ref()
+            .is_some_and(|q| q.as_bytes() == msg.typed.as_slice());
+        let bytes = match msg.wire {
+            Ok(b) => b,
+            Err(why) => {
+                self.summary.not_sent += 1;
+                self.log.warn(format_args!("{what} not sent: {why}"));
+                return Ok(!quit);
+            }
+        };
+        if self.cfg.wait.is_some() {
+            // Whatever is already here arrived before this message was sent, so it
+            // cannot be its answer (a late reply to the last one, say): show it as
+            // such now, rather than mistake it for the answer later.
+            self.drain()?;
+        }
+        // 4. 发送数据 — sendto(data, (ip, port)).
+        let n = self
+            .socket
+            .send_to(&bytes, self.dest)
+            .map_err(|error| UdpError::Send {
+                addr: self.name.clone(),
+                error,
+                broadcast: self.cfg.broadcast,
+            })?;
+        self.summary.sent += 1;
+        self.summary.bytes_out += n as u64;
+        let Some(wait) = self.cfg.wait else {
+            // Lesson 07's `print('发送完成')`: sent — which is all UDP can tell.
+            self.log
+                .info(format_args!("sent {n} bytes to {}", self.name));
+            return Ok(!quit);
+        };
+        self.log
+            .verbose(format_args!("sent {n} bytes to {}", self.name));
+        // 5. 接收返回的数据 — receive the reply, but wait at most `wait`.
+        if !self.await_reply(Instant::now() + wait)? {
+            let secs = wait.as_secs_f64();
+            if quit {
+                // The notes' client prints the echo of `exit` too, but a server
+                // that stops on `exit` may never answer it: not a failure.
+                self.log.info(format_args!(
+                    "no reply to {what} from {} within {secs} s (not counted: a server may quit without answering it)",
+                    self.name
+                ));
+            } else {
+                self.summary.missing += 1;
+                self.log
+                    .warn(format_args!("no reply from {} within {secs} s", self.name));
+            }
+        }
+        Ok(!quit)
+    }
+
+    /// Print datagrams until the reply from `dest` has come (true), or until
+    /// `deadline` (false). With `--broadcast`, wait the whole time and print every
+    /// datagram with its address: any number of hosts may answer.
+    fn await_reply(&mut self, deadline: Instant) -> Result<bool, UdpError> {
+        let mut answered = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(answered);
+            }
+            let ready =
+                wait_ready(&self.socket, false, left).map_err(|error| UdpError::Socket {
+                    what: "wait for the reply",
+                    error,
+                })?;
+            if !ready {
+                continue;
+            }
+            let Some((from, is_reply)) = self.receive_one(false)? else {
+                continue;
+            };
+            if is_reply {
+                answered = true;
+                if !self.cfg.broadcast {
+                    return Ok(true);
+                }
+            } else {
+                self.log.verbose(format_args!(
+                    "{} is not {}: not the reply",
+                    display_addr(&from),
+                    self.name
+                ));
+            }
+        }
+    }
+
+    /// Print what is already queued, without waiting.
+    fn drain(&mut self) -> Result<(), UdpError> {
+        while wait_ready(&self.socket, false, Duration::ZERO).unwrap_or(false) {
+            if self.receive_one(true)?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Receive and print one datagram. The reply (from `dest`, and not `late`)
+    /// is printed bare; anything else with its address in front. Returns the
+    /// sender and whether it was the reply; None when the receive came back empty.
+    fn receive_one(&mut self, late: bool) -> Result<Option<(SocketAddr, bool)>, UdpError> {
+        let d = match self.reader.recv_from(&self.socket) {
+            Ok(d) => d,
+            Err(e) if transient(&e) => {
+                self.log
+                    .verbose(format_args!("receive: {} (ignored)", describe_io(&e)));
+                return Ok(None);
+            }
+            Err(error) => {
+                return Err(UdpError::Socket {
+                    what: "receive",
+                    error,
+                });
+            }
+        };
+        let from = d.from;
+        let is_reply = (same_endpoint(&from, &self.dest) || self.cfg.broadcast) && !late;
+        let bare = is_reply && !self.cfg.broadcast;
+        let name = display_addr(&from);
+        self.log.verbose(format_args!(
+            "received {} bytes from {name}{}",
+            d.payload.len(),
+            if late { " (late)" } else { "" }
+        ));
+        if d.truncated {
+            self.log.warn(format_args!(
+                "datagram from {name} longer than {} bytes, cut to that length",
+                d.payload.len()
+            ));
+        }
+        let prefix = (!bare).then(|| format!("[{name}] "));
+        let mut incoming = Incoming::new(self.cfg.show, prefix);
+        self.printed.clear();
+        incoming.render_whole(d.payload, &mut self.printed);
+        if is_reply {
+            self.summary.replies += 1;
+            self.summary.bytes_in += d.payload.len() as u64;
+        } else {
+            self.summary.others += 1;
+        }
+        self.out
+            .write_all(&self.printed)
+            .and_then(|()| self.out.flush())
+            .map_err(UdpError::Output)?;
+        if incoming.take_error_warning() && !std::mem::replace(&mut self.warned_decode, true) {
+            self.log.warn(format_args!("{}", incoming.error_warning()));
+        }
+        Ok(Some((from, is_reply)))
+    }
+}
+
+/// Read the next stdin line without its `\n` or `\r\n` into `line`. Ok(None) at
+/// end of input; Ok(Some(Err(len))) for a line longer than [`MAX_LINE`], which is
+/// read and dropped (`len` bytes) so that the next line starts where it should.
+fn next_line(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+) -> io::Result<Option<Result<(), usize>>> {
+    if read_chunk(input, line, MAX_LINE + 2)? == 0 {
+        return Ok(None);
+    }
+    if !line.ends_with(b"\n") && line.len() == MAX_LINE + 2 {
+        // Too long: skip to the end of the line, counting (without its ending).
+        let mut len = line.len();
+        let mut rest = Vec::new();
+        while read_chunk(input, &mut rest, 64 * 1024)? > 0 {
+            len += rest.len();
+            if rest.ends_with(b"\n") {
+                len -= if rest.ends_with(b"\r\n") { 2 } else { 1 };
+                break;
+            }
+        }
+        return Ok(Some(Err(len)));
+    }
+    if line.ends_with(b"\n") {
+        line.pop();
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+    }
+    Ok(Some(Ok(())))
+}
+
+/// Lessons 07 and 09's client: send each of `messages` — or, when there are none,
+/// each line of `stdin` — to `target` as one datagram, and print each reply on
+/// `out`, as `cfg` says.
+///
+/// A message that cannot work at all (too long for a datagram, refused by
+/// `--strict-encoding`) is an error before anything is sent. A stdin line that
+/// cannot be sent is reported and skipped, and a reply that does not come within
+/// the wait is reported and the next line is sent: both show up in the summary,
+/// and [`SendSummary::check`] turns them into an error at the end.
+pub fn send<W: Write>(
+    target: &Target,
+    family: Family,
+    messages: &[String],
+    mut stdin: impl BufRead,
+    cfg: &SendConfig,
+    out: &mut W,
+    log: &Log,
+) -> Result<SendSummary, UdpError> {
+    // The notes' steps, in the order a careful program takes them: the messages
+    // are checked before anything happens, and the socket's address family must
+    // match the destination's, so step 1 comes after steps 3 and 2.
+    //
+    // 3. 准备数据 — the data must be bytes: encode the messages first, so that a
+    //    message we would refuse is reported before anything is sent.
+    let mut outgoing = Outgoing::new(cfg.send);
+    let mut wires = Vec::with_capacity(messages.len());
+    for m in messages {
+        let wire = outgoing.message(m)?;
+        if let Some(w) = wire.warning(cfg.send.encoding) {
+            log.warn(format_args!("{w}"));
+        }
+        wires.push(wire.bytes);
+    }
+    // 2. 定义接收信息的目标 — the destination, `('127.0.0.1', 8090)`. A name may
+    //    resolve to several addresses; UDP cannot "try" one (nothing answers a
+    //    datagram by itself), so the first of the wanted family is used (-4 / -6).
+    let dest = resolve(target, family)?[0];
+    for (i, w) in wires.iter().enumerate() {
+        if let Some(why) = too_long(w.len(), &dest) {
+            return Err(UsageError(format!("message {}: {why}", i + 1)).into());
+        }
+    }
+    // 1. 创建套接字 — socket(AF_INET, SOCK_DGRAM), unconnected (see `client_socket`).
+    let socket = client_socket(&dest, cfg.broadcast).map_err(|error| UdpError::Socket {
+        what: "create socket",
+        error,
+    })?;
+    if let Ok(local) = socket.local_addr() {
+        log.verbose(format_args!(
+            "sending from {} to {}",
+            display_addr(&local),
+            display_addr(&dest)
+        ));
+    }
+    let mut client = Client {
+        socket,
+        dest,
+        name: display_addr(&dest),
+        cfg,
+        out,
+        log,
+        reader: DatagramReader::new(),
+        printed: Vec::new(),
+        summary: SendSummary::default(),
+        warned_decode: false,
+    };
+
+    if !messages.is_empty() {
+        'rounds: for round in 0..cfg.repeat.max(1) {
+            if round > 0 && !cfg.interval.is_zero() {
+                thread::sleep(cfg.interval);
+            }
+            for (i, (m, w)) in messages.iter().zip(&wires).enumerate() {
+                let msg = Prepared {
+                    typed: m.as_bytes().to_vec(),
+                    wire: Ok(w.clone()),
+                };
+                if !client.exchange(msg, &format!("message {}", i + 1))? {
+                    break 'rounds;
+                }
+            }
+        }
+        return Ok(client.summary);
+    }
+
+    if cfg.repeat > 1 {
+        log.warn(format_args!(
+            "--repeat applies to MESSAGE arguments; each stdin line is sent once"
+        ));
+    }
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    while let Some(read) = next_line(&mut stdin, &mut line).map_err(UdpError::Stdin)? {
+        number += 1;
+        let msg = match read {
+            Err(len) => Prepared {
+                typed: Vec::new(),
+                wire: Err(format!(
+                    "{len} bytes is more than one UDP datagram can carry"
+                )),
+            },
+            Ok(()) => Prepared {
+                typed: line.clone(),
+                wire: line_to_wire(&mut outgoing, &line, &dest, log),
+            },
+        };
+        if !client.exchange(msg, &format!("line {number}"))? {
+            break;
+        }
+    }
+    Ok(client.summary)
+}
+
+/// One stdin line (without its ending) as datagram bytes.
+fn line_to_wire(
+    outgoing: &mut Outgoing,
+    line: &[u8],
+    dest: &SocketAddr,
+    log: &Log,
+) -> Result<Vec<u8>, String> {
+    let enc = outgoing.options().encoding;
+    // In UTF-8, `stdin_chunk` sends the bytes exactly as typed, even ones that are
+    // not valid UTF-8. For another encoding it would keep a character cut off at
+    // the end of the line for the next chunk — right for TCP's stream, wrong here,
+    // where the next line is another datagram. So each line is converted on its
+    // own, a broken character becoming U+FFFD (sent as `?`, with a warning).
+    let wire = if codec::is_utf8(enc) || outgoing.options().hex {
+        outgoing.stdin_chunk(line)
+    } else {
+        outgoing.message(&String::from_utf8_lossy(line))
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(w) = wire.warning(enc) {
+        log.warn(format_args!("{w}"));
+    }
+    match too_long(wire.bytes.len(), dest) {
+        Some(why) => Err(why),
+        None => Ok(wire.bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{ListenSpec, udp_socket};
+    use crate::output::{SharedBuf, Verbosity};
+    use std::io::Cursor;
+    use std::sync::mpsc;
+
+    const T: Duration = Duration::from_secs(10);
+
+    /// A socket on loopback with timeouts, as every test socket has.
+    fn sock() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.set_write_timeout(Some(T)).unwrap();
+        s
+    }
+
+    fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = vec![0u8; 70_000];
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        (buf[..n].to_vec(), from)
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        out: SharedBuf,
+        log: SharedBuf,
+        shutdown: Shutdown,
+        done: mpsc::Receiver<Result<ServeSummary, UdpError>>,
+    }
+
+    impl Running {
+        /// The server's result, once it has stopped by itself (within `T`).
+        fn finished(&self) -> ServeSummary {
+            let r = self.done.recv_timeout(T).expect("serve did not stop");
+            r.unwrap()
+        }
+
+        /// Ctrl-C, then the result.
+        fn stop(self) -> ServeSummary {
+            self.shutdown.trigger();
+            self.finished()
+        }
+    }
+
+    /// `serve` on 127.0.0.1:0 in a thread, its stdout and stderr in memory.
+    fn start(cfg: ServeConfig) -> Running {
+        let socket = udp_socket(ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            ..ListenSpec::any(0)
+        })
+        .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let shutdown = Shutdown::new();
+        let (o, l, sd) = (
+            Output::to_writer(out.clone()),
+            Log::to_writer(log.clone(), Verbosity::Normal),
+            shutdown.clone(),
+        );
+        let (tx, done) = mpsc::channel();
+        thread::spawn(move || tx.send(serve(socket, &cfg, &o, &l, &sd)));
+        Running {
+            addr,
+            out,
+            log,
+            shutdown,
+            done,
+        }
+    }
+
+    fn target(addr: SocketAddr) -> Target {
+        Target {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
+    /// Run `send` against `addr` with these stdin bytes; (summary, stdout, stderr).
+    fn run_send(
+        addr: SocketAddr,
+        messages: &[&str],
+        stdin: &[u8],
+        cfg: &SendConfig,
+    ) -> (Result<SendSummary, UdpError>, String, String) {
+        let log = SharedBuf::new();
+        let mut out = Vec::new();
+        let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
+        let r = send(
+            &target(addr),
+            Family::Any,
+            &messages,
+            Cursor::new(stdin.to_vec()),
+            cfg,
+            &mut out,
+            &Log::to_writer(log.clone(), Verbosity::Normal),
+        );
+        (r, String::from_utf8_lossy(&out).into_owned(), log.text())
+    }
+
+    #[test]
+    fn serve_echoes_every_sender_and_prints_each_datagram() {
+        let srv = start(ServeConfig::default());
+        let (a, b) = (sock(), sock());
+        // Interleaved, as two people at two terminals would: each gets its own echo.
+        a.send_to("我爱你".as_bytes(), srv.addr).unwrap();
+        b.send_to(b"from b", srv.addr).unwrap();
+        a.send_to(b"again", srv.addr).unwrap();
+        assert_eq!(recv(&a), ("我爱你".as_bytes().to_vec(), srv.addr));
+        assert_eq!(recv(&b), (b"from b".to_vec(), srv.addr));
+        assert_eq!(recv(&a).0, b"again");
+        let (out, log) = (srv.out.clone(), srv.log.clone());
+        let summary = srv.stop();
+        let (pa, pb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        assert_eq!(
+            out.text(),
+            format!("[{pa}] 我爱你\n[{pb}] from b\n[{pa}] again\n")
+        );
+        assert_eq!(
+            summary,
+            ServeSummary {
+                datagrams: 3,
+                bytes_in: 20,
+                senders: 2,
+                replies: 3,
+                bytes_out: 20,
+                truncated: 0
+            }
+        );
+        let log = log.text();
+        assert!(log.starts_with("listening on 127.0.0.1:"), "{log}");
+        assert!(
+            log.ends_with(
+                "received 3 datagrams (20 bytes) from 2 senders, sent 3 replies (20 bytes)\n"
+            ),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn reply_text_names_the_peer_and_no_echo_stays_silent() {
+        let srv = start(ServeConfig {
+            reply: Reply::Text("你好客户端: {peer}".into()),
+            ..ServeConfig::default()
+        });
+        let a = sock();
+        a.send_to(b"hi", srv.addr).unwrap();
+        let me = a.local_addr().unwrap();
+        assert_eq!(recv(&a).0, format!("你好客户端: {me}").as_bytes());
+        srv.stop();
+
+        let srv = start(ServeConfig {
+            reply: Reply::Nothing,
+            count: Some(1),
+            ..ServeConfig::default()
+        });
+        a.send_to(b"lesson 08", srv.addr).unwrap();
+        // --count 1: the server ends by itself after one datagram.
+        let summary = srv.finished();
+        assert_eq!((summary.datagrams, summary.replies), (1, 0));
+        assert_eq!(srv.out.text(), format!("[{me}] lesson 08\n"));
+        a.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(a.recv_from(&mut [0u8; 16]).is_err(), "no reply expected");
+    }
+
+    #[test]
+    fn gbk_sender_gets_utf8_back_with_reply_encoding() {
+        let srv = start(ServeConfig {
+            reply: Reply::Reencode(encoding_rs::UTF_8),
+            recv_encoding: encoding_rs::GBK,
+            show: Show::Text(encoding_rs::GBK),
+            ..ServeConfig::default()
+        });
+        let a = sock();
+        a.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK
+        assert_eq!(recv(&a).0, "你好".as_bytes());
+        let out = srv.out.clone();
+        srv.stop();
+        assert!(out.text().ends_with("] 你好\n"), "{}", out.text());
+
+        // Same encoding both ways: the bytes go back untouched, even invalid ones.
+        let srv = start(ServeConfig {
+            reply: Reply::Reencode(encoding_rs::GBK),
+            recv_encoding: encoding_rs::GBK,
+            ..ServeConfig::default()
+        });
+        a.send_to(b"\xc4\xe3\xff", srv.addr).unwrap();
+        assert_eq!(recv(&a).0, b"\xc4\xe3\xff");
+        srv.stop();
+
+        // UTF-8 to GBK, with a character GBK lacks: '?' and one warning.
+        let srv = start(ServeConfig {
+            reply: Reply::Reencode(encoding_rs::GBK),
+            ..ServeConfig::default()
+        });
+        a.send_to("你😀".as_bytes(), srv.addr).unwrap();
+        assert_eq!(recv(&a).0, b"\xc4\xe3?");
+        let log = srv.log.clone();
+        srv.stop();
+        assert!(
+            log.text()
+                .contains("'😀' (U+1F600) cannot be encoded in GBK"),
+            "{}",
+            log.text()
+        );
+    }
+
+    #[test]
+    fn empty_and_largest_datagrams_come_back_whole() {
+        let srv = start(ServeConfig::default());
+        let a = sock();
+        a.send_to(b"", srv.addr).unwrap();
+        assert_eq!(recv(&a).0, b"");
+        let big: Vec<u8> = (0..MAX_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
+        a.send_to(&big, srv.addr).unwrap();
+        let (back, _) = recv(&a);
+        assert_eq!(back.len(), MAX_PAYLOAD_V4);
+        assert!(back == big, "the echo differs");
+        let summary = srv.stop();
+        assert_eq!(summary.bytes_in, MAX_PAYLOAD_V4 as u64);
+        assert_eq!(summary.truncated, 0);
+    }
+
+    #[test]
+    fn a_datagram_longer_than_the_buffer_is_reported_as_truncated() {
+        let (a, b) = (sock(), sock());
+        let mut reader = DatagramReader::with_limit(16);
+        a.send_to(&[7u8; 16], b.local_addr().unwrap()).unwrap();
+        a.send_to(&[8u8; 17], b.local_addr().unwrap()).unwrap();
+        let d = reader.recv_from(&b).unwrap();
+        assert_eq!((d.payload.len(), d.truncated), (16, false));
+        let d = reader.recv_from(&b).unwrap();
+        assert_eq!((d.payload, d.truncated), (&[8u8; 16][..], true));
+    }
+
+    #[test]
+    fn shutdown_wakes_a_waiting_server() {
+        let srv = start(ServeConfig::default());
+        let a = sock();
+        // The echo proves the server is in its loop, waiting for the next datagram.
+        a.send_to(b"x", srv.addr).unwrap();
+        assert_eq!(recv(&a).0, b"x");
+        let started = Instant::now();
+        srv.shutdown.trigger();
+        let summary = srv.finished();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(summary.datagrams, 1);
+    }
+
+    #[test]
+    fn a_sender_that_vanished_does_not_stop_the_server() {
+        let srv = start(ServeConfig::default());
+        {
+            let gone = sock();
+            gone.send_to(b"bye", srv.addr).unwrap();
+        } // closed before the echo arrives: the echo goes to a closed port.
+        let a = sock();
+        for i in 0..3 {
+            a.send_to(format!("{i}").as_bytes(), srv.addr).unwrap();
+            assert_eq!(recv(&a).0, format!("{i}").as_bytes());
+        }
+        assert_eq!(srv.stop().datagrams, 4);
+    }
+
+    #[test]
+    fn strict_reply_text_is_refused_before_listening() {
+        let socket = sock();
+        let log = SharedBuf::new();
+        let cfg = ServeConfig {
+            reply: Reply::Text("😀".into()),
+            send: SendOptions {
+                encoding: encoding_rs::GBK,
+                unmappable: crate::codec::Unmappable::Refuse,
+                ..SendOptions::default()
+            },
+            ..ServeConfig::default()
+        };
+        let err = serve(
+            socket,
+            &cfg,
+            &Output::to_writer(SharedBuf::new()),
+            &Log::to_writer(log.clone(), Verbosity::Normal),
+            &Shutdown::new(),
+        )
+        .unwrap_err();
+        assert!(crate::cli::is_usage(&err), "{err}");
+        assert_eq!(log.text(), "");
+    }
+
+    #[test]
+    fn send_stdin_lines_to_our_server_and_stop_after_exit() {
+        let srv = start(ServeConfig::default());
+        let cfg = SendConfig::default();
+        let (r, out, log) = run_send(
+            srv.addr,
+            &[],
+            "我爱你\r\n你爱我\nexit\nnot sent\n".as_bytes(),
+            &cfg,
+        );
+        let summary = r.unwrap();
+        assert_eq!(out, "我爱你\n你爱我\nexit\n");
+        assert_eq!((summary.sent, summary.replies, summary.missing), (3, 3, 0));
+        assert_eq!(log, "");
+        summary.check().unwrap();
+        let printed = srv.out.clone();
+        srv.stop();
+        assert!(!printed.text().contains("not sent"), "{}", printed.text());
+    }
+
+    #[test]
+    fn non_utf8_stdin_line_goes_out_byte_exact() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let echo = thread::spawn(move || {
+            let (got, from) = recv(&peer);
+            peer.send_to(&got, from).unwrap();
+            got
+        });
+        let cfg = SendConfig {
+            show: Show::Hex,
+            ..SendConfig::default()
+        };
+        let (r, out, _) = run_send(addr, &[], b"\xff\xfe\xc4\n", &cfg);
+        assert_eq!(echo.join().unwrap(), b"\xff\xfe\xc4");
+        assert_eq!(r.unwrap().replies, 1);
+        assert!(out.starts_with("00000000  ff fe c4 "), "{out}");
+    }
+
+    #[test]
+    fn gbk_stdin_lines_are_converted_each_on_its_own() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let collect = thread::spawn(move || {
+            for _ in 0..2 {
+                let (got, from) = recv(&peer);
+                peer.send_to(b"ok", from).unwrap();
+                tx.send(got).unwrap();
+            }
+        });
+        let cfg = SendConfig {
+            send: SendOptions {
+                encoding: encoding_rs::GBK,
+                ..SendOptions::default()
+            },
+            ..SendConfig::default()
+        };
+        // The first line ends in half a UTF-8 character: it must not leak into the second.
+        let (r, out, log) = run_send(addr, &[], b"\xe4\xbd\n\xe4\xbd\xa0\xe5\xa5\xbd\n", &cfg);
+        collect.join().unwrap();
+        assert_eq!(rx.recv().unwrap(), b"?");
+        assert_eq!(rx.recv().unwrap(), b"\xc4\xe3\xba\xc3");
+        assert_eq!(out, "ok\nok\n");
+        assert!(log.contains("cannot be encoded in GBK"), "{log}");
+        r.unwrap().check().unwrap();
+    }
+
+    #[test]
+    fn a_lost_reply_is_reported_and_the_next_line_still_sent() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (first, _) = recv(&peer); // dropped, as the network might
+            let (second, from) = recv(&peer);
+            peer.send_to(b"answer", from).unwrap();
+            (first, second)
+        });
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(1000)),
+            ..SendConfig::default()
+        };
+        let (r, out, log) = run_send(addr, &[], b"one\ntwo\n", &cfg);
+        assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
+        let summary = r.unwrap();
+        assert_eq!(out, "answer\n");
+        assert_eq!(log, format!("warning: no reply from {addr} within 1 s\n"));
+        assert_eq!((summary.sent, summary.missing), (2, 1));
+        let err = summary.check().unwrap_err();
+        assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams");
+        assert!(!crate::cli::is_usage(&err));
+    }
+
+    #[test]
+    fn no_reply_to_the_quit_word_is_not_a_failure() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            peer.send_to(b"hi", from).unwrap();
+            recv(&peer).0 // `exit`, not answered: this server quits on it
+        });
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(1000)),
+            ..SendConfig::default()
+        };
+        let (r, out, log) = run_send(addr, &["hi", "exit", "never"], b"", &cfg);
+        assert_eq!(server.join().unwrap(), b"exit");
+        let summary = r.unwrap();
+        assert_eq!(out, "hi\n");
+        assert_eq!((summary.sent, summary.missing), (2, 0));
+        assert!(log.contains("not counted"), "{log}");
+        summary.check().unwrap();
+    }
+
+    #[test]
+    fn a_datagram_from_a_third_address_is_shown_with_it_not_taken_for_the_reply() {
+        let (peer, third) = (sock(), sock());
+        let addr = peer.local_addr().unwrap();
+        let third_addr = third.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            third.send_to(b"intruder", from).unwrap();
+            peer.send_to(b"real", from).unwrap();
+        });
+        let (r, out, _) = run_send(addr, &["ping"], b"", &SendConfig::default());
+        server.join().unwrap();
+        assert_eq!(out, format!("[{third_addr}] intruder\nreal\n"));
+        let summary = r.unwrap();
+        assert_eq!((summary.replies, summary.others), (1, 1));
+    }
+
+    #[test]
+    fn a_late_reply_is_not_taken_for_the_next_answer() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let (ask, asked) = mpsc::channel::<()>();
+        let (done, sent) = mpsc::channel::<()>();
+        let server = thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            // Answer "one" only after the client gave up on it and reads line 2...
+            asked.recv_timeout(T).unwrap();
+            peer.send_to(b"late one", from).unwrap();
+            done.send(()).unwrap();
+            // ...and "two" at once.
+            let (_, from) = recv(&peer);
+            peer.send_to(b"two", from).unwrap();
+        });
+        /// A stdin that has the late reply sent (and waits until it has been)
+        /// when the client asks for line 2.
+        struct Stdin {
+            data: Cursor<Vec<u8>>,
+            ask: Option<mpsc::Sender<()>>,
+            sent: mpsc::Receiver<()>,
+        }
+        impl io::Read for Stdin {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                self.data.read(b)
+            }
+        }
+        impl BufRead for Stdin {
+            fn fill_buf(&mut self) -> io::Result<&[u8]> {
+                if self.data.position() > 0
+                    && let Some(ask) = self.ask.take()
+                {
+                    ask.send(()).unwrap();
+                    self.sent.recv_timeout(T).unwrap();
+                }
+                self.data.fill_buf()
+            }
+            fn consume(&mut self, n: usize) {
+                self.data.consume(n)
+            }
+        }
+        let stdin = Stdin {
+            data: Cursor::new(b"one\ntwo\n".to_vec()),
+            ask: Some(ask),
+            sent,
+        };
+        let log = SharedBuf::new();
+        let mut out = Vec::new();
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(1000)),
+            ..SendConfig::default()
+        };
+        let summary = send(
+            &target(addr),
+            Family::Any,
+            &[],
+            stdin,
+            &cfg,
+            &mut out,
+            &Log::to_writer(log.clone(), Verbosity::Normal),
+        )
+        .unwrap();
+        server.join().unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("[{addr}] late one\ntwo\n")
+        );
+        assert_eq!(
+            (summary.replies, summary.others, summary.missing),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn no_wait_only_sends_and_says_so() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let cfg = SendConfig {
+            wait: None,
+            ..SendConfig::default()
+        };
+        let (r, out, log) = run_send(addr, &["我爱你"], b"", &cfg);
+        assert_eq!(recv(&peer).0, "我爱你".as_bytes());
+        assert_eq!(out, "");
+        assert_eq!(log, format!("sent 9 bytes to {addr}\n"));
+        r.unwrap().check().unwrap();
+    }
+
+    #[test]
+    fn repeat_sends_the_messages_again() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let cfg = SendConfig {
+            wait: None,
+            repeat: 3,
+            interval: Duration::from_millis(1),
+            ..SendConfig::default()
+        };
+        let (r, _, _) = run_send(addr, &["a", "b"], b"", &cfg);
+        assert_eq!(r.unwrap().sent, 6);
+        let got: Vec<Vec<u8>> = (0..6).map(|_| recv(&peer).0).collect();
+        assert_eq!(got, [b"a", b"b", b"a", b"b", b"a", b"b"]);
+    }
+
+    #[test]
+    fn too_long_messages_are_refused_not_truncated() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let long = "x".repeat(MAX_PAYLOAD_V4 + 1);
+        let (r, _, _) = run_send(addr, &["ok", &long], b"", &SendConfig::default());
+        let err = r.unwrap_err();
+        assert!(crate::cli::is_usage(&err));
+        assert_eq!(
+            err.to_string(),
+            "message 2: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)"
+        );
+        // Refused before anything was sent.
+        peer.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        assert!(peer.recv_from(&mut [0u8; 8]).is_err());
+
+        // A stdin line: reported, skipped, and the next one still goes.
+        peer.set_read_timeout(Some(T)).unwrap();
+        let cfg = SendConfig {
+            wait: None,
+            ..SendConfig::default()
+        };
+        let mut input = long.into_bytes();
+        input.extend_from_slice(b"\nnext\n");
+        let (r, _, log) = run_send(addr, &[], &input, &cfg);
+        assert_eq!(recv(&peer).0, b"next");
+        assert!(
+            log.contains("line 1 not sent: 65508 bytes is more"),
+            "{log}"
+        );
+        let summary = r.unwrap();
+        assert_eq!((summary.sent, summary.not_sent), (1, 1));
+        assert_eq!(
+            summary.check().unwrap_err().to_string(),
+            "1 message not sent"
+        );
+
+        // A line longer than any datagram in any encoding is not even kept whole.
+        let mut input = vec![b'y'; MAX_LINE * 2];
+        input.extend_from_slice(b"\nlast\n");
+        let (r, _, log) = run_send(addr, &[], &input, &cfg);
+        assert_eq!(recv(&peer).0, b"last");
+        assert!(
+            log.contains(&format!("line 1 not sent: {} bytes is more", MAX_LINE * 2)),
+            "{log}"
+        );
+        assert_eq!(r.unwrap().not_sent, 1);
+    }
+
+    #[test]
+    fn broadcast_flag_sets_so_broadcast_and_its_absence_is_explained() {
+        let dest: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        assert!(client_socket(&dest, true).unwrap().broadcast().unwrap());
+        assert!(!client_socket(&dest, false).unwrap().broadcast().unwrap());
+        // Without SO_BROADCAST the kernel refuses before anything is sent.
+        let (r, _, _) = run_send(dest, &["hi"], b"", &SendConfig::default());
+        let err = r.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)"
+        );
+        assert!(!crate::cli::is_usage(&err));
+    }
+
+    #[test]
+    fn broadcast_mode_prints_every_answer_with_its_address() {
+        // Loopback stands in for a LAN: two "hosts" answer one datagram.
+        let (peer, other) = (sock(), sock());
+        let (addr, other_addr) = (peer.local_addr().unwrap(), other.local_addr().unwrap());
+        let server = thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            other.send_to(b"me too", from).unwrap();
+            peer.send_to(b"here", from).unwrap();
+        });
+        let cfg = SendConfig {
+            broadcast: true,
+            wait: Some(Duration::from_millis(500)),
+            ..SendConfig::default()
+        };
+        let (r, out, log) = run_send(addr, &["who is there?"], b"", &cfg);
+        server.join().unwrap();
+        assert_eq!(out, format!("[{other_addr}] me too\n[{addr}] here\n"));
+        assert_eq!(log, "");
+        let summary = r.unwrap();
+        assert_eq!(
+            (summary.replies, summary.others, summary.missing),
+            (2, 0, 0)
+        );
+    }
+
+    #[test]
+    fn ipv6_loopback_to_a_dual_stack_server() {
+        if UdpSocket::bind("[::1]:0").is_err() {
+            return; // no IPv6 here
+        }
+        let socket = udp_socket(ListenSpec::any(0)).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let out = Output::to_writer(SharedBuf::new());
+        let log = Log::to_writer(SharedBuf::new(), Verbosity::Quiet);
+        let sd = Shutdown::new();
+        let sd2 = sd.clone();
+        let (tx, done) = mpsc::channel();
+        thread::spawn(move || tx.send(serve(socket, &ServeConfig::default(), &out, &log, &sd2)));
+        for host in ["::1", "127.0.0.1"] {
+            let t = Target {
+                host: host.into(),
+                port,
+            };
+            let mut printed = Vec::new();
+            let summary = send(
+                &t,
+                Family::Any,
+                &["six or four".into()],
+                io::empty(),
+                &SendConfig::default(),
+                &mut printed,
+                &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
+            )
+            .unwrap();
+            assert_eq!(printed, b"six or four\n", "{host}");
+            summary.check().unwrap();
+        }
+        sd.trigger();
+        let summary = done.recv_timeout(T).expect("serve did not stop").unwrap();
+        assert_eq!(summary.senders, 2);
+    }
+}

@@ -1,0 +1,517 @@
+//! End-to-end tests of udp-echo: lessons 07, 08 and 09 run as a user would, against the notes' own Python scripts too.
+
+mod util;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+/// A loopback UDP socket with timeouts, for playing a peer by hand.
+fn usock() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+/// One datagram and its sender.
+fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    let (n, from) = s.recv_from(&mut buf).expect("a datagram");
+    (buf[..n].to_vec(), from)
+}
+
+/// Nothing arrives within `ms` milliseconds.
+fn assert_silent(s: &UdpSocket, ms: u64) {
+    s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+    let r = s.recv_from(&mut [0u8; 64]);
+    assert!(r.is_err(), "expected nothing, got {r:?}");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+}
+
+/// `udp-echo serve 0 --bind 127.0.0.1 ARGS…`.
+fn serve(args: &[&str]) -> Server {
+    let mut all = vec!["serve", "0", "--bind", "127.0.0.1"];
+    all.extend_from_slice(args);
+    Server::start("udp-echo", &all)
+}
+
+/// `udp-echo send ADDR ARGS…` with `input` on stdin.
+fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
+    let addr = addr.to_string();
+    let mut all = vec!["send", addr.as_str()];
+    all.extend_from_slice(args);
+    run(cmd("udp-echo", &all), input)
+}
+
+/// Start one of the notes' Python servers; it prints `listening on ADDR` on stderr.
+fn python_server(script: &str) -> (KillOnDrop, SocketAddr, Lines) {
+    let mut py = KillOnDrop(
+        Command::new("python3")
+            .arg(course_script(script))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
+    let out = Lines::spawn(py.0.stdout.take().unwrap());
+    let addr = parse_listening(&err.expect("listening on")).unwrap();
+    (py, addr, out)
+}
+
+#[test]
+fn lesson_09_send_lines_to_our_server_until_exit() {
+    let mut srv = serve(&[]);
+    let out = send(
+        srv.addr,
+        &[],
+        "我爱你\n你爱我\nexit\nnever sent\n".as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
+    assert_eq!(text(&out.stderr), "");
+    for m in ["我爱你", "你爱我", "exit"] {
+        let line = srv.out().next().unwrap();
+        assert!(line.starts_with("[127.0.0.1:"), "{line}");
+        assert!(line.ends_with(&format!("] {m}")), "{line}");
+    }
+    srv.interrupt();
+    assert!(srv.wait().success());
+    let log = srv.stderr.rest().join("\n");
+    assert!(
+        log.contains("received 3 datagrams (22 bytes) from 1 sender, sent 3 replies (22 bytes)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn lesson_08_send_no_wait_into_the_notes_receiver() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (mut py, addr, mut py_out) = python_server("lesson08_udp_receive.py");
+    let out = send(addr, &["我爱你", "--no-wait"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    // Lesson 07's 发送完成: sent, which is all UDP can tell.
+    assert_eq!(text(&out.stderr), format!("sent 9 bytes to {addr}\n"));
+    let status = wait_timeout(&mut py.0, TIMEOUT).expect("the receiver exits");
+    assert!(status.success());
+    let printed = py_out.rest();
+    assert!(
+        printed[0].starts_with(r"(b'\xe6\x88\x91\xe7\x88\xb1\xe4\xbd\xa0', ('127.0.0.1', "),
+        "{printed:?}"
+    );
+    assert_eq!(printed[1], "我爱你");
+}
+
+#[test]
+fn lesson_07_the_notes_sender_into_serve_count_1() {
+    if !have_peer("python3") {
+        return;
+    }
+    let mut srv = serve(&["--count", "1"]);
+    let mut py = Command::new("python3");
+    py.args([
+        &course_script("lesson07_udp_send.py"),
+        "127.0.0.1",
+        &srv.addr.port().to_string(),
+    ]);
+    let out = run(py, "我爱你\n".as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "请输入数据：发送完成\n");
+    let line = srv.out().next().unwrap();
+    assert!(
+        line.starts_with("[127.0.0.1:") && line.ends_with("] 我爱你"),
+        "{line}"
+    );
+    // --count 1: the server exits by itself after one datagram.
+    assert!(srv.wait().success());
+    let log = srv.stderr.rest().join("\n");
+    assert!(
+        log.contains("received 1 datagram (9 bytes) from 1 sender, sent 1 reply (9 bytes)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn lesson_09_the_notes_client_against_our_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let mut srv = serve(&[]);
+    let mut py = Command::new("python3");
+    py.args([
+        &course_script("lesson09_udp_echo_client.py"),
+        "127.0.0.1",
+        &srv.addr.port().to_string(),
+    ]);
+    let out = run(py, "我爱你\n你爱我\nexit\n".as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "请输入数据：返回的数据是: 我爱你\n请输入数据：返回的数据是: 你爱我\n请输入数据：返回的数据是: exit\n"
+    );
+    for m in ["我爱你", "你爱我", "exit"] {
+        assert!(srv.out().next().unwrap().ends_with(&format!("] {m}")));
+    }
+}
+
+#[test]
+fn lesson_09_our_send_against_the_notes_echo_server() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (_py, addr, mut py_out) = python_server("lesson09_udp_echo_server.py");
+    let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
+    for m in ["我爱你", "你爱我", "exit"] {
+        assert_eq!(py_out.next().as_deref(), Some(m));
+    }
+}
+
+#[test]
+fn every_sender_gets_its_own_answer() {
+    // The nc -u -l bug: a connected server socket hears only its first peer.
+    let mut srv = serve(&[]);
+    let socks: Vec<UdpSocket> = (0..3).map(|_| usock()).collect();
+    for round in 0..2 {
+        for (i, s) in socks.iter().enumerate() {
+            s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr)
+                .unwrap();
+        }
+        for (i, s) in socks.iter().enumerate() {
+            assert_eq!(
+                recv(s),
+                (format!("client {i} round {round}").into_bytes(), srv.addr)
+            );
+        }
+    }
+    // And several udp-echo clients at once.
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = srv.addr;
+            thread::spawn(move || send(addr, &[&format!("process {i}")], b""))
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let out = c.join().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("process {i}\n"));
+    }
+    for _ in 0..10 {
+        srv.out().next().expect("a line per datagram");
+    }
+    srv.interrupt();
+    assert!(srv.wait().success());
+    assert!(srv.stderr.rest().join("\n").contains("from 7 senders"));
+}
+
+#[test]
+fn reply_text_names_the_sender() {
+    let srv = serve(&["--reply", "我是服务器, 你好客户端: {peer}"]);
+    let s = usock();
+    s.send_to("你好".as_bytes(), srv.addr).unwrap();
+    let me = s.local_addr().unwrap();
+    assert_eq!(text(&recv(&s).0), format!("我是服务器, 你好客户端: {me}"));
+    let out = send(srv.addr, &["你好"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn no_echo_only_prints() {
+    let mut srv = serve(&["--no-echo"]);
+    let s = usock();
+    s.send_to(b"only printed", srv.addr).unwrap();
+    assert!(srv.out().next().unwrap().ends_with("] only printed"));
+    assert_silent(&s, 300);
+    // Our client waiting for an answer that never comes: reported, exit 1.
+    let out = send(srv.addr, &["anyone?", "--wait", "0.3"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "warning: no reply from {} within 0.3 s\nudp-echo: no reply to 1 of 1 datagram\n",
+            srv.addr
+        )
+    );
+}
+
+#[test]
+fn reply_encoding_sends_gbk_text_back_as_utf8() {
+    let mut srv = serve(&["--recv-encoding", "gbk", "--reply-encoding", "utf-8"]);
+    let s = usock();
+    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK, as NetAssist sends it
+    assert_eq!(recv(&s).0, "你好".as_bytes());
+    assert!(srv.out().next().unwrap().ends_with("] 你好"));
+    // Same encoding both ways: untouched, even bytes that are not valid GBK.
+    let srv = serve(&["-e", "gbk", "--reply-encoding", "gbk"]);
+    s.send_to(b"\xc4\xe3\x80\xff", srv.addr).unwrap();
+    assert_eq!(recv(&s).0, b"\xc4\xe3\x80\xff");
+}
+
+#[test]
+fn hex_dumps_on_both_sides() {
+    let mut srv = serve(&["--hex"]);
+    let out = send(srv.addr, &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "00000000  c4 e3 ba c3                                       |....|\n"
+    );
+    let line = srv.out().next().unwrap();
+    assert!(
+        line.starts_with("[127.0.0.1:") && line.contains("] 00000000  c4 e3 ba c3 "),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
+    let peer = usock();
+    let addr = peer.local_addr().unwrap();
+    // A server that drops the first datagram, as a network may, and answers the second.
+    let server = thread::spawn(move || {
+        let (first, _) = recv(&peer);
+        let (second, from) = recv(&peer);
+        peer.send_to(b"answer", from).unwrap();
+        (first, second)
+    });
+    let out = send(addr, &["--wait", "1"], b"one\ntwo\n");
+    assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "answer\n");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "warning: no reply from {addr} within 1 s\nudp-echo: no reply to 1 of 2 datagrams\n"
+        )
+    );
+}
+
+#[test]
+fn no_reply_to_the_quit_word_is_not_a_failure() {
+    let peer = usock();
+    let addr = peer.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (_, from) = recv(&peer);
+        peer.send_to(b"hi", from).unwrap();
+        recv(&peer).0 // a server that quits on `bye` without answering it
+    });
+    let out = send(
+        addr,
+        &["--wait", "1", "--quit-word", "bye"],
+        b"hi\nbye\nlost\n",
+    );
+    assert_eq!(server.join().unwrap(), b"bye");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+}
+
+#[test]
+fn a_datagram_from_a_third_address_is_shown_with_its_address() {
+    let (peer, third) = (usock(), usock());
+    let addr = peer.local_addr().unwrap();
+    let third_addr = third.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (_, from) = recv(&peer);
+        third.send_to(b"not the answer", from).unwrap();
+        peer.send_to(b"the answer", from).unwrap();
+    });
+    let out = send(addr, &["question"], b"");
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("[{third_addr}] not the answer\nthe answer\n")
+    );
+}
+
+#[test]
+fn repeat_interval_count_and_byte_exact_stdin() {
+    let peer = usock();
+    let addr = peer.local_addr().unwrap();
+    let out = send(
+        addr,
+        &["x", "--repeat", "3", "--interval", "10", "--no-wait"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for _ in 0..3 {
+        assert_eq!(recv(&peer).0, b"x");
+    }
+    assert_eq!(text(&out.stderr).matches("sent 1 bytes to").count(), 3);
+
+    // A stdin line that is not UTF-8 goes out exactly as it was, without its line ending.
+    let out = send(addr, &["--no-wait"], b"\xff\xfe\xc4\r\n");
+    assert!(out.status.success());
+    assert_eq!(recv(&peer).0, b"\xff\xfe\xc4");
+
+    let mut srv = serve(&["--count", "2"]);
+    let (a, b) = (usock(), usock());
+    a.send_to(b"1", srv.addr).unwrap();
+    b.send_to(b"2", srv.addr).unwrap();
+    assert_eq!(recv(&a).0, b"1");
+    assert_eq!(recv(&b).0, b"2");
+    assert!(srv.wait().success());
+    assert!(srv.stderr.rest().join("\n").contains("from 2 senders"));
+}
+
+#[test]
+fn errors_are_one_line_with_exit_codes() {
+    let out = run(cmd("udp-echo", &["send", "127.0.0.1", "80a", "hi"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "udp-echo: invalid port \"80a\": expected 0-65535\n"
+    );
+
+    let out = run(cmd("udp-echo", &["serve", "99999"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid port \"99999\""));
+
+    let out = run(cmd("udp-echo", &["serve", "0", "--bind", "999.1.1.1"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), "udp-echo: invalid host \"999.1.1.1\"\n");
+
+    for args in [
+        &["send", "127.0.0.1", "1", "x", "--encoding", "klingon"][..],
+        &["serve", "0", "--reply-encoding", "klingon"],
+        &["serve", "0", "--count", "0"],
+        &["serve", "0", "--no-echo", "--reply", "x"],
+        &["send", "127.0.0.1", "1", "x", "--bogus"],
+        &["chat"],
+    ] {
+        let out = run(cmd("udp-echo", args), b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    let long = "x".repeat(65_508);
+    let out = run(cmd("udp-echo", &["send", "127.0.0.1", "9", &long]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "udp-echo: message 1: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)\n"
+    );
+
+    let out = run(
+        cmd(
+            "udp-echo",
+            &[
+                "send",
+                "127.0.0.1",
+                "9",
+                "😀",
+                "-e",
+                "gbk",
+                "--strict-encoding",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("'😀' (U+1F600)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The kernel refuses a broadcast address without SO_BROADCAST: nothing is sent.
+    let out = run(
+        cmd("udp-echo", &["send", "255.255.255.255", "9", "hi"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n"
+    );
+
+    let taken = usock();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(
+        cmd("udp-echo", &["serve", &port, "--bind", "127.0.0.1"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "udp-echo: cannot listen on 127.0.0.1:{port}: address already in use (another program uses this port; pick another)\n"
+        )
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_server_promptly_with_a_summary() {
+    let mut srv = serve(&[]);
+    let s = usock();
+    s.send_to(b"abc", srv.addr).unwrap();
+    assert_eq!(recv(&s).0, b"abc");
+    let start = Instant::now();
+    srv.interrupt();
+    let status = srv.wait();
+    let took = start.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let log = srv.stderr.rest();
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("received 1 datagram (3 bytes) from 1 sender, sent 1 reply (3 bytes)"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn ipv6_loopback_and_dual_stack() {
+    let srv = Server::start("udp-echo", &["serve", "0"]);
+    let port = srv.addr.port().to_string();
+    let v4 = run(cmd("udp-echo", &["send", "127.0.0.1", &port, "four"]), b"");
+    assert_eq!(text(&v4.stdout), "four\n", "{}", text(&v4.stderr));
+    if UdpSocket::bind("[::1]:0").is_ok() {
+        let v6 = run(
+            cmd("udp-echo", &["send", &format!("[::1]:{port}"), "six"]),
+            b"",
+        );
+        assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
+        let v6 = run(cmd("udp-echo", &["send", "-6", "::1", &port, "six"]), b"");
+        assert_eq!(text(&v6.stdout), "six\n", "{}", text(&v6.stderr));
+    }
+}
+
+#[test]
+fn nc_u_clients_each_get_their_echo() {
+    if !have_peer("nc") {
+        return;
+    }
+    let mut srv = serve(&[]);
+    // Two nc -u clients, one after the other, from two ports: both answered.
+    for line in ["hello from nc", "和另一个 nc"] {
+        let mut nc = Command::new("nc");
+        nc.args(["-u", "-w1", "127.0.0.1", &srv.addr.port().to_string()]);
+        let out = run(nc, format!("{line}\n").as_bytes());
+        assert_eq!(
+            text(&out.stdout),
+            format!("{line}\n"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(srv.out().next().unwrap().ends_with(&format!("] {line}")));
+    }
+}
