@@ -4,6 +4,11 @@
 //!   the notes' turn-taking scripts.
 //! - [`editor`]: keeps the line being typed intact on a terminal while
 //!   messages arrive.
+//! - [`room`]: many members, whole lines relayed as `name> text`, an encoding
+//!   per member, a bounded queue per member (lessons 04, 06 and 13 together).
+//!   `chat connect` recognises a room by its greeting and shows its lines as
+//!   they come.
 
 pub mod editor;
+pub mod room;
 pub mod session;

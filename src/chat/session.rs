@@ -28,15 +28,12 @@ use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
 use crate::chat::editor::{Edit, Screen};
+use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
 use crate::hex::HexDumper;
 use crate::message::{Outgoing, SendError, SendOptions, Show, push_visible, read_chunk};
 use crate::output::Log;
 use crate::shutdown::Shutdown;
-
-/// What a room's first line starts with; `chat connect` then shows the room's
-/// lines as they are, since they already carry the sender's name.
-pub const ROOM_GREETING: &str = "* welcome to the chat room";
 
 /// The word sent over UDP when we leave without having typed a quit word.
 const UDP_GOODBYE: &str = "bye";
@@ -590,7 +587,7 @@ impl PeerView {
         let body = text.strip_suffix('\n').unwrap_or(text);
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            if std::mem::take(&mut self.first_line) && line.starts_with(ROOM_GREETING) {
+            if std::mem::take(&mut self.first_line) && line.starts_with(room::GREETING) {
                 self.room = true;
             }
             if self.room {
@@ -603,7 +600,7 @@ impl PeerView {
                 break;
             }
             if let Some(name) = line.strip_prefix("/nick ").map(str::trim)
-                && valid_name(name)
+                && room::check_name(name).is_ok()
             {
                 self.log
                     .info(format_args!("{} is now known as {name}", self.label));
@@ -632,12 +629,6 @@ impl PeerView {
         }
         Ok(quit)
     }
-}
-
-/// A name is something short to put before `> `: no spaces, no control characters.
-fn valid_name(name: &str) -> bool {
-    (1..=32).contains(&name.chars().count())
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn deliver(view: &mut PeerView, raw: &[u8], text: &str, tx: &Sender<Event>) -> bool {
