@@ -11,6 +11,8 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -172,6 +174,35 @@ pub fn wait_ready(
         Ok(n) => Ok(n > 0),
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The places of a server with a limit (`--max-clients`, `--max-users`): how
+/// many are taken, and a [`Slot`] for each client being served.
+#[derive(Debug, Default, Clone)]
+pub struct Places(Arc<AtomicUsize>);
+
+impl Places {
+    /// How many slots are held right now.
+    pub fn taken(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Take a place until the returned slot is dropped.
+    pub fn claim(&self) -> Slot {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Slot(self.0.clone())
+    }
+}
+
+/// One of the [`Places`], freed when dropped: on every path, including a
+/// client thread that never started or ended with a panic.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -63,7 +63,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -72,6 +72,7 @@ use crate::addr::{describe_io, display_addr};
 use crate::cli::UsageError;
 use crate::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable};
 use crate::message::push_visible;
+use crate::net::{Places, Slot};
 use crate::output::{Log, Output};
 use crate::shutdown::Shutdown;
 
@@ -636,7 +637,7 @@ struct Counters {
     refused: AtomicU64,
     too_slow: AtomicU64,
     /// Places taken, from accept until leaving (`--max-users`).
-    active: AtomicUsize,
+    active: Places,
 }
 
 struct Room {
@@ -645,22 +646,6 @@ struct Room {
     state: Mutex<State>,
     transcript: Transcript,
     counters: Counters,
-}
-
-/// One of the `--max-users` places, freed when dropped (on every path).
-struct Slot(Arc<Room>);
-
-impl Slot {
-    fn claim(room: &Arc<Room>) -> Slot {
-        room.counters.active.fetch_add(1, Ordering::SeqCst);
-        Slot(room.clone())
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.counters.active.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Room {
@@ -1265,7 +1250,7 @@ pub fn serve(
             }
         };
         members.retain(|(t, _)| !t.is_finished());
-        if room.counters.active.load(Ordering::SeqCst) >= cfg.max_users {
+        if room.counters.active.taken() >= cfg.max_users {
             refuse(&room, stream, peer);
             continue;
         }
@@ -1289,7 +1274,7 @@ pub fn serve(
             name: Mutex::new(display_addr(&peer)),
         });
         // Claimed here, on the accepting thread, so check and claim cannot race.
-        let slot = Slot::claim(&room);
+        let slot = room.counters.active.claim();
         let (r, c) = (room.clone(), conn.clone());
         let spawned = thread::Builder::new()
             .name(format!("reader {peer}"))

@@ -12,7 +12,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use crate::addr::{describe_io, display_addr};
 use crate::cli::UsageError;
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
 use crate::message::{Incoming, Outgoing, SendOptions, Show, read_chunk};
+use crate::net::{Places, Slot};
 use crate::output::{Log, Output};
 use crate::shutdown::Shutdown;
 
@@ -123,7 +124,8 @@ struct Counters {
     clients: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    active: AtomicUsize,
+    /// `--max-clients` places.
+    active: Places,
 }
 
 impl Counters {
@@ -175,7 +177,7 @@ pub fn serve(
         if let Some((stream, peer)) = accept_next(&listener, &ctx) {
             drop(wake);
             drop(listener);
-            handle_client(stream, peer, &ctx, Slot::claim(&ctx), None);
+            handle_client(stream, peer, &ctx, ctx.counters.active.claim(), None);
         }
     } else {
         accept_loop(&listener, &ctx);
@@ -221,13 +223,13 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
         let Some((stream, peer)) = accept_next(listener, ctx) else {
             break;
         };
-        if ctx.counters.active.load(Ordering::SeqCst) >= ctx.cfg.max_clients {
+        if ctx.counters.active.taken() >= ctx.cfg.max_clients {
             refuse(stream, peer, ctx);
             continue;
         }
         // Claimed here, on the accepting thread, so check and claim cannot race.
         // If the thread cannot start, the closure and its slot are dropped: freed.
-        let slot = Slot::claim(ctx);
+        let slot = ctx.counters.active.claim();
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
@@ -397,23 +399,6 @@ impl Conn<'_> {
     }
 }
 
-/// One of the `--max-clients` places, held while a client is served and freed
-/// when dropped — on every path, including a thread that never started.
-struct Slot(Arc<Ctx>);
-
-impl Slot {
-    fn claim(ctx: &Arc<Ctx>) -> Slot {
-        ctx.counters.active.fetch_add(1, Ordering::SeqCst);
-        Slot(ctx.clone())
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.counters.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// Serve one client on the current thread, holding its `slot`; log its arrival
 /// and departure. `stdin_sent` counts what `--stdin` sent it meanwhile.
 fn handle_client(
@@ -500,7 +485,13 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             cur.0 = stream.try_clone().ok();
             target.changed.notify_all();
         }
-        handle_client(stream, peer, ctx, Slot::claim(ctx), Some(&target.sent));
+        handle_client(
+            stream,
+            peer,
+            ctx,
+            ctx.counters.active.claim(),
+            Some(&target.sent),
+        );
         target.lock().0 = None;
         if ctx.cfg.once {
             break;

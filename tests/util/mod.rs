@@ -173,19 +173,24 @@ impl Server {
 
     /// Send SIGINT, as Ctrl-C does.
     pub fn interrupt(&self) {
-        // The shell's built-in kill: no procps needed on a bare machine.
-        let ok = Command::new("sh")
-            .args(["-c", &format!("kill -INT {}", self.child.id())])
-            .status()
-            .expect("run sh")
-            .success();
-        assert!(ok, "kill -INT failed");
+        sigint(&self.child);
     }
 
     /// Wait for exit (bounded by `TIMEOUT`).
     pub fn wait(&mut self) -> ExitStatus {
         wait_timeout(&mut self.child, TIMEOUT).expect("server did not exit in time")
     }
+}
+
+/// Send SIGINT to a child, as Ctrl-C does.
+pub fn sigint(child: &Child) {
+    // The shell's built-in kill: no procps needed on a bare machine.
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .expect("run sh")
+        .success();
+    assert!(ok, "kill -INT failed");
 }
 
 impl Drop for Server {
@@ -370,12 +375,7 @@ impl Proc {
 
     /// Send SIGINT, as Ctrl-C does.
     pub fn interrupt(&self) {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("kill -INT {}", self.child.id())])
-            .status()
-            .expect("run sh")
-            .success();
-        assert!(ok, "kill -INT failed");
+        sigint(&self.child);
     }
 
     /// Wait for exit (bounded by `TIMEOUT`).
