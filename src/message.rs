@@ -182,14 +182,18 @@ impl Incoming {
 
     /// The warning to print when [`Self::take_error_warning`] says so.
     pub fn error_warning(&self) -> String {
-        let name = match self.show {
+        invalid_text_warning(match self.show {
             Show::Text(enc) => enc.name(),
             _ => "text",
-        };
-        format!(
-            "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or --recv-encoding gbk if the peer sends GBK"
-        )
+        })
     }
+}
+
+/// The warning for received bytes that are not valid in the encoding `name`.
+pub fn invalid_text_warning(name: &str) -> String {
+    format!(
+        "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or --recv-encoding gbk if the peer sends GBK"
+    )
 }
 
 /// Append `line` with control characters made visible (`\x00`, `\x1b`): a log

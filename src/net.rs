@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::addr::{Family, describe_io};
+use crate::addr::{AddrError, Family, describe_io, parse_bind};
 
 /// How many connections may wait for `accept()` (the notes' `listen(128)`).
 pub const BACKLOG: i32 = 128;
@@ -59,6 +59,15 @@ pub struct ListenSpec {
 }
 
 impl ListenSpec {
+    /// From a server's flags: `-b/--bind ADDR` (if given), the port and `-4`/`-6`.
+    pub fn parse(bind: Option<&str>, port: u16, family: Family) -> Result<Self, AddrError> {
+        Ok(ListenSpec {
+            bind: bind.map(|b| parse_bind(b, family)).transpose()?,
+            port,
+            family,
+        })
+    }
+
     /// Every interface, both families, this port.
     pub fn any(port: u16) -> Self {
         ListenSpec {

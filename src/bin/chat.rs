@@ -1,12 +1,11 @@
 //! chat: lessons 10 and 11's chat between two people (TCP or UDP), full duplex, and a multi-user room.
 
 use std::io::{self, IsTerminal};
-use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socktools::addr::{self, display_addr, parse_bind, parse_port};
+use socktools::addr::{self, display_addr, parse_port};
 use socktools::chat::editor::{RawMode, Screen};
 use socktools::chat::room::{self, RoomConfig};
 use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
@@ -15,6 +14,7 @@ use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
 use socktools::output::{Log, Output};
 use socktools::shutdown::Shutdown;
+use socktools::udp;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -144,17 +144,8 @@ impl RoomArgs {
 
     fn run(&self, args: &Args, shutdown: &Shutdown) -> anyhow::Result<()> {
         let cfg = self.config(args)?;
-        let family = args.common.family();
-        let bind = self
-            .bind
-            .as_deref()
-            .map(|b| parse_bind(b, family))
-            .transpose()?;
-        let listener = tcp_listener(ListenSpec {
-            bind,
-            port: self.port,
-            family,
-        })?;
+        let spec = ListenSpec::parse(self.bind.as_deref(), self.port, args.common.family())?;
+        let listener = tcp_listener(spec)?;
         room::serve(
             listener,
             &cfg,
@@ -171,12 +162,7 @@ fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Li
     let family = args.common.family();
     match &args.command {
         Command::Listen { port, bind } => {
-            let bind = bind.as_deref().map(|b| parse_bind(b, family)).transpose()?;
-            let spec = ListenSpec {
-                bind,
-                port: *port,
-                family,
-            };
+            let spec = ListenSpec::parse(bind.as_deref(), *port, family)?;
             if args.udp {
                 let socket = udp_socket(spec)?;
                 log.always(format_args!(
@@ -214,12 +200,7 @@ fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Li
             }
             if args.udp {
                 let peer = addr::resolve(&target, family)?[0];
-                let local: SocketAddr = if peer.is_ipv4() {
-                    (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-                } else {
-                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-                };
-                let socket = UdpSocket::bind(local)?;
+                let socket = udp::client_socket(&peer, false)?;
                 log.info(format_args!(
                     "chatting with {} over UDP",
                     display_addr(&peer)

@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
-use socktools::addr::{parse_bind, parse_port};
+use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs};
 use socktools::net::{ListenSpec, tcp_listener};
 use socktools::output::{Log, Output};
@@ -72,11 +72,6 @@ struct Args {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let family = args.common.family();
-    let bind = args
-        .bind
-        .as_deref()
-        .map(|b| parse_bind(b, family))
-        .transpose()?;
     let reply = match (args.reply, args.sink, args.stdin, args.echo) {
         (Some(text), ..) => Reply::Text(text),
         (_, true, ..) => Reply::Sink,
@@ -93,11 +88,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         show: args.common.show(args.raw),
         send: args.common.send_options(args.framing.framing, args.crlf),
     };
-    let listener = tcp_listener(ListenSpec {
-        bind,
-        port: args.port,
-        family,
-    })?;
+    let listener = tcp_listener(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let stdin: Option<Box<dyn io::Read + Send>> =

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use socktools::addr::{Family, parse_bind, parse_port};
+use socktools::addr::{Family, parse_port};
 use socktools::cli::{self, UsageError, parse_seconds, parse_size};
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Log, Verbosity};
@@ -87,11 +87,7 @@ struct Args {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let family = Family::from_flags(args.ipv4, args.ipv6);
-    let bind = args
-        .bind
-        .as_deref()
-        .map(|b| parse_bind(b, family))
-        .transpose()?;
+    let spec = ListenSpec::parse(args.bind.as_deref(), args.port, family)?;
     let root = Root::new(&args.dir).map_err(|e| {
         UsageError(format!(
             "cannot serve {}: {}",
@@ -112,7 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.timeout = args.timeout;
     cfg.retries = args.retries;
     cfg.grace = args.grace;
-    let socket = udp_socket(ListenSpec { bind, port: args.port, family }).map_err(|e| {
+    let socket = udp_socket(spec).map_err(|e| {
         if e.error.kind() == io::ErrorKind::PermissionDenied && e.addr.port() < 1024 {
             anyhow::anyhow!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port())
         } else {

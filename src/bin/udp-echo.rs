@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socktools::addr::{parse_bind, parse_port, parse_target_args};
+use socktools::addr::{parse_port, parse_target_args};
 use socktools::cli::{self, CommonArgs, parse_seconds};
 use socktools::codec::{Encoding, parse_label};
 use socktools::framing::Framing;
@@ -123,11 +123,6 @@ struct SendArgs {
 
 fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let family = common.family();
-    let bind = args
-        .bind
-        .as_deref()
-        .map(|b| parse_bind(b, family))
-        .transpose()?;
     let reply = match (args.reply, args.reply_encoding, args.no_echo) {
         (Some(text), ..) => Reply::Text(text),
         (_, Some(enc), _) => Reply::Reencode(enc),
@@ -141,11 +136,7 @@ fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
         recv_encoding: common.recv_encoding(),
         send: common.send_options(Framing::Raw, false),
     };
-    let socket = udp_socket(ListenSpec {
-        bind,
-        port: args.port,
-        family,
-    })?;
+    let socket = udp_socket(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let log = Log::stderr(common.verbosity());

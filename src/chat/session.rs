@@ -31,7 +31,9 @@ use crate::chat::editor::{Edit, Screen};
 use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
 use crate::hex::HexDumper;
-use crate::message::{Outgoing, SendError, SendOptions, Show, push_visible, read_chunk};
+use crate::message::{
+    Outgoing, SendError, SendOptions, Show, invalid_text_warning, push_visible, read_chunk,
+};
 use crate::output::Log;
 use crate::shutdown::Shutdown;
 
@@ -662,8 +664,8 @@ fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
         let text = decoder.decode(&buf[..n], n == 0);
         if decoder.take_error_warning() {
             view.log.warn(format_args!(
-                "received bytes that are not valid {}, shown as \u{FFFD}; try --recv-encoding gbk if the peer sends GBK",
-                decoder.encoding().name()
+                "{}",
+                invalid_text_warning(decoder.encoding().name())
             ));
         }
         if (!text.is_empty() || n > 0) && !deliver(view, &buf[..n], &text, tx) {
