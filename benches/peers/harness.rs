@@ -1,0 +1,586 @@
+//! The measuring core of `cargo bench --bench peers`: rounds run A B A B …, medians, the table, and the process plumbing (free ports, readiness, kill on drop).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Anything a bench step waits on gives up after this long, so a hung peer costs
+/// one failed row, not a hung benchmark.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One run of one tool: the figure the table ranks (`value`) and any side figures.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    pub value: f64,
+    pub extras: Vec<(&'static str, f64)>,
+}
+
+impl Trial {
+    pub fn new(value: f64) -> Trial {
+        Trial {
+            value,
+            extras: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, v: f64) -> Trial {
+        self.extras.push((name, v));
+        self
+    }
+}
+
+/// What a scenario's `value` is, and which way is better.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub unit: &'static str,
+    /// Throughputs: higher is better. Times (start-up): lower is better, and the
+    /// ratio is turned around so that "≥ 1" always means "ours is at least as fast".
+    pub higher_is_better: bool,
+}
+
+pub const MIB_S: Metric = Metric {
+    unit: "MiB/s",
+    higher_is_better: true,
+};
+
+/// A tool taking part in a scenario; `run` does one complete trial.
+pub struct Contender<'a> {
+    pub label: String,
+    pub run: Box<dyn FnMut(usize) -> Result<Trial, String> + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    pub fn new(
+        label: impl Into<String>,
+        run: impl FnMut(usize) -> Result<Trial, String> + 'a,
+    ) -> Contender<'a> {
+        Contender {
+            label: label.into(),
+            run: Box::new(run),
+        }
+    }
+}
+
+/// "ours should be `target`× as fast as `peer`" (or just report the ratio).
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub ours: String,
+    pub peer: String,
+    pub target: Option<f64>,
+}
+
+pub fn pair(ours: &str, peer: &str, target: Option<f64>) -> Pair {
+    Pair {
+        ours: ours.into(),
+        peer: peer.into(),
+        target,
+    }
+}
+
+/// A fixed bound on a figure of ours (p99 latency, RSS, start-up time).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub tool: String,
+    /// `value` or the name of an extra.
+    pub figure: &'static str,
+    pub max: f64,
+    pub unit: &'static str,
+}
+
+/// Medians and spreads of one tool in one scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub tool: String,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub extras: Vec<(&'static str, f64)>,
+    pub failed: Option<String>,
+}
+
+/// Everything measured for one scenario.
+pub struct Outcome {
+    pub scenario: String,
+    pub work: String,
+    pub metric: Metric,
+    pub rows: Vec<Row>,
+    pub skipped: Vec<String>,
+    pub pairs: Vec<Pair>,
+    pub bounds: Vec<Bound>,
+}
+
+impl Outcome {
+    fn row(&self, tool: &str) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.tool == tool && r.failed.is_none())
+    }
+
+    /// ours ÷ peer, turned so that > 1 means ours is faster.
+    pub fn ratio(&self, p: &Pair) -> Option<f64> {
+        let (a, b) = (self.row(&p.ours)?.median, self.row(&p.peer)?.median);
+        if a <= 0.0 || b <= 0.0 {
+            return None;
+        }
+        Some(if self.metric.higher_is_better {
+            a / b
+        } else {
+            b / a
+        })
+    }
+
+    fn figure(&self, b: &Bound) -> Option<f64> {
+        let row = self.row(&b.tool)?;
+        if b.figure == "value" {
+            return Some(row.median);
+        }
+        row.extras
+            .iter()
+            .find(|(n, _)| *n == b.figure)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Run every contender `rounds` times after one warm-up each, interleaved
+/// (A B C A B C …) so a slow minute on this shared machine hits all tools alike.
+pub fn measure(
+    scenario: &str,
+    work: &str,
+    metric: Metric,
+    rounds: usize,
+    mut contenders: Vec<Contender<'_>>,
+    skipped: Vec<String>,
+    pairs: Vec<Pair>,
+    bounds: Vec<Bound>,
+) -> Outcome {
+    eprintln!("== {scenario}: {work}");
+    let n = contenders.len();
+    let mut samples: Vec<Vec<Trial>> = vec![Vec::new(); n];
+    let mut failed: Vec<Option<String>> = vec![None; n];
+    for round in 0..=rounds {
+        for (i, c) in contenders.iter_mut().enumerate() {
+            if failed[i].is_some() {
+                continue;
+            }
+            let started = Instant::now();
+            match (c.run)(round) {
+                Ok(t) => {
+                    eprintln!(
+                        "   {:<28} round {round}{}: {:.2} {} ({:.2} s)",
+                        c.label,
+                        if round == 0 { " (warm-up)" } else { "" },
+                        t.value,
+                        metric.unit,
+                        started.elapsed().as_secs_f64()
+                    );
+                    if round > 0 {
+                        samples[i].push(t);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("   {:<28} round {round}: FAILED: {e}", c.label);
+                    failed[i] = Some(e);
+                }
+            }
+        }
+    }
+    let rows = contenders
+        .iter()
+        .zip(samples)
+        .zip(failed)
+        .map(|((c, s), f)| summarize(&c.label, &s, f))
+        .collect();
+    Outcome {
+        scenario: scenario.into(),
+        work: work.into(),
+        metric,
+        rows,
+        skipped,
+        pairs,
+        bounds,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn summarize(tool: &str, trials: &[Trial], failed: Option<String>) -> Row {
+    let mut values: Vec<f64> = trials.iter().map(|t| t.value).collect();
+    let mut extras: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for t in trials {
+        for (k, v) in &t.extras {
+            if !extras.contains_key(k) {
+                order.push(*k);
+            }
+            extras.entry(k).or_default().push(*v);
+        }
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Row {
+        tool: tool.into(),
+        median: median(&mut values),
+        min,
+        max,
+        extras: order
+            .into_iter()
+            .map(|k| (k, median(extras.get_mut(k).expect("key seen"))))
+            .collect(),
+        failed,
+    }
+}
+
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The results as Markdown: one table of every tool's figures, one of targets.
+pub fn report(outcomes: &[Outcome]) -> String {
+    let mut s = String::new();
+    s.push_str("| scenario | tool | median | min–max | other medians | ours ÷ this |\n");
+    s.push_str("|---|---|---|---|---|---|\n");
+    for o in outcomes {
+        let mut first = true;
+        for r in &o.rows {
+            let scen = if first {
+                format!("{} ({})", o.scenario, o.work)
+            } else {
+                String::new()
+            };
+            first = false;
+            let ratio = o
+                .pairs
+                .iter()
+                .find(|p| p.peer == r.tool && p.target.is_some())
+                .or_else(|| o.pairs.iter().find(|p| p.peer == r.tool))
+                .and_then(|p| o.ratio(p).map(|x| format!("{x:.2}× ({})", p.ours)))
+                .unwrap_or_default();
+            match &r.failed {
+                Some(e) => {
+                    let _ = writeln!(s, "| {scen} | {} | failed: {e} | | | |", r.tool);
+                }
+                None => {
+                    let extras = r
+                        .extras
+                        .iter()
+                        .map(|(k, v)| format!("{k} {}", num(*v)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let _ = writeln!(
+                        s,
+                        "| {scen} | {} | {} {} | {}–{} | {extras} | {ratio} |",
+                        r.tool,
+                        num(r.median),
+                        o.metric.unit,
+                        num(r.min),
+                        num(r.max),
+                    );
+                }
+            }
+        }
+        for sk in &o.skipped {
+            let _ = writeln!(s, "| | {sk} | skipped: not installed | | | |");
+        }
+    }
+    s.push_str("\n| scenario | target | measured | |\n|---|---|---|---|\n");
+    for o in outcomes {
+        for p in o.pairs.iter().filter(|p| p.target.is_some()) {
+            let want = p.target.expect("filtered");
+            let (got, verdict) = match o.ratio(p) {
+                Some(x) => (format!("{x:.2}×"), if x >= want { "met" } else { "MISSED" }),
+                None => ("–".into(), "not measured"),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} ≥ {want}× {} | {got} | {verdict} |",
+                o.scenario, p.ours, p.peer
+            );
+        }
+        for b in &o.bounds {
+            let (got, verdict) = match o.figure(b) {
+                Some(x) => (
+                    format!("{} {}", num(x), b.unit),
+                    if x <= b.max { "met" } else { "MISSED" },
+                ),
+                None => ("–".into(), "not measured"),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} {} ≤ {} {} | {got} | {verdict} |",
+                o.scenario,
+                b.tool,
+                b.figure,
+                num(b.max),
+                b.unit
+            );
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// Is `cmd` on PATH (or an absolute path that exists)?
+pub fn find(cmd: &str) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Path::new(cmd).exists().then(|| cmd.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path)
+        .chain(extra)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Result<Proc, String> {
+        let what = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {what}: {e}"))?;
+        Ok(Proc { child, what })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for it to exit by itself, at most `limit`; a non-zero exit is an error.
+    pub fn finish(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) if st.success() => return Ok(()),
+                Ok(Some(st)) => return Err(format!("{} exited with {st}", self.what)),
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    return Err(format!("{} did not finish in {limit:?}", self.what));
+                }
+                Ok(None) => thread::sleep(Duration::from_micros(200)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start one of our servers (stdout to /dev/null) and read the address from its
+/// first stderr line, `listening on ADDR`; the rest of stderr is drained on a thread
+/// so a chatty log can never block it.
+pub fn start_ours(mut cmd: Command) -> Result<(Proc, SocketAddr), String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut p = Proc::spawn(cmd)?;
+    let stderr = p.child.stderr.take().expect("piped");
+    let mut lines = BufReader::new(stderr);
+    let mut first = String::new();
+    // The server prints this line first thing, or exits (EOF) on failure.
+    lines
+        .read_line(&mut first)
+        .map_err(|e| format!("{}: {e}", p.what))?;
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("{}: first stderr line was {first:?}", p.what))?;
+    thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        while matches!(lines.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    Ok((p, addr))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// A port on 127.0.0.1 that is free right now, for peers that cannot be asked for
+/// port 0 and tell us what they got.
+pub fn free_port(proto: Proto) -> u16 {
+    match proto {
+        Proto::Tcp => TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port()),
+        Proto::Udp => UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port()),
+    }
+    .expect("bind 127.0.0.1:0")
+}
+
+/// Is something bound to 127.0.0.1:`port` (listening, for TCP)? Read from the
+/// kernel's socket tables, so no probe traffic disturbs the peer under test.
+fn bound(proto: Proto, port: u16) -> bool {
+    let table = match proto {
+        Proto::Tcp => "/proc/net/tcp",
+        Proto::Udp => "/proc/net/udp",
+    };
+    let Ok(text) = fs::read_to_string(table) else {
+        return false;
+    };
+    let want = format!(":{port:04X}");
+    text.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1].ends_with(&want) && (proto == Proto::Udp || f[3] == "0A")
+    })
+}
+
+/// Start a peer server on `port` and wait until the kernel shows it bound.
+pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut p = Proc::spawn(cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bound(proto, port) {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            return Err(format!("{} exited with {st} before listening", p.what));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} did not bind port {port}", p.what));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    Ok(p)
+}
+
+/// Run a command to completion (stdin and stdout to /dev/null), timed; it fails
+/// if it takes longer than `limit`.
+pub fn run_timed(mut cmd: Command, limit: Duration) -> Result<Duration, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let started = Instant::now();
+    let mut p = Proc::spawn(cmd)?;
+    p.finish(limit)?;
+    Ok(started.elapsed())
+}
+
+/// `sh -c SCRIPT` with stderr kept for the error message.
+pub fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]).stderr(Stdio::null());
+    c
+}
+
+/// Resident memory of a process and all its descendants, in bytes.
+pub fn tree_rss(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        if let Ok(status) = fs::read_to_string(format!("/proc/{p}/status")) {
+            total += status_kib(&status, "VmRSS:") * 1024;
+        }
+        if let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                let kids = t.path().join("children");
+                if let Ok(k) = fs::read_to_string(kids) {
+                    todo.extend(k.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Peak resident memory of one process (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| status_kib(&s, "VmHWM:") * 1024)
+        .unwrap_or(0)
+}
+
+fn status_kib(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A file of `len` bytes that do not compress or repeat in any way a transfer could
+/// exploit (xorshift), written once per size into `dir`.
+pub fn data_file(dir: &Path, name: &str, len: u64) -> PathBuf {
+    let path = dir.join(name);
+    if fs::metadata(&path).map(|m| m.len()).ok() == Some(len) {
+        return path;
+    }
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ len;
+    let mut buf = Vec::with_capacity(len as usize);
+    while (buf.len() as u64) < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    buf.truncate(len as usize);
+    fs::write(&path, &buf).expect("write data file");
+    path
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// One line saying what machine the figures come from.
+pub fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = fs::read_to_string("/proc/meminfo")
+        .map(|m| status_kib(&m, "MemTotal:") as f64 / (1024.0 * 1024.0))
+        .unwrap_or(0.0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "Machine: {cores} cores ({cpu}), {mem:.0} GiB, Linux {}",
+        kernel.trim()
+    )
+}

@@ -1,0 +1,339 @@
+//! Scenarios 1, 2 and 7: TCP bulk from a pipe, 1000 clients doing round trips, and start-up time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{
+    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, find, free_port,
+    measure, mib, pair, peak_rss, sh, start_ours, start_peer, tree_rss,
+};
+use crate::{Config, bin, course_script};
+
+fn our_server(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
+    let mut c = Command::new(bin("tcp-server"));
+    c.args(["0", "-b", "127.0.0.1", "-q"]).args(args);
+    start_ours(c)
+}
+
+/// Time `head -c BYTES /dev/zero | CLIENT` until the server has it all (it exits
+/// after its one connection).
+fn pipe_into(bytes: u64, mut server: Proc, client: &str) -> Result<Trial, String> {
+    let started = Instant::now();
+    let mut c = sh(&format!("head -c {bytes} /dev/zero | {client}"));
+    c.stdin(Stdio::null()).stdout(Stdio::null());
+    let mut p = Proc::spawn(c)?;
+    p.finish(PATIENCE)?;
+    server.finish(PATIENCE)?;
+    Ok(Trial::new(mib(bytes) / started.elapsed().as_secs_f64()))
+}
+
+/// Scenario 1: bulk bytes from a pipe, client to server.
+pub fn bulk(cfg: &Config) -> Vec<Outcome> {
+    let bytes: u64 = if cfg.full { 2 << 30 } else { 1 << 30 };
+    let ours = "tcp-client → tcp-server --sink";
+    let client = bin("tcp-client");
+    let mut contenders = vec![Contender::new(ours, move |_| {
+        let (server, addr) = our_server(&["--sink", "--once"])?;
+        let cmd = format!("{} {} {}", client.display(), addr.ip(), addr.port());
+        pipe_into(bytes, server, &cmd)
+    })];
+    let mut skipped = Vec::new();
+    let mut pairs = Vec::new();
+    if find("nc").is_some() {
+        contenders.push(Contender::new("nc -N → nc -l", move |_| {
+            let port = free_port(Proto::Tcp);
+            let mut c = Command::new("nc");
+            c.args(["-l", "127.0.0.1", &port.to_string()]);
+            let server = start_peer(c, Proto::Tcp, port)?;
+            pipe_into(bytes, server, &format!("nc -N 127.0.0.1 {port}"))
+        }));
+        pairs.push(pair(ours, "nc -N → nc -l", Some(1.5)));
+    } else {
+        skipped.push("nc".into());
+    }
+    if find("socat").is_some() {
+        contenders.push(Contender::new("socat → socat", move |_| {
+            let port = free_port(Proto::Tcp);
+            let mut c = Command::new("socat");
+            c.args([
+                "-u",
+                &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
+                "STDOUT",
+            ]);
+            let server = start_peer(c, Proto::Tcp, port)?;
+            pipe_into(
+                bytes,
+                server,
+                &format!("socat -u STDIN TCP:127.0.0.1:{port}"),
+            )
+        }));
+        pairs.push(pair(ours, "socat → socat", Some(1.0)));
+    } else {
+        skipped.push("socat".into());
+    }
+    vec![measure(
+        "1 TCP bulk",
+        &format!("{} MiB from a pipe", bytes >> 20),
+        MIB_S,
+        cfg.rounds,
+        contenders,
+        skipped,
+        pairs,
+        Vec::new(),
+    )]
+}
+
+/// The load generator of scenario 2: `clients` connections, each doing `trips`
+/// lock-step round trips of `msg`, waiting for `reply_len` bytes each time.
+/// Connections are made first (not timed), then all start at once.
+fn round_trips(
+    addr: SocketAddr,
+    server_pid: u32,
+    clients: usize,
+    trips: usize,
+    msg: &'static [u8],
+    reply_len: usize,
+) -> Result<Trial, String> {
+    let mut streams = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(PATIENCE))
+            .map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(PATIENCE))
+            .map_err(|e| e.to_string())?;
+        streams.push(s);
+    }
+    let start = Arc::new(Barrier::new(clients + 1));
+    let workers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let start = Arc::clone(&start);
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || -> Result<Vec<u32>, String> {
+                    let mut lat = Vec::with_capacity(trips);
+                    let mut reply = vec![0u8; reply_len];
+                    start.wait();
+                    for _ in 0..trips {
+                        let t = Instant::now();
+                        s.write_all(msg).map_err(|e| format!("send: {e}"))?;
+                        s.read_exact(&mut reply)
+                            .map_err(|e| format!("reply: {e}"))?;
+                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
+                    Ok(lat)
+                })
+                .map_err(|e| format!("spawn client thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(tree_rss(server_pid));
+                thread::sleep(Duration::from_millis(20));
+            }
+            most
+        })
+    };
+    start.wait();
+    let started = Instant::now();
+    let mut lat = Vec::with_capacity(clients * trips);
+    let mut err = None;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(l)) => lat.extend(l),
+            Ok(Err(e)) => err = Some(e),
+            Err(_) => err = Some("client thread panicked".into()),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let rss = sampler.join().unwrap_or(0).max(peak_rss(server_pid));
+    if let Some(e) = err {
+        return Err(e);
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    Ok(Trial::new(lat.len() as f64 / elapsed)
+        .with("p50 ms", pct(0.50))
+        .with("p99 ms", pct(0.99))
+        .with("RSS MiB", rss as f64 / (1024.0 * 1024.0)))
+}
+
+/// 64 bytes, valid UTF-8 (the Python server decodes and prints every message).
+const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text, no NL..\n";
+
+/// Scenario 2: a thread-per-client server under 1000 clients.
+pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
+    let clients = 1000;
+    let trips = if cfg.full { 200 } else { 20 };
+    let ours = "tcp-server --echo";
+    let mut contenders = vec![Contender::new(ours, move |_| {
+        let (server, addr) = our_server(&["--echo"])?;
+        round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
+    })];
+    let mut skipped = Vec::new();
+    let mut pairs = Vec::new();
+    let python = "python3 lesson04_server.py";
+    if find("python3").is_some() {
+        contenders.push(Contender::new(python, move |_| {
+            let mut c = Command::new("python3");
+            c.arg(course_script("lesson04_server.py"));
+            let (server, addr) = start_ours(c)?;
+            let reply = "ok, 问题正在处理中...".len();
+            round_trips(addr, server.pid(), clients, trips, MSG, reply)
+        }));
+        pairs.push(pair(ours, python, Some(10.0)));
+    } else {
+        skipped.push("python3".into());
+    }
+    let ncat = "ncat -l -k --exec /bin/cat";
+    if find("ncat").is_some() {
+        contenders.push(Contender::new(ncat, move |_| {
+            let port = free_port(Proto::Tcp);
+            let mut c = Command::new("ncat");
+            c.args(["-l", "-k", "-m", "2000", "127.0.0.1", &port.to_string()])
+                .args(["--exec", "/bin/cat"]);
+            let server = start_peer(c, Proto::Tcp, port)?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
+        }));
+        pairs.push(pair(ours, ncat, Some(1.0)));
+    } else {
+        skipped.push("ncat".into());
+    }
+    let bounds = vec![
+        Bound {
+            tool: ours.into(),
+            figure: "p99 ms",
+            max: 10.0,
+            unit: "ms",
+        },
+        Bound {
+            tool: ours.into(),
+            figure: "RSS MiB",
+            max: 64.0,
+            unit: "MiB",
+        },
+    ];
+    vec![measure(
+        "2 TCP 1000 clients",
+        &format!("{clients} clients × {trips} round trips of 64 B"),
+        Metric {
+            unit: "trips/s",
+            higher_is_better: true,
+        },
+        cfg.rounds,
+        contenders,
+        skipped,
+        pairs,
+        bounds,
+    )]
+}
+
+/// Median milliseconds of `runs` runs of `once`.
+fn median_ms(
+    runs: usize,
+    mut once: impl FnMut() -> Result<Duration, String>,
+) -> Result<Trial, String> {
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        ms.push(once()?.as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(Trial::new(ms[runs / 2]))
+}
+
+/// Spawn `cmd` with `input` on stdin and time it until it exits.
+fn timed_with_input(mut cmd: Command, input: &[u8]) -> Result<Duration, String> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut p = Proc::spawn(cmd)?;
+    let mut stdin = p.child.stdin.take().expect("piped");
+    stdin.write_all(input).map_err(|e| e.to_string())?;
+    drop(stdin);
+    p.finish(PATIENCE)?;
+    Ok(started.elapsed())
+}
+
+/// Scenario 7: how long a tool takes to start, and to do one message's round trip.
+pub fn startup(cfg: &Config) -> Vec<Outcome> {
+    const RUNS: usize = 21;
+    let help = "tcp-client --help";
+    let one = "tcp-client, one message";
+    let server = our_server(&["--echo"]);
+    let addr = server.as_ref().map(|s| s.1).ok();
+    let mut contenders = vec![
+        Contender::new(help, |_| {
+            median_ms(RUNS, || {
+                let mut c = Command::new(bin("tcp-client"));
+                c.arg("--help").stdout(Stdio::null());
+                crate::harness::run_timed(c, PATIENCE)
+            })
+        }),
+        Contender::new(one, move |_| {
+            let addr = addr.ok_or("tcp-server did not start")?;
+            median_ms(RUNS, || {
+                let mut c = Command::new(bin("tcp-client"));
+                c.args([addr.ip().to_string(), addr.port().to_string()]);
+                timed_with_input(c, b"hi\n")
+            })
+        }),
+    ];
+    let mut skipped = Vec::new();
+    let mut pairs = Vec::new();
+    let nc = "nc -N, one message";
+    if find("nc").is_some() {
+        contenders.push(Contender::new(nc, move |_| {
+            let addr = addr.ok_or("tcp-server did not start")?;
+            median_ms(RUNS, || {
+                let mut c = Command::new("nc");
+                c.args([
+                    "-N".to_string(),
+                    addr.ip().to_string(),
+                    addr.port().to_string(),
+                ]);
+                timed_with_input(c, b"hi\n")
+            })
+        }));
+        pairs.push(pair(one, nc, None));
+    } else {
+        skipped.push("nc".into());
+    }
+    let bounds = [help, one]
+        .map(|tool| Bound {
+            tool: tool.into(),
+            figure: "value",
+            max: 5.0,
+            unit: "ms",
+        })
+        .to_vec();
+    let out = measure(
+        "7 start-up",
+        &format!("median of {RUNS} runs per round"),
+        Metric {
+            unit: "ms",
+            higher_is_better: false,
+        },
+        cfg.rounds,
+        contenders,
+        skipped,
+        pairs,
+        bounds,
+    );
+    drop(server);
+    vec![out]
+}

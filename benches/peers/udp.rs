@@ -1,0 +1,120 @@
+//! Scenario 3: UDP echo with a window of datagrams in flight, against the course's Python echo server and socat.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{
+    Contender, Metric, Outcome, Proto, Trial, find, free_port, measure, pair, start_ours,
+    start_peer,
+};
+use crate::{Config, bin, course_script};
+
+const PAYLOAD: usize = 64;
+
+/// Send `total` datagrams of 64 bytes keeping `window` in flight; count the echoes.
+/// An echo that has not come within `LOST` is counted lost and its place in the
+/// window reused, so a lossy server slows the run down but never hangs it.
+fn echo_load(addr: SocketAddr, total: u64, window: u64) -> Result<Trial, String> {
+    const LOST: Duration = Duration::from_millis(200);
+    let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    s.connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(LOST)).map_err(|e| e.to_string())?;
+    let msg = [b'u'; PAYLOAD];
+    let mut buf = vec![0u8; 65536];
+    let (mut sent, mut answered, mut lost) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    while answered + lost < total {
+        while sent < total && sent - answered - lost < window {
+            match s.send(&msg) {
+                Ok(_) => sent += 1,
+                // The kernel's queue is full for a moment: wait for echoes instead.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(format!("send: {e}")),
+            }
+        }
+        match s.recv(&mut buf) {
+            // A peer that reads its echo back through a pipe may merge datagrams:
+            // count payloads, not datagrams.
+            Ok(n) => answered = (answered + (n / PAYLOAD).max(1) as u64).min(sent - lost),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                lost += sent - answered - lost;
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+        if started.elapsed() > crate::harness::PATIENCE {
+            return Err(format!(
+                "only {answered} of {total} echoes in {:?}",
+                crate::harness::PATIENCE
+            ));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if lost * 100 > total {
+        return Err(format!("{lost} of {total} echoes lost"));
+    }
+    Ok(Trial::new(total as f64 / elapsed).with("lost", lost as f64))
+}
+
+/// Scenario 3.
+pub fn echo(cfg: &Config) -> Vec<Outcome> {
+    let total: u64 = if cfg.full { 200_000 } else { 50_000 };
+    let window = 32;
+    let ours = "udp-echo serve";
+    let mut contenders = vec![Contender::new(ours, move |_| {
+        let mut c = Command::new(bin("udp-echo"));
+        c.args(["serve", "0", "-b", "127.0.0.1", "-q"]);
+        let (_server, addr) = start_ours(c)?;
+        echo_load(addr, total, window)
+    })];
+    let mut skipped = Vec::new();
+    let mut pairs = Vec::new();
+    let python = "python3 lesson09_udp_echo_server.py";
+    if find("python3").is_some() {
+        contenders.push(Contender::new(python, move |_| {
+            let mut c = Command::new("python3");
+            c.arg(course_script("lesson09_udp_echo_server.py"));
+            let (_server, addr) = start_ours(c)?;
+            echo_load(addr, total, window)
+        }));
+        pairs.push(pair(ours, python, Some(5.0)));
+    } else {
+        skipped.push("python3".into());
+    }
+    // socat's fastest echo: one process bound to the first sender, echoing through a
+    // pipe. `-b 64` keeps each read from the pipe to one payload so datagrams are not
+    // merged. (`UDP-RECVFROM:P,fork EXEC:cat` forks a process per datagram and
+    // manages a few hundred a second.)
+    let socat = "socat -b 64 UDP-LISTEN PIPE";
+    if find("socat").is_some() {
+        contenders.push(Contender::new(socat, move |_| {
+            let port = free_port(Proto::Udp);
+            let mut c = Command::new("socat");
+            c.args([
+                "-b",
+                "64",
+                &format!("UDP-LISTEN:{port},bind=127.0.0.1"),
+                "PIPE",
+            ]);
+            let _server = start_peer(c, Proto::Udp, port)?;
+            echo_load(SocketAddr::from(([127, 0, 0, 1], port)), total, window)
+        }));
+        pairs.push(pair(ours, socat, Some(1.0)));
+    } else {
+        skipped.push("socat".into());
+    }
+    vec![measure(
+        "3 UDP echo",
+        &format!("{total} datagrams of 64 B, {window} in flight"),
+        Metric {
+            unit: "dgrams/s",
+            higher_is_better: true,
+        },
+        cfg.rounds,
+        contenders,
+        skipped,
+        pairs,
+        Vec::new(),
+    )]
+}
