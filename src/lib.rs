@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`addr`] | 01 IP addresses and ports | parse `HOST PORT`, `HOST:PORT`, `[v6]:PORT`; resolve; connect trying each address |
 //! | [`tcp::client`] | 02 TCP client, 05 send/recv | send a message and print the reply; full-duplex pipe with half-close |
-//! | [`net`] | 03/04 TCP server, 08 UDP receive | `socket` → `SO_REUSEADDR` → `bind` → `listen(128)`, dual-stack |
+//! | [`net`] | 03/04 TCP server, 08 UDP receive | `socket` → `SO_REUSEADDR` → `bind` → `listen` (backlog 1024), dual-stack |
 //! | [`tcp::server`] | 03 single client, 04 thread per client | accept loop, one thread per client, echo/reply/sink/stdin |
 //! | [`shutdown`] | 03/04 (closing sockets) | Ctrl-C that wakes threads blocked in `accept`/`recv` |
 //! | [`codec`] | 06 GBK vs UTF-8 | streaming decoders, encoders that never send `&#NNNN;` |

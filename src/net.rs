@@ -18,8 +18,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::addr::{AddrError, Family, describe_io, parse_bind};
 
-/// How many connections may wait for `accept()` (the notes' `listen(128)`).
-pub const BACKLOG: i32 = 128;
+/// How many connections may wait for `accept()`. The notes use `listen(128)`; a burst
+/// of a thousand connects overflows that while the accept loop starts threads, and
+/// each overflowed client then waits a full second for its SYN to be resent. The
+/// kernel caps this at `net.core.somaxconn` (4096 on current Linux).
+pub const BACKLOG: i32 = 1024;
 
 /// A server socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +127,7 @@ fn no_ipv6(e: &io::Error) -> bool {
     ) || e.raw_os_error() == Some(EAFNOSUPPORT)
 }
 
-/// A TCP listening socket with `SO_REUSEADDR`, backlog 128, dual-stack by default.
+/// A TCP listening socket with `SO_REUSEADDR`, backlog [`BACKLOG`], dual-stack by default.
 pub fn tcp_listener(spec: ListenSpec) -> Result<TcpListener, BindError> {
     let socket = bind_spec(spec, Type::STREAM, Protocol::TCP)?;
     let addr = socket

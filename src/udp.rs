@@ -31,13 +31,26 @@
 //!   (`[ADDR] text`) instead of mistaking it for the answer, and a reply that
 //!   never comes is reported after `--wait` seconds instead of blocking forever
 //!   in `recvfrom` like the notes' client.
+//! - **A busy server works in batches.** The notes' loop makes three system calls
+//!   per datagram (`recvfrom`, `sendto`, and the `write` behind `print`); each is
+//!   a trip into the kernel and back, and on a busy server those trips, not
+//!   Python or Rust, are much of the cost. When many datagrams are waiting,
+//!   [`serve`] takes up to 32 of them with one `recvmmsg`, prints them with one
+//!   `write` and answers them with one `sendmmsg`. Each is still handled as its
+//!   own message, in order; with one datagram at a time (a person typing)
+//!   nothing changes.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, BufRead, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::io::{self, BufRead, IoSlice, IoSliceMut, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
 
 use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve};
 use crate::cli::UsageError;
@@ -69,6 +82,12 @@ const TICK: Duration = Duration::from_millis(100);
 /// one datagram in any encoding we support (even `--send-hex` spells a byte with
 /// at least two characters), so it is refused without being held in memory.
 const MAX_LINE: usize = 256 * 1024;
+
+/// How many datagrams the server takes with one `recvmmsg` (and answers with one
+/// `sendmmsg`). A client with a window of 32 datagrams in flight gets them all
+/// served in one round; each needs a 64 KiB buffer (see [`BatchReader`]), so this
+/// is 2 MiB, most of it never touched.
+const BATCH: usize = 32;
 
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
@@ -239,6 +258,140 @@ impl DatagramReader {
     }
 }
 
+/// Receives up to [`BATCH`] datagrams with one `recvmmsg` system call: what
+/// [`DatagramReader`] does for one, with the same buffer one byte larger than any
+/// UDP payload, so a datagram that fills it was cut (and is reported as such).
+///
+/// `recvmmsg` is `recvmsg` in a loop inside the kernel: one trip into the kernel
+/// and back instead of one per datagram. nix wraps it without `unsafe` on our side.
+struct BatchReader {
+    /// One buffer per datagram of a batch.
+    bufs: Vec<Vec<u8>>,
+    /// The kernel's `mmsghdr` array (where each datagram's length and sender go).
+    headers: MultiHeaders<SockaddrStorage>,
+    /// What the last [`BatchReader::recv`] got: each datagram's length and sender.
+    got: Vec<(usize, SocketAddr)>,
+}
+
+impl BatchReader {
+    fn new(batch: usize) -> Self {
+        BatchReader {
+            bufs: vec![vec![0u8; u16::MAX as usize + 1]; batch],
+            headers: MultiHeaders::preallocate(batch, None),
+            got: Vec::with_capacity(batch),
+        }
+    }
+
+    /// Takes the datagrams already waiting, at most `max` (and at most the batch
+    /// size), without waiting for any: `MSG_DONTWAIT`. Returns how many; none
+    /// waiting is an error of kind `WouldBlock`.
+    fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
+        let max = max.min(self.bufs.len());
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self.bufs[..max]
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(b)])
+            .collect();
+        let received = recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            &mut iovs,
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        self.got.clear();
+        for m in received {
+            self.got.push((m.bytes, std_addr(m.address.as_ref())));
+        }
+        Ok(self.got.len())
+    }
+
+    /// Datagram `i` of the last [`BatchReader::recv`].
+    fn datagram(&self, i: usize) -> Datagram<'_> {
+        let (n, from) = self.got[i];
+        let buf = &self.bufs[i];
+        let truncated = n == buf.len();
+        let whole = if truncated { n - 1 } else { n };
+        Datagram {
+            payload: &buf[..whole],
+            from,
+            truncated,
+        }
+    }
+}
+
+/// nix's socket address as std's. A UDP socket's sender is always IPv4 or IPv6;
+/// anything else (which the kernel never gives us) becomes `0.0.0.0:0`.
+fn std_addr(addr: Option<&SockaddrStorage>) -> SocketAddr {
+    if let Some(v4) = addr.and_then(|a| a.as_sockaddr_in()) {
+        SocketAddr::V4(SocketAddrV4::from(*v4))
+    } else if let Some(v6) = addr.and_then(|a| a.as_sockaddr_in6()) {
+        SocketAddr::V6(SocketAddrV6::from(*v6))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    }
+}
+
+/// A reply waiting to be sent with the rest of its batch.
+struct Answer {
+    bytes: Vec<u8>,
+    to: SocketAddr,
+    /// The sender's address as printed, for the log.
+    name: String,
+}
+
+/// Sends a batch of replies with as few `sendmmsg` calls as possible, and counts
+/// them. `sendmmsg` stops at the first reply the kernel refuses and says how many
+/// went out; that one is reported (its sender is gone or unreachable: its
+/// problem, not the server's) and the rest are sent with the next call.
+fn send_answers(
+    socket: &UdpSocket,
+    answers: &[Answer],
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    summary: &mut ServeSummary,
+    log: &Log,
+) {
+    let mut next = 0;
+    while next < answers.len() {
+        let rest = &answers[next..];
+        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|a| [IoSlice::new(&a.bytes)]).collect();
+        let to: Vec<Option<SockaddrStorage>> = rest
+            .iter()
+            .map(|a| Some(SockaddrStorage::from(a.to)))
+            .collect();
+        let no_cmsgs: [ControlMessage<'_>; 0] = [];
+        match sendmmsg(
+            socket.as_raw_fd(),
+            headers,
+            &slices,
+            &to,
+            no_cmsgs,
+            MsgFlags::empty(),
+        ) {
+            Ok(sent) => {
+                let before = next;
+                for (m, a) in sent.zip(rest) {
+                    summary.replies += 1;
+                    summary.bytes_out += m.bytes as u64;
+                    log.verbose(format_args!("{}: sent {} bytes", a.name, m.bytes));
+                    next += 1;
+                }
+                // (sendmmsg sends at least one or fails; never spin if it did not.)
+                next = next.max(before + 1);
+            }
+            Err(e) => {
+                let a = &rest[0];
+                let e = io::Error::from(e);
+                log.warn(format_args!(
+                    "{}: reply not sent: {}",
+                    a.name,
+                    describe_io(&e)
+                ));
+                next += 1;
+            }
+        }
+    }
+}
+
 /// Errors of a receive that only mean "nothing (useful) yet": a timeout, a signal,
 /// or an ICMP error ("port unreachable", "host unreachable") about an earlier
 /// send, which some systems report on the next receive. None of them is a reason
@@ -392,36 +545,45 @@ pub fn serve(
         what: "local address",
         error,
     })?;
-    // The read timeout is a safety net only: `wait_ready` below says when a
-    // datagram is there, but Linux may still drop it at `recv` time (a bad
-    // checksum), and a plain blocking `recv_from` would then wait for the next.
-    socket
-        .set_read_timeout(Some(TICK))
-        .map_err(|error| UdpError::Socket {
-            what: "set timeout",
-            error,
-        })?;
     log.always(format_args!("listening on {}", display_addr(&local)));
 
     let mut summary = ServeSummary::default();
     let mut senders: HashMap<SocketAddr, Sender> = HashMap::new();
-    let mut reader = DatagramReader::new();
+    let mut reader = BatchReader::new(BATCH);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut printed = Vec::new();
+    let mut answers: Vec<Answer> = Vec::new();
+    // Is the socket's queue (probably) empty? Then wait for it with poll. After a
+    // full batch more may be waiting: read again at once, without a poll call.
+    let mut drained = true;
     while !shutdown.is_triggered() && cfg.count.is_none_or(|n| summary.datagrams < n) {
-        // 4. 接收数据 — recvfrom, but never for longer than TICK, so a Ctrl-C
+        // 4. 接收数据 — recvfrom, but never wait longer than TICK, so a Ctrl-C
         //    (which only sets a flag) is seen promptly.
-        match wait_ready(&socket, false, TICK) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(error) => {
-                return Err(UdpError::Socket {
-                    what: "wait for datagrams",
-                    error,
-                });
+        if drained {
+            match wait_ready(&socket, false, TICK) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    return Err(UdpError::Socket {
+                        what: "wait for datagrams",
+                        error,
+                    });
+                }
             }
         }
-        let d = match reader.recv_from(&socket) {
-            Ok(d) => d,
+        // Every datagram that is already there, but never more than --count allows:
+        // the ones after it stay for whoever reads the socket next.
+        let want = cfg.count.map_or(BATCH, |n| {
+            (n - summary.datagrams).min(BATCH as u64) as usize
+        });
+        let got = match reader.recv(&socket, want) {
+            Ok(got) => got,
+            // Nothing after all: poll said "ready" but Linux dropped the datagram
+            // (a bad checksum), or the last batch took everything.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                drained = true;
+                continue;
+            }
             Err(e) if transient(&e) => {
                 log.verbose(format_args!("receive: {} (ignored)", describe_io(&e)));
                 continue;
@@ -433,59 +595,66 @@ pub fn serve(
                 });
             }
         };
-        let name = display_addr(&d.from);
-        summary.datagrams += 1;
-        summary.bytes_in += d.payload.len() as u64;
-        let key = SocketAddr::new(d.from.ip().to_canonical(), d.from.port());
-        if !senders.contains_key(&key) && senders.len() < MAX_TRACKED_SENDERS {
-            senders.insert(key, Sender::default());
-            summary.senders += 1;
-        }
-        let mut untracked = Sender::default();
-        let sender = senders.get_mut(&key).unwrap_or(&mut untracked);
-        log.verbose(format_args!("{name}: received {} bytes", d.payload.len()));
-        if d.truncated {
-            summary.truncated += 1;
-            log.warn(format_args!(
-                "{name}: datagram longer than {} bytes, cut to that length (the rest is lost)",
-                d.payload.len()
-            ));
-        }
+        drained = got < want;
 
-        // 5. Print it: a fresh decoder for every datagram (each is a message of
-        //    its own), with the sender's address in front, like the notes'
-        //    `print(data)` shows `(b'...', ('192.168.1.15', 52236))`.
         printed.clear();
-        let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")));
-        incoming.render_whole(d.payload, &mut printed);
+        answers.clear();
+        for i in 0..got {
+            let d = reader.datagram(i);
+            let name = display_addr(&d.from);
+            summary.datagrams += 1;
+            summary.bytes_in += d.payload.len() as u64;
+            let key = SocketAddr::new(d.from.ip().to_canonical(), d.from.port());
+            if !senders.contains_key(&key) && senders.len() < MAX_TRACKED_SENDERS {
+                senders.insert(key, Sender::default());
+                summary.senders += 1;
+            }
+            let mut untracked = Sender::default();
+            let sender = senders.get_mut(&key).unwrap_or(&mut untracked);
+            log.verbose(format_args!("{name}: received {} bytes", d.payload.len()));
+            if d.truncated {
+                summary.truncated += 1;
+                log.warn(format_args!(
+                    "{name}: datagram longer than {} bytes, cut to that length (the rest is lost)",
+                    d.payload.len()
+                ));
+            }
+
+            // 5. Print it: a fresh decoder for every datagram (each is a message
+            //    of its own), with the sender's address in front, like the notes'
+            //    `print(data)` shows `(b'...', ('192.168.1.15', 52236))`. The
+            //    lines of the whole batch are written together, below.
+            let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")));
+            incoming.render_whole(d.payload, &mut printed);
+            if incoming.take_error_warning() && !std::mem::replace(&mut sender.warned_decode, true)
+            {
+                log.warn(format_args!("{name}: {}", incoming.error_warning()));
+            }
+
+            // 6. Answer *this* sender: `sendto(data, addr)` with the address
+            //    recvfrom returned. No connect(): the next datagram may be someone
+            //    else's. (Sent with the rest of the batch, below.)
+            let Some(reply) = reply_for(cfg, fixed_reply.as_deref(), &d, &name, sender, log) else {
+                continue;
+            };
+            if let Some(why) = too_long(reply.len(), &d.from) {
+                log.warn(format_args!("{name}: reply not sent: {why}"));
+                continue;
+            }
+            answers.push(Answer {
+                bytes: reply,
+                to: d.from,
+                name,
+            });
+        }
+        // One write for the batch's lines, then one sendmmsg for its replies.
         // Nobody reads our stdout any more (`udp-echo serve | head`): time to stop.
         if let Err(e) = out.write(&printed)
             && e.kind() == io::ErrorKind::BrokenPipe
         {
             break;
         }
-        if incoming.take_error_warning() && !std::mem::replace(&mut sender.warned_decode, true) {
-            log.warn(format_args!("{name}: {}", incoming.error_warning()));
-        }
-
-        // 6. Answer *this* sender: `sendto(data, addr)` with the address
-        //    recvfrom returned. No connect(): the next datagram may be someone else's.
-        let Some(reply) = reply_for(cfg, fixed_reply.as_deref(), &d, &name, sender, log) else {
-            continue;
-        };
-        if let Some(why) = too_long(reply.len(), &d.from) {
-            log.warn(format_args!("{name}: reply not sent: {why}"));
-            continue;
-        }
-        match socket.send_to(&reply, d.from) {
-            Ok(n) => {
-                summary.replies += 1;
-                summary.bytes_out += n as u64;
-                log.verbose(format_args!("{name}: sent {n} bytes"));
-            }
-            // The sender is gone or unreachable: its problem, not the server's.
-            Err(e) => log.warn(format_args!("{name}: reply not sent: {}", describe_io(&e))),
-        }
+        send_answers(&socket, &answers, &mut send_headers, &mut summary, log);
     }
     log.info(format_args!("{summary}"));
     Ok(summary)
@@ -1249,6 +1418,49 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(summary.datagrams, 1);
+    }
+
+    #[test]
+    fn a_queue_of_datagrams_is_served_in_batches_in_order_and_count_stops_mid_batch() {
+        // 40 datagrams wait before the server reads once: more than one batch, and
+        // --count 35 ends in the middle of the second.
+        let socket = udp_socket(ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            ..ListenSpec::any(0)
+        })
+        .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let left = socket.try_clone().unwrap();
+        let a = sock();
+        let me = a.local_addr().unwrap();
+        for i in 0..40 {
+            a.send_to(format!("n{i}").as_bytes(), addr).unwrap();
+        }
+        let out = SharedBuf::new();
+        let cfg = ServeConfig {
+            count: Some(35),
+            ..ServeConfig::default()
+        };
+        let summary = serve(
+            socket,
+            &cfg,
+            &Output::to_writer(out.clone()),
+            &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
+            &Shutdown::new(),
+        )
+        .unwrap();
+        assert_eq!((summary.datagrams, summary.replies), (35, 35));
+        assert_eq!((summary.bytes_in, summary.bytes_out), (95, 95));
+        let expected: String = (0..35).map(|i| format!("[{me}] n{i}\n")).collect();
+        assert_eq!(out.text(), expected);
+        for i in 0..35 {
+            assert_eq!(recv(&a), (format!("n{i}").into_bytes(), addr));
+        }
+        // The five after --count are still there for whoever reads next.
+        left.set_read_timeout(Some(T)).unwrap();
+        for i in 35..40 {
+            assert_eq!(recv(&left).0, format!("n{i}").into_bytes());
+        }
     }
 
     #[test]

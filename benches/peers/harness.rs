@@ -149,6 +149,7 @@ impl Outcome {
 
 /// Run every contender `rounds` times after one warm-up each, interleaved
 /// (A B C A B C …) so a slow minute on this shared machine hits all tools alike.
+#[allow(clippy::too_many_arguments)] // each call lists the scenario's plan in this order
 pub fn measure(
     scenario: &str,
     work: &str,

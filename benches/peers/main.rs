@@ -13,7 +13,6 @@
 
 mod harness;
 #[path = "../../tests/util/lossy.rs"]
-#[allow(dead_code)]
 mod lossy;
 mod tcp;
 mod tftp;
