@@ -10,7 +10,7 @@
 //! connections sit in TIME_WAIT — the "端口被占用" error the notes fix the same way).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -189,6 +189,77 @@ pub fn wait_ready(
     }
 }
 
+/// Pipe capacity asked for by [`widen_pipe`]: Linux's default ceiling for
+/// unprivileged processes (`/proc/sys/fs/pipe-max-size`).
+pub const PIPE_SIZE: usize = 1 << 20;
+
+/// Lets a pipe on `fd` (our stdin or stdout in `head -c 2G /dev/zero | tcp-client …`)
+/// hold [`PIPE_SIZE`] bytes instead of the default 64 KiB. When bytes are spliced
+/// between the pipe and a socket, each call moves what the pipe holds, so a wider
+/// pipe means a sixteenth of the system calls and of the sleeps and wake-ups
+/// between the two programs. Best effort: on anything but a pipe, or when the
+/// system caps pipes lower, nothing changes.
+pub fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let size = PIPE_SIZE.min(i32::MAX as usize) as i32;
+    if fcntl(fd, FcntlArg::F_GETPIPE_SZ).is_ok_and(|have| have < size) {
+        let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(size));
+    }
+}
+
+/// Reads `stream` to its end and throws the bytes away without copying them into
+/// our memory: `splice` moves them from the socket into a pipe and from the pipe
+/// into `/dev/null`, all inside the kernel (`tcp-server --sink`, a throughput
+/// test's receiving end). `on_read` hears how many bytes each step took.
+///
+/// Returns `Ok(false)`, having read nothing, where splicing is not available
+/// (the caller then reads the ordinary way).
+pub fn discard(stream: &TcpStream, mut on_read: impl FnMut(usize)) -> io::Result<bool> {
+    use nix::errno::Errno;
+    use nix::fcntl::{SpliceFFlags, splice};
+    let Ok((pipe_out, pipe_in)) = io::pipe() else {
+        return Ok(false);
+    };
+    widen_pipe(std::os::fd::AsFd::as_fd(&pipe_in));
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return Ok(false);
+    };
+    let mut first = true;
+    loop {
+        let n = match splice(
+            stream,
+            None,
+            &pipe_in,
+            None,
+            PIPE_SIZE,
+            SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EINVAL | Errno::ENOSYS) if first => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
+        let mut left = n;
+        while left > 0 {
+            match splice(
+                &pipe_out,
+                None,
+                &null,
+                None,
+                left,
+                SpliceFFlags::SPLICE_F_MOVE,
+            ) {
+                Ok(m) => left -= m,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        on_read(n);
+    }
+}
+
 /// The places of a server with a limit (`--max-clients`, `--max-users`): how
 /// many are taken, and a [`Slot`] for each client being served.
 #[derive(Debug, Default, Clone)]
@@ -233,6 +304,41 @@ mod tests {
         let mut buf = [0u8; 2];
         c.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"hi");
+    }
+
+    #[test]
+    fn discard_counts_every_byte_of_the_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = l.local_addr().unwrap();
+        let len = 3 * PIPE_SIZE + 7;
+        let sender = std::thread::spawn(move || {
+            let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+            c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(&vec![0x5a; len]).unwrap();
+        });
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut total = 0;
+        assert!(
+            discard(&s, |n| total += n).unwrap(),
+            "splice is available on Linux"
+        );
+        assert_eq!(total, len);
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn widen_pipe_grows_a_pipe_and_leaves_other_files_alone() {
+        use nix::fcntl::{FcntlArg, fcntl};
+        use std::os::fd::AsFd;
+        let (r, _w) = io::pipe().unwrap();
+        let before = fcntl(r.as_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
+        widen_pipe(r.as_fd());
+        let after = fcntl(r.as_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
+        // The system may cap pipes below PIPE_SIZE (fs.pipe-max-size): never smaller.
+        assert!(after >= before, "{after} < {before}");
+        let file = tempfile::tempfile().unwrap();
+        widen_pipe(file.as_fd());
     }
 
     #[test]

@@ -711,3 +711,25 @@ fn replies_get_a_line_each_and_no_wait_loses_nothing() {
     let out = client(&[&echo.addr.to_string(), "a", "b", "--wait", "0.3"]);
     assert_eq!(text(&out.stdout), "a\nb\n");
 }
+
+#[test]
+fn sink_counts_every_byte_and_sends_nothing_back() {
+    let mut server = Server::start(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--sink", "--once"],
+    );
+    let mut c = connect(server.addr);
+    let data = noise(5 * 1024 * 1024 + 3, 7);
+    c.write_all(&data).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert!(read_all(&c).is_empty(), "a sink sends nothing");
+    assert!(server.wait().success());
+    let log = server.stderr.rest().join("\n");
+    assert!(
+        log.contains(&format!(
+            "served 1 client, {} bytes in, 0 bytes out",
+            data.len()
+        )),
+        "{log}"
+    );
+}

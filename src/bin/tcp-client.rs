@@ -80,6 +80,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         show: args.common.show(false),
         send: args.common.send_options(args.framing.framing, args.crlf),
     };
+    if messages.is_empty() {
+        // Duplex mode: bytes may be spliced straight between these pipes and the socket.
+        use std::os::fd::AsFd;
+        socktools::net::widen_pipe(io::stdin().as_fd());
+        socktools::net::widen_pipe(io::stdout().as_fd());
+    }
     let mut out = io::stdout().lock();
     client::run(
         &target,

@@ -335,10 +335,27 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Count `n` received bytes.
+    fn received(&mut self, n: usize) {
+        self.bytes_in += n as u64;
+        self.ctx
+            .counters
+            .bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.ctx
+            .log
+            .verbose(format_args!("{}: received {n} bytes", self.name));
+    }
+
     /// The receive loop: read, cut into messages, answer each, until end of stream.
     fn run(&mut self) -> Result<(), String> {
         let cfg = &self.ctx.cfg;
         let sink = cfg.reply == Reply::Sink;
+        // A sink has nothing to show, so the bytes need never leave the kernel.
+        let stream = self.stream;
+        if sink && crate::net::discard(stream, |n| self.received(n)).map_err(|e| describe_io(&e))? {
+            return Ok(());
+        }
         let mut deframer = (cfg.framing != Framing::Raw && !sink)
             .then(|| Deframer::new(cfg.framing, cfg.max_frame));
         let mut buf = vec![0u8; FIRST_READ];
@@ -349,14 +366,7 @@ impl Conn<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(describe_io(&e)),
             };
-            self.bytes_in += n as u64;
-            self.ctx
-                .counters
-                .bytes_in
-                .fetch_add(n as u64, Ordering::Relaxed);
-            self.ctx
-                .log
-                .verbose(format_args!("{}: received {n} bytes", self.name));
+            self.received(n);
             if !sink {
                 match &mut deframer {
                     None => self.message(&buf[..n], &buf[..n], false),
