@@ -170,6 +170,14 @@ impl TextDecoder {
     /// (the error flag is kept, it describes the whole connection).
     pub fn decode(&mut self, bytes: &[u8], last: bool) -> String {
         let mut out = String::new();
+        self.decode_into(bytes, last, &mut out);
+        out
+    }
+
+    /// [`Self::decode`], appending to `out`: a server that decodes every message
+    /// of a thousand clients reuses one buffer per client instead of asking the
+    /// allocator (shared by all threads) twice per message.
+    pub fn decode_into(&mut self, bytes: &[u8], last: bool, out: &mut String) {
         let mut rest = bytes;
         loop {
             // Reserve the worst case so the decoder can usually finish in one
@@ -181,7 +189,7 @@ impl TextDecoder {
                 .unwrap_or(MAX_RESERVE)
                 .min(MAX_RESERVE);
             out.reserve(room);
-            let (result, read, replaced) = self.decoder.decode_to_string(rest, &mut out, last);
+            let (result, read, replaced) = self.decoder.decode_to_string(rest, out, last);
             self.had_errors |= replaced;
             rest = rest.get(read..).unwrap_or_default();
             match result {
@@ -196,7 +204,6 @@ impl TextDecoder {
             // stream, so start afresh in case the caller keeps going.
             self.decoder = self.encoding.new_decoder_with_bom_removal();
         }
-        out
     }
 
     /// Returns `true` if any invalid byte has been seen on this stream so far.

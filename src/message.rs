@@ -42,6 +42,8 @@ pub struct Incoming {
     dumper: HexDumper,
     prefix: Option<String>,
     mid_line: bool,
+    /// Decoded text of the message being rendered, kept for the next one.
+    scratch: String,
 }
 
 impl Incoming {
@@ -58,6 +60,7 @@ impl Incoming {
             dumper: HexDumper::new(),
             prefix,
             mid_line: false,
+            scratch: String::new(),
         }
     }
 
@@ -72,11 +75,13 @@ impl Incoming {
                 self.lines(&dump, out);
             }
             Show::Text(_) => {
-                let text = match &mut self.decoder {
-                    Some(d) => d.decode(payload, false),
-                    None => String::new(),
-                };
+                let mut text = std::mem::take(&mut self.scratch);
+                text.clear();
+                if let Some(d) = &mut self.decoder {
+                    d.decode_into(payload, false, &mut text);
+                }
                 self.text(&text, framed, out);
+                self.scratch = text;
             }
         }
     }

@@ -343,6 +343,14 @@ pub fn report(outcomes: &[Outcome]) -> String {
 // ---------------------------------------------------------------------------
 // Processes
 
+/// Set by `--ours-only`: every peer counts as missing (for profiling our side).
+pub static OURS_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Does this run measure peer `cmd`: installed, and not turned off by `--ours-only`?
+pub fn peer(cmd: &str) -> bool {
+    !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
+}
+
 /// Is `cmd` on PATH (or an absolute path that exists)?
 pub fn find(cmd: &str) -> Option<PathBuf> {
     if cmd.contains('/') {
@@ -505,7 +513,10 @@ pub fn sh(script: &str) -> Command {
     c
 }
 
-/// Resident memory of a process and all its descendants, in bytes.
+/// Resident memory of a process and all its descendants, in bytes. Only the
+/// main thread's children are followed (servers here fork from it, if at all):
+/// walking every thread of a 1000-thread server each time would cost the
+/// machine more than the measurement is worth.
 pub fn tree_rss(pid: u32) -> u64 {
     let mut total = 0;
     let mut todo = vec![pid];
@@ -513,13 +524,8 @@ pub fn tree_rss(pid: u32) -> u64 {
         if let Ok(status) = fs::read_to_string(format!("/proc/{p}/status")) {
             total += status_kib(&status, "VmRSS:") * 1024;
         }
-        if let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) {
-            for t in tasks.flatten() {
-                let kids = t.path().join("children");
-                if let Ok(k) = fs::read_to_string(kids) {
-                    todo.extend(k.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
-                }
-            }
+        if let Ok(k) = fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
+            todo.extend(k.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
         }
     }
     total

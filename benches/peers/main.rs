@@ -9,6 +9,7 @@
 //! cargo bench --bench peers                   # quick: about 3 minutes on 2 cores
 //! cargo bench --bench peers -- --full         # the issue's full sizes
 //! cargo bench --bench peers -- --only 1,4     # some scenarios
+//! cargo bench --bench peers -- --ours-only    # no peers (to profile our side)
 //! ```
 
 mod harness;
@@ -67,8 +68,7 @@ fn parse_size(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|n| n * mult)
 }
 
-const USAGE: &str =
-    "usage: cargo bench --bench peers -- [--full] [--rounds N] [--only 1,2,…] [--loss-bytes SIZE]";
+const USAGE: &str = "usage: cargo bench --bench peers -- [--full] [--ours-only] [--rounds N] [--only 1,2,…] [--loss-bytes SIZE]";
 
 fn parse_args() -> Result<Config, String> {
     let mut full = false;
@@ -80,6 +80,7 @@ fn parse_args() -> Result<Config, String> {
         let mut value = |what: &str| args.next().ok_or(format!("{a} needs {what}"));
         match a.as_str() {
             "--full" => full = true,
+            "--ours-only" => harness::OURS_ONLY.store(true, std::sync::atomic::Ordering::Relaxed),
             "--bench" => {} // cargo passes this to every bench target
             "--rounds" => {
                 rounds = value("a number")?

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, find, free_port,
-    measure, mib, pair, peak_rss, sh, start_ours, start_peer, tree_rss,
+    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, free_port, measure,
+    mib, pair, peak_rss, peer, sh, start_ours, start_peer, tree_rss,
 };
 use crate::{Config, bin, course_script};
 
@@ -44,7 +44,7 @@ pub fn bulk(cfg: &Config) -> Vec<Outcome> {
     })];
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
-    if find("nc").is_some() {
+    if peer("nc") {
         contenders.push(Contender::new("nc -N → nc -l", move |_| {
             let port = free_port(Proto::Tcp);
             let mut c = Command::new("nc");
@@ -56,7 +56,7 @@ pub fn bulk(cfg: &Config) -> Vec<Outcome> {
     } else {
         skipped.push("nc".into());
     }
-    if find("socat").is_some() {
+    if peer("socat") {
         contenders.push(Contender::new("socat → socat", move |_| {
             let port = free_port(Proto::Tcp);
             let mut c = Command::new("socat");
@@ -123,6 +123,14 @@ fn round_trips(
     for i in 0..clients {
         let s = connect_paced(addr)?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        // One untimed round trip first: the clock starts once every client is
+        // being served (accepted, its thread or process started), so the figures
+        // are the steady state, not the server's start-up.
+        s.set_read_timeout(Some(PATIENCE))
+            .map_err(|e| e.to_string())?;
+        (&s).write_all(msg).map_err(|e| format!("send: {e}"))?;
+        (&s).read_exact(&mut vec![0u8; reply_len])
+            .map_err(|e| format!("first reply: {e}"))?;
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
         epoll
             .add(&s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
@@ -141,7 +149,7 @@ fn round_trips(
             let mut most = 0;
             while !done.load(Ordering::Relaxed) {
                 most = most.max(tree_rss(server_pid));
-                thread::sleep(Duration::from_millis(20));
+                thread::sleep(Duration::from_millis(100));
             }
             most
         })
@@ -237,7 +245,7 @@ pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
     let python = "python3 lesson04_server.py";
-    if find("python3").is_some() {
+    if peer("python3") {
         contenders.push(Contender::new(python, move |_| {
             let mut c = Command::new("python3");
             c.arg(course_script("lesson04_server.py"));
@@ -250,7 +258,7 @@ pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
         skipped.push("python3".into());
     }
     let ncat = "ncat -l -k --exec /bin/cat";
-    if find("ncat").is_some() {
+    if peer("ncat") {
         contenders.push(Contender::new(ncat, move |_| {
             let port = free_port(Proto::Tcp);
             let mut c = Command::new("ncat");
@@ -347,7 +355,7 @@ pub fn startup(cfg: &Config) -> Vec<Outcome> {
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
     let nc = "nc -N, one message";
-    if find("nc").is_some() {
+    if peer("nc") {
         contenders.push(Contender::new(nc, move |_| {
             let addr = addr.ok_or("tcp-server did not start")?;
             median_ms(RUNS, || {

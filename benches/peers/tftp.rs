@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::harness::{
     Contender, MIB_S, Outcome, PATIENCE, Pair, Proc, Proto, Trial, data_file, find, free_port,
-    measure, mib, pair, run_timed, start_ours, start_peer,
+    measure, mib, pair, peer, run_timed, start_ours, start_peer,
 };
 use crate::lossy::{Faults, LossyProxy};
 use crate::{Config, bin};
@@ -138,7 +138,9 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
 
     // Clients, all fetching from tftpd-hpa.
-    let tftpd = find("in.tftpd").and_then(|_| tftpd_hpa(&dir).ok());
+    let tftpd = peer("in.tftpd")
+        .then_some(())
+        .and_then(|_| tftpd_hpa(&dir).ok());
     let ours = "tftp-get --no-options";
     let mut clients: Vec<(&str, &str, Client)> =
         vec![(ours, "tftp-get", ours_get(&["--no-options"]))];
@@ -149,7 +151,7 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
     let mut pairs = Vec::new();
     let mut contenders = Vec::new();
     for (i, (label, cmd, client)) in clients.into_iter().enumerate() {
-        if i > 0 && find(cmd).is_none() {
+        if i > 0 && !peer(cmd) {
             skipped.push(cmd.to_string());
             continue;
         }
@@ -185,7 +187,7 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
     let mut contenders = Vec::new();
-    if find("curl").is_some() {
+    if peer("curl") {
         let ours = "tftp-serve";
         let ours_srv = our_server(&dir);
         let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
@@ -194,7 +196,9 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
             let server = ours_addr.ok_or("tftp-serve did not start")?;
             fetch(&curl(), server, &n1, len, &o1, PATIENCE)
         }));
-        let hpa = find("in.tftpd").and_then(|_| tftpd_hpa(&dir).ok());
+        let hpa = peer("in.tftpd")
+            .then_some(())
+            .and_then(|_| tftpd_hpa(&dir).ok());
         if let Some((_, addr)) = &hpa {
             let (addr, n2, o2) = (*addr, name.clone(), cfg.scratch.join("out-serve-hpa"));
             contenders.push(Contender::new("in.tftpd (tftpd-hpa)", move |_| {
@@ -237,7 +241,9 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
     let (dir, name) = serve_dir(cfg, len);
     let ours_srv = our_server(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
-    let tftpd = find("atftp").and_then(|_| tftpd_hpa(&dir).ok());
+    let tftpd = peer("atftp")
+        .then_some(())
+        .and_then(|_| tftpd_hpa(&dir).ok());
     let mut contenders = Vec::new();
     let mut pairs: Vec<Pair> = Vec::new();
     let mut skipped = Vec::new();
@@ -339,7 +345,9 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
         }));
     }
     let hpa = "tftp ↔ in.tftpd (tftp-hpa)";
-    let tftpd = find("tftp").and_then(|_| tftpd_hpa(&dir).ok());
+    let tftpd = peer("tftp")
+        .then_some(())
+        .and_then(|_| tftpd_hpa(&dir).ok());
     if let Some((_, addr)) = &tftpd {
         let (addr, name, out, client) = (
             *addr,

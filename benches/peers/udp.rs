@@ -12,7 +12,7 @@ use nix::sys::socket::{
 };
 
 use crate::harness::{
-    Contender, Metric, Outcome, Proto, Trial, find, free_port, measure, pair, start_ours,
+    Contender, Metric, Outcome, Proto, Trial, free_port, measure, pair, peer, start_ours,
     start_peer,
 };
 use crate::{Config, bin, course_script};
@@ -113,7 +113,7 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
     let python = "python3 lesson09_udp_echo_server.py";
-    if find("python3").is_some() {
+    if peer("python3") {
         contenders.push(Contender::new(python, move |_| {
             let mut c = Command::new("python3");
             c.arg(course_script("lesson09_udp_echo_server.py"));
@@ -129,7 +129,7 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
     // merged. (`UDP-RECVFROM:P,fork EXEC:cat` forks a process per datagram and
     // manages a few hundred a second.)
     let socat = "socat -b 64 UDP-LISTEN PIPE";
-    if find("socat").is_some() {
+    if peer("socat") {
         contenders.push(Contender::new(socat, move |_| {
             let port = free_port(Proto::Udp);
             let mut c = Command::new("socat");
