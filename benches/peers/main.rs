@@ -109,7 +109,7 @@ fn parse_args() -> Result<Config, String> {
         full,
         rounds,
         only,
-        loss_bytes: loss_bytes.unwrap_or(if full { 1 << 20 } else { 64 << 10 }),
+        loss_bytes: loss_bytes.unwrap_or(if full { 1 << 20 } else { 32 << 10 }),
         scratch,
     })
 }

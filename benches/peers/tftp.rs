@@ -132,7 +132,7 @@ fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
 
 /// Scenario 4: plain RFC 1350 downloads, 512-byte blocks, one at a time.
 pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
-    let len: u64 = if cfg.full { 64 << 20 } else { 16 << 20 };
+    let len: u64 = if cfg.full { 64 << 20 } else { 8 << 20 };
     let (dir, name) = serve_dir(cfg, len);
     let work = format!("{} MiB, 512 B blocks, lock-step", len >> 20);
     let mut outcomes = Vec::new();

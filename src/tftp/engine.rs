@@ -54,6 +54,10 @@ const ABORT_POLL: Duration = Duration::from_millis(100);
 /// would only hold a server thread.
 const FINAL_ACK_RETRIES: u32 = 2;
 
+/// While a receiver lingers after its final ACK, it repeats that ACK first
+/// after two round-trip times, but not sooner than this (see [`confirm`]).
+const FIRST_REPEAT: Duration = Duration::from_millis(1);
+
 /// How many of the receiver's latest ACKs it remembers, to recognise a
 /// sender's retransmission round.
 const ACK_MEMORY: usize = 16;
@@ -185,6 +189,16 @@ pub struct Channel<'a> {
     strays: u64,
 }
 
+/// What one wait of a [`Channel`] brought.
+enum Heard {
+    /// A datagram from the peer, of this length.
+    Datagram(usize),
+    /// Nothing before the deadline.
+    Nothing,
+    /// The peer's port is closed: ICMP "port unreachable" answered something we sent.
+    PeerGone,
+}
+
 impl<'a> Channel<'a> {
     /// A channel to `peer` (`peer_role` names it in errors: `server` or `client`).
     pub fn new(socket: &'a UdpSocket, peer: SocketAddr, peer_role: &'static str) -> Channel<'a> {
@@ -241,6 +255,20 @@ impl<'a> Channel<'a> {
         buf: &mut [u8],
         deadline: Instant,
     ) -> Result<Option<usize>, TransferError> {
+        loop {
+            match self.hear(buf, deadline)? {
+                Heard::Datagram(n) => return Ok(Some(n)),
+                Heard::Nothing => return Ok(None),
+                // An ICMP error from an earlier send, reported once: not fatal to UDP.
+                Heard::PeerGone => {}
+            }
+        }
+    }
+
+    /// [`Channel::recv`], but a "port unreachable" from the peer is reported
+    /// as [`Heard::PeerGone`] rather than skipped. Linux reports it only on a
+    /// connected socket (see [`confirm`]).
+    fn hear(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Heard, TransferError> {
         if !self.nonblocking {
             // Read first, wait only when nothing is queued: in a window's
             // burst the next block is usually there already, and one system
@@ -263,7 +291,7 @@ impl<'a> Channel<'a> {
                 ));
             }
             match self.socket.recv_from(buf) {
-                Ok((n, from)) if from == self.peer => return Ok(Some(n)),
+                Ok((n, from)) if from == self.peer => return Ok(Heard::Datagram(n)),
                 Ok((_, from)) => {
                     self.strays += 1;
                     let _ = self.socket.send_to(
@@ -271,24 +299,25 @@ impl<'a> Channel<'a> {
                         from,
                     );
                     if Instant::now() >= deadline {
-                        return Ok(None);
+                        return Ok(Heard::Nothing);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Ok(None);
+                        return Ok(Heard::Nothing);
                     }
                     crate::net::wait_ready(self.socket, false, (deadline - now).min(ABORT_POLL))
                         .map_err(TransferError::Socket)?;
                 }
-                // An ICMP error from an earlier send, reported once: not fatal to UDP.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Ok(Heard::PeerGone);
+                }
+                // Other ICMP errors from earlier sends: not fatal to UDP.
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionRefused
-                            | io::ErrorKind::ConnectionReset
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionReset
                     ) => {}
                 Err(e) => return Err(TransferError::Socket(e)),
             }
@@ -833,19 +862,155 @@ fn accept_block(
     Ok(())
 }
 
-/// ACKs the final block of a [`receive_file`], then lingers for `wait`,
-/// answering the final block again if it comes again (our ACK was lost), so
-/// the sender can finish cleanly.
+/// ACKs the final block of a [`receive_file`], then lingers for at most
+/// `wait`, answering the final block again if it comes again (our ACK was
+/// lost), so the sender can finish cleanly.
+///
+/// The linger has to last about one of the sender's retransmission
+/// intervals (a second, for an RFC 1350 timer), yet a sender that got the
+/// ACK says nothing more, so silence alone proves nothing until then. What
+/// does tell is the sender's transfer ID closing: a sender that has the
+/// final ACK closes its socket, and a datagram sent there comes back as
+/// ICMP "port unreachable", which Linux reports on a connected socket. So
+/// the socket is connected to the peer, and while we linger the final ACK
+/// goes out again after about two round trips, then at doubling intervals:
+/// the first "port unreachable" ends the linger, while a sender still
+/// waiting (our first ACK lost) is finished by the repeat at once, without
+/// a timeout of its own. Repeating the *final* ACK cannot start the
+/// Sorcerer's Apprentice: there is no block after it to send twice. Where
+/// no ICMP comes back (a firewall, a relay), the linger lasts `wait`, as it
+/// always did.
 pub fn confirm(ch: &mut Channel<'_>, stats: &Stats, wait: Duration) {
     let final_block = stats.blocks as u16;
-    let _ = ch.send(&Packet::ack(final_block));
+    let ack = Packet::ack(final_block);
+    // Without the connection ICMP errors go unheard: then just linger.
+    let connected = ch.socket.connect(ch.peer).is_ok();
+    let _ = ch.send(&ack);
     let mut rbuf = vec![0u8; MAX_DATAGRAM];
-    let deadline = Instant::now() + wait;
-    while let Ok(Some(n)) = ch.recv(&mut rbuf, deadline) {
-        if let Ok(Packet::Data { block, .. }) = Packet::parse(&rbuf[..n])
-            && block == final_block
-        {
-            let _ = ch.send(&Packet::ack(final_block));
+    let end = Instant::now() + wait;
+    let mut interval = stats
+        .srtt
+        .map_or(FIRST_REPEAT, |rtt| (rtt * 2).max(FIRST_REPEAT));
+    let mut repeat_at = connected.then(|| Instant::now() + interval);
+    loop {
+        let deadline = repeat_at.map_or(end, |at| at.min(end));
+        match ch.hear(&mut rbuf, deadline) {
+            Ok(Heard::Datagram(n)) => {
+                if let Ok(Packet::Data { block, .. }) = Packet::parse(&rbuf[..n])
+                    && block == final_block
+                {
+                    let _ = ch.send(&ack);
+                }
+            }
+            Ok(Heard::Nothing) => {
+                let now = Instant::now();
+                if now >= end {
+                    return;
+                }
+                let _ = ch.send(&ack);
+                interval *= 2;
+                repeat_at = Some(now + interval);
+            }
+            Ok(Heard::PeerGone) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    const FINAL: u16 = 7;
+
+    fn finished(srtt: Option<Duration>) -> Stats {
+        Stats {
+            blocks: u64::from(FINAL),
+            srtt,
+            ..Stats::default()
+        }
+    }
+
+    /// A sender's transfer socket on loopback, and a receiver's.
+    fn pair() -> (UdpSocket, UdpSocket) {
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (sender, receiver)
+    }
+
+    #[test]
+    fn linger_ends_when_the_sender_closes_its_transfer_id() {
+        let (sender, receiver) = pair();
+        let peer = sender.local_addr().unwrap();
+        // The sender gets the final ACK and is done: its socket closes.
+        let done = thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let (n, _) = sender.recv_from(&mut buf).unwrap();
+            buf[..n].to_vec()
+        });
+        let wait = Duration::from_secs(3);
+        let started = Instant::now();
+        let mut ch = Channel::new(&receiver, peer, "server");
+        confirm(&mut ch, &finished(Some(Duration::from_micros(20))), wait);
+        let took = started.elapsed();
+        assert_eq!(done.join().unwrap(), Packet::ack(FINAL));
+        assert!(
+            took < wait / 2,
+            "the closed transfer ID ended the linger: {took:?}"
+        );
+    }
+
+    #[test]
+    fn linger_repeats_the_final_ack_to_a_sender_still_there() {
+        let (sender, receiver) = pair();
+        let peer = sender.local_addr().unwrap();
+        let wait = Duration::from_millis(300);
+        let started = Instant::now();
+        // A sender that stays (no ICMP comes back) and retransmits the final
+        // block once: every packet it gets is the final ACK, a few of them,
+        // and the retransmission is answered.
+        let stays = thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let mut acks = 0;
+            sender
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let mut resent = false;
+            while started.elapsed() < wait + Duration::from_millis(200) {
+                let Ok((n, from)) = sender.recv_from(&mut buf) else {
+                    continue;
+                };
+                assert_eq!(&buf[..n], Packet::ack(FINAL));
+                acks += 1;
+                if !resent && started.elapsed() > wait / 3 {
+                    let mut data = vec![0, 3];
+                    data.extend_from_slice(&FINAL.to_be_bytes());
+                    sender.send_to(&data, from).unwrap();
+                    resent = true;
+                }
+            }
+            acks
+        });
+        let mut ch = Channel::new(&receiver, peer, "server");
+        confirm(&mut ch, &finished(None), wait);
+        let took = started.elapsed();
+        let acks = stays.join().unwrap();
+        assert!(took >= wait, "no ICMP, so the full linger: {took:?}");
+        // 1 + repeats at 1, 2, 4, ... ms within 300 ms + the answer to the retransmission.
+        assert!((3..=12).contains(&acks), "{acks} final ACKs");
+    }
+
+    #[test]
+    fn linger_without_a_sender_ends_at_once() {
+        let (sender, receiver) = pair();
+        let peer = sender.local_addr().unwrap();
+        drop(sender);
+        let started = Instant::now();
+        let mut ch = Channel::new(&receiver, peer, "server");
+        confirm(&mut ch, &finished(None), Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

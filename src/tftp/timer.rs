@@ -110,9 +110,10 @@ impl RetransmitTimer {
         self.backoff = 0;
     }
 
-    /// How long a receiver stays after its final ACK, to answer the final
+    /// The longest a receiver stays after its final ACK, to answer the final
     /// block again should the ACK be lost: about one of the sender's
-    /// retransmission intervals. With the fixed timer that is the timeout;
+    /// retransmission intervals. It leaves sooner once the sender's transfer
+    /// ID is seen closed (see [`super::engine::confirm`]). With the fixed timer that is the timeout;
     /// an adaptive sender retransmits within a few of our own RTOs.
     pub fn linger(&self) -> Duration {
         if self.adaptive {
