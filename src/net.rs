@@ -172,17 +172,18 @@ pub fn wait_ready(
     write: bool,
     timeout: std::time::Duration,
 ) -> io::Result<bool> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    use nix::sys::time::TimeSpec;
     let events = if write {
         PollFlags::POLLOUT
     } else {
         PollFlags::POLLIN
     };
     let mut fds = [PollFd::new(socket.as_fd(), events)];
-    // Rounded up to whole milliseconds, so a wait never ends before its time.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-    match poll(&mut fds, timeout) {
+    // ppoll, not poll: poll counts in whole milliseconds, and a wait that ends a
+    // sub-millisecond exchange (a TFTP receiver's linger over loopback, a
+    // retransmission timer on a LAN) would be rounded up to one.
+    match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
         Ok(n) => Ok(n > 0),
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e.into()),

