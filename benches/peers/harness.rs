@@ -513,22 +513,60 @@ pub fn sh(script: &str) -> Command {
     c
 }
 
-/// Resident memory of a process and all its descendants, in bytes. Only the
-/// main thread's children are followed (servers here fork from it, if at all):
-/// walking every thread of a 1000-thread server each time would cost the
-/// machine more than the measurement is worth.
-pub fn tree_rss(pid: u32) -> u64 {
-    let mut total = 0;
+/// A process and all its descendants. Only the main thread's children are
+/// followed (servers here fork from it, if at all): walking every thread of a
+/// 1000-thread server each time would cost the machine more than the
+/// measurement is worth.
+fn tree(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        if let Ok(status) = fs::read_to_string(format!("/proc/{p}/status")) {
-            total += status_kib(&status, "VmRSS:") * 1024;
-        }
+        all.push(p);
         if let Ok(k) = fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
             todo.extend(k.split_whitespace().filter_map(|s| s.parse::<u32>().ok()));
         }
     }
-    total
+    all
+}
+
+/// Resident memory of a process and all its descendants, in bytes.
+pub fn tree_rss(pid: u32) -> u64 {
+    tree(pid)
+        .into_iter()
+        .filter_map(|p| fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .map(|status| status_kib(&status, "VmRSS:") * 1024)
+        .sum()
+}
+
+/// CPU time a process and its descendants have used so far, every thread of
+/// each, in seconds. Read from each thread's `schedstat` (nanoseconds): the
+/// 10 ms ticks of `/proc/PID/stat` would round a thousand short-lived `cat`
+/// processes to nothing.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let mut ns = 0.0;
+    for p in tree(pid) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Some(v) = fs::read_to_string(t.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            {
+                ns += v;
+            }
+        }
+    }
+    ns / 1e9
+}
+
+/// CPU time the calling thread has used so far, in seconds (nanosecond
+/// precision): what the load generator itself costs.
+pub fn thread_cpu_seconds() -> f64 {
+    fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
 }
 
 /// Peak resident memory of one process (`VmHWM`), in bytes.

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, free_port, measure,
-    mib, pair, peak_rss, peer, sh, start_ours, start_peer, tree_rss,
+    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, cpu_seconds, free_port,
+    measure, mib, pair, peak_rss, peer, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
 };
 use crate::{Config, bin, course_script};
 
@@ -155,6 +155,7 @@ fn round_trips(
         })
     };
 
+    let (server_cpu, load_cpu) = (cpu_seconds(server_pid), thread_cpu_seconds());
     let started = Instant::now();
     // Per client: when its request went out, how much of the reply is in, trips done.
     let mut sent_at = vec![started; clients];
@@ -219,6 +220,9 @@ fn round_trips(
         Ok(())
     })();
     let elapsed = started.elapsed().as_secs_f64();
+    let per_trip = 1e6 / (clients * trips) as f64;
+    let server_us = (cpu_seconds(server_pid) - server_cpu) * per_trip;
+    let load_us = (thread_cpu_seconds() - load_cpu) * per_trip;
     done.store(true, Ordering::Relaxed);
     let rss = sampler.join().unwrap_or(0).max(peak_rss(server_pid));
     result?;
@@ -227,7 +231,9 @@ fn round_trips(
     Ok(Trial::new(lat.len() as f64 / elapsed)
         .with("p50 ms", pct(0.50))
         .with("p99 ms", pct(0.99))
-        .with("RSS MiB", rss as f64 / (1024.0 * 1024.0)))
+        .with("RSS MiB", rss as f64 / (1024.0 * 1024.0))
+        .with("server CPU µs/trip", server_us)
+        .with("load CPU µs/trip", load_us))
 }
 
 /// 64 bytes, valid UTF-8 (the Python server decodes and prints every message).

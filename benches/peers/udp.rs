@@ -12,8 +12,8 @@ use nix::sys::socket::{
 };
 
 use crate::harness::{
-    Contender, Metric, Outcome, Proto, Trial, free_port, measure, pair, peer, start_ours,
-    start_peer,
+    Contender, Metric, Outcome, Proto, Trial, cpu_seconds, free_port, measure, pair, peer,
+    start_ours, start_peer, thread_cpu_seconds,
 };
 use crate::{Config, bin, course_script};
 
@@ -27,7 +27,7 @@ const PAYLOAD: usize = 64;
 /// looks as fast as the generator. One `send` and one `recv` per datagram made it
 /// the bottleneck, so it works in batches: one `sendmmsg` fills the window, and
 /// one `recvmmsg` takes every echo that has arrived (waiting only for the first).
-fn echo_load(addr: SocketAddr, total: u64, window: u64) -> Result<Trial, String> {
+fn echo_load(addr: SocketAddr, server_pid: u32, total: u64, window: u64) -> Result<Trial, String> {
     const LOST: Duration = Duration::from_millis(200);
     let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     s.connect(addr).map_err(|e| e.to_string())?;
@@ -44,6 +44,7 @@ fn echo_load(addr: SocketAddr, total: u64, window: u64) -> Result<Trial, String>
     let mut bufs = vec![vec![0u8; PAYLOAD * slots]; slots];
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(slots, None);
     let (mut sent, mut answered, mut lost) = (0u64, 0u64, 0u64);
+    let (server_cpu, load_cpu) = (cpu_seconds(server_pid), thread_cpu_seconds());
     let started = Instant::now();
     while answered + lost < total {
         let room = (window - (sent - answered - lost)).min(total - sent) as usize;
@@ -93,10 +94,16 @@ fn echo_load(addr: SocketAddr, total: u64, window: u64) -> Result<Trial, String>
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let per_datagram = 1e6 / total as f64;
+    let server_us = (cpu_seconds(server_pid) - server_cpu) * per_datagram;
+    let load_us = (thread_cpu_seconds() - load_cpu) * per_datagram;
     if lost * 100 > total {
         return Err(format!("{lost} of {total} echoes lost"));
     }
-    Ok(Trial::new(total as f64 / elapsed).with("lost", lost as f64))
+    Ok(Trial::new(total as f64 / elapsed)
+        .with("lost", lost as f64)
+        .with("server CPU µs/dgram", server_us)
+        .with("load CPU µs/dgram", load_us))
 }
 
 /// Scenario 3.
@@ -107,8 +114,8 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
     let mut contenders = vec![Contender::new(ours, move |_| {
         let mut c = Command::new(bin("udp-echo"));
         c.args(["serve", "0", "-b", "127.0.0.1", "-q"]);
-        let (_server, addr) = start_ours(c)?;
-        echo_load(addr, total, window)
+        let (server, addr) = start_ours(c)?;
+        echo_load(addr, server.pid(), total, window)
     })];
     let mut skipped = Vec::new();
     let mut pairs = Vec::new();
@@ -117,8 +124,8 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
         contenders.push(Contender::new(python, move |_| {
             let mut c = Command::new("python3");
             c.arg(course_script("lesson09_udp_echo_server.py"));
-            let (_server, addr) = start_ours(c)?;
-            echo_load(addr, total, window)
+            let (server, addr) = start_ours(c)?;
+            echo_load(addr, server.pid(), total, window)
         }));
         pairs.push(pair(ours, python, Some(5.0)));
     } else {
@@ -139,8 +146,9 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
                 &format!("UDP-LISTEN:{port},bind=127.0.0.1"),
                 "PIPE",
             ]);
-            let _server = start_peer(c, Proto::Udp, port)?;
-            echo_load(SocketAddr::from(([127, 0, 0, 1], port)), total, window)
+            let server = start_peer(c, Proto::Udp, port)?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            echo_load(addr, server.pid(), total, window)
         }));
         pairs.push(pair(ours, socat, Some(1.0)));
     } else {
