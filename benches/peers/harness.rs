@@ -44,10 +44,25 @@ pub struct Metric {
     pub higher_is_better: bool,
 }
 
-pub const MIB_S: Metric = Metric {
-    unit: "MiB/s",
-    higher_is_better: true,
-};
+impl Metric {
+    /// A throughput: higher is better.
+    pub const fn rate(unit: &'static str) -> Metric {
+        Metric {
+            unit,
+            higher_is_better: true,
+        }
+    }
+
+    /// A time: lower is better.
+    pub const fn time(unit: &'static str) -> Metric {
+        Metric {
+            unit,
+            higher_is_better: false,
+        }
+    }
+}
+
+pub const MIB_S: Metric = Metric::rate("MiB/s");
 
 /// A tool taking part in a scenario; `run` does one complete trial.
 pub struct Contender<'a> {
@@ -73,14 +88,6 @@ pub struct Pair {
     pub ours: String,
     pub peer: String,
     pub target: Option<f64>,
-}
-
-pub fn pair(ours: &str, peer: &str, target: Option<f64>) -> Pair {
-    Pair {
-        ours: ours.into(),
-        peer: peer.into(),
-        target,
-    }
 }
 
 /// A fixed bound on a figure of ours (p99 latency, RSS, start-up time).
@@ -147,64 +154,132 @@ impl Outcome {
     }
 }
 
-/// Run every contender `rounds` times after one warm-up each, interleaved
-/// (A B C A B C …) so a slow minute on this shared machine hits all tools alike.
-#[allow(clippy::too_many_arguments)] // each call lists the scenario's plan in this order
-pub fn measure(
-    scenario: &str,
-    work: &str,
+/// A scenario before it runs: who takes part, what is compared with what, and
+/// which figures of ours have a bound.
+pub struct Plan<'a> {
+    scenario: &'static str,
+    work: String,
     metric: Metric,
-    rounds: usize,
-    mut contenders: Vec<Contender<'_>>,
+    contenders: Vec<Contender<'a>>,
     skipped: Vec<String>,
     pairs: Vec<Pair>,
     bounds: Vec<Bound>,
-) -> Outcome {
-    eprintln!("== {scenario}: {work}");
-    let n = contenders.len();
-    let mut samples: Vec<Vec<Trial>> = vec![Vec::new(); n];
-    let mut failed: Vec<Option<String>> = vec![None; n];
-    for round in 0..=rounds {
-        for (i, c) in contenders.iter_mut().enumerate() {
-            if failed[i].is_some() {
-                continue;
-            }
-            let started = Instant::now();
-            match (c.run)(round) {
-                Ok(t) => {
-                    eprintln!(
-                        "   {:<28} round {round}{}: {:.2} {} ({:.2} s)",
-                        c.label,
-                        if round == 0 { " (warm-up)" } else { "" },
-                        t.value,
-                        metric.unit,
-                        started.elapsed().as_secs_f64()
-                    );
-                    if round > 0 {
-                        samples[i].push(t);
-                    }
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(scenario: &'static str, work: String, metric: Metric) -> Plan<'a> {
+        Plan {
+            scenario,
+            work,
+            metric,
+            contenders: Vec::new(),
+            skipped: Vec::new(),
+            pairs: Vec::new(),
+            bounds: Vec::new(),
+        }
+    }
+
+    /// A tool of ours, run by `run`.
+    pub fn ours(
+        &mut self,
+        label: impl Into<String>,
+        run: impl FnMut(usize) -> Result<Trial, String> + 'a,
+    ) {
+        self.contenders.push(Contender::new(label, run));
+    }
+
+    /// A peer program: taking part if `cmd` is installed (listed as skipped if
+    /// not), and compared with our `against`, which should reach `target`× its speed.
+    pub fn peer(
+        &mut self,
+        cmd: &str,
+        label: &str,
+        against: &str,
+        target: Option<f64>,
+        run: impl FnMut(usize) -> Result<Trial, String> + 'a,
+    ) {
+        if peer(cmd) {
+            self.contenders.push(Contender::new(label, run));
+            self.compare(against, label, target);
+        } else {
+            self.skip(cmd);
+        }
+    }
+
+    /// Compare two contenders: `ours` should reach `target`× the speed of `other`.
+    pub fn compare(&mut self, ours: &str, other: &str, target: Option<f64>) {
+        self.pairs.push(Pair {
+            ours: ours.into(),
+            peer: other.into(),
+            target,
+        });
+    }
+
+    /// Something that cannot take part, and why.
+    pub fn skip(&mut self, what: impl Into<String>) {
+        self.skipped.push(what.into());
+    }
+
+    /// `figure` (`value` or an extra's name) of `tool` should be at most `max`.
+    pub fn bound(&mut self, tool: &str, figure: &'static str, max: f64, unit: &'static str) {
+        self.bounds.push(Bound {
+            tool: tool.into(),
+            figure,
+            max,
+            unit,
+        });
+    }
+
+    /// Run every contender `rounds` times after one warm-up each, interleaved
+    /// (A B C A B C …) so a slow minute on this shared machine hits all tools alike.
+    pub fn measure(mut self, rounds: usize) -> Outcome {
+        eprintln!("== {}: {}", self.scenario, self.work);
+        let n = self.contenders.len();
+        let mut samples: Vec<Vec<Trial>> = vec![Vec::new(); n];
+        let mut failed: Vec<Option<String>> = vec![None; n];
+        for round in 0..=rounds {
+            for (i, c) in self.contenders.iter_mut().enumerate() {
+                if failed[i].is_some() {
+                    continue;
                 }
-                Err(e) => {
-                    eprintln!("   {:<28} round {round}: FAILED: {e}", c.label);
-                    failed[i] = Some(e);
+                let started = Instant::now();
+                match (c.run)(round) {
+                    Ok(t) => {
+                        eprintln!(
+                            "   {:<28} round {round}{}: {:.2} {} ({:.2} s)",
+                            c.label,
+                            if round == 0 { " (warm-up)" } else { "" },
+                            t.value,
+                            self.metric.unit,
+                            started.elapsed().as_secs_f64()
+                        );
+                        if round > 0 {
+                            samples[i].push(t);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("   {:<28} round {round}: FAILED: {e}", c.label);
+                        failed[i] = Some(e);
+                    }
                 }
             }
         }
-    }
-    let rows = contenders
-        .iter()
-        .zip(samples)
-        .zip(failed)
-        .map(|((c, s), f)| summarize(&c.label, &s, f))
-        .collect();
-    Outcome {
-        scenario: scenario.into(),
-        work: work.into(),
-        metric,
-        rows,
-        skipped,
-        pairs,
-        bounds,
+        let rows = self
+            .contenders
+            .iter()
+            .zip(samples)
+            .zip(failed)
+            .map(|((c, s), f)| summarize(&c.label, &s, f))
+            .collect();
+        Outcome {
+            scenario: self.scenario.into(),
+            work: self.work,
+            metric: self.metric,
+            rows,
+            skipped: self.skipped,
+            pairs: self.pairs,
+            bounds: self.bounds,
+        }
     }
 }
 

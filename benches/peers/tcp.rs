@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Bound, Contender, MIB_S, Metric, Outcome, PATIENCE, Proc, Proto, Trial, cpu_seconds, free_port,
-    measure, mib, pair, peak_rss, peer, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
+    MIB_S, Metric, Outcome, PATIENCE, Plan, Proc, Proto, Trial, cpu_seconds, free_port, mib,
+    peak_rss, run_timed, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
 };
 use crate::{Config, bin, course_script};
 
@@ -35,57 +35,41 @@ fn pipe_into(bytes: u64, mut server: Proc, client: &str) -> Result<Trial, String
 /// Scenario 1: bulk bytes from a pipe, client to server.
 pub fn bulk(cfg: &Config) -> Vec<Outcome> {
     let bytes: u64 = if cfg.full { 2 << 30 } else { 1 << 30 };
+    let mut plan = Plan::new(
+        "1 TCP bulk",
+        format!("{} MiB from a pipe", bytes >> 20),
+        MIB_S,
+    );
     let ours = "tcp-client → tcp-server --sink";
     let client = bin("tcp-client");
-    let mut contenders = vec![Contender::new(ours, move |_| {
+    plan.ours(ours, move |_| {
         let (server, addr) = our_server(&["--sink", "--once"])?;
         let cmd = format!("{} {} {}", client.display(), addr.ip(), addr.port());
         pipe_into(bytes, server, &cmd)
-    })];
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
-    if peer("nc") {
-        contenders.push(Contender::new("nc -N → nc -l", move |_| {
-            let port = free_port(Proto::Tcp);
-            let mut c = Command::new("nc");
-            c.args(["-l", "127.0.0.1", &port.to_string()]);
-            let server = start_peer(c, Proto::Tcp, port)?;
-            pipe_into(bytes, server, &format!("nc -N 127.0.0.1 {port}"))
-        }));
-        pairs.push(pair(ours, "nc -N → nc -l", Some(1.5)));
-    } else {
-        skipped.push("nc".into());
-    }
-    if peer("socat") {
-        contenders.push(Contender::new("socat → socat", move |_| {
-            let port = free_port(Proto::Tcp);
-            let mut c = Command::new("socat");
-            c.args([
-                "-u",
-                &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
-                "STDOUT",
-            ]);
-            let server = start_peer(c, Proto::Tcp, port)?;
-            pipe_into(
-                bytes,
-                server,
-                &format!("socat -u STDIN TCP:127.0.0.1:{port}"),
-            )
-        }));
-        pairs.push(pair(ours, "socat → socat", Some(1.0)));
-    } else {
-        skipped.push("socat".into());
-    }
-    vec![measure(
-        "1 TCP bulk",
-        &format!("{} MiB from a pipe", bytes >> 20),
-        MIB_S,
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        Vec::new(),
-    )]
+    });
+    plan.peer("nc", "nc -N → nc -l", ours, Some(1.5), move |_| {
+        let port = free_port(Proto::Tcp);
+        let mut c = Command::new("nc");
+        c.args(["-l", "127.0.0.1", &port.to_string()]);
+        let server = start_peer(c, Proto::Tcp, port)?;
+        pipe_into(bytes, server, &format!("nc -N 127.0.0.1 {port}"))
+    });
+    plan.peer("socat", "socat → socat", ours, Some(1.0), move |_| {
+        let port = free_port(Proto::Tcp);
+        let mut c = Command::new("socat");
+        c.args([
+            "-u",
+            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
+            "STDOUT",
+        ]);
+        let server = start_peer(c, Proto::Tcp, port)?;
+        pipe_into(
+            bytes,
+            server,
+            &format!("socat -u STDIN TCP:127.0.0.1:{port}"),
+        )
+    });
+    vec![plan.measure(cfg.rounds)]
 }
 
 /// Connect, giving up on an attempt after 50 ms and trying again at once.
@@ -243,29 +227,35 @@ const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text,
 pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
     let clients = 1000;
     let trips = if cfg.full { 200 } else { 20 };
+    let mut plan = Plan::new(
+        "2 TCP 1000 clients",
+        format!("{clients} clients × {trips} round trips of 64 B"),
+        Metric::rate("trips/s"),
+    );
     let ours = "tcp-server --echo";
-    let mut contenders = vec![Contender::new(ours, move |_| {
+    plan.ours(ours, move |_| {
         let (server, addr) = our_server(&["--echo"])?;
         round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
-    })];
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
-    let python = "python3 lesson04_server.py";
-    if peer("python3") {
-        contenders.push(Contender::new(python, move |_| {
+    });
+    plan.peer(
+        "python3",
+        "python3 lesson04_server.py",
+        ours,
+        Some(10.0),
+        move |_| {
             let mut c = Command::new("python3");
             c.arg(course_script("lesson04_server.py"));
             let (server, addr) = start_ours(c)?;
             let reply = "ok, 问题正在处理中...".len();
             round_trips(addr, server.pid(), clients, trips, MSG, reply)
-        }));
-        pairs.push(pair(ours, python, Some(10.0)));
-    } else {
-        skipped.push("python3".into());
-    }
-    let ncat = "ncat -l -k --exec /bin/cat";
-    if peer("ncat") {
-        contenders.push(Contender::new(ncat, move |_| {
+        },
+    );
+    plan.peer(
+        "ncat",
+        "ncat -l -k --exec /bin/cat",
+        ours,
+        Some(1.0),
+        move |_| {
             let port = free_port(Proto::Tcp);
             let mut c = Command::new("ncat");
             c.args(["-l", "-k", "-m", "2000", "127.0.0.1", &port.to_string()])
@@ -273,38 +263,11 @@ pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
             let server = start_peer(c, Proto::Tcp, port)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
-        }));
-        pairs.push(pair(ours, ncat, Some(1.0)));
-    } else {
-        skipped.push("ncat".into());
-    }
-    let bounds = vec![
-        Bound {
-            tool: ours.into(),
-            figure: "p99 ms",
-            max: 10.0,
-            unit: "ms",
         },
-        Bound {
-            tool: ours.into(),
-            figure: "RSS MiB",
-            max: 64.0,
-            unit: "MiB",
-        },
-    ];
-    vec![measure(
-        "2 TCP 1000 clients",
-        &format!("{clients} clients × {trips} round trips of 64 B"),
-        Metric {
-            unit: "trips/s",
-            higher_is_better: true,
-        },
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        bounds,
-    )]
+    );
+    plan.bound(ours, "p99 ms", 10.0, "ms");
+    plan.bound(ours, "RSS MiB", 64.0, "MiB");
+    vec![plan.measure(cfg.rounds)]
 }
 
 /// Median milliseconds of `runs` runs of `once`.
@@ -337,68 +300,42 @@ fn timed_with_input(mut cmd: Command, input: &[u8]) -> Result<Duration, String> 
 /// Scenario 7: how long a tool takes to start, and to do one message's round trip.
 pub fn startup(cfg: &Config) -> Vec<Outcome> {
     const RUNS: usize = 21;
+    let mut plan = Plan::new(
+        "7 start-up",
+        format!("median of {RUNS} runs per round"),
+        Metric::time("ms"),
+    );
     let help = "tcp-client --help";
     let one = "tcp-client, one message";
     let server = our_server(&["--echo"]);
     let addr = server.as_ref().map(|s| s.1).ok();
-    let mut contenders = vec![
-        Contender::new(help, |_| {
-            median_ms(RUNS, || {
-                let mut c = Command::new(bin("tcp-client"));
-                c.arg("--help").stdout(Stdio::null());
-                crate::harness::run_timed(c, PATIENCE)
-            })
-        }),
-        Contender::new(one, move |_| {
-            let addr = addr.ok_or("tcp-server did not start")?;
-            median_ms(RUNS, || {
-                let mut c = Command::new(bin("tcp-client"));
-                c.args([addr.ip().to_string(), addr.port().to_string()]);
-                timed_with_input(c, b"hi\n")
-            })
-        }),
-    ];
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
-    let nc = "nc -N, one message";
-    if peer("nc") {
-        contenders.push(Contender::new(nc, move |_| {
-            let addr = addr.ok_or("tcp-server did not start")?;
-            median_ms(RUNS, || {
-                let mut c = Command::new("nc");
-                c.args([
-                    "-N".to_string(),
-                    addr.ip().to_string(),
-                    addr.port().to_string(),
-                ]);
-                timed_with_input(c, b"hi\n")
-            })
-        }));
-        pairs.push(pair(one, nc, None));
-    } else {
-        skipped.push("nc".into());
-    }
-    let bounds = [help, one]
-        .map(|tool| Bound {
-            tool: tool.into(),
-            figure: "value",
-            max: 5.0,
-            unit: "ms",
+    plan.ours(help, |_| {
+        median_ms(RUNS, || {
+            let mut c = Command::new(bin("tcp-client"));
+            c.arg("--help");
+            run_timed(c, PATIENCE)
         })
-        .to_vec();
-    let out = measure(
-        "7 start-up",
-        &format!("median of {RUNS} runs per round"),
-        Metric {
-            unit: "ms",
-            higher_is_better: false,
-        },
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        bounds,
-    );
+    });
+    plan.ours(one, move |_| {
+        let addr = addr.ok_or("tcp-server did not start")?;
+        median_ms(RUNS, || {
+            let mut c = Command::new(bin("tcp-client"));
+            c.args([addr.ip().to_string(), addr.port().to_string()]);
+            timed_with_input(c, b"hi\n")
+        })
+    });
+    plan.peer("nc", "nc -N, one message", one, None, move |_| {
+        let addr = addr.ok_or("tcp-server did not start")?;
+        median_ms(RUNS, || {
+            let mut c = Command::new("nc");
+            c.arg("-N")
+                .args([addr.ip().to_string(), addr.port().to_string()]);
+            timed_with_input(c, b"hi\n")
+        })
+    });
+    plan.bound(help, "value", 5.0, "ms");
+    plan.bound(one, "value", 5.0, "ms");
+    let out = plan.measure(cfg.rounds);
     drop(server);
     vec![out]
 }

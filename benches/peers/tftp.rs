@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    Contender, MIB_S, Outcome, PATIENCE, Pair, Proc, Proto, Trial, data_file, find, free_port,
-    measure, mib, pair, peer, run_timed, start_ours, start_peer,
+    MIB_S, Outcome, PATIENCE, Plan, Proc, Proto, Trial, data_file, find, free_port, mib, peer,
+    run_timed, start_ours, start_peer,
 };
 use crate::lossy::{Faults, LossyProxy};
 use crate::{Config, bin};
@@ -130,108 +130,76 @@ fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
     Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
+/// tftpd-hpa serving `dir`, if `needed_by` (its client in a scenario) and
+/// in.tftpd are both installed.
+fn tftpd_for(needed_by: &str, dir: &Path) -> Option<(Proc, SocketAddr)> {
+    (peer(needed_by) && peer("in.tftpd"))
+        .then(|| tftpd_hpa(dir).ok())
+        .flatten()
+}
+
 /// Scenario 4: plain RFC 1350 downloads, 512-byte blocks, one at a time.
 pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
     let len: u64 = if cfg.full { 64 << 20 } else { 8 << 20 };
     let (dir, name) = serve_dir(cfg, len);
     let work = format!("{} MiB, 512 B blocks, lock-step", len >> 20);
-    let mut outcomes = Vec::new();
 
-    // Clients, all fetching from tftpd-hpa.
-    let tftpd = peer("in.tftpd")
-        .then_some(())
-        .and_then(|_| tftpd_hpa(&dir).ok());
+    // 4a: every client fetching from tftpd-hpa.
+    let mut plan = Plan::new("4a TFTP get from tftpd-hpa", work.clone(), MIB_S);
+    let tftpd = peer("in.tftpd").then(|| tftpd_hpa(&dir).ok()).flatten();
+    if tftpd.is_none() {
+        plan.skip("in.tftpd (tftpd-hpa): every client row needs it");
+    }
+    let server = tftpd.as_ref().map(|t| t.1);
     let ours = "tftp-get --no-options";
-    let mut clients: Vec<(&str, &str, Client)> =
-        vec![(ours, "tftp-get", ours_get(&["--no-options"]))];
-    clients.push(("tftp (tftp-hpa)", "tftp", tftp_hpa()));
-    clients.push(("curl --tftp-no-options", "curl", curl()));
-    clients.push(("atftp", "atftp", atftp(None)));
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
-    let mut contenders = Vec::new();
+    let clients: [(&str, &str, Client); 4] = [
+        (ours, "tftp-get", ours_get(&["--no-options"])),
+        ("tftp (tftp-hpa)", "tftp", tftp_hpa()),
+        ("curl --tftp-no-options", "curl", curl()),
+        ("atftp", "atftp", atftp(None)),
+    ];
     for (i, (label, cmd, client)) in clients.into_iter().enumerate() {
-        if i > 0 && !peer(cmd) {
-            skipped.push(cmd.to_string());
-            continue;
-        }
-        if i > 0 {
-            pairs.push(pair(ours, label, Some(1.0)));
-        }
-        let (server, name, out) = (
-            tftpd.as_ref().map(|t| t.1),
-            name.clone(),
-            cfg.scratch.join(format!("out-{i}")),
-        );
-        contenders.push(Contender::new(label, move |_| {
+        let (name, out) = (name.clone(), cfg.scratch.join(format!("out-{i}")));
+        let run = move |_| {
             let server = server.ok_or("tftpd-hpa did not start")?;
             fetch(&client, server, &name, len, &out, PATIENCE)
-        }));
+        };
+        if i == 0 {
+            plan.ours(label, run);
+        } else {
+            plan.peer(cmd, label, ours, Some(1.0), run);
+        }
     }
-    if tftpd.is_none() {
-        skipped.push("in.tftpd (tftpd-hpa): every client row needs it".into());
-    }
-    outcomes.push(measure(
-        "4a TFTP get from tftpd-hpa",
-        &work,
-        MIB_S,
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        Vec::new(),
-    ));
+    let mut outcomes = vec![plan.measure(cfg.rounds)];
     drop(tftpd);
 
-    // Servers, with curl as the client.
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
-    let mut contenders = Vec::new();
+    // 4b: our server and tftpd-hpa, with curl as the client.
+    let mut plan = Plan::new("4b TFTP serve to curl", work, MIB_S);
+    let ours_srv = our_server(&dir);
+    let hpa = tftpd_for("curl", &dir);
     if peer("curl") {
         let ours = "tftp-serve";
-        let ours_srv = our_server(&dir);
-        let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
-        let (n1, o1) = (name.clone(), cfg.scratch.join("out-serve-ours"));
-        contenders.push(Contender::new(ours, move |_| {
-            let server = ours_addr.ok_or("tftp-serve did not start")?;
-            fetch(&curl(), server, &n1, len, &o1, PATIENCE)
-        }));
-        let hpa = peer("in.tftpd")
-            .then_some(())
-            .and_then(|_| tftpd_hpa(&dir).ok());
-        if let Some((_, addr)) = &hpa {
-            let (addr, n2, o2) = (*addr, name.clone(), cfg.scratch.join("out-serve-hpa"));
-            contenders.push(Contender::new("in.tftpd (tftpd-hpa)", move |_| {
-                fetch(&curl(), addr, &n2, len, &o2, PATIENCE)
-            }));
-            pairs.push(pair(ours, "in.tftpd (tftpd-hpa)", Some(1.0)));
-        } else {
-            skipped.push("in.tftpd".into());
+        let servers = [
+            (ours, ours_srv.as_ref().map(|s| s.1).ok()),
+            ("in.tftpd (tftpd-hpa)", hpa.as_ref().map(|s| s.1)),
+        ];
+        for (i, (label, addr)) in servers.into_iter().enumerate() {
+            let (name, out) = (name.clone(), cfg.scratch.join(format!("out-serve-{i}")));
+            let run = move |_| {
+                let server = addr.ok_or(format!("{label} did not start"))?;
+                fetch(&curl(), server, &name, len, &out, PATIENCE)
+            };
+            if i == 0 {
+                plan.ours(label, run);
+            } else {
+                plan.peer("in.tftpd", label, ours, Some(1.0), run);
+            }
         }
-        outcomes.push(measure(
-            "4b TFTP serve to curl",
-            &work,
-            MIB_S,
-            cfg.rounds,
-            contenders,
-            skipped,
-            pairs,
-            Vec::new(),
-        ));
-        drop((ours_srv, hpa));
     } else {
-        skipped.push("curl (the client of 4b)".into());
-        outcomes.push(measure(
-            "4b TFTP serve to curl",
-            &work,
-            MIB_S,
-            cfg.rounds,
-            contenders,
-            skipped,
-            pairs,
-            Vec::new(),
-        ));
+        plan.skip("curl (the client of every 4b row)");
     }
+    outcomes.push(plan.measure(cfg.rounds));
+    drop((ours_srv, hpa));
     outcomes
 }
 
@@ -239,14 +207,17 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
 pub fn options(cfg: &Config) -> Vec<Outcome> {
     let len: u64 = if cfg.full { 64 << 20 } else { 16 << 20 };
     let (dir, name) = serve_dir(cfg, len);
+    let mut plan = Plan::new(
+        "5 TFTP options",
+        format!(
+            "{} MiB, tftp-get ↔ tftp-serve, atftp ↔ tftpd-hpa",
+            len >> 20
+        ),
+        MIB_S,
+    );
     let ours_srv = our_server(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
-    let tftpd = peer("atftp")
-        .then_some(())
-        .and_then(|_| tftpd_hpa(&dir).ok());
-    let mut contenders = Vec::new();
-    let mut pairs: Vec<Pair> = Vec::new();
-    let mut skipped = Vec::new();
+    let tftpd = tftpd_for("atftp", &dir);
     const FLAGS: [(u32, u32, &[&str]); 8] = [
         (1468, 1, &["-B", "1468", "-W", "1"]),
         (1468, 4, &["-B", "1468", "-W", "4"]),
@@ -264,46 +235,31 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
             cfg.scratch.join(format!("out-opt-{i}")),
             ours_get(flags),
         );
-        contenders.push(Contender::new(label.clone(), move |_| {
+        plan.ours(label.clone(), move |_| {
             let server = ours_addr.ok_or("tftp-serve did not start")?;
             fetch(&client, server, &remote, len, &out, PATIENCE)
-        }));
-        if w == 1 {
-            let peer = format!("atftp blksize {b}");
-            if let Some((_, addr)) = &tftpd {
-                let (addr, name, out, client) = (
+        });
+        if w > 1 {
+            continue;
+        }
+        let atftp_label = format!("atftp blksize {b}");
+        match &tftpd {
+            Some((_, addr)) => {
+                let (addr, remote, out, client) = (
                     *addr,
                     name.clone(),
                     cfg.scratch.join(format!("out-opt-atftp-{i}")),
                     atftp(Some(b)),
                 );
-                contenders.push(Contender::new(peer.clone(), move |_| {
-                    fetch(&client, addr, &name, len, &out, PATIENCE)
-                }));
-                pairs.push(pair(&label, &peer, Some(1.0)));
-            } else {
-                skipped.push(format!("{peer} (atftp or tftpd-hpa)"));
+                plan.peer("atftp", &atftp_label, &label, Some(1.0), move |_| {
+                    fetch(&client, addr, &remote, len, &out, PATIENCE)
+                });
             }
+            None => plan.skip(format!("{atftp_label} (needs atftp and in.tftpd)")),
         }
     }
-    pairs.push(pair(
-        "tftp-get -B 1468 -W 16",
-        "tftp-get -B 1468 -W 1",
-        Some(4.0),
-    ));
-    let out = measure(
-        "5 TFTP options",
-        &format!(
-            "{} MiB, tftp-get ↔ tftp-serve, atftp ↔ tftpd-hpa",
-            len >> 20
-        ),
-        MIB_S,
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        Vec::new(),
-    );
+    plan.compare("tftp-get -B 1468 -W 16", "tftp-get -B 1468 -W 1", Some(4.0));
+    let out = plan.measure(cfg.rounds);
     drop((ours_srv, tftpd));
     vec![out]
 }
@@ -313,6 +269,11 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
 pub fn loss(cfg: &Config) -> Vec<Outcome> {
     let len = cfg.loss_bytes;
     let (dir, name) = serve_dir(cfg, len);
+    let mut plan = Plan::new(
+        "6 TFTP under loss",
+        format!("{} KiB, 3% dropped and 3% duplicated each way", len >> 10),
+        MIB_S,
+    );
     let faults = Faults {
         drop: 0.03,
         duplicate: 0.03,
@@ -322,9 +283,6 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
     let limit = Duration::from_secs(60 + len / 100);
     let ours_srv = our_server(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
-    let mut contenders = Vec::new();
-    let mut pairs = Vec::new();
-    let mut skipped = Vec::new();
     let ours = [
         (
             "tftp-get ↔ tftp-serve -B 512 -W 1",
@@ -338,42 +296,31 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
             cfg.scratch.join(format!("out-loss-{i}")),
             ours_get(flags),
         );
-        contenders.push(Contender::new(label, move |round| {
+        plan.ours(label, move |round| {
             let server = ours_addr.ok_or("tftp-serve did not start")?;
             let relay = LossyProxy::start(server, faults, faults, round as u64);
             fetch(&client, relay.addr(), &name, len, &out, limit)
-        }));
+        });
     }
     let hpa = "tftp ↔ in.tftpd (tftp-hpa)";
-    let tftpd = peer("tftp")
-        .then_some(())
-        .and_then(|_| tftpd_hpa(&dir).ok());
-    if let Some((_, addr)) = &tftpd {
-        let (addr, name, out, client) = (
-            *addr,
-            name.clone(),
-            cfg.scratch.join("out-loss-hpa"),
-            tftp_hpa(),
-        );
-        contenders.push(Contender::new(hpa, move |round| {
-            let relay = LossyProxy::start(addr, faults, faults, round as u64);
-            fetch(&client, relay.addr(), &name, len, &out, limit)
-        }));
-        pairs.push(pair(ours[0].0, hpa, Some(5.0)));
-        pairs.push(pair(ours[1].0, hpa, Some(5.0)));
-    } else {
-        skipped.push("tftp or in.tftpd (tftp-hpa, tftpd-hpa)".into());
+    let tftpd = tftpd_for("tftp", &dir);
+    match &tftpd {
+        Some((_, addr)) => {
+            let (addr, name, out, client) = (
+                *addr,
+                name.clone(),
+                cfg.scratch.join("out-loss-hpa"),
+                tftp_hpa(),
+            );
+            plan.peer("tftp", hpa, ours[0].0, Some(5.0), move |round| {
+                let relay = LossyProxy::start(addr, faults, faults, round as u64);
+                fetch(&client, relay.addr(), &name, len, &out, limit)
+            });
+            plan.compare(ours[1].0, hpa, Some(5.0));
+        }
+        None => plan.skip("tftp ↔ in.tftpd (needs tftp-hpa and tftpd-hpa)"),
     }
-    let out = measure(
-        "6 TFTP under loss",
-        &format!("{} KiB, 3% dropped and 3% duplicated each way", len >> 10),
-        MIB_S,
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        Vec::new(),
-    );
+    let out = plan.measure(cfg.rounds);
     drop((ours_srv, tftpd));
     vec![out]
 }

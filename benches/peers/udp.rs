@@ -12,8 +12,8 @@ use nix::sys::socket::{
 };
 
 use crate::harness::{
-    Contender, Metric, Outcome, Proto, Trial, cpu_seconds, free_port, measure, pair, peer,
-    start_ours, start_peer, thread_cpu_seconds,
+    Metric, Outcome, Plan, Proto, Trial, cpu_seconds, free_port, start_ours, start_peer,
+    thread_cpu_seconds,
 };
 use crate::{Config, bin, course_script};
 
@@ -110,34 +110,35 @@ fn echo_load(addr: SocketAddr, server_pid: u32, total: u64, window: u64) -> Resu
 pub fn echo(cfg: &Config) -> Vec<Outcome> {
     let total: u64 = if cfg.full { 200_000 } else { 50_000 };
     let window = 32;
+    let mut plan = Plan::new(
+        "3 UDP echo",
+        format!("{total} datagrams of 64 B, {window} in flight"),
+        Metric::rate("dgrams/s"),
+    );
     let ours = "udp-echo serve";
-    let mut contenders = vec![Contender::new(ours, move |_| {
+    plan.ours(ours, move |_| {
         let mut c = Command::new(bin("udp-echo"));
         c.args(["serve", "0", "-b", "127.0.0.1", "-q"]);
         let (server, addr) = start_ours(c)?;
         echo_load(addr, server.pid(), total, window)
-    })];
-    let mut skipped = Vec::new();
-    let mut pairs = Vec::new();
+    });
     let python = "python3 lesson09_udp_echo_server.py";
-    if peer("python3") {
-        contenders.push(Contender::new(python, move |_| {
-            let mut c = Command::new("python3");
-            c.arg(course_script("lesson09_udp_echo_server.py"));
-            let (server, addr) = start_ours(c)?;
-            echo_load(addr, server.pid(), total, window)
-        }));
-        pairs.push(pair(ours, python, Some(5.0)));
-    } else {
-        skipped.push("python3".into());
-    }
+    plan.peer("python3", python, ours, Some(5.0), move |_| {
+        let mut c = Command::new("python3");
+        c.arg(course_script("lesson09_udp_echo_server.py"));
+        let (server, addr) = start_ours(c)?;
+        echo_load(addr, server.pid(), total, window)
+    });
     // socat's fastest echo: one process bound to the first sender, echoing through a
     // pipe. `-b 64` keeps each read from the pipe to one payload so datagrams are not
     // merged. (`UDP-RECVFROM:P,fork EXEC:cat` forks a process per datagram and
     // manages a few hundred a second.)
-    let socat = "socat -b 64 UDP-LISTEN PIPE";
-    if peer("socat") {
-        contenders.push(Contender::new(socat, move |_| {
+    plan.peer(
+        "socat",
+        "socat -b 64 UDP-LISTEN PIPE",
+        ours,
+        Some(1.0),
+        move |_| {
             let port = free_port(Proto::Udp);
             let mut c = Command::new("socat");
             c.args([
@@ -149,22 +150,7 @@ pub fn echo(cfg: &Config) -> Vec<Outcome> {
             let server = start_peer(c, Proto::Udp, port)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             echo_load(addr, server.pid(), total, window)
-        }));
-        pairs.push(pair(ours, socat, Some(1.0)));
-    } else {
-        skipped.push("socat".into());
-    }
-    vec![measure(
-        "3 UDP echo",
-        &format!("{total} datagrams of 64 B, {window} in flight"),
-        Metric {
-            unit: "dgrams/s",
-            higher_is_better: true,
         },
-        cfg.rounds,
-        contenders,
-        skipped,
-        pairs,
-        Vec::new(),
-    )]
+    );
+    vec![plan.measure(cfg.rounds)]
 }
