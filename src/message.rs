@@ -46,6 +46,9 @@ pub struct Incoming {
     scratch: String,
 }
 
+/// Largest decode buffer an [`Incoming`] keeps between messages.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
 impl Incoming {
     /// `prefix` (such as `[127.0.0.1:5000] `) starts every printed line; without one,
     /// text is printed as a continuous stream, the way `nc` shows it.
@@ -81,7 +84,11 @@ impl Incoming {
                     d.decode_into(payload, false, &mut text);
                 }
                 self.text(&text, framed, out);
-                self.scratch = text;
+                // Kept for the next message, unless a bulk read made it big: a
+                // thousand idle clients should not each hold on to megabytes.
+                if text.capacity() <= SCRATCH_KEEP {
+                    self.scratch = text;
+                }
             }
         }
     }
