@@ -498,20 +498,13 @@ pub fn start_ours(mut cmd: Command) -> Result<(Proc, SocketAddr), String> {
     lines
         .read_line(&mut first)
         .map_err(|e| format!("{}: {e}", p.what))?;
-    let addr: SocketAddr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
+    let addr = crate::util::parse_listening(&first)
         .ok_or_else(|| format!("{}: first stderr line was {first:?}", p.what))?;
     thread::spawn(move || {
         let mut sink = [0u8; 4096];
         while matches!(lines.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let addr = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
+    let addr = crate::util::loopback(addr);
     Ok((p, addr))
 }
 

@@ -13,11 +13,13 @@
 //! ```
 
 mod harness;
-#[path = "../../tests/util/lossy.rs"]
-mod lossy;
 mod tcp;
 mod tftp;
 mod udp;
+/// The tests' helpers: our binaries' and the course scripts' paths, the
+/// `listening on` line, the lossy relay.
+#[path = "../../tests/util/mod.rs"]
+mod util;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,23 +42,7 @@ impl Config {
     }
 }
 
-pub fn bin(name: &str) -> PathBuf {
-    PathBuf::from(match name {
-        "tcp-client" => env!("CARGO_BIN_EXE_tcp-client"),
-        "tcp-server" => env!("CARGO_BIN_EXE_tcp-server"),
-        "tftp-get" => env!("CARGO_BIN_EXE_tftp-get"),
-        "tftp-serve" => env!("CARGO_BIN_EXE_tftp-serve"),
-        "udp-echo" => env!("CARGO_BIN_EXE_udp-echo"),
-        other => panic!("unknown binary {other}"),
-    })
-}
-
-/// A course script from `tests/course/`.
-pub fn course_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/course")
-        .join(name)
-}
+pub use util::{bin, course_script};
 
 fn parse_size(s: &str) -> Option<u64> {
     let (digits, mult) = match s.chars().last()? {

@@ -10,7 +10,7 @@ use crate::harness::{
     MIB_S, Outcome, PATIENCE, Plan, Proc, Proto, Trial, data_file, find, free_port, mib, peer,
     run_timed, start_ours, start_peer,
 };
-use crate::lossy::{Faults, LossyProxy};
+use crate::util::lossy::{Faults, LossyProxy};
 use crate::{Config, bin};
 
 /// A TFTP client run: what to start to fetch `remote` from `server` into `local`.
