@@ -206,6 +206,23 @@ pub struct Datagram<'a> {
     pub truncated: bool,
 }
 
+impl<'a> Datagram<'a> {
+    /// The `n` bytes a receive put into `buf`, which is one byte larger than any
+    /// datagram taken whole: a receive that filled it was cut (see [`DatagramReader`]).
+    fn received(buf: &'a [u8], n: usize, from: SocketAddr) -> Self {
+        let truncated = n == buf.len();
+        let whole = if truncated { n - 1 } else { n };
+        Datagram {
+            payload: &buf[..whole],
+            from,
+            truncated,
+        }
+    }
+}
+
+/// The longest datagram a reader takes whole by default: any a UDP socket can give.
+const WHOLE: usize = u16::MAX as usize;
+
 /// Receives whole datagrams, and knows when one was not whole.
 ///
 /// `recv_from` copies at most as many bytes as the buffer holds and silently
@@ -234,7 +251,7 @@ impl Default for DatagramReader {
 impl DatagramReader {
     /// A reader for datagrams of any size UDP allows (a 64 KiB buffer).
     pub fn new() -> Self {
-        Self::with_limit(u16::MAX as usize)
+        Self::with_limit(WHOLE)
     }
 
     /// A reader that receives datagrams of up to `limit` bytes whole and reports
@@ -248,13 +265,7 @@ impl DatagramReader {
     /// One `recv_from`. Errors are the socket's, unchanged (timeouts included).
     pub fn recv_from(&mut self, socket: &UdpSocket) -> io::Result<Datagram<'_>> {
         let (n, from) = socket.recv_from(&mut self.buf)?;
-        let truncated = n == self.buf.len();
-        let whole = if truncated { n - 1 } else { n };
-        Ok(Datagram {
-            payload: &self.buf[..whole],
-            from,
-            truncated,
-        })
+        Ok(Datagram::received(&self.buf, n, from))
     }
 }
 
@@ -276,7 +287,7 @@ struct BatchReader {
 impl BatchReader {
     fn new(batch: usize) -> Self {
         BatchReader {
-            bufs: vec![vec![0u8; u16::MAX as usize + 1]; batch],
+            bufs: vec![vec![0u8; WHOLE + 1]; batch],
             headers: MultiHeaders::preallocate(batch, None),
             got: Vec::with_capacity(batch),
         }
@@ -308,14 +319,7 @@ impl BatchReader {
     /// Datagram `i` of the last [`BatchReader::recv`].
     fn datagram(&self, i: usize) -> Datagram<'_> {
         let (n, from) = self.got[i];
-        let buf = &self.bufs[i];
-        let truncated = n == buf.len();
-        let whole = if truncated { n - 1 } else { n };
-        Datagram {
-            payload: &buf[..whole],
-            from,
-            truncated,
-        }
+        Datagram::received(&self.bufs[i], n, from)
     }
 }
 
