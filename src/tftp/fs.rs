@@ -223,11 +223,11 @@ impl Root {
 /// same destination never share a temporary name.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Write buffer: TFTP hands over 512-byte blocks, which would otherwise be one
-/// `write` system call each. A block at least this big (blksize 32768 and up)
-/// skips the buffer and goes to the file in one call, rather than being copied
-/// once more on its way.
-const BUFFER_SIZE: usize = 32 * 1024;
+/// File buffer of a transfer, reading (the server's) or writing ([`AtomicFile`]):
+/// TFTP moves 512-byte blocks, which would otherwise be one system call each. A
+/// block at least this big (blksize 32768 and up) skips the buffer and goes to or
+/// from the file in one call, rather than being copied once more on its way.
+pub(crate) const BUFFER_SIZE: usize = 32 * 1024;
 
 /// At most this many bytes of the destination's name go into the temporary
 /// name, so that the added `.` + pid + counter + `.part` still fit in the

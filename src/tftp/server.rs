@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::engine::{self, Channel, Params, Start, Stats, TransferError};
-use super::fs::{AtomicFile, PathError, Root};
+use super::fs::{AtomicFile, BUFFER_SIZE, PathError, Root};
 use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
 use crate::addr::{Family, display_addr};
 use crate::net::{ListenSpec, udp_socket};
@@ -420,9 +420,7 @@ fn send(
     let (options, mut params) = negotiate(&shared.cfg, request, size)?;
     engine::size_buffers(socket, params.blksize, params.windowsize);
     let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
-    // Small blocks are read from the buffer; a block of 32 KiB or more is read
-    // straight into its packet, in one call and without a second copy.
-    let mut source = BufReader::with_capacity(32 * 1024, file);
+    let mut source = BufReader::with_capacity(BUFFER_SIZE, file);
     let stats = engine::send_in_mode(
         ch,
         &mut params,

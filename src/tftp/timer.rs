@@ -112,9 +112,10 @@ impl RetransmitTimer {
 
     /// The longest a receiver stays after its final ACK, to answer the final
     /// block again should the ACK be lost: about one of the sender's
-    /// retransmission intervals. It leaves sooner once the sender's transfer
-    /// ID is seen closed (see [`super::engine::confirm`]). With the fixed timer that is the timeout;
-    /// an adaptive sender retransmits within a few of our own RTOs.
+    /// retransmission intervals. With the fixed timer that is the timeout;
+    /// an adaptive sender retransmits within a few of our own RTOs. The
+    /// receiver leaves sooner once the sender's transfer ID is seen closed
+    /// (see [`super::engine::confirm`]).
     pub fn linger(&self) -> Duration {
         if self.adaptive {
             (self.rto() * 4).clamp(Duration::from_millis(20), ADAPTIVE_CAP)
