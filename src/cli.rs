@@ -295,9 +295,13 @@ pub struct TftpArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
 
-    /// More detail on stderr.
-    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
-    pub verbose: bool,
+    /// More detail on stderr; -vv is --trace.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// One line per datagram sent or received, and per timeout, on stderr (lesson 12: watch lock-step and windows).
+    #[arg(long)]
+    pub trace: bool,
 
     /// Only errors on stderr (no progress bar, no summary).
     #[arg(short = 'q', long)]
@@ -322,9 +326,14 @@ impl TftpArgs {
     pub fn verbosity(&self) -> Verbosity {
         match (self.quiet, self.verbose) {
             (true, _) => Verbosity::Quiet,
-            (_, true) => Verbosity::Verbose,
+            (_, 1..) => Verbosity::Verbose,
             _ => Verbosity::Normal,
         }
+    }
+
+    /// `--trace` or `-vv`.
+    pub fn tracing(&self) -> bool {
+        self.trace || self.verbose >= 2
     }
 
     /// Resolves HOST (`host`, `host:port`, `[v6]:port`, `::1`) and builds the client's settings.
@@ -346,6 +355,13 @@ impl TftpArgs {
         }
         cfg.retries = self.retries;
         cfg.no_options = self.no_options;
+        if self.tracing() {
+            cfg.trace = Some(crate::tftp::engine::Trace::new(
+                crate::output::Log::stderr(Verbosity::Normal),
+                std::time::Instant::now(),
+                String::new(),
+            ));
+        }
         Ok(cfg)
     }
 }

@@ -190,6 +190,26 @@ pub fn wait_ready(
     }
 }
 
+/// Waits until any of `sockets` has a datagram to read, at most `timeout`;
+/// `Ok(false)` when the time ran out. [`wait_ready`] for several sockets (a
+/// TFTP client listens on its two transfer IDs at once).
+pub fn wait_readable_any(
+    sockets: &[std::os::fd::BorrowedFd<'_>],
+    timeout: std::time::Duration,
+) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    use nix::sys::time::TimeSpec;
+    let mut fds: Vec<PollFd<'_>> = sockets
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Pipe capacity asked for by [`widen_pipe`]: Linux's default ceiling for
 /// unprivileged processes (`/proc/sys/fs/pipe-max-size`).
 pub const PIPE_SIZE: usize = 1 << 20;

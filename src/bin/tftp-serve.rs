@@ -81,8 +81,16 @@ struct Args {
     ipv6: bool,
 
     /// Only errors and the listening line on stderr (no per-transfer lines).
-    #[arg(short = 'q', long)]
+    #[arg(short = 'q', long, conflicts_with_all = ["trace", "verbose"])]
     quiet: bool,
+
+    /// One line per datagram of every transfer on stderr, after the client's address (lesson 12).
+    #[arg(long)]
+    trace: bool,
+
+    /// -vv is --trace (the per-transfer summary lines are always there).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -108,6 +116,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.timeout = args.timeout;
     cfg.retries = args.retries;
     cfg.grace = args.grace;
+    cfg.trace = args.trace || args.verbose >= 2;
     let socket = udp_socket(spec).map_err(|e| {
         if e.error.kind() == io::ErrorKind::PermissionDenied && e.addr.port() < 1024 {
             anyhow::anyhow!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port())

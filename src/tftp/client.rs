@@ -1,28 +1,24 @@
-//! `tftp-get` / `tftp-put`: send the request, negotiate options (falling back for servers that do not), then run the engine.
+//! `tftp-get` / `tftp-put`: the driver of the client's state machine ([`super::proto::Client`]) on real sockets and a real file.
 //!
 //! The request goes to the server's well-known port; the answer comes from
 //! a new port, which becomes the transfer ID for the rest of the transfer
-//! (lesson 12). What answers depends on the server:
-//!
-//! * an OACK: the server accepted (some of) our options (RFC 2347); we
-//!   check them and go on with ACK 0 (download) or DATA 1 (upload);
-//! * DATA 1 or ACK 0: the server ignores options — fine, RFC 1350 it is;
-//! * ERROR 8: the server refuses options, so we ask again without any;
-//! * nothing at all: some servers, the course's own Python one among them,
-//!   ignore a request that carries options. After the first timeout we ask
-//!   again without options.
+//! (lesson 12). How options are negotiated, and how a lost request or a
+//! server that ignores options is handled, is told in
+//! [`super::proto::negotiate`]; this module opens the sockets, feeds the
+//! machine, and reads or writes the file.
 
-use std::borrow::Cow;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Channel, Params, Start, Stats, TransferError};
-use super::packet::{ErrorCode, Mode, Options, Packet, Request};
-use super::timer::RetransmitTimer;
+use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
+use super::netascii::{NetasciiReader, NetasciiWriter};
+use super::packet::{Mode, Options};
+use super::proto::negotiate::{self, Client};
 
 /// What the client asks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The server's request address (port 69 by default).
     pub server: SocketAddr,
@@ -43,6 +39,8 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Send no options at all (`--no-options`).
     pub no_options: bool,
+    /// Where `--trace` lines go, if anywhere.
+    pub trace: Option<Trace>,
 }
 
 impl ClientConfig {
@@ -59,6 +57,7 @@ impl ClientConfig {
             utimeout: Some(Duration::from_millis(50)),
             retries: 6,
             no_options: false,
+            trace: None,
         }
     }
 
@@ -140,210 +139,116 @@ pub trait Progress {
 /// No progress display.
 impl Progress for () {}
 
-/// The server's first answer to a request.
-enum Answer {
-    Oack(Options),
-    Data(Vec<u8>),
-    Ack0,
+/// The longest first wait for an answer to a request when the timer may
+/// adapt (the default): a lost request, or a server that ignores options,
+/// then costs a quarter of a second rather than the fixed timeout.
+const ADAPTIVE_FIRST_WAIT: Duration = Duration::from_millis(250);
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("mode", &self.mode)
+            .field("options", &self.options(None))
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("trace", &self.trace.is_some())
+            .finish()
+    }
 }
 
-/// A request in flight: its socket, and how it was answered.
-struct Negotiated {
-    socket: UdpSocket,
-    peer: SocketAddr,
-    answer: Answer,
-    fallback: Option<&'static str>,
-    /// Round-trip time of the request, when it was answered on the first try.
-    rtt: Option<Duration>,
-}
-
-/// Sends the request until the server answers, with the fallbacks described
-/// in the module documentation.
-fn request(
+/// The state machine and its sockets, for one request.
+fn start(
     cfg: &ClientConfig,
     write: bool,
     filename: &[u8],
     tsize: Option<u64>,
-) -> Result<Negotiated, ClientError> {
+) -> Result<(Client, Ports), ClientError> {
     let bind: SocketAddr = if cfg.server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(bind).map_err(ClientError::Socket)?;
-    let wanted = cfg.options(tsize);
-    let mut with_options = !wanted.is_empty();
-    let mut fallback = None;
-    let mut timer = RetransmitTimer::fixed(cfg.timeout);
-    let mut rbuf = vec![0u8; 65536];
-    let mut tries = 0u32;
-    loop {
-        let options = if with_options {
-            wanted.to_raw()
-        } else {
-            Vec::new()
-        };
-        let req = Request {
-            filename: Cow::Borrowed(filename),
-            mode: cfg.mode,
-            options,
-        };
-        let packet = if write {
-            Packet::Wrq(req)
-        } else {
-            Packet::Rrq(req)
-        };
-        socket
-            .send_to(&packet.encode(), cfg.server)
-            .map_err(|e| ClientError::Transfer(TransferError::Socket(e)))?;
-        tries += 1;
-        let sent = Instant::now();
-        let deadline = sent + timer.rto();
-        let refused = loop {
-            let Some((n, from)) = recv_until(&socket, &mut rbuf, deadline)? else {
-                break false;
-            };
-            if from.ip() != cfg.server.ip() {
-                let _ = socket.send_to(
-                    &Packet::error(ErrorCode::UnknownTransferId, "unknown transfer ID"),
-                    from,
-                );
-                continue;
-            }
-            let answer = match Packet::parse(&rbuf[..n]) {
-                Ok(Packet::Oack(raw)) => match Options::from_raw(&raw) {
-                    Ok(o) => Answer::Oack(o),
-                    Err(e) => return Err(refuse_oack(&socket, from, e.to_string())),
-                },
-                Ok(Packet::Data { block: 1, data }) if !write => Answer::Data(data.to_vec()),
-                Ok(Packet::Ack { block: 0 }) if write => Answer::Ack0,
-                Ok(Packet::Error {
-                    code: ErrorCode::OptionRefused,
-                    ..
-                }) if with_options => break true,
-                Ok(Packet::Error { code, message }) => {
-                    return Err(TransferError::Peer {
-                        peer: "server",
-                        code,
-                        message: message.into_owned(),
-                    }
-                    .into());
-                }
-                Ok(other) => {
-                    let why = format!(
-                        "unexpected {:?} packet in answer to the request",
-                        other.opcode()
-                    );
-                    let _ = socket.send_to(&Packet::error(ErrorCode::IllegalOperation, &why), from);
-                    return Err(TransferError::Protocol(why).into());
-                }
-                Err(e) => {
-                    let why = format!("malformed answer to the request: {e}");
-                    let _ = socket.send_to(&Packet::error(ErrorCode::IllegalOperation, &why), from);
-                    return Err(TransferError::Protocol(why).into());
-                }
-            };
-            let rtt = (tries == 1).then(|| sent.elapsed());
-            return Ok(Negotiated {
-                socket,
-                peer: from,
-                answer,
-                fallback,
-                rtt,
-            });
-        };
-        if refused {
-            with_options = false;
-            fallback = Some("the server refused the options (ERROR 8)");
-            tries = 0;
-            continue;
-        }
-        if with_options {
-            // One unanswered request with options: the server may be one that
-            // ignores such requests. Ask once, at once, without them.
-            with_options = false;
-            fallback = Some("no answer to a request with options; asked again without them");
-            continue;
-        }
-        timer.timed_out();
-        if tries > cfg.retries {
-            return Err(ClientError::NoAnswer {
-                server: cfg.server,
-                tries,
-            });
-        }
-    }
+    let ports = Ports::client(bind).map_err(ClientError::Socket)?;
+    let first_wait = if cfg.utimeout.is_some() {
+        cfg.timeout.min(ADAPTIVE_FIRST_WAIT)
+    } else {
+        cfg.timeout
+    };
+    let client = Client::new(negotiate::Request {
+        server: cfg.server,
+        write,
+        filename: filename.to_vec(),
+        mode: cfg.mode,
+        options: cfg.options(tsize),
+        first_wait,
+        timeout: cfg.timeout,
+        retries: cfg.retries,
+    });
+    Ok((client, ports))
 }
 
-/// Waits for any datagram until `deadline`.
-fn recv_until(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<Option<(usize, SocketAddr)>, ClientError> {
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        socket
-            .set_read_timeout(Some(deadline - now))
-            .map_err(ClientError::Socket)?;
-        match socket.recv_from(buf) {
-            Ok(got) => return Ok(Some(got)),
-            Err(e) if crate::net::is_transient(&e) => {}
-            Err(e) => return Err(TransferError::Socket(e).into()),
-        }
-    }
-}
-
-fn refuse_oack(socket: &UdpSocket, peer: SocketAddr, why: String) -> ClientError {
-    let _ = socket.send_to(&Packet::error(ErrorCode::OptionRefused, &why), peer);
-    TransferError::Protocol(format!(
-        "the server's option acknowledgement is not acceptable: {why}"
-    ))
-    .into()
-}
-
-/// Checks an OACK against what was asked, and turns it into transfer settings.
-fn accept_oack(
+/// Runs the request until it is answered, then sizes the socket buffers
+/// for the negotiated window and tells `progress` the size to expect.
+fn negotiate(
     cfg: &ClientConfig,
-    n: &Negotiated,
-    granted: &Options,
-) -> Result<Params, ClientError> {
-    let asked = cfg.options(None);
-    if let Some(b) = granted.blksize
-        && asked.blksize.is_none_or(|a| b > a)
-    {
-        return Err(refuse_oack(
-            &n.socket,
-            n.peer,
-            format!("blksize {b} was not asked for"),
-        ));
+    client: &mut Client,
+    ports: &mut Ports,
+    io: Io<'_>,
+    progress: &mut dyn Progress,
+    size: Option<u64>,
+) -> Result<(), ClientError> {
+    let mut update = |b| progress.update(b);
+    engine::drive(
+        client,
+        ports,
+        Some(io),
+        Until::Answered,
+        None,
+        cfg.trace.as_ref(),
+        &mut update,
+    )
+    .map_err(|e| failure(cfg, client, e))?;
+    let (Some(outcome), Some(params)) = (client.outcome(), client.params()) else {
+        return Ok(());
+    };
+    progress.start(size.or(outcome.options.tsize));
+    if let Some(socket) = ports.get(client.via()) {
+        engine::size_buffers(socket, params.blksize, params.windowsize);
     }
-    if let Some(w) = granted.windowsize
-        && asked.windowsize.is_none_or(|a| w > a)
-    {
-        return Err(refuse_oack(
-            &n.socket,
-            n.peer,
-            format!("windowsize {w} was not asked for"),
-        ));
+    Ok(())
+}
+
+/// The error of a failed transfer; no answer at all to the request is its own.
+fn failure(cfg: &ClientConfig, client: &Client, e: TransferError) -> ClientError {
+    match e {
+        TransferError::TimedOut { .. } if !client.answered() => ClientError::NoAnswer {
+            server: cfg.server,
+            tries: client.requests_sent(),
+        },
+        e => ClientError::Transfer(e),
     }
-    let mut params = Params::negotiated(granted, cfg.retries, cfg.timeout);
-    if let Some(rtt) = n.rtt {
-        params.timer.sample(rtt);
+}
+
+fn report(client: &Client, started: Instant) -> Report {
+    let outcome = client.outcome();
+    Report {
+        stats: client.stats(),
+        options: outcome.map(|o| o.options).unwrap_or_default(),
+        fallback: outcome.and_then(|o| o.fallback),
+        elapsed: started.elapsed(),
+        peer: outcome.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |o| o.peer),
     }
-    Ok(params)
 }
 
 /// A download whose data has all arrived; the final ACK is still to be sent.
 ///
 /// Make the file safe first (rename it into place), then [`Download::confirm`].
 pub struct Download {
-    socket: UdpSocket,
+    client: Client,
+    ports: Ports,
     report: Report,
-    linger: Duration,
+    trace: Option<Trace>,
 }
 
 impl Download {
@@ -353,17 +258,24 @@ impl Download {
     }
 
     /// Sends the final ACK and stays briefly in case it is lost.
-    pub fn confirm(self) -> Report {
-        let mut ch = Channel::new(&self.socket, self.report.peer, "server");
-        engine::confirm(&mut ch, &self.report.stats, self.linger);
+    pub fn confirm(mut self) -> Report {
+        let via = self.client.via();
+        engine::linger(&mut self.client, &mut self.ports, via, self.trace.as_ref());
         self.report
     }
 
     /// Tells the server the file could not be kept.
-    pub fn reject(self, why: &str) {
-        let _ = self
-            .socket
-            .send_to(&Packet::error(ErrorCode::NotDefined, why), self.report.peer);
+    pub fn reject(mut self, why: &str) {
+        self.client.reject(why);
+        let _ = engine::drive(
+            &mut self.client,
+            &mut self.ports,
+            None,
+            Until::Done,
+            None,
+            self.trace.as_ref(),
+            &mut |_| {},
+        );
     }
 }
 
@@ -374,48 +286,83 @@ pub fn get(
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
 ) -> Result<Download, ClientError> {
+    get_until(cfg, remote, sink, progress, None)
+}
+
+/// [`get`] that `abort` (Ctrl-C) can stop: the server is told, and the
+/// error is [`TransferError::Aborted`].
+pub fn get_until(
+    cfg: &ClientConfig,
+    remote: &[u8],
+    sink: &mut dyn Write,
+    progress: &mut dyn Progress,
+    abort: Option<&AtomicBool>,
+) -> Result<Download, ClientError> {
     let started = Instant::now();
     let tsize = (cfg.mode == Mode::Octet).then_some(0);
-    let n = request(cfg, false, remote, tsize)?;
-    let (mut params, options, first) = match &n.answer {
-        Answer::Oack(granted) => (accept_oack(cfg, &n, granted)?, *granted, None),
-        Answer::Data(data) => (
-            Params::negotiated(&Options::default(), cfg.retries, cfg.timeout),
-            Options::default(),
-            Some(data.as_slice()),
-        ),
-        Answer::Ack0 => unreachable!("request() only accepts ACK 0 for uploads"),
+    let (mut client, mut ports) = start(cfg, false, remote, tsize)?;
+    let trace = cfg.trace.as_ref();
+    let result = if cfg.mode == Mode::Netascii {
+        let mut text = NetasciiWriter::new(&mut *sink);
+        receive(cfg, &mut client, &mut ports, &mut text, progress, abort).and_then(|()| {
+            text.finish()
+                .map(drop)
+                .map_err(|e| write_failed(&mut client, &mut ports, e, trace))
+        })
+    } else {
+        receive(cfg, &mut client, &mut ports, sink, progress, abort)
     };
-    progress.start(options.tsize);
-    engine::size_buffers(&n.socket, params.blksize, params.windowsize);
-    let mut ch = Channel::new(&n.socket, n.peer, "server");
-    let start = match first {
-        Some(data) => Start::FirstData(data),
-        None => Start::Send(Packet::ack(0).to_vec()),
-    };
-    let mut update = |b| progress.update(b);
-    let stats = engine::receive_in_mode(
-        &mut ch,
-        &mut params,
-        start,
-        cfg.mode,
-        sink,
-        None,
-        &mut update,
-    )?;
-    sink.flush().map_err(|e| ch.write_failed(e))?;
-    let report = Report {
-        stats,
-        options,
-        fallback: n.fallback,
-        elapsed: started.elapsed(),
-        peer: n.peer,
-    };
+    result?;
+    sink.flush()
+        .map_err(|e| write_failed(&mut client, &mut ports, e, trace))?;
     Ok(Download {
-        linger: params.timer.linger(),
-        socket: n.socket,
-        report,
+        report: report(&client, started),
+        client,
+        ports,
+        trace: cfg.trace.clone(),
     })
+}
+
+/// The download's request and transfer, up to the last block.
+fn receive(
+    cfg: &ClientConfig,
+    client: &mut Client,
+    ports: &mut Ports,
+    sink: &mut dyn Write,
+    progress: &mut dyn Progress,
+    abort: Option<&AtomicBool>,
+) -> Result<(), ClientError> {
+    negotiate(cfg, client, ports, Io::Sink(&mut *sink), progress, None)?;
+    let mut update = |b| progress.update(b);
+    let trace = cfg.trace.as_ref();
+    engine::drive(
+        client,
+        ports,
+        Some(Io::Sink(sink)),
+        Until::Complete,
+        abort,
+        trace,
+        &mut update,
+    )
+    .map_err(|e| failure(cfg, client, e))
+}
+
+/// The local file failed at the end: tell the server, and say so.
+fn write_failed(
+    client: &mut Client,
+    ports: &mut Ports,
+    error: io::Error,
+    trace: Option<&Trace>,
+) -> ClientError {
+    client.fail(TransferError::File {
+        what: "write error",
+        error,
+    });
+    let e = engine::drive(client, ports, None, Until::Done, None, trace, &mut |_| {});
+    ClientError::Transfer(
+        e.err()
+            .unwrap_or(TransferError::Protocol("write error".into())),
+    )
 }
 
 /// Uploads `source` as `remote`; `size` (when known) is announced as `tsize`.
@@ -426,27 +373,47 @@ pub fn put(
     size: Option<u64>,
     progress: &mut dyn Progress,
 ) -> Result<Report, ClientError> {
+    put_until(cfg, remote, source, size, progress, None)
+}
+
+/// [`put`] that `abort` (Ctrl-C) can stop.
+pub fn put_until(
+    cfg: &ClientConfig,
+    remote: &[u8],
+    source: &mut dyn Read,
+    size: Option<u64>,
+    progress: &mut dyn Progress,
+    abort: Option<&AtomicBool>,
+) -> Result<Report, ClientError> {
     let started = Instant::now();
     let tsize = if cfg.mode == Mode::Octet { size } else { None };
-    let n = request(cfg, true, remote, tsize)?;
-    let (mut params, options) = match &n.answer {
-        Answer::Oack(granted) => (accept_oack(cfg, &n, granted)?, *granted),
-        Answer::Ack0 => (
-            Params::negotiated(&Options::default(), cfg.retries, cfg.timeout),
-            Options::default(),
-        ),
-        Answer::Data(_) => unreachable!("request() only accepts DATA 1 for downloads"),
+    let (mut client, mut ports) = start(cfg, true, remote, tsize)?;
+    let mut text;
+    let source: &mut dyn Read = if cfg.mode == Mode::Netascii {
+        text = NetasciiReader::new(source);
+        &mut text
+    } else {
+        source
     };
-    progress.start(size);
-    engine::size_buffers(&n.socket, params.blksize, params.windowsize);
-    let mut ch = Channel::new(&n.socket, n.peer, "server");
+    negotiate(
+        cfg,
+        &mut client,
+        &mut ports,
+        Io::Source(&mut *source),
+        progress,
+        size,
+    )?;
     let mut update = |b| progress.update(b);
-    let stats = engine::send_in_mode(&mut ch, &mut params, None, cfg.mode, source, &mut update)?;
-    Ok(Report {
-        stats,
-        options,
-        fallback: n.fallback,
-        elapsed: started.elapsed(),
-        peer: n.peer,
-    })
+    let trace = cfg.trace.as_ref();
+    engine::drive(
+        &mut client,
+        &mut ports,
+        Some(Io::Source(source)),
+        Until::Done,
+        abort,
+        trace,
+        &mut update,
+    )
+    .map_err(|e| failure(cfg, &client, e))?;
+    Ok(report(&client, started))
 }

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod fs;
 pub mod netascii;
 pub mod packet;
+pub mod proto;
 pub mod server;
 pub mod timer;
 

@@ -13,6 +13,7 @@
 //! an ERROR or nothing, never a crash.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -22,9 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Channel, Params, Start, Stats, TransferError};
+use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
 use super::fs::{AtomicFile, BUFFER_SIZE, PathError, Root};
+use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
+use super::proto::negotiate::{Policy, grant};
+use super::proto::{Receiver, Sender};
 use crate::addr::{Family, display_addr};
 use crate::net::{ListenSpec, udp_socket};
 use crate::output::Log;
@@ -53,6 +57,8 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// After Ctrl-C, how long running transfers may go on.
     pub grace: Duration,
+    /// `--trace`: log every datagram of every transfer.
+    pub trace: bool,
 }
 
 impl ServeConfig {
@@ -69,6 +75,7 @@ impl ServeConfig {
             retries: 6,
             timeout: Duration::from_secs(1),
             grace: Duration::from_secs(5),
+            trace: false,
         }
     }
 }
@@ -91,6 +98,9 @@ struct Shared {
     cfg: ServeConfig,
     log: Log,
     active: AtomicUsize,
+    /// Clients (address and port) whose transfer is running: a request they
+    /// repeat (our first answer was lost) belongs to that transfer.
+    clients: Mutex<HashSet<SocketAddr>>,
     abort: Arc<AtomicBool>,
     summary: Mutex<Summary>,
     /// Where transfer sockets bind: the request socket's address, any port.
@@ -121,6 +131,7 @@ pub fn serve(
         cfg,
         log: log.clone(),
         active: AtomicUsize::new(0),
+        clients: Mutex::new(HashSet::new()),
         abort: Arc::new(AtomicBool::new(false)),
         summary: Mutex::new(Summary::default()),
         spec,
@@ -201,6 +212,16 @@ fn dispatch(
         }
     };
     let (write, r) = request;
+    if !lock(&shared.clients).insert(from) {
+        // The transfer already running for this port answers on its own timer.
+        if shared.cfg.trace {
+            shared.log.always(format_args!(
+                "{} repeated request, absorbed by its running transfer",
+                display_addr(&from)
+            ));
+        }
+        return None;
+    }
     let request = OwnedRequest {
         write,
         filename: r.filename.into_owned(),
@@ -213,6 +234,7 @@ fn dispatch(
     };
     if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.cfg.max_transfers {
         shared.active.fetch_sub(1, Ordering::SeqCst);
+        lock(&shared.clients).remove(&from);
         refuse(ErrorCode::NotDefined, "server busy, try again later");
         shared.log.warn(format_args!(
             "{}: refused, {} transfers running",
@@ -232,12 +254,14 @@ fn dispatch(
         .stack_size(256 * 1024)
         .spawn(move || {
             transfer(&worker, &request, from);
+            lock(&worker.clients).remove(&from);
             worker.active.fetch_sub(1, Ordering::SeqCst);
         });
     match spawned {
         Ok(t) => Some(t),
         Err(e) => {
             shared.active.fetch_sub(1, Ordering::SeqCst);
+            lock(&shared.clients).remove(&from);
             refuse(ErrorCode::NotDefined, "server busy, try again later");
             shared
                 .log
@@ -245,6 +269,10 @@ fn dispatch(
             None
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A request copied out of the receive buffer, for its thread.
@@ -313,21 +341,35 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
             return;
         }
     };
-    let mut ch = Channel::new(&socket, peer, "client").abort_on(Arc::clone(&shared.abort));
+    let trace = shared.cfg.trace.then(|| {
+        Trace::new(
+            shared.log.clone(),
+            started,
+            format!("{} ", display_addr(&peer)),
+        )
+    });
+    let mut ports = Ports::one(socket);
+    let mut run = Run {
+        shared,
+        request,
+        peer,
+        ports: &mut ports,
+        trace: trace.as_ref(),
+    };
     let result = if request.mode == Mode::Mail {
         Err(Failure::new(
             ErrorCode::IllegalOperation,
             "mail mode is not supported",
         ))
     } else if request.write {
-        receive(shared, request, &socket, &mut ch)
+        run.receive()
     } else {
-        send(shared, request, &socket, &mut ch)
+        run.send()
     };
     let what = if request.write { "WRQ" } else { "RRQ" };
     let name = String::from_utf8_lossy(&request.filename);
     let head = format!("{} {what} {:?} {}", display_addr(&peer), name, request.mode);
-    let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+    let mut summary = lock(&shared.summary);
     match result {
         Ok(Outcome {
             stats,
@@ -357,8 +399,10 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
         Err(f) => {
             summary.failed += 1;
             drop(summary);
-            if !f.sent {
-                let _ = ch.send(&Packet::error(f.code, &f.message));
+            if !f.sent
+                && let Some(socket) = ports.get(0)
+            {
+                let _ = socket.send_to(&Packet::error(f.code, &f.message), peer);
             }
             shared
                 .log
@@ -367,73 +411,174 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
     }
 }
 
-/// Reads the options of a request and decides what the server grants.
-/// `tsize` is the size to announce (read requests) or `None`.
-fn negotiate(
-    cfg: &ServeConfig,
-    request: &OwnedRequest,
-    file_size: Option<u64>,
-) -> Result<(Options, Params), Failure> {
-    let raw: Vec<_> = request
-        .options
-        .iter()
-        .map(|(n, v)| (Cow::Borrowed(&n[..]), Cow::Borrowed(&v[..])))
-        .collect();
-    let asked = Options::from_raw(&raw)
-        .map_err(|e| Failure::new(ErrorCode::OptionRefused, e.to_string()))?;
-    let granted = Options {
-        blksize: asked.blksize.map(|b| b.min(cfg.max_blksize)),
-        windowsize: asked.windowsize.map(|w| w.min(cfg.max_windowsize.max(1))),
-        timeout: asked.timeout,
-        utimeout: asked.utimeout,
-        tsize: match (asked.tsize, request.write) {
-            (Some(size), true) => Some(size),
-            // netascii changes the size on the wire; announcing the file's size would be wrong.
-            (Some(_), false) if request.mode == Mode::Octet => file_size,
-            _ => None,
-        },
-    };
-    let params = Params::negotiated(&granted, cfg.retries, cfg.timeout);
-    Ok((granted, params))
+/// The server's side of a transfer: the policy, the negotiation, and the state machine on the transfer socket.
+struct Run<'a> {
+    shared: &'a Shared,
+    request: &'a OwnedRequest,
+    peer: SocketAddr,
+    ports: &'a mut Ports,
+    trace: Option<&'a Trace>,
 }
 
-/// A read request: send the file.
-fn send(
-    shared: &Shared,
-    request: &OwnedRequest,
-    socket: &UdpSocket,
-    ch: &mut Channel<'_>,
-) -> Result<Outcome, Failure> {
-    let path = shared
-        .cfg
-        .root
-        .readable(&request.filename)
-        .map_err(path_failure)?;
-    if is_upload_in_progress(&path) {
-        return Err(Failure::new(
-            ErrorCode::FileNotFound,
-            PathError::NotFound.to_string(),
-        ));
+impl Run<'_> {
+    /// Reads the options of the request and decides what the server grants.
+    /// `file_size` is the size to announce (read requests) or `None`.
+    fn negotiate(
+        &self,
+        file_size: Option<u64>,
+    ) -> Result<(Options, super::proto::Params), Failure> {
+        let cfg = &self.shared.cfg;
+        let policy = Policy {
+            max_blksize: cfg.max_blksize,
+            max_windowsize: cfg.max_windowsize,
+            retries: cfg.retries,
+            timeout: cfg.timeout,
+        };
+        let raw: Vec<_> = self
+            .request
+            .options
+            .iter()
+            .map(|(n, v)| (Cow::Borrowed(&n[..]), Cow::Borrowed(&v[..])))
+            .collect();
+        let (granted, params) = grant(
+            &policy,
+            self.request.write,
+            self.request.mode,
+            &raw,
+            file_size,
+        )
+        .map_err(|e| Failure::new(ErrorCode::OptionRefused, e.to_string()))?;
+        if let Some(socket) = self.ports.get(0) {
+            engine::size_buffers(socket, params.blksize, params.windowsize);
+        }
+        Ok((granted, params))
     }
-    let file = File::open(&path).map_err(|e| path_failure(PathError::Io(e)))?;
-    let size = file.metadata().ok().map(|m| m.len());
-    let (options, mut params) = negotiate(&shared.cfg, request, size)?;
-    engine::size_buffers(socket, params.blksize, params.windowsize);
-    let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
-    let mut source = BufReader::with_capacity(BUFFER_SIZE, file);
-    let stats = engine::send_in_mode(
-        ch,
-        &mut params,
-        oack.as_deref(),
-        request.mode,
-        &mut source,
-        &mut |_| {},
-    )?;
-    Ok(Outcome {
-        stats,
-        options,
-        done: Instant::now(),
-    })
+
+    fn drive(
+        &mut self,
+        machine: &mut dyn engine::Machine,
+        io: Option<Io<'_>>,
+        until: Until,
+    ) -> Result<(), TransferError> {
+        engine::drive(
+            machine,
+            self.ports,
+            io,
+            until,
+            Some(&self.shared.abort),
+            self.trace,
+            &mut |_| {},
+        )
+    }
+
+    /// A read request: send the file.
+    fn send(&mut self) -> Result<Outcome, Failure> {
+        let shared = self.shared;
+        let path = shared
+            .cfg
+            .root
+            .readable(&self.request.filename)
+            .map_err(path_failure)?;
+        if is_upload_in_progress(&path) {
+            return Err(Failure::new(
+                ErrorCode::FileNotFound,
+                PathError::NotFound.to_string(),
+            ));
+        }
+        let file = File::open(&path).map_err(|e| path_failure(PathError::Io(e)))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        let (options, params) = self.negotiate(size)?;
+        let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
+        let mut tx = Sender::new(self.peer, "client", params, oack, Instant::now());
+        let mut file = BufReader::with_capacity(BUFFER_SIZE, file);
+        let mut text;
+        let source: &mut dyn io::Read = if self.request.mode == Mode::Netascii {
+            text = NetasciiReader::new(file);
+            &mut text
+        } else {
+            &mut file
+        };
+        self.drive(&mut tx, Some(Io::Source(source)), Until::Done)?;
+        Ok(Outcome {
+            stats: tx.stats().clone(),
+            options,
+            done: Instant::now(),
+        })
+    }
+
+    /// A write request: receive the file under a temporary name, rename it
+    /// into place, and only then send the final ACK.
+    fn receive(&mut self) -> Result<Outcome, Failure> {
+        let cfg = &self.shared.cfg;
+        if !cfg.allow_write {
+            return Err(Failure::new(
+                ErrorCode::AccessViolation,
+                "uploads are disabled (tftp-serve --allow-write enables them)",
+            ));
+        }
+        let dest = cfg
+            .root
+            .writable(&self.request.filename, cfg.overwrite)
+            .map_err(path_failure)?;
+        let (options, params) = self.negotiate(None)?;
+        if let (Some(size), Some(limit)) = (options.tsize, cfg.max_size)
+            && size > limit
+        {
+            return Err(Failure::new(
+                ErrorCode::DiskFull,
+                format!("file of {size} bytes exceeds the limit of {limit} bytes"),
+            ));
+        }
+        let mut file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
+        let first = if options.is_empty() {
+            Packet::ack(0).to_vec()
+        } else {
+            Packet::Oack(options.to_raw()).encode()
+        };
+        let mut rx = Receiver::new(
+            self.peer,
+            "client",
+            params,
+            Some(first),
+            cfg.max_size,
+            Instant::now(),
+        );
+        if self.request.mode == Mode::Netascii {
+            let mut text = NetasciiWriter::new(&mut file);
+            self.drive(&mut rx, Some(Io::Sink(&mut text)), Until::Complete)?;
+            if let Err(e) = text.finish() {
+                return Err(self.fail(&mut rx, e));
+            }
+        } else {
+            self.drive(&mut rx, Some(Io::Sink(&mut file)), Until::Complete)?;
+        }
+        if let Err(e) = file.commit(cfg.overwrite) {
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                Failure::new(ErrorCode::FileExists, "file already exists")
+            } else {
+                self.fail(&mut rx, e)
+            });
+        }
+        let done = Instant::now();
+        engine::linger(&mut rx, self.ports, 0, self.trace);
+        Ok(Outcome {
+            stats: rx.stats().clone(),
+            options,
+            done,
+        })
+    }
+
+    /// The upload could not be written: ERROR to the client, and the failure.
+    fn fail(&mut self, rx: &mut Receiver, error: io::Error) -> Failure {
+        rx.fail(TransferError::File {
+            what: "write error",
+            error,
+        });
+        match self.drive(rx, None, Until::Done) {
+            Err(e) => Failure::from(e),
+            Ok(()) => Failure::new(ErrorCode::NotDefined, "write error"),
+        }
+    }
 }
 
 /// The engine's temporary upload files (`.NAME.PID.N.part`) are not served:
@@ -442,64 +587,4 @@ fn is_upload_in_progress(path: &Path) -> bool {
     path.file_name()
         .map(|n| n.as_encoded_bytes())
         .is_some_and(|n| n.starts_with(b".") && n.ends_with(b".part"))
-}
-
-/// A write request: receive the file under a temporary name, rename it
-/// into place, and only then send the final ACK.
-fn receive(
-    shared: &Shared,
-    request: &OwnedRequest,
-    socket: &UdpSocket,
-    ch: &mut Channel<'_>,
-) -> Result<Outcome, Failure> {
-    let cfg = &shared.cfg;
-    if !cfg.allow_write {
-        return Err(Failure::new(
-            ErrorCode::AccessViolation,
-            "uploads are disabled (tftp-serve --allow-write enables them)",
-        ));
-    }
-    let dest = cfg
-        .root
-        .writable(&request.filename, cfg.overwrite)
-        .map_err(path_failure)?;
-    let (options, mut params) = negotiate(cfg, request, None)?;
-    if let (Some(size), Some(limit)) = (options.tsize, cfg.max_size)
-        && size > limit
-    {
-        return Err(Failure::new(
-            ErrorCode::DiskFull,
-            format!("file of {size} bytes exceeds the limit of {limit} bytes"),
-        ));
-    }
-    let mut file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
-    engine::size_buffers(socket, params.blksize, params.windowsize);
-    let start = if options.is_empty() {
-        Packet::ack(0).to_vec()
-    } else {
-        Packet::Oack(options.to_raw()).encode()
-    };
-    let stats = engine::receive_in_mode(
-        ch,
-        &mut params,
-        Start::Send(start),
-        request.mode,
-        &mut file,
-        cfg.max_size,
-        &mut |_| {},
-    )?;
-    file.commit(cfg.overwrite).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            Failure::new(ErrorCode::FileExists, "file already exists")
-        } else {
-            Failure::from(ch.write_failed(e))
-        }
-    })?;
-    let done = Instant::now();
-    engine::confirm(ch, &stats, params.timer.linger());
-    Ok(Outcome {
-        stats,
-        options,
-        done,
-    })
 }

@@ -36,6 +36,7 @@ pub struct RetransmitTimer {
     base: Duration,
     adaptive: bool,
     srtt: Option<Duration>,
+    min_rtt: Option<Duration>,
     rttvar: Duration,
     backoff: u32,
 }
@@ -47,6 +48,7 @@ impl RetransmitTimer {
             base: base.max(Duration::from_millis(1)),
             adaptive: false,
             srtt: None,
+            min_rtt: None,
             rttvar: Duration::ZERO,
             backoff: 0,
         }
@@ -71,6 +73,13 @@ impl RetransmitTimer {
         self.srtt
     }
 
+    /// The shortest round trip measured: what the path can do, whatever
+    /// one slow answer (a lost packet answered on the peer's own retry) did
+    /// to the average.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+
     /// How long to wait now for an answer.
     pub fn rto(&self) -> Duration {
         if !self.adaptive {
@@ -86,6 +95,7 @@ impl RetransmitTimer {
 
     /// A round-trip time measured on a packet that was sent only once.
     pub fn sample(&mut self, rtt: Duration) {
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         // RFC 6298 section 2, with alpha = 1/8 and beta = 1/4.
         match self.srtt {
             None => {
