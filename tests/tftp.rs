@@ -5,11 +5,11 @@
 mod util;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
@@ -159,23 +159,6 @@ fn upload(cwd: &Path, args: &[&str], dest: &Path, want: &[u8]) {
 struct Tftpd {
     addr: SocketAddr,
     _process: KillOnDrop,
-}
-
-/// tftpd-hpa must be installed, and it drops to `nobody` after its chroot, which
-/// only root may do (as a plain user it starts, then every transfer dies silently).
-fn have_tftpd() -> bool {
-    if !have_peer("in.tftpd") {
-        return false;
-    }
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if !root {
-        assert!(
-            std::env::var("REQUIRE_PEERS").as_deref() != Ok("1"),
-            "in.tftpd needs root and REQUIRE_PEERS=1"
-        );
-        eprintln!("note: in.tftpd needs root to switch to nobody; skipping this test");
-    }
-    root
 }
 
 /// Starts `in.tftpd -L` on `root` (with `-c`, uploads of new files are allowed).
@@ -933,6 +916,34 @@ fn concurrent_transfers_get_distinct_transfer_ids() {
             );
         }
         clients.push(sock);
+    }
+}
+
+#[test]
+fn a_repeated_request_from_one_port_starts_one_transfer() {
+    // What a client does when our OACK or first DATA is lost: it asks again
+    // from the same port. The running transfer answers; no second one starts
+    // (a second one would later send the client "ERROR 0 timed out").
+    let root = dir_with(&[("f.bin", &noise(3000, 22))]);
+    let srv = serve(root.path(), &["-q"]);
+    for request in [
+        rrq("f.bin"),
+        request(false, b"f.bin", Mode::Octet, &[("blksize", "1024")]),
+    ] {
+        let sock = udp();
+        sock.send_to(&request, srv.addr).unwrap();
+        sock.send_to(&request, srv.addr).unwrap();
+        sock.send_to(&request, srv.addr).unwrap();
+        // Long enough for a second transfer's first packet and for the
+        // first transfer's own retransmission (1 s) to show up.
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut tids = HashSet::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = sock.recv_from(&mut buf) {
+            tids.insert(from);
+        }
+        assert_eq!(tids.len(), 1, "answers came from {tids:?}");
     }
 }
 

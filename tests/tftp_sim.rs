@@ -756,6 +756,12 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
             && client.poll_timeout().is_some_and(|d| d <= at)
         {
             client.handle_timeout(at);
+            while let Some(kept) = client.poll_stashed() {
+                if let Some(sink) = &mut client_sink {
+                    sink.write(&kept);
+                }
+                client.recycle(kept);
+            }
         }
         if !vanished(Side::Server, now) {
             for t in &mut server.transfers {

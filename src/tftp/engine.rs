@@ -74,16 +74,44 @@ pub trait Machine {
     fn confirm(&mut self, _now: Instant, _repeat: bool) {}
 }
 
+/// The methods [`Sender`] and [`Receiver`] answer alike: one port, a known peer.
+macro_rules! one_port_machine {
+    () => {
+        fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
+            self.poll_transmit(now).map(|t| (0, t))
+        }
+        fn deadline(&self) -> Option<Instant> {
+            self.poll_timeout()
+        }
+        fn timeout(&mut self, now: Instant) {
+            self.handle_timeout(now)
+        }
+        fn unreachable(&mut self, _: Via) {
+            self.handle_unreachable()
+        }
+        fn event(&mut self) -> Option<Event> {
+            self.poll_event()
+        }
+        fn status(&self) -> Status {
+            Self::status(self)
+        }
+        fn error(&mut self) -> Option<TransferError> {
+            self.take_error()
+        }
+        fn abort(&mut self, error: TransferError) {
+            self.fail(error)
+        }
+        fn peer(&self) -> Option<SocketAddr> {
+            Some(Self::peer(self))
+        }
+        fn bytes(&self) -> u64 {
+            self.stats().bytes
+        }
+    };
+}
+
 impl Machine for Sender {
-    fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
-        self.poll_transmit(now).map(|t| (0, t))
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now)
-    }
+    one_port_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -100,39 +128,10 @@ impl Machine for Sender {
     fn filled(&mut self, len: usize) {
         Sender::filled(self, len)
     }
-    fn unreachable(&mut self, _: Via) {
-        self.handle_unreachable()
-    }
-    fn event(&mut self) -> Option<Event> {
-        self.poll_event()
-    }
-    fn status(&self) -> Status {
-        Sender::status(self)
-    }
-    fn error(&mut self) -> Option<TransferError> {
-        self.take_error()
-    }
-    fn abort(&mut self, error: TransferError) {
-        self.fail(error)
-    }
-    fn peer(&self) -> Option<SocketAddr> {
-        Some(Sender::peer(self))
-    }
-    fn bytes(&self) -> u64 {
-        self.stats().bytes
-    }
 }
 
 impl Machine for Receiver {
-    fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
-        self.poll_transmit(now).map(|t| (0, t))
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now)
-    }
+    one_port_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -147,27 +146,6 @@ impl Machine for Receiver {
     }
     fn recycle(&mut self, buf: Vec<u8>) {
         Receiver::recycle(self, buf)
-    }
-    fn unreachable(&mut self, _: Via) {
-        self.handle_unreachable()
-    }
-    fn event(&mut self) -> Option<Event> {
-        self.poll_event()
-    }
-    fn status(&self) -> Status {
-        Receiver::status(self)
-    }
-    fn error(&mut self) -> Option<TransferError> {
-        self.take_error()
-    }
-    fn abort(&mut self, error: TransferError) {
-        self.fail(error)
-    }
-    fn peer(&self) -> Option<SocketAddr> {
-        Some(Receiver::peer(self))
-    }
-    fn bytes(&self) -> u64 {
-        self.stats().bytes
     }
     fn confirm(&mut self, now: Instant, repeat: bool) {
         Receiver::confirm(self, now, repeat)
@@ -424,6 +402,8 @@ pub fn drive(
         }
         match receive(ports, &mut buf) {
             Ok(Some((via, n, from))) => {
+                // The time it arrived, not the loop's: round trips are measured from it.
+                let now = Instant::now();
                 if let Some(trace) = trace {
                     trace.datagram(now, false, from, machine.peer(), &buf[..n]);
                 }
@@ -456,6 +436,11 @@ pub fn drive(
         };
         if now >= deadline {
             machine.timeout(now);
+            // A timeout can hand over data too (a client's held DATA 1).
+            while let Some(kept) = machine.stashed() {
+                write_block(machine, &mut io, &kept);
+                machine.recycle(kept);
+            }
             events(machine, now, trace);
             continue;
         }

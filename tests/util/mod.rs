@@ -47,6 +47,25 @@ pub fn have_peer(cmd: &str) -> bool {
     found
 }
 
+/// Is tftpd-hpa (`in.tftpd`) usable? It must be installed, and it drops to
+/// `nobody` after its chroot, which only root may do (as a plain user it
+/// starts, then every transfer dies silently).
+pub fn have_tftpd() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !have_peer("in.tftpd") {
+        return false;
+    }
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        assert!(
+            std::env::var("REQUIRE_PEERS").as_deref() != Ok("1"),
+            "in.tftpd needs root and REQUIRE_PEERS=1"
+        );
+        eprintln!("note: in.tftpd needs root to switch to nobody; skipping this test");
+    }
+    root
+}
+
 /// Lines of a child's pipe, read on a thread and handed over a channel, so a
 /// test can wait for one with a timeout.
 pub struct Lines {

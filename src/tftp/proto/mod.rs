@@ -13,8 +13,9 @@
 //!     send every datagram the machine queued                   (poll_transmit)
 //!     write what the receiver delivered                        (handle's return, poll_stashed)
 //!     wait for a datagram until poll_timeout():
-//!         got one  -> handle(now, from, bytes)
+//!         got one  -> handle(now, from, bytes), write the data it returns
 //!         deadline -> handle_timeout(now)
+//!     then write what poll_stashed() hands out, in order
 //! }
 //! ```
 //!

@@ -10,13 +10,14 @@
 //!   ignore a request that carries options, and on a real network the
 //!   request or the answer may simply be lost.
 //!
-//! A lost request must not cost the options: after the first timeout the
-//! client sends the request with options again, from the same port, *and*
-//! a plain request from a second port (a new transfer ID). Whichever is
-//! answered first wins; anything the server sends to the other port later
-//! gets an ERROR, so the server stops that transfer. One port never carries
-//! two different requests, so a server never has to guess which one a
-//! port meant.
+//! A lost request must not cost the options: after a timeout the client
+//! sends the request with options again, from the same port; after the
+//! second, also a plain request from a second port (a new transfer ID).
+//! The first answer wins (an OACK is waited for a moment longer, since both
+//! requests went out together); anything the server sends to the other
+//! port later gets an ERROR, so the server stops that transfer. One port
+//! never carries two different requests, so a server never has to guess
+//! which one a port meant.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -58,6 +59,12 @@ pub const WITH_OPTIONS: Via = 0;
 /// The port of the plain request sent after the first timeout.
 pub const PLAIN: Via = 1;
 
+/// Unanswered rounds of requests before the plain request joins in.
+const PLAIN_AFTER: u32 = 2;
+
+/// The shortest wait for an OACK after the plain request was answered.
+const HOLD_MIN: Duration = Duration::from_millis(2);
+
 /// How a client's transfer ended up being run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -93,6 +100,13 @@ pub struct Client {
     outcome: Option<Outcome>,
     fallback: Option<&'static str>,
     queue: VecDeque<(Via, Vec<u8>, SocketAddr)>,
+    /// When each port's request last went out.
+    last_sent: [Option<Instant>; 2],
+    /// The plain request's answer, held briefly: the request with options
+    /// went out at the same moment, and its answer is the better one.
+    held: Option<(SocketAddr, Vec<u8>, Instant)>,
+    /// Data of a held DATA 1, for [`Client::poll_stashed`].
+    early: Option<Vec<u8>>,
     out: Vec<u8>,
     events: VecDeque<Event>,
     error: Option<TransferError>,
@@ -130,6 +144,9 @@ impl Client {
             outcome: None,
             fallback: None,
             queue,
+            last_sent: [None; 2],
+            held: None,
+            early: None,
             out: Vec::new(),
             events: VecDeque::new(),
             error: None,
@@ -147,6 +164,7 @@ impl Client {
                 } else {
                     self.sent[via] = Some(now);
                 }
+                self.last_sent[via] = Some(now);
                 self.deadline = Some(now + self.timer.rto());
             }
             self.out = bytes;
@@ -172,7 +190,10 @@ impl Client {
             return None;
         }
         match &self.side {
-            None => self.deadline,
+            None => match (self.deadline, &self.held) {
+                (Some(d), Some((_, _, until))) => Some(d.min(*until)),
+                (d, held) => d.or(held.as_ref().map(|h| h.2)),
+            },
             Some(Side::Get(rx)) => rx.poll_timeout(),
             Some(Side::Put(tx)) => tx.poll_timeout(),
         }
@@ -256,16 +277,25 @@ impl Client {
                 }
                 None
             }
-            Ok(Packet::Data { block: 1, .. }) if !self.req.write => {
+            Ok(Packet::Data { block: 1, .. } | Packet::Ack { block: 0 })
+                if self.req.write == matches!(datagram, [0, 4, ..]) =>
+            {
+                if via == PLAIN && !self.req.options.is_empty() && !self.dead[WITH_OPTIONS] {
+                    // Both requests went out together: give the one with
+                    // options as long again as this answer took to come.
+                    if self.held.is_none() {
+                        let took = self.last_sent[PLAIN]
+                            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+                        let grace = (took * 2).clamp(HOLD_MIN, self.req.first_wait);
+                        self.held = Some((from, datagram.to_vec(), now + grace));
+                    }
+                    return None;
+                }
                 self.start(via, now, from, Options::default());
                 match &mut self.side {
                     Some(Side::Get(rx)) => rx.handle(now, from, datagram),
                     _ => None,
                 }
-            }
-            Ok(Packet::Ack { block: 0 }) if self.req.write => {
-                self.start(via, now, from, Options::default());
-                None
             }
             Ok(Packet::Error {
                 code: ErrorCode::OptionRefused,
@@ -301,7 +331,25 @@ impl Client {
 
     /// The request on `via` was answered by `peer`: the transfer begins.
     fn start(&mut self, via: Via, now: Instant, peer: SocketAddr, granted: Options) {
+        if let Some((from, _, _)) = self.held.take()
+            && via != PLAIN
+        {
+            let error = Packet::error(ErrorCode::NotDefined, "superseded by another request");
+            self.queue.push_back((PLAIN, error, from));
+        }
         let mut params = Params::negotiated(&granted, self.req.retries, self.req.timeout);
+        if self.req.write
+            && self.req.options.utimeout.is_some()
+            && granted.utimeout.is_none()
+            && granted.timeout.is_none()
+        {
+            // An upload to a server that took no timer option: how soon we
+            // resend our own DATA is ours to choose, and a fixed second per
+            // lost block is what made uploads crawl. (Downloads keep the
+            // fixed timer: a receiver's early repeats would make the
+            // course's server skip a block.)
+            params.timer = RetransmitTimer::adaptive(self.req.first_wait);
+        }
         if let (Some(at), false) = (self.sent[via], self.resent[via]) {
             params.timer.sample(now.saturating_duration_since(at));
         }
@@ -336,6 +384,20 @@ impl Client {
             Some(Side::Put(tx)) => return tx.handle_timeout(now),
             None => {}
         }
+        if let Some((from, datagram, until)) = self.held.take() {
+            if now < until {
+                self.held = Some((from, datagram, until));
+            } else {
+                // No OACK came: the plain transfer it is (its round trip
+                // includes the wait, so it is not measured).
+                self.resent[PLAIN] = true;
+                self.start(PLAIN, now, from, Options::default());
+                if let Some(Side::Get(rx)) = &mut self.side {
+                    self.early = rx.handle(now, from, &datagram).map(<[u8]>::to_vec);
+                }
+                return;
+            }
+        }
         if self.failed || self.deadline.is_none_or(|d| now < d) {
             return;
         }
@@ -364,7 +426,13 @@ impl Client {
                     .push_back((via, self.packets[via].clone(), self.req.server));
             }
         }
-        if !self.req.options.is_empty() && self.sent[PLAIN].is_none() {
+        // Only a second unanswered round suggests a server that ignores
+        // options; one lost datagram is more likely, and the plain transfer,
+        // should it win, runs at RFC 1350's pace.
+        if !self.req.options.is_empty()
+            && self.sent[PLAIN].is_none()
+            && self.timeouts >= PLAIN_AFTER
+        {
             self.queue
                 .push_back((PLAIN, self.packets[PLAIN].clone(), self.req.server));
         }
@@ -398,6 +466,9 @@ impl Client {
 
     /// A kept block of a download now in order (see [`Receiver::poll_stashed`]).
     pub fn poll_stashed(&mut self) -> Option<Vec<u8>> {
+        if let Some(early) = self.early.take() {
+            return Some(early);
+        }
         match self.side.as_mut()? {
             Side::Get(rx) => rx.poll_stashed(),
             Side::Put(_) => None,
@@ -477,9 +548,13 @@ impl Client {
         self.outcome.is_some()
     }
 
-    /// Requests sent so far (both ports).
+    /// Rounds of requests sent so far (each round from both ports).
     pub fn requests_sent(&self) -> u32 {
-        self.timeouts + 1
+        if self.failed {
+            self.timeouts
+        } else {
+            self.timeouts + 1
+        }
     }
 
     /// How the transfer is run, once the request was answered.

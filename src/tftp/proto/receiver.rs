@@ -114,9 +114,14 @@ impl Receiver {
         now: Instant,
     ) -> Receiver {
         let mut queue = VecDeque::new();
-        if first.is_some() {
+        // ACK 0 or the OACK stands for "send block 1": a repeated DATA 1
+        // means it was heard and our ACK of block 1 was lost.
+        let recent_len = if first.is_some() {
             queue.push_back(Queued::First);
-        }
+            1
+        } else {
+            0
+        };
         Receiver {
             peer,
             peer_role,
@@ -128,8 +133,8 @@ impl Receiver {
             expected: 1,
             since_ack: 0,
             recent_acks: [0; ACK_MEMORY],
-            recent_len: 0,
-            recent_at: 0,
+            recent_len,
+            recent_at: recent_len,
             gap_acked_for: None,
             requested: false,
             stash: VecDeque::new(),
@@ -467,6 +472,15 @@ impl Receiver {
                 retries: self.timeouts - 1,
                 waited: stalled,
             });
+            return;
+        }
+        // An RFC 1350 sender (tftp-hpa's client) restarts its own timer on
+        // every datagram it gets, so an ACK repeated every second would keep
+        // it from ever resending the lost block: with the fixed timer, say
+        // it again only every other timeout. (A sender with no timer at
+        // all, the course's Python server, still hears it.)
+        if !self.params.timer.is_adaptive() && self.timeouts.is_multiple_of(2) {
+            self.deadline = Some(now + self.params.timer.rto());
             return;
         }
         self.stats.retransmits += 1;
