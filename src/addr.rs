@@ -285,6 +285,12 @@ pub fn connect(
     Err(AddrError::Connect(ConnectFailures(failures)))
 }
 
+/// `addr` with an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]:69`, what a
+/// dual-stack socket reports) turned into plain IPv4, so the two compare equal.
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// Show an address the way people expect: an IPv4 client of a dual-stack server
 /// appears as `127.0.0.1:5000`, not `[::ffff:127.0.0.1]:5000`.
 pub fn display_addr(addr: &SocketAddr) -> String {

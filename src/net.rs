@@ -210,6 +210,60 @@ pub fn wait_readable_any(
     }
 }
 
+/// Asks the kernel to tell an unconnected UDP socket about ICMP errors
+/// (`IP_RECVERR`, `IPV6_RECVERR`): a datagram to a closed port then comes
+/// back as "port unreachable" in the socket's error queue, read with
+/// [`unreachable_destinations`]. A TFTP transfer uses it to notice that its
+/// peer has gone, while still answering datagrams from strangers (which a
+/// connected socket would never see). Best effort: elsewhere, nothing changes.
+pub fn report_unreachable(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // A dual-stack socket carries IPv4 too: ask at both levels.
+    let _ = setsockopt(socket, sockopt::Ipv4RecvErr, &true);
+    let _ = setsockopt(socket, sockopt::Ipv6RecvErr, &true);
+}
+
+/// The destinations of datagrams that met a closed port ("port
+/// unreachable") since the last call, from the error queue of a socket set
+/// up by [`report_unreachable`]. IPv4-mapped IPv6 addresses come back as IPv4.
+pub fn unreachable_destinations(socket: &UdpSocket) -> Vec<SocketAddr> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut found = Vec::new();
+    let mut buf = [0u8; 64];
+    let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+    // A bound on the loop: the queue is short, and a broken kernel must not spin us.
+    for _ in 0..64 {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let Ok(msg) =
+            recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)
+        else {
+            break;
+        };
+        let refused = msg.cmsgs().is_ok_and(|mut c| {
+            c.any(|m| match m {
+                ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                    e.ee_errno as i32 == nix::libc::ECONNREFUSED
+                }
+                _ => false,
+            })
+        });
+        let dest = msg.address.and_then(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+            } else {
+                a.as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+            }
+        });
+        if let (true, Some(dest)) = (refused, dest) {
+            found.push(crate::addr::unmapped(dest));
+        }
+    }
+    found
+}
+
 /// Pipe capacity asked for by [`widen_pipe`]: Linux's default ceiling for
 /// unprivileged processes (`/proc/sys/fs/pipe-max-size`).
 pub const PIPE_SIZE: usize = 1 << 20;

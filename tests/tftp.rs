@@ -619,7 +619,8 @@ fn failed_get_leaves_existing_local_file_untouched() {
     let args = [&addr, "f.bin", "-o", "keep.bin", "-t", "1", "-r", "1"];
     let out = tool("tftp-get", &args, work.path());
     server.join().unwrap();
-    failed(&out, 1, "timed out");
+    // Its closed port answers the client's next ACK with ICMP "port unreachable".
+    failed(&out, 1, "the server went away");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(listing(work.path()), ["keep.bin"], "no keep.bin.part");
     assert_file(&work.path().join("keep.bin"), b"precious");
@@ -945,6 +946,52 @@ fn a_repeated_request_from_one_port_starts_one_transfer() {
         }
         assert_eq!(tids.len(), 1, "answers came from {tids:?}");
     }
+}
+
+#[test]
+fn a_client_that_vanishes_ends_its_transfer_at_once() {
+    // The client takes two blocks, then closes its socket: the server's next
+    // DATA meets a closed port, and ICMP "port unreachable" ends the transfer
+    // now, not after 39 s of resending into the void.
+    let root = dir_with(&[("f.bin", &noise(64 * 1024, 23))]);
+    let mut srv = serve(root.path(), &[]);
+    let sock = udp();
+    sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
+    let (first, tid) = recv(&sock);
+    assert!(matches!(
+        Packet::parse(&first),
+        Ok(Packet::Data { block: 1, .. })
+    ));
+    sock.send_to(&Packet::ack(1), tid).unwrap();
+    let (second, _) = recv(&sock);
+    assert!(matches!(
+        Packet::parse(&second),
+        Ok(Packet::Data { block: 2, .. })
+    ));
+    let started = Instant::now();
+    drop(sock);
+    let line = srv.stderr.expect("RRQ");
+    assert!(line.contains("failed: the client went away"), "{line}");
+    // Its first resend is due after 1 s; the ICMP answer to that one ends it.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_closed_request_port_is_reported_at_once() {
+    let closed = udp();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let work = TempDir::new().unwrap();
+    let started = Instant::now();
+    let out = tool("tftp-get", &[&addr, "f.bin"], work.path());
+    let err = failed(&out, 1, "no TFTP server at");
+    assert!(err.contains(&addr), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(listing(work.path()).is_empty());
 }
 
 #[test]

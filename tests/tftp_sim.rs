@@ -80,6 +80,8 @@ struct PathFaults {
     strays: f64,
     /// One side stops answering for good at this virtual time.
     vanish: Option<(Side, Duration)>,
+    /// A closed port answers with ICMP port unreachable (no firewall in the way).
+    icmp: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,8 @@ struct Net {
     /// When the last datagram each way arrives: jitter does not reorder.
     last_arrival: [Duration; 2],
     sent: u64,
+    /// Bytes the server sent, whatever became of them.
+    server_bytes: u64,
 }
 
 const CLIENT_IP: [u8; 4] = [127, 0, 0, 1];
@@ -119,6 +123,9 @@ fn client_port(via: Via) -> SocketAddr {
 impl Net {
     fn send(&mut self, now: Duration, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
         self.sent += 1;
+        if from.ip() == SocketAddr::from((SERVER_IP, 0)).ip() {
+            self.server_bytes += bytes.len() as u64;
+        }
         let toward_server = to.ip() == SocketAddr::from((SERVER_IP, 0)).ip();
         let f = if toward_server {
             self.faults.to_server
@@ -358,6 +365,8 @@ struct Setup {
     write: bool,
     options: bool,
     ignores_options: bool,
+    /// The `utimeout` the client asks for.
+    utimeout_us: u64,
     size: usize,
     faults: PathFaults,
 }
@@ -372,6 +381,7 @@ struct Result_ {
     data_sent: u64,
     blocks: u64,
     datagrams: u64,
+    server_bytes: u64,
     violations: Vec<String>,
     trace: Vec<String>,
     seen_acks: HashSet<(SocketAddr, SocketAddr, u16)>,
@@ -406,6 +416,7 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
         bursting: [Duration::ZERO; 2],
         last_arrival: [Duration::ZERO; 2],
         sent: 0,
+        server_bytes: 0,
     };
     let server_addr = SocketAddr::from((SERVER_IP, REQUEST_PORT));
     let mut server = Server {
@@ -429,7 +440,7 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
         Options {
             blksize: Some(setup.blksize),
             windowsize: Some(setup.windowsize),
-            utimeout: Some(50_000),
+            utimeout: Some(setup.utimeout_us),
             tsize: (setup.mode == Mode::Octet).then_some(if setup.write {
                 file.len() as u64
             } else {
@@ -690,12 +701,16 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
             ));
             if d.to.ip() == client_port(0).ip() {
                 if !client_open || vanished(Side::Client, now) {
-                    // Closed port: the sender's connected socket may hear of it.
-                    if let Some(t) = server.transfers.iter_mut().find(|t| t.port == d.from)
-                        && let Machine::Recv(rx) = &mut t.machine
-                        && matches!(rx.status(), Status::Lingering)
+                    // Closed port: ICMP port unreachable goes back, unless a
+                    // firewall eats it (then only silence tells).
+                    if setup.faults.icmp
+                        && !vanished(Side::Server, now)
+                        && let Some(t) = server.transfers.iter_mut().find(|t| t.port == d.from)
                     {
-                        rx.handle_unreachable();
+                        match &mut t.machine {
+                            Machine::Recv(rx) => rx.handle_unreachable(d.to),
+                            Machine::Send(tx) => tx.handle_unreachable(d.to),
+                        }
                     }
                     continue;
                 }
@@ -716,6 +731,10 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
                     sorcerer_check(&mut out, &client_peek(&mut client, at, &mut net, now));
                 }
             } else if vanished(Side::Server, now) {
+                if setup.faults.icmp && client_open && !vanished(Side::Client, now) {
+                    let via = usize::from(d.from.port() - 50000);
+                    client.handle_unreachable(via, d.to);
+                }
                 continue;
             } else if d.to == server_addr {
                 server.request(now, t0, d.from, &d.bytes);
@@ -782,6 +801,7 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
         out.virtual_time = now;
     }
     out.datagrams = net.sent;
+    out.server_bytes = net.server_bytes;
     let stats = client.stats();
     // The sender's DATA datagrams per block delivered.
     out.blocks = stats.blocks;
@@ -912,6 +932,7 @@ fn setup_for(seed: u64) -> Setup {
         to_client: base,
         strays: 0.0,
         vanish: None,
+        icmp: false,
     };
     let loss = r.pick(&[0.01, 0.05, 0.10]);
     match r.below(8) {
@@ -966,6 +987,7 @@ fn setup_for(seed: u64) -> Setup {
                 Side::Server
             };
             faults.vanish = Some((side, Duration::from_micros(r.below(200_000))));
+            faults.icmp = r.chance(0.5);
         }
     }
     Setup {
@@ -976,6 +998,7 @@ fn setup_for(seed: u64) -> Setup {
         write,
         options,
         ignores_options,
+        utimeout_us: 50_000,
         size,
         faults,
     }
@@ -1083,12 +1106,14 @@ fn every_block_size_window_mode_direction_and_server_kind() {
                                 write,
                                 options,
                                 ignores_options,
+                                utimeout_us: 50_000,
                                 size,
                                 faults: PathFaults {
                                     to_server: f,
                                     to_client: f,
                                     strays: 0.01,
                                     vanish: None,
+                                    icmp: false,
                                 },
                             };
                             let out = run(&setup, false);
@@ -1126,12 +1151,14 @@ fn efficiency(loss: f64, write: bool, seeds: u64) -> (f64, Duration, Duration) {
             write,
             options: true,
             ignores_options: false,
+            utimeout_us: 50_000,
             size: 1 << 20,
             faults: PathFaults {
                 to_server: f,
                 to_client: f,
                 strays: 0.0,
                 vanish: None,
+                icmp: false,
             },
         };
         let out = run(&setup, false);
@@ -1212,12 +1239,14 @@ fn replay_efficiency() {
         write: std::env::var("SIM_WRITE").is_ok(),
         options: true,
         ignores_options: false,
+        utimeout_us: 50_000,
         size: 1 << 20,
         faults: PathFaults {
             to_server: f,
             to_client: f,
             strays: 0.0,
             vanish: None,
+            icmp: false,
         },
     };
     let out = run(&setup, true);
@@ -1228,4 +1257,43 @@ fn replay_efficiency() {
         "ok {} sent {} blocks {} virtual {:?}",
         out.ok, out.data_sent, out.blocks, out.virtual_time
     );
+}
+
+/// One ACK 0 for `blksize 65464 windowsize 64`, then silence (a spoofed
+/// request, a client that crashed): what the server sends before it gives up
+/// must stay under 1 MiB, whatever timeout the request asked for.
+#[test]
+fn a_peer_that_stops_after_ack_0_gets_at_most_one_mib() {
+    for utimeout_us in [50_000, 1] {
+        let f = Faults {
+            delay_us: 100,
+            ..NO_FAULTS
+        };
+        let setup = Setup {
+            seed: 9_000_000 + utimeout_us,
+            blksize: 65464,
+            windowsize: 64,
+            mode: Mode::Octet,
+            write: false,
+            options: true,
+            ignores_options: false,
+            utimeout_us,
+            size: 32 << 20,
+            // Request at 0, OACK at 100 µs, ACK 0 at 200 µs, gone at 250 µs.
+            faults: PathFaults {
+                to_server: f,
+                to_client: f,
+                strays: 0.0,
+                vanish: Some((Side::Client, Duration::from_micros(250))),
+                icmp: false,
+            },
+        };
+        let out = run(&setup, false);
+        eprintln!(
+            "utimeout {utimeout_us} µs: the server sent {} bytes to a silent peer",
+            out.server_bytes
+        );
+        assert!(out.violations.is_empty(), "{:?}", out.violations);
+        assert!(out.server_bytes <= 1 << 20, "{} bytes", out.server_bytes);
+    }
 }

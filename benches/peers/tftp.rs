@@ -266,6 +266,9 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
 
 /// Scenario 6: downloads through a relay that drops 3% and duplicates 3% of the
 /// datagrams each way. Both tools get the same seed in a round, so the same faults.
+/// The last rows (ours, and tftp-hpa if installed) use a second relay: 5% dropped
+/// and 5% duplicated late (0–20 ms after the original, so a copy can arrive after
+/// the blocks that follow it) each way, with default flags.
 pub fn loss(cfg: &Config) -> Vec<Outcome> {
     let len = cfg.loss_bytes;
     let (dir, name) = serve_dir(cfg, len);
@@ -319,6 +322,33 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
             plan.compare(ours[1].0, hpa, Some(5.0));
         }
         None => plan.skip("tftp ↔ in.tftpd (needs tftp-hpa and tftpd-hpa)"),
+    }
+
+    // Late duplicates: a stale DATA or ACK turning up among newer ones.
+    let late = Faults::loss_and_late_dups(0.05, 0.05, Duration::from_millis(20));
+    let ours_late = "tftp-get ↔ tftp-serve (defaults), 5% lost + 5% late dups ≤ 20 ms";
+    let (remote, out, client) = (
+        name.clone(),
+        cfg.scratch.join("out-loss-late"),
+        ours_get(&[]),
+    );
+    plan.ours(ours_late, move |round| {
+        let server = ours_addr.ok_or("tftp-serve did not start")?;
+        let relay = LossyProxy::start(server, late, late, round as u64);
+        fetch(&client, relay.addr(), &remote, len, &out, limit)
+    });
+    let hpa_late = "tftp ↔ in.tftpd (tftp-hpa), 5% lost + 5% late dups ≤ 20 ms";
+    if let Some((_, addr)) = &tftpd {
+        let (addr, remote, out, client) = (
+            *addr,
+            name.clone(),
+            cfg.scratch.join("out-loss-late-hpa"),
+            tftp_hpa(),
+        );
+        plan.peer("tftp", hpa_late, ours_late, None, move |round| {
+            let relay = LossyProxy::start(addr, late, late, round as u64);
+            fetch(&client, relay.addr(), &remote, len, &out, limit)
+        });
     }
     let out = plan.measure(cfg.rounds);
     drop((ours_srv, tftpd));

@@ -93,6 +93,14 @@ pub enum ClientError {
         /// Requests sent.
         tries: u32,
     },
+    /// Nothing listens on the server's request port (ICMP port unreachable).
+    #[error(
+        "no TFTP server at {server}: the port is closed (is the server running, and on this port?)"
+    )]
+    NoServer {
+        /// The server's address.
+        server: SocketAddr,
+    },
     /// The socket could not be opened.
     #[error("cannot open a UDP socket: {0}")]
     Socket(#[source] io::Error),
@@ -226,6 +234,9 @@ fn failure(cfg: &ClientConfig, client: &Client, e: TransferError) -> ClientError
             server: cfg.server,
             tries: client.requests_sent(),
         },
+        TransferError::PeerGone(_) if !client.answered() => {
+            ClientError::NoServer { server: cfg.server }
+        }
         e => ClientError::Transfer(e),
     }
 }

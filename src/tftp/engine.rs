@@ -57,7 +57,8 @@ pub trait Machine {
     /// The block from [`Machine::buffer`] holds this many bytes.
     fn filled(&mut self, _len: usize) {}
     /// ICMP port unreachable came back on port `via`.
-    fn unreachable(&mut self, via: Via);
+    /// A datagram sent from port `via` to `dest` met a closed port.
+    fn unreachable(&mut self, via: Via, dest: SocketAddr);
     /// Something for the trace.
     fn event(&mut self) -> Option<Event>;
     /// Where it stands.
@@ -86,8 +87,8 @@ macro_rules! one_port_machine {
         fn timeout(&mut self, now: Instant) {
             self.handle_timeout(now)
         }
-        fn unreachable(&mut self, _: Via) {
-            self.handle_unreachable()
+        fn unreachable(&mut self, _: Via, dest: SocketAddr) {
+            self.handle_unreachable(dest)
         }
         fn event(&mut self) -> Option<Event> {
             self.poll_event()
@@ -183,8 +184,8 @@ impl Machine for Client {
     fn filled(&mut self, len: usize) {
         Client::filled(self, len)
     }
-    fn unreachable(&mut self, via: Via) {
-        self.handle_unreachable(via)
+    fn unreachable(&mut self, via: Via, dest: SocketAddr) {
+        self.handle_unreachable(via, dest)
     }
     fn event(&mut self) -> Option<Event> {
         self.poll_event()
@@ -344,6 +345,7 @@ impl Ports {
         }
         let socket = self.sockets[via].as_ref().expect("opened above");
         if !self.nonblocking[via] {
+            crate::net::report_unreachable(socket);
             // Read first, wait only when nothing is queued: in a window's
             // burst the next block is usually there already, and one system
             // call beats two.
@@ -423,7 +425,7 @@ pub fn drive(
             }
             Ok(None) => {}
             Err((via, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                machine.unreachable(via);
+                refused(machine, ports, via);
                 continue;
             }
             Err((_, e)) => return Err(TransferError::Socket(e)),
@@ -493,13 +495,11 @@ fn send_all(
                         .map_err(TransferError::Socket)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // An ICMP error about an earlier datagram, reported now: the
-                // datagram is lost like any other; the machine decides.
+                // An ICMP error about an earlier datagram, reported now
+                // instead of sending this one: tell the machine, which
+                // queues this datagram no more if the peer is gone.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    if socket.peer_addr().is_ok() {
-                        machine.unreachable(via);
-                        return Ok(());
-                    }
+                    refused(machine, ports, via);
                     break;
                 }
                 Err(e) if crate::net::is_transient(&e) => break,
@@ -509,6 +509,22 @@ fn send_all(
     }
     events(machine, now, trace);
     Ok(())
+}
+
+/// Port `via` reported "connection refused": some datagram it sent met a
+/// closed port. The error queue says which destinations (see
+/// [`crate::net::report_unreachable`]); a connected socket's is its peer.
+fn refused(machine: &mut dyn Machine, ports: &Ports, via: Via) {
+    let Some(socket) = ports.get(via) else { return };
+    let mut dests = crate::net::unreachable_destinations(socket);
+    if dests.is_empty()
+        && let Ok(peer) = socket.peer_addr()
+    {
+        dests.push(peer);
+    }
+    for dest in dests {
+        machine.unreachable(via, dest);
+    }
 }
 
 /// A datagram waiting on port `.0`: its length and its sender.
@@ -526,11 +542,9 @@ fn receive(ports: &mut Ports, buf: &mut [u8]) -> Result<Option<Received>, (Via, 
                 Ok((n, from)) => return Ok(Some((via, n, from))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // An ICMP error: only a connected socket's tells about its peer.
+                // An ICMP error about something we sent (see `refused`).
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    if socket.peer_addr().is_ok() {
-                        return Err((via, e));
-                    }
+                    return Err((via, e));
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
                 Err(e) => return Err((via, e)),

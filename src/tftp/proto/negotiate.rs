@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::{Event, Params, Stats, Status, TransferError, Transmit, unknown_tid};
 use super::{receiver::Receiver, sender::Sender};
+use crate::addr::unmapped;
 use crate::tftp::packet::{
     ErrorCode, Mode, OptionError, Options, Packet, RawOption, Request as WireRequest,
 };
@@ -505,14 +506,17 @@ impl Client {
         }
     }
 
-    /// Port `via` heard ICMP "port unreachable" about a datagram to the server's transfer ID.
-    pub fn handle_unreachable(&mut self, via: Via) {
-        if via != self.via {
-            return;
-        }
+    /// A datagram from port `via` to `dest` met a closed port (ICMP port
+    /// unreachable). Before any answer, a closed request port means no
+    /// server listens there at all: say so now rather than after every retry.
+    pub fn handle_unreachable(&mut self, via: Via, dest: SocketAddr) {
         match &mut self.side {
-            Some(Side::Get(rx)) => rx.handle_unreachable(),
-            Some(Side::Put(tx)) => tx.handle_unreachable(),
+            Some(Side::Get(rx)) if via == self.via => rx.handle_unreachable(dest),
+            Some(Side::Put(tx)) if via == self.via => tx.handle_unreachable(dest),
+            Some(_) => {}
+            None if unmapped(dest) == unmapped(self.req.server) => {
+                self.fail_request(TransferError::PeerGone("server"));
+            }
             None => {}
         }
     }

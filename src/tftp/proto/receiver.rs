@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Event, Params, Stats, Status, TransferError, Transmit, unknown_tid, unwrap_block};
+use crate::addr::unmapped;
 use crate::tftp::packet::{ErrorCode, Packet};
 
 /// How many of the receiver's latest ACKs it remembers, to recognise a
@@ -556,9 +557,13 @@ impl Receiver {
         self.repeat_at = None;
     }
 
-    /// The peer's transfer ID turned out closed (ICMP port unreachable):
-    /// while lingering that is the sender saying it has the final ACK.
-    pub fn handle_unreachable(&mut self) {
+    /// A datagram to `dest` met a closed port (ICMP port unreachable). When
+    /// `dest` is the peer's transfer ID: while lingering, that is the sender
+    /// saying it has the final ACK; before, the sender is gone.
+    pub fn handle_unreachable(&mut self, dest: SocketAddr) {
+        if unmapped(dest) != unmapped(self.peer) {
+            return;
+        }
         match self.state {
             State::Lingering => self.finish(),
             State::Receiving => self.fail_quietly(TransferError::PeerGone(self.peer_role)),

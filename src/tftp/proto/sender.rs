@@ -33,11 +33,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Event, Params, Stats, Status, TransferError, Transmit, unknown_tid};
+use crate::addr::unmapped;
 use crate::tftp::packet::{DATA_HEADER, Opcode, Packet};
 
 /// Bytes in flight before the peer has acknowledged any DATA (and after a
 /// timeout): enough for a full window of ordinary blocks, a few big ones.
 pub const INITIAL_WINDOW_BYTES: usize = 256 * 1024;
+
+/// The most a sender sends, first sends and resends alike, to a peer that
+/// has never acknowledged DATA: a request with a forged source address (or
+/// a client that died after ACK 0) must not turn 50 bytes into megabytes.
+pub const UNPROVEN_BYTES: u64 = 1 << 20;
 
 /// A server's sender that never hears the final ACK retransmits the last
 /// block this many times at most, then calls the file sent, unconfirmed:
@@ -92,6 +98,8 @@ pub struct Sender {
     initial_window: usize,
     /// Blocks allowed in flight now.
     cwnd: usize,
+    /// Bytes of DATA sent before the peer acknowledged any (see [`UNPROVEN_BYTES`]).
+    unproven: Option<u64>,
     /// A partial ACK moved the window: nothing new until everything sent is acknowledged.
     recovering: bool,
     /// The block last sent again because of a gap or a timeout.
@@ -144,6 +152,7 @@ impl Sender {
             eof: false,
             initial_window,
             cwnd: initial_window,
+            unproven: Some(0),
             recovering: false,
             resent: None,
             peer_waiting: false,
@@ -253,6 +262,9 @@ impl Sender {
                         self.stats.retransmits += 1;
                     }
                     slot.sent_at = Some(now);
+                    if let Some(n) = &mut self.unproven {
+                        *n += slot.packet.len() as u64;
+                    }
                     self.sent = self.sent.max(i + 1);
                     self.stats.sent += 1;
                     self.deadline = Some(now + self.params.timer.rto());
@@ -343,6 +355,7 @@ impl Sender {
         }
         self.progress(now);
         self.cwnd = usize::from(self.params.windowsize.max(1));
+        self.unproven = None;
         for slot in self.window.drain(..covered) {
             self.stats.bytes += (slot.packet.len() - DATA_HEADER) as u64;
             self.spare.push(slot.packet);
@@ -427,6 +440,11 @@ impl Sender {
             self.deadline = None;
             return;
         }
+        let resend = (self.window[0].packet.len()) as u64;
+        if self.unproven.is_some_and(|n| n + resend > UNPROVEN_BYTES) {
+            self.give_up(now, format!("ACK of block {}", self.base as u16));
+            return;
+        }
         // The peer may be gone: earn the window again.
         self.cwnd = self.cwnd.min(self.initial_window);
         self.recovering = self.sent > 1;
@@ -469,11 +487,26 @@ impl Sender {
         self.error = Some(error);
     }
 
-    /// The peer's transfer ID turned out closed (ICMP port unreachable).
-    pub fn handle_unreachable(&mut self) {
-        if matches!(self.state, State::AwaitAck0 | State::Sending) {
-            self.fail_quietly(TransferError::PeerGone(self.peer_role));
+    /// A datagram to `dest` met a closed port (ICMP port unreachable). When
+    /// `dest` is the peer, it has gone: the transfer ends at once instead of
+    /// sending into the void until the retries run out. A client that closes
+    /// as soon as it has the last block (the course's, which never ACKs it)
+    /// has the file: that is the final ACK that never came, not a failure.
+    pub fn handle_unreachable(&mut self, dest: SocketAddr) {
+        if unmapped(dest) != unmapped(self.peer)
+            || !matches!(self.state, State::AwaitAck0 | State::Sending)
+        {
+            return;
         }
+        if self.peer_role == "client" && self.eof && self.window.len() == 1 && self.sent == 1 {
+            let slot = self.window.pop_front().expect("one block left");
+            self.stats.bytes += (slot.packet.len() - DATA_HEADER) as u64;
+            self.stats.blocks += 1;
+            self.stats.confirmed = false;
+            self.finish();
+            return;
+        }
+        self.fail_quietly(TransferError::PeerGone(self.peer_role));
     }
 
     /// Where the transfer stands.
