@@ -33,7 +33,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use util::lossy::{Faults, Link, LossyProxy, Stats, TraceEvent};
+use util::lossy::{Faults, Link, LossyProxy, SplitMix64, Stats, TraceEvent};
 use util::{KillOnDrop, TIMEOUT, bin, have_peer, have_tftpd, loopback, noise, parse_listening};
 
 // --- The relay's port mapping ----------------------------------------------------
@@ -263,7 +263,7 @@ impl Pairing {
     /// transfers end with an empty block. tftp-hpa's client goes lock-step at 512
     /// bytes and waits on 1–5 s timers, so it gets 8–16 KiB, also with multiples of 512.
     fn size(self, seed: u64) -> usize {
-        let r = SplitMix(seed ^ 0x5eed_f11e).next() as usize;
+        let r = SplitMix64(seed ^ 0x5eed_f11e).next_u64() as usize;
         match (self, seed % 5) {
             (Pairing::Hpa, 0) => 8192,
             (Pairing::Hpa, 1) => 16384,
@@ -923,17 +923,4 @@ fn sweep() {
         details.join("\n"),
         replay.join("\n  ")
     );
-}
-
-/// splitmix64, for file sizes (the relay has its own).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }

@@ -867,11 +867,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, good enough for fault rolls,
-/// and needs no dependency.
-struct SplitMix64(u64);
+/// and needs no dependency. The seed is the state.
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -880,7 +880,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in `[0, 1)`: the top 53 bits, so `roll < 1.0` always and `roll < 0.0` never.
-    fn next_f64(&mut self) -> f64 {
+    pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }

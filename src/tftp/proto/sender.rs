@@ -425,11 +425,7 @@ impl Sender {
             && stalled >= self.params.timer.patience(final_retries)
         {
             // The file went out; the peer just never said so (the course's client).
-            let slot = self.window.pop_front().expect("one block left");
-            self.stats.bytes += (slot.packet.len() - DATA_HEADER) as u64;
-            self.stats.blocks += 1;
-            self.stats.confirmed = false;
-            self.finish();
+            self.finish_unconfirmed();
             return;
         }
         if self.timeouts > retries && stalled >= self.params.timer.patience(retries) {
@@ -463,6 +459,16 @@ impl Sender {
             retries: self.timeouts - 1,
             waited: now.saturating_duration_since(self.last_progress),
         });
+    }
+
+    /// Only the last block is left, and the peer will never ACK it.
+    fn finish_unconfirmed(&mut self) {
+        if let Some(slot) = self.window.pop_front() {
+            self.stats.bytes += (slot.packet.len() - DATA_HEADER) as u64;
+            self.stats.blocks += 1;
+        }
+        self.stats.confirmed = false;
+        self.finish();
     }
 
     fn finish(&mut self) {
@@ -499,11 +505,7 @@ impl Sender {
             return;
         }
         if self.peer_role == "client" && self.eof && self.window.len() == 1 && self.sent == 1 {
-            let slot = self.window.pop_front().expect("one block left");
-            self.stats.bytes += (slot.packet.len() - DATA_HEADER) as u64;
-            self.stats.blocks += 1;
-            self.stats.confirmed = false;
-            self.finish();
+            self.finish_unconfirmed();
             return;
         }
         self.fail_quietly(TransferError::PeerGone(self.peer_role));
