@@ -302,7 +302,7 @@ pub fn get(
 
 /// [`get`] that `abort` (Ctrl-C) can stop: the server is told, and the
 /// error is [`TransferError::Aborted`].
-pub fn get_until(
+fn get_until(
     cfg: &ClientConfig,
     remote: &[u8],
     sink: &mut dyn Write,
@@ -388,7 +388,7 @@ pub fn put(
 }
 
 /// [`put`] that `abort` (Ctrl-C) can stop.
-pub fn put_until(
+fn put_until(
     cfg: &ClientConfig,
     remote: &[u8],
     source: &mut dyn Read,

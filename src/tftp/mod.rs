@@ -1,4 +1,4 @@
-//! TFTP (lesson 12): the wire format, one transfer engine shared by client and server, and the server and client built on it.
+//! TFTP (lesson 12): the wire format, the protocol as pure state machines, one driver loop, and the server and client built on them.
 //!
 //! TFTP moves a file over UDP in numbered blocks. The client sends a
 //! request (RRQ to download, WRQ to upload) to the server's port 69; the
@@ -11,10 +11,11 @@
 //! | [`packet`] | the six packets and the options, parsed without ever panicking |
 //! | [`netascii`] | the text mode: `\n` ↔ `\r\n`, `\r` ↔ `\r\0`, across block boundaries |
 //! | [`timer`] | when to retransmit: the RFC's fixed timer, or one adapted to the measured round-trip time |
-//! | [`engine`] | the sender and receiver state machines (windows, retransmission, duplicates, stray packets) |
+//! | [`proto`] | the sender, the receiver and the negotiation as sans-IO state machines: datagrams and time in, datagrams and deadlines out (windows, retransmission, duplicates, strays) |
+//! | [`engine`] | the one loop that runs a machine on real sockets and a real file; `--trace` |
 //! | [`fs`] | confining requests to the served directory; files written under a temporary name |
 //! | [`server`] | `tftp-serve`: one thread and one socket per transfer |
-//! | [`client`] | `tftp-get` / `tftp-put`: negotiation and its fallbacks |
+//! | [`client`] | `tftp-get` / `tftp-put`: the client's machine on two ports |
 
 pub mod client;
 pub mod engine;

@@ -125,7 +125,7 @@ impl RetransmitTimer {
     /// retransmission intervals. With the fixed timer that is the timeout;
     /// an adaptive sender retransmits within a few of our own RTOs. The
     /// receiver leaves sooner once the sender's transfer ID is seen closed
-    /// (see [`super::engine::confirm`]).
+    /// (see [`super::proto::Receiver::confirm`]).
     pub fn linger(&self) -> Duration {
         if self.adaptive {
             (self.rto() * 4).clamp(Duration::from_millis(20), ADAPTIVE_CAP)
