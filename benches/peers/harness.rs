@@ -117,7 +117,8 @@ pub struct Outcome {
     pub work: String,
     pub metric: Metric,
     pub rows: Vec<Row>,
-    pub skipped: Vec<String>,
+    /// What did not take part, and why.
+    pub skipped: Vec<(String, String)>,
     pub pairs: Vec<Pair>,
     pub bounds: Vec<Bound>,
 }
@@ -161,7 +162,7 @@ pub struct Plan<'a> {
     work: String,
     metric: Metric,
     contenders: Vec<Contender<'a>>,
-    skipped: Vec<String>,
+    skipped: Vec<(String, String)>,
     pairs: Vec<Pair>,
     bounds: Vec<Bound>,
 }
@@ -215,9 +216,14 @@ impl<'a> Plan<'a> {
         });
     }
 
-    /// Something that cannot take part, and why.
+    /// Something that cannot take part because a program is missing.
     pub fn skip(&mut self, what: impl Into<String>) {
-        self.skipped.push(what.into());
+        self.skip_because(what, "not installed");
+    }
+
+    /// Something left out of this run for another reason.
+    pub fn skip_because(&mut self, what: impl Into<String>, why: impl Into<String>) {
+        self.skipped.push((what.into(), why.into()));
     }
 
     /// `figure` (`value` or an extra's name) of `tool` should be at most `max`.
@@ -375,8 +381,8 @@ pub fn report(outcomes: &[Outcome]) -> String {
                 }
             }
         }
-        for sk in &o.skipped {
-            let _ = writeln!(s, "| | {sk} | skipped: not installed | | | |");
+        for (what, why) in &o.skipped {
+            let _ = writeln!(s, "| | {what} | skipped: {why} | | | |");
         }
     }
     s.push_str("\n| scenario | target | measured | |\n|---|---|---|---|\n");
