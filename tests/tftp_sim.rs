@@ -1138,36 +1138,40 @@ fn every_block_size_window_mode_direction_and_server_kind() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
+/// 1 MiB in blocks of 1468, windows of 16, through `loss` each way on a LAN-like path.
+fn one_mib(loss: f64, write: bool, seed: u64) -> Setup {
+    let f = Faults {
+        loss,
+        delay_us: 100,
+        jitter_us: 20,
+        ..NO_FAULTS
+    };
+    Setup {
+        seed: 7_000_000 + seed,
+        blksize: 1468,
+        windowsize: 16,
+        mode: Mode::Octet,
+        write,
+        options: true,
+        ignores_options: false,
+        utimeout_us: 50_000,
+        size: 1 << 20,
+        faults: PathFaults {
+            to_server: f,
+            to_client: f,
+            strays: 0.0,
+            vanish: None,
+            icmp: false,
+        },
+    }
+}
+
 /// Datagrams per block and virtual time for 1 MiB (blksize 1468, windowsize 16) at 1%, 5%, 10% loss each way.
 fn efficiency(loss: f64, write: bool, seeds: u64) -> (f64, Duration, Duration) {
     let mut ratio = 0.0;
     let mut times = Vec::new();
     for seed in 0..seeds {
-        let f = Faults {
-            loss,
-            delay_us: 100,
-            jitter_us: 20,
-            ..NO_FAULTS
-        };
-        let setup = Setup {
-            seed: 7_000_000 + seed,
-            blksize: 1468,
-            windowsize: 16,
-            mode: Mode::Octet,
-            write,
-            options: true,
-            ignores_options: false,
-            utimeout_us: 50_000,
-            size: 1 << 20,
-            faults: PathFaults {
-                to_server: f,
-                to_client: f,
-                strays: 0.0,
-                vanish: None,
-                icmp: false,
-            },
-        };
-        let out = run(&setup, false);
+        let out = run(&one_mib(loss, write, seed), false);
         assert!(
             out.ok && out.violations.is_empty(),
             "seed {seed}: {:?} {:?}",
@@ -1227,34 +1231,11 @@ fn replay_efficiency() {
     else {
         return;
     };
-    let f = Faults {
-        loss,
-        delay_us: 100,
-        jitter_us: 20,
-        ..NO_FAULTS
-    };
     let seed = std::env::var("SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let setup = Setup {
-        seed: 7_000_000 + seed,
-        blksize: 1468,
-        windowsize: 16,
-        mode: Mode::Octet,
-        write: std::env::var("SIM_WRITE").is_ok(),
-        options: true,
-        ignores_options: false,
-        utimeout_us: 50_000,
-        size: 1 << 20,
-        faults: PathFaults {
-            to_server: f,
-            to_client: f,
-            strays: 0.0,
-            vanish: None,
-            icmp: false,
-        },
-    };
+    let setup = one_mib(loss, std::env::var("SIM_WRITE").is_ok(), seed);
     show(&setup);
 }
 

@@ -9,7 +9,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
@@ -297,31 +296,19 @@ pub fn get(
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
 ) -> Result<Download, ClientError> {
-    get_until(cfg, remote, sink, progress, None)
-}
-
-/// [`get`] that `abort` (Ctrl-C) can stop: the server is told, and the
-/// error is [`TransferError::Aborted`].
-fn get_until(
-    cfg: &ClientConfig,
-    remote: &[u8],
-    sink: &mut dyn Write,
-    progress: &mut dyn Progress,
-    abort: Option<&AtomicBool>,
-) -> Result<Download, ClientError> {
     let started = Instant::now();
     let tsize = (cfg.mode == Mode::Octet).then_some(0);
     let (mut client, mut ports) = start(cfg, false, remote, tsize)?;
     let trace = cfg.trace.as_ref();
     let result = if cfg.mode == Mode::Netascii {
         let mut text = NetasciiWriter::new(&mut *sink);
-        receive(cfg, &mut client, &mut ports, &mut text, progress, abort).and_then(|()| {
+        receive(cfg, &mut client, &mut ports, &mut text, progress).and_then(|()| {
             text.finish()
                 .map(drop)
                 .map_err(|e| write_failed(&mut client, &mut ports, e, trace))
         })
     } else {
-        receive(cfg, &mut client, &mut ports, sink, progress, abort)
+        receive(cfg, &mut client, &mut ports, sink, progress)
     };
     result?;
     sink.flush()
@@ -341,7 +328,6 @@ fn receive(
     ports: &mut Ports,
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
-    abort: Option<&AtomicBool>,
 ) -> Result<(), ClientError> {
     negotiate(cfg, client, ports, Io::Sink(&mut *sink), progress, None)?;
     let mut update = |b| progress.update(b);
@@ -350,8 +336,8 @@ fn receive(
         client,
         ports,
         Some(Io::Sink(sink)),
-        Until::Complete,
-        abort,
+        Until::Done,
+        None,
         trace,
         &mut update,
     )
@@ -384,18 +370,6 @@ pub fn put(
     size: Option<u64>,
     progress: &mut dyn Progress,
 ) -> Result<Report, ClientError> {
-    put_until(cfg, remote, source, size, progress, None)
-}
-
-/// [`put`] that `abort` (Ctrl-C) can stop.
-fn put_until(
-    cfg: &ClientConfig,
-    remote: &[u8],
-    source: &mut dyn Read,
-    size: Option<u64>,
-    progress: &mut dyn Progress,
-    abort: Option<&AtomicBool>,
-) -> Result<Report, ClientError> {
     let started = Instant::now();
     let tsize = if cfg.mode == Mode::Octet { size } else { None };
     let (mut client, mut ports) = start(cfg, true, remote, tsize)?;
@@ -421,7 +395,7 @@ fn put_until(
         &mut ports,
         Some(Io::Source(source)),
         Until::Done,
-        abort,
+        None,
         trace,
         &mut update,
     )

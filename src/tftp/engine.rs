@@ -295,10 +295,9 @@ pub enum Io<'a> {
 /// Where [`drive`] stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
-    /// When the transfer is done or failed.
+    /// When the transfer is done or failed, or a receiver has every byte
+    /// (its caller makes the file safe before the final ACK goes out).
     Done,
-    /// When a receiver has every byte (to make the file safe before the final ACK), or earlier.
-    Complete,
     /// When the client's request is answered (the transfer's settings are known), or earlier.
     Answered,
 }

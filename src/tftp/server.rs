@@ -545,12 +545,12 @@ impl Run<'_> {
         );
         if self.request.mode == Mode::Netascii {
             let mut text = NetasciiWriter::new(&mut file);
-            self.drive(&mut rx, Some(Io::Sink(&mut text)), Until::Complete)?;
+            self.drive(&mut rx, Some(Io::Sink(&mut text)), Until::Done)?;
             if let Err(e) = text.finish() {
                 return Err(self.fail(&mut rx, e));
             }
         } else {
-            self.drive(&mut rx, Some(Io::Sink(&mut file)), Until::Complete)?;
+            self.drive(&mut rx, Some(Io::Sink(&mut file)), Until::Done)?;
         }
         if let Err(e) = file.commit(cfg.overwrite) {
             return Err(if e.kind() == io::ErrorKind::AlreadyExists {
