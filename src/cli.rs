@@ -7,6 +7,8 @@
 use std::error::Error;
 use std::io;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::addr::{AddrError, Family};
 use crate::codec::{self, CodecError, Encoding, Unmappable};
@@ -21,6 +23,28 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
 /// The command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
+/// Stopped by Ctrl-C, SIGTERM or SIGHUP (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Makes Ctrl-C (SIGINT), SIGTERM and SIGHUP set `flag` instead of killing
+/// the process, so that a transfer can stop cleanly: tell the peer, remove
+/// its temporary file. A second signal ends the process at once, for when
+/// stopping cleanly takes too long.
+pub fn stop_on_signals(flag: &Arc<AtomicBool>) -> Result<(), ctrlc::Error> {
+    let flag = Arc::clone(flag);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+    })
+}
+
+/// The exit for a run that `flag` ([`stop_on_signals`]) stopped: one line
+/// saying so, and [`EXIT_INTERRUPTED`].
+pub fn interrupted(prog: &str, what_happened: &str) -> ExitCode {
+    eprintln!("{prog}: interrupted; {what_happened}");
+    ExitCode::from(EXIT_INTERRUPTED)
+}
 
 /// A usage error a binary finds itself (beyond what clap checks).
 #[derive(Debug, thiserror::Error)]

@@ -626,6 +626,193 @@ fn failed_get_leaves_existing_local_file_untouched() {
     assert_file(&work.path().join("keep.bin"), b"precious");
 }
 
+/// Makes a device node `path` (character device `major`:`minor`) where the
+/// system allows it (as root); false elsewhere.
+fn make_device(path: &Path, major: u64, minor: u64) -> bool {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(major, minor),
+    )
+    .is_ok()
+}
+
+fn is_char_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+#[test]
+fn get_onto_a_device_writes_into_it_and_fails_when_it_is_full() {
+    let (_root, srv, work) = served(&[("q.bin", &noise(256 << 10, 30))], &[]);
+    let addr = srv.addr.to_string();
+    let dir = work.path();
+    // Device nodes of our own in a scratch directory (as root), and links to
+    // the system's: a bug here replaces these, never /dev/null itself.
+    let nodes = make_device(&dir.join("full"), 1, 7) && make_device(&dir.join("null"), 1, 3);
+    if !nodes {
+        eprintln!("note: cannot make device nodes here (not root); testing through symlinks only");
+    }
+    symlink("/dev/full", dir.join("full-link")).unwrap();
+    symlink("/dev/null", dir.join("null-link")).unwrap();
+    let (fulls, nulls): (&[&str], &[&str]) = if nodes {
+        (&["full", "full-link"], &["null", "null-link"])
+    } else {
+        (&["full-link"], &["null-link"])
+    };
+    for local in fulls {
+        let out = tool("tftp-get", &[&addr, "q.bin", "-o", local, "-q"], dir);
+        let err = failed(
+            &out,
+            1,
+            &format!("cannot write {local}: no space left on device"),
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    for local in nulls {
+        succeeded(&tool("tftp-get", &[&addr, "q.bin", "-o", local, "-q"], dir));
+    }
+    if nodes {
+        assert!(is_char_device(&dir.join("full")) && is_char_device(&dir.join("null")));
+    }
+    let mut names = vec!["full-link", "null-link"];
+    if nodes {
+        names.extend(["full", "null"]);
+    }
+    names.sort();
+    assert_eq!(listing(dir), names, "nothing else was created");
+    assert!(is_char_device(Path::new("/dev/null")));
+}
+
+#[test]
+fn get_into_a_fifo_feeds_its_reader() {
+    let file = noise(300_000, 31);
+    let (_root, srv, work) = served(&[("f.bin", &file)], &[]);
+    let fifo = work.path().join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    succeeded(&tool(
+        "tftp-get",
+        &[&srv.addr.to_string(), "f.bin", "-o", "pipe", "-q"],
+        work.path(),
+    ));
+    assert!(reader.join().unwrap() == file, "the reader got other bytes");
+    assert_eq!(listing(work.path()), ["pipe"]);
+}
+
+#[test]
+fn get_never_writes_through_a_planted_temporary_name() {
+    let (_root, srv, work) = served(&[("dl.bin", b"downloaded")], &[]);
+    let dir = work.path();
+    fs::write(dir.join("v.txt"), b"victim").unwrap();
+    // The old fixed temporary names, planted as links to another file.
+    symlink("v.txt", dir.join("dl.bin.part")).unwrap();
+    symlink("v.txt", dir.join(".dl.bin.part")).unwrap();
+    succeeded(&tool(
+        "tftp-get",
+        &[&srv.addr.to_string(), "dl.bin", "-q"],
+        dir,
+    ));
+    assert_file(&dir.join("v.txt"), b"victim");
+    assert_file(&dir.join("dl.bin"), b"downloaded");
+}
+
+#[test]
+fn concurrent_gets_to_one_name_each_install_a_whole_file() {
+    let a = noise(400_000, 32);
+    let b = noise(400_000, 33);
+    let (_root, srv, work) = served(&[("a.bin", &a), ("b.bin", &b)], &[]);
+    let addr = srv.addr.to_string();
+    for round in 0..10 {
+        let gets: Vec<_> = ["a.bin", "b.bin"]
+            .into_iter()
+            .map(|remote| {
+                let mut c = cmd("tftp-get", &[&addr, remote, "-o", "out.bin", "-q"]);
+                c.current_dir(work.path()).stdin(Stdio::null());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for mut get in gets {
+            let status = wait_timeout(&mut get, TIMEOUT).expect("tftp-get hung");
+            assert!(status.success(), "round {round}: {status:?}");
+        }
+        let got = fs::read(work.path().join("out.bin")).unwrap();
+        assert!(
+            got == a || got == b,
+            "round {round}: a mix of both downloads"
+        );
+        assert_eq!(listing(work.path()), ["out.bin"], "round {round}");
+    }
+}
+
+/// A server that sends DATA 1 of a longer file and then nothing: the
+/// download stays in progress until the client is stopped.
+fn stalling_server() -> (
+    String,
+    thread::JoinHandle<UdpSocket>,
+    std::sync::mpsc::Receiver<()>,
+) {
+    let request_port = udp();
+    let addr = request_port.local_addr().unwrap().to_string();
+    let (acked, acked_rx) = std::sync::mpsc::channel();
+    let server = thread::spawn(move || {
+        let (_request, client) = recv(&request_port);
+        let tid = udp();
+        tid.send_to(&data(1, &[7u8; 512]), client).unwrap();
+        expect_ack(&tid, 1);
+        acked.send(()).unwrap();
+        tid
+    });
+    (addr, server, acked_rx)
+}
+
+#[test]
+fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
+    for sig in ["INT", "TERM"] {
+        let work = dir_with(&[("keep.bin", b"precious")]);
+        let (addr, server, acked) = stalling_server();
+        let mut get = cmd("tftp-get", &[&addr, "f.bin", "-o", "keep.bin", "-W", "1"]);
+        get.current_dir(work.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut get = get.spawn().unwrap();
+        acked.recv_timeout(TIMEOUT).expect("no ACK 1");
+        let tid = server.join().unwrap();
+        let names = listing(work.path());
+        assert_eq!(
+            names.len(),
+            2,
+            "a temporary file beside keep.bin: {names:?}"
+        );
+        signal(&get, sig);
+        // The server hears why the client left...
+        let message = loop {
+            let (packet, _) = recv(&tid);
+            if let Some((_, message)) = error_of(&packet) {
+                break message;
+            }
+        };
+        assert!(message.contains("aborted"), "SIG{sig}: {message}");
+        let status = wait_timeout(&mut get, TIMEOUT).expect("tftp-get did not stop");
+        assert_eq!(status.code(), Some(130), "SIG{sig}");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut get.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.contains("tftp-get: interrupted;"),
+            "SIG{sig}: {stderr}"
+        );
+        // ...and nothing is left but what was there.
+        assert_eq!(listing(work.path()), ["keep.bin"], "SIG{sig}");
+        assert_file(&work.path().join("keep.bin"), b"precious");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let work = TempDir::new().unwrap();
@@ -811,7 +998,7 @@ fn abandoned_upload_leaves_nothing_behind() {
         "{names:?}"
     );
     let hidden = format!("/{}", names[0]);
-    expect_error(srv.addr, &rrq(&hidden), 1);
+    expect_error(srv.addr, &rrq(&hidden), 2);
     for block in 1..=3u16 {
         sock.send_to(&data(block, &[block as u8; 512]), tid)
             .unwrap();

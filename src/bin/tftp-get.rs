@@ -3,12 +3,16 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
+use socktools::addr::describe_io;
 use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
 use socktools::output::Log;
-use socktools::tftp::client;
-use socktools::tftp::fs::AtomicFile;
+use socktools::tftp::client::{self, ClientError};
+use socktools::tftp::local::LocalFile;
+use socktools::tftp::proto::TransferError;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -27,7 +31,8 @@ struct Args {
     /// File name on the server.
     remote: String,
 
-    /// Where to write it (default: the remote name without its directories; '-' for stdout).
+    /// Where to write it (default: the remote name without its directories; '-' for stdout). A
+    /// file appears only when complete; a device or fifo (such as /dev/null) is written into.
     #[arg(short = 'o', long, value_name = "LOCAL")]
     output: Option<PathBuf>,
 
@@ -40,8 +45,9 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = args.tftp.client_config(&args.host)?;
+fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let mut cfg = args.tftp.client_config(&args.host)?;
+    cfg.abort = Some(Arc::clone(stop));
     let log = Log::stderr(args.tftp.verbosity());
     let local = match args.output {
         Some(path) => path,
@@ -54,33 +60,29 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut progress = TransferProgress::new(args.tftp.verbosity());
     let report = if local.as_os_str() == "-" {
+        cli::stop_on_signals(stop)?;
         let stdout = io::stdout();
         let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
         let download = client::get(&cfg, args.remote.as_bytes(), &mut out, &mut progress)?;
         out.flush()?;
         download.confirm()
     } else {
-        // Written beside the destination as LOCAL.part and renamed when
-        // complete: a failed download never leaves half a file under the real name.
-        let mut part = local.clone().into_os_string();
-        part.push(".part");
-        let mut file = AtomicFile::at(&local, part.as_ref())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot write {}: {}",
-                    PathBuf::from(&part).display(),
-                    socktools::addr::describe_io(&e)
-                )
-            })?
-            .sync_on_commit(args.fsync);
-        let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)?;
-        if let Err(e) = file.commit(true) {
+        // Opened before the request goes out: a destination that cannot be
+        // written is found before the server is bothered. Opening a fifo
+        // waits for its reader, so the signal handler (which makes Ctrl-C
+        // stop the transfer instead of the process) comes after.
+        let mut file = LocalFile::create(&local, args.fsync)?;
+        cli::stop_on_signals(stop)?;
+        let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)
+            .map_err(|e| match e {
+                ClientError::Transfer(TransferError::File { error, .. }) => {
+                    anyhow::anyhow!("cannot write {}: {}", local.display(), describe_io(&error))
+                }
+                other => other.into(),
+            })?;
+        if let Err(e) = file.commit() {
             download.reject("the client could not save the file");
-            anyhow::bail!(
-                "cannot save {}: {}",
-                local.display(),
-                socktools::addr::describe_io(&e)
-            );
+            return Err(e.into());
         }
         download.confirm()
     };
@@ -101,8 +103,13 @@ fn base_name(remote: &str) -> Option<&str> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let stop = Arc::new(AtomicBool::new(false));
+    match run(Args::parse(), &stop) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if stop.load(Ordering::SeqCst) => cli::interrupted(
+            "tftp-get",
+            "the server was told, and no file was written or changed",
+        ),
         Err(e) => cli::report("tftp-get", e.as_ref()),
     }
 }

@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
@@ -32,8 +34,9 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = args.tftp.client_config(&args.host)?;
+fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    let mut cfg = args.tftp.client_config(&args.host)?;
+    cfg.abort = Some(Arc::clone(stop));
     let log = Log::stderr(args.tftp.verbosity());
     let remote = match (&args.remote, args.local.as_str()) {
         (Some(r), _) => r.clone(),
@@ -66,6 +69,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         let size = meta.is_file().then_some(meta.len());
         (Box::new(BufReader::with_capacity(64 * 1024, file)), size)
     };
+    // After opening LOCAL (a fifo waits for its writer): from here Ctrl-C
+    // stops the transfer and tells the server, which discards the upload.
+    cli::stop_on_signals(stop)?;
     let mut progress = TransferProgress::new(args.tftp.verbosity());
     let report = client::put(&cfg, remote.as_bytes(), &mut source, size, &mut progress)?;
     progress.finish();
@@ -80,8 +86,12 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let stop = Arc::new(AtomicBool::new(false));
+    match run(Args::parse(), &stop) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if stop.load(Ordering::SeqCst) => {
+            cli::interrupted("tftp-put", "the server was told to discard the upload")
+        }
         Err(e) => cli::report("tftp-put", e.as_ref()),
     }
 }

@@ -9,6 +9,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
@@ -40,6 +42,9 @@ pub struct ClientConfig {
     pub no_options: bool,
     /// Where `--trace` lines go, if anywhere.
     pub trace: Option<Trace>,
+    /// Set (by a Ctrl-C or SIGTERM handler) to stop the transfer: the server
+    /// is sent an ERROR and the call fails with [`TransferError::Aborted`].
+    pub abort: Option<Arc<AtomicBool>>,
 }
 
 impl ClientConfig {
@@ -57,6 +62,7 @@ impl ClientConfig {
             retries: 6,
             no_options: false,
             trace: None,
+            abort: None,
         }
     }
 
@@ -211,7 +217,7 @@ fn negotiate(
         ports,
         Some(io),
         Until::Answered,
-        None,
+        cfg.abort.as_deref(),
         cfg.trace.as_ref(),
         &mut update,
     )
@@ -337,7 +343,7 @@ fn receive(
         ports,
         Some(Io::Sink(sink)),
         Until::Done,
-        None,
+        cfg.abort.as_deref(),
         trace,
         &mut update,
     )
@@ -395,7 +401,7 @@ pub fn put(
         &mut ports,
         Some(Io::Source(source)),
         Until::Done,
-        None,
+        cfg.abort.as_deref(),
         trace,
         &mut update,
     )

@@ -308,6 +308,10 @@ pub struct Ports {
     sockets: [Option<UdpSocket>; 2],
     bind: SocketAddr,
     nonblocking: [bool; 2],
+    /// Destinations an ICMP error called unreachable, told to the machine
+    /// only once the datagrams that came before the error are read (see
+    /// [`refused`]).
+    unreachable: Vec<(Via, SocketAddr)>,
 }
 
 impl Ports {
@@ -320,6 +324,7 @@ impl Ports {
             sockets: [Some(socket), None],
             bind,
             nonblocking: [false; 2],
+            unreachable: Vec::new(),
         }
     }
 
@@ -330,6 +335,7 @@ impl Ports {
             sockets: [Some(first), None],
             bind,
             nonblocking: [false; 2],
+            unreachable: Vec::new(),
         })
     }
 
@@ -422,9 +428,15 @@ pub fn drive(
                 }
                 continue;
             }
+            Ok(None) if !ports.unreachable.is_empty() => {
+                for (via, dest) in std::mem::take(&mut ports.unreachable) {
+                    machine.unreachable(via, dest);
+                }
+                continue;
+            }
             Ok(None) => {}
             Err((via, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                refused(machine, ports, via);
+                refused(ports, via);
                 continue;
             }
             Err((_, e)) => return Err(TransferError::Socket(e)),
@@ -495,10 +507,9 @@ fn send_all(
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // An ICMP error about an earlier datagram, reported now
-                // instead of sending this one: tell the machine, which
-                // queues this datagram no more if the peer is gone.
+                // instead of sending this one.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    refused(machine, ports, via);
+                    refused(ports, via);
                     break;
                 }
                 Err(e) if crate::net::is_transient(&e) => break,
@@ -513,7 +524,7 @@ fn send_all(
 /// Port `via` reported "connection refused": some datagram it sent met a
 /// closed port. The error queue says which destinations (see
 /// [`crate::net::report_unreachable`]); a connected socket's is its peer.
-fn refused(machine: &mut dyn Machine, ports: &Ports, via: Via) {
+fn refused(ports: &mut Ports, via: Via) {
     let Some(socket) = ports.get(via) else { return };
     let mut dests = crate::net::unreachable_destinations(socket);
     if dests.is_empty()
@@ -521,9 +532,12 @@ fn refused(machine: &mut dyn Machine, ports: &Ports, via: Via) {
     {
         dests.push(peer);
     }
-    for dest in dests {
-        machine.unreachable(via, dest);
-    }
+    // Not told to the machine yet: Linux reports the error before the
+    // datagrams already queued, and one of those may be the peer's ERROR
+    // saying why it left ("file too large"), which is the better message.
+    ports
+        .unreachable
+        .extend(dests.into_iter().map(|d| (via, d)));
 }
 
 /// A datagram waiting on port `.0`: its length and its sender.

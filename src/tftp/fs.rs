@@ -2,34 +2,46 @@
 //!
 //! A TFTP request carries a file name chosen by whoever sent the packet. A
 //! server that simply opened `DIR/NAME` could be asked for
-//! `../../etc/passwd`, or could follow a symlink out of `DIR`. [`Root`] turns
-//! a requested name into a path that is known to lie inside the served
-//! directory, or refuses it with a [`PathError`] that the server maps to a
-//! TFTP error code.
+//! `../../etc/passwd`, or could follow a symlink out of `DIR`. [`Root`] holds
+//! the served directory open as a [`cap_std::fs::Dir`] and makes every open,
+//! create and rename *relative to that handle*: the kernel resolves the name
+//! beneath it (`openat2(RESOLVE_BENEATH)` on Linux 5.6 and later, a careful
+//! component-by-component walk elsewhere), so a `..` or a symlink that leads
+//! out is refused at the moment of the open. There is no check-then-open
+//! window for a local user to swap a directory for a symlink in. A refused
+//! name becomes a [`PathError`], which the server maps to a TFTP error code.
+//!
+//! Symlinks inside the served tree are followed while they stay in it;
+//! absolute symlinks are refused even when they point back inside, because
+//! inside a sandbox `/` means the sandbox (tftpd-hpa's `-s` chroot behaves
+//! the same way).
 //!
 //! UDP transfers fail halfway all the time (a lost client, a timeout, Ctrl-C).
 //! A file written straight to its final name would then be left truncated, and
 //! an existing file being overwritten would be destroyed. [`AtomicFile`]
-//! writes to a temporary name and renames it into place only in
-//! [`AtomicFile::commit`]; if it is dropped without a commit, the temporary
-//! file is removed and nothing else has changed.
+//! writes to a new, uniquely named hidden file (`.NAME.RANDOM.part`, created
+//! exclusively, so it never reuses or follows anything already there) and
+//! renames it into place only in [`AtomicFile::commit`]; if it is dropped
+//! without a commit, the temporary file is removed and nothing else has
+//! changed. Names of that shape are reserved: a client can neither read nor
+//! write them, so an upload in progress is never served and a client's file
+//! never collides with one.
 //!
 //! Unix only: names are raw bytes, turned into paths with
 //! [`std::os::unix::ffi::OsStrExt`], so GBK or any other non-UTF-8 name
 //! reaches the filesystem unchanged.
-//!
-//! The checks are made when a request arrives; a local user who can change the
-//! served tree could still swap a directory for a symlink between the check
-//! and the `open`. Closing that gap needs `openat2(RESOLVE_BENEATH)`, which
-//! std does not offer; for a course tool serving its own directory this is an
-//! accepted limit.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 /// Why a requested path was refused.
 ///
@@ -55,6 +67,9 @@ pub enum PathError {
     /// The file exists and overwriting was not allowed.
     #[error("file already exists")]
     Exists,
+    /// The name has the shape of an upload in progress (`.NAME.RANDOM.part`).
+    #[error("names like .NAME.XXXX.part are reserved for uploads in progress")]
+    Reserved,
     /// Any other I/O error (permission denied, ...). Displayed as one short
     /// line such as `permission denied`, fit for a TFTP error packet.
     #[error("{}", describe(.0))]
@@ -80,11 +95,18 @@ fn describe(err: &io::Error) -> String {
     text
 }
 
-/// Maps an error from looking a path up. ENOTDIR (`file.txt/x`) is a "not
-/// found" too: there is no such directory.
+/// Maps an error from looking a path up beneath the root.
+///
+/// ENOTDIR (`file.txt/x`) is a "not found" too: there is no such directory.
+/// cap-std reports a path that would leave the directory as a
+/// `PermissionDenied` error of its own, with no OS error number (a real
+/// EACCES always has one), and the kernel's `RESOLVE_BENEATH` as EXDEV.
 fn lookup_error(err: io::Error) -> PathError {
+    const EXDEV: i32 = 18;
     match err.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => PathError::NotFound,
+        io::ErrorKind::PermissionDenied if err.raw_os_error().is_none() => PathError::Escapes,
+        _ if err.raw_os_error() == Some(EXDEV) => PathError::Escapes,
         _ => PathError::Io(err),
     }
 }
@@ -107,121 +129,152 @@ fn relative_path(requested: &[u8]) -> Result<PathBuf, PathError> {
     }
     if rel.as_os_str().is_empty() {
         Err(PathError::Empty)
+    } else if is_temporary_name(rel.file_name().unwrap_or_default()) {
+        Err(PathError::Reserved)
     } else {
         Ok(rel)
     }
 }
 
-/// The directory a server serves, canonicalised once at start-up.
+/// Does `name` have the shape of an [`AtomicFile`]'s temporary name?
 ///
-/// Every path it hands out is canonical (symlinks resolved) and starts with
-/// [`Root::path`].
+/// The shape is narrow (a leading dot, 16 hex digits, `.part`), so ordinary
+/// names such as `.profile.part` or `disk.part` stay usable.
+pub fn is_temporary_name(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    let Some(stem) = name
+        .strip_prefix(b".")
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX.as_bytes()))
+    else {
+        return false;
+    };
+    match stem.len().checked_sub(RANDOM_DIGITS + 1) {
+        Some(dot) => stem[dot] == b'.' && stem[dot + 1..].iter().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
+/// The directory a server serves, held open for the server's lifetime.
+///
+/// Every file it hands out is opened relative to that handle, so renaming or
+/// replacing the directory's path later changes nothing.
 #[derive(Debug, Clone)]
 pub struct Root {
-    dir: PathBuf,
+    dir: Arc<Dir>,
+    path: PathBuf,
 }
 
 impl Root {
-    /// Canonicalises `dir`; fails if it does not exist or is not a directory.
+    /// Opens `dir`; fails if it does not exist or is not a directory.
     pub fn new(dir: &Path) -> io::Result<Root> {
-        let dir = fs::canonicalize(dir)?;
-        if !fs::metadata(&dir)?.is_dir() {
+        // Canonical, for messages: the directory that is really served.
+        let path = std::fs::canonicalize(dir)?;
+        if !std::fs::metadata(&path)?.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("{} is not a directory", dir.display()),
+                format!("{} is not a directory", path.display()),
             ));
         }
-        Ok(Root { dir })
+        let dir = Dir::open_ambient_dir(&path, ambient_authority())?;
+        Ok(Root {
+            dir: Arc::new(dir),
+            path,
+        })
     }
 
-    /// The canonical served directory.
+    /// The served directory, as it was when the server started.
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.path
     }
 
-    /// Resolves `rel` against the root, following every symlink, and checks
-    /// that the result is still inside. `starts_with` compares whole
-    /// components, so `/srv/tftp-other` is not inside `/srv/tftp`.
-    fn resolve(&self, rel: &Path) -> Result<PathBuf, PathError> {
-        let canonical = fs::canonicalize(self.dir.join(rel)).map_err(lookup_error)?;
-        if canonical.starts_with(&self.dir) {
-            Ok(canonical)
-        } else {
-            Err(PathError::Escapes)
-        }
-    }
-
-    /// Path of a file to send (RRQ): it must exist, be a regular file, lie
-    /// inside the root after following symlinks, and be readable.
-    ///
-    /// The returned path is canonical.
-    pub fn readable(&self, requested: &[u8]) -> Result<PathBuf, PathError> {
+    /// Opens a file to send (RRQ): it must lie inside the root after
+    /// following symlinks, be a regular file, and be readable.
+    pub fn open(&self, requested: &[u8]) -> Result<File, PathError> {
         let rel = relative_path(requested)?;
-        let path = self.resolve(&rel)?;
-        let meta = fs::metadata(&path).map_err(lookup_error)?;
-        if !meta.is_file() {
+        let mut options = OpenOptions::new();
+        // O_NONBLOCK: a fifo put in the tree must not hang the open; the type
+        // is checked on the open file, so nothing can be swapped in between.
+        // Reads of a regular file ignore the flag.
+        options.read(true).custom_flags(
+            nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits(),
+        );
+        let file = self.dir.open_with(&rel, &options).map_err(lookup_error)?;
+        if !file.metadata().map_err(PathError::Io)?.is_file() {
             return Err(PathError::NotAFile);
         }
-        // Trying the open now (safe: it is a regular file, so it cannot block
-        // like a fifo) turns "permission denied" into a clean refusal before
-        // the transfer starts.
-        File::open(&path).map_err(PathError::Io)?;
-        Ok(path)
+        Ok(file.into_std())
     }
 
-    /// Path of a file to receive (WRQ).
+    /// Creates the file for an upload (WRQ), under a temporary name.
     ///
     /// Its parent directory must exist inside the root (after following
     /// symlinks). If the file exists it must be a regular file inside the root
     /// (a symlink pointing outside gives [`PathError::Escapes`], a dangling
     /// one [`PathError::NotAFile`]) and `overwrite` must be true, else
-    /// [`PathError::Exists`].
-    ///
-    /// Returns the destination (write it with [`AtomicFile::beside`]). For an
-    /// existing symlink this is the file it points to, so the link survives
-    /// the upload and the temporary file is made in the target's directory.
-    pub fn writable(&self, requested: &[u8], overwrite: bool) -> Result<PathBuf, PathError> {
+    /// [`PathError::Exists`]. For an existing symlink the file it points to is
+    /// replaced, so the link survives the upload.
+    pub fn create(&self, requested: &[u8], overwrite: bool) -> Result<AtomicFile, PathError> {
         let rel = relative_path(requested)?;
         // `relative_path` never returns a path ending in `..`, `.` or `/`, so
         // there is always a file name.
         let name = rel.file_name().ok_or(PathError::Empty)?;
-        let parent = self.resolve(rel.parent().unwrap_or(Path::new("")))?;
-        if !fs::metadata(&parent).map_err(lookup_error)?.is_dir() {
-            // `file.txt/new`: there is no such directory.
-            return Err(PathError::NotFound);
-        }
-        let dest = parent.join(name);
-        match fs::symlink_metadata(&dest) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(dest),
-            Err(err) => return Err(PathError::Io(err)),
-            Ok(_) => {}
-        }
-        // Something is there already; follow it if it is a symlink.
-        let target = match fs::canonicalize(&dest) {
-            Ok(target) => target,
-            Err(err) => {
-                return Err(match lookup_error(err) {
-                    PathError::NotFound => PathError::NotAFile,
-                    other => other,
-                });
-            }
+        let parent = match rel.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
         };
-        if !target.starts_with(&self.dir) {
-            return Err(PathError::Escapes);
+        let mut dest = self
+            .dir
+            .canonicalize(parent)
+            .map_err(lookup_error)?
+            .join(name);
+        match self.dir.symlink_metadata(&dest) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(lookup_error(err)),
+            Ok(meta) => {
+                if meta.file_type().is_symlink() {
+                    dest = self
+                        .dir
+                        .canonicalize(&dest)
+                        .map_err(|err| match lookup_error(err) {
+                            PathError::NotFound => PathError::NotAFile,
+                            other => other,
+                        })?;
+                    if is_temporary_name(dest.file_name().unwrap_or_default()) {
+                        return Err(PathError::Reserved);
+                    }
+                }
+                if !self.dir.metadata(&dest).map_err(lookup_error)?.is_file() {
+                    return Err(PathError::NotAFile);
+                }
+                if !overwrite {
+                    return Err(PathError::Exists);
+                }
+            }
         }
-        if !fs::metadata(&target).map_err(lookup_error)?.is_file() {
-            return Err(PathError::NotAFile);
+        // From here on everything happens in a handle on the destination's
+        // directory: whatever is renamed or swapped in the tree meanwhile, the
+        // upload lands in the directory it was created in, or nowhere.
+        let parent = dest.parent().unwrap_or(Path::new(""));
+        let dir = if parent.as_os_str().is_empty() {
+            self.dir.try_clone()
+        } else {
+            self.dir.open_dir(parent)
         }
-        if !overwrite {
-            return Err(PathError::Exists);
-        }
-        Ok(target)
+        .map_err(lookup_error)?;
+        let name = dest.file_name().ok_or(PathError::Empty)?;
+        AtomicFile::create(dir, self.path.join(parent), name).map_err(lookup_error)
     }
 }
 
-/// Numbers the temporary files of this process, so that two transfers to the
-/// same destination never share a temporary name.
+/// Makes the random part of temporary names differ between calls and between
+/// processes.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Hex digits of randomness in a temporary name.
+const RANDOM_DIGITS: usize = 16;
+
+/// How every temporary name ends.
+const TEMP_SUFFIX: &str = ".part";
 
 /// File buffer of a transfer, reading (the server's) or writing ([`AtomicFile`]):
 /// TFTP moves 512-byte blocks, which would otherwise be one system call each. A
@@ -230,20 +283,24 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub(crate) const BUFFER_SIZE: usize = 32 * 1024;
 
 /// At most this many bytes of the destination's name go into the temporary
-/// name, so that the added `.` + pid + counter + `.part` still fit in the
-/// usual 255-byte limit for a file name.
+/// name, so that the added `.` + 16 digits + `.part` still fit in the usual
+/// 255-byte limit for a file name.
 const MAX_NAME_BYTES: usize = 200;
 
 /// A file being received, written under a temporary name and renamed into
 /// place by [`AtomicFile::commit`].
 ///
-/// If it is dropped without a commit (an error, a timeout, a panic), the
-/// temporary file is removed and the destination is untouched.
+/// If it is dropped without a commit (an error, a timeout, Ctrl-C, a panic),
+/// the temporary file is removed and the destination is untouched.
 #[derive(Debug)]
 pub struct AtomicFile {
     file: BufWriter<File>,
-    temp: PathBuf,
-    dest: PathBuf,
+    /// The directory both names are in, held open.
+    dir: Dir,
+    /// That directory's path, for messages and [`AtomicFile::temp_path`].
+    base: PathBuf,
+    temp: OsString,
+    dest: OsString,
     written: u64,
     committed: bool,
     /// fsync before the rename (see [`AtomicFile::sync_on_commit`]).
@@ -252,12 +309,11 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     /// Creates a hidden, unique temporary file beside `dest`:
-    /// `.{file name}.{pid}.{counter}.part`.
+    /// `.{file name}.{16 hex digits}.part`.
     ///
     /// It lives in the destination's own directory because `rename` is only
     /// atomic within one filesystem, and only the destination's directory is
-    /// sure to be on the destination's filesystem (`/tmp` often is not). It
-    /// is created with `create_new`, so an existing file is never reused.
+    /// sure to be on the destination's filesystem (`/tmp` often is not).
     pub fn beside(dest: &Path) -> io::Result<AtomicFile> {
         let name = dest.file_name().ok_or_else(|| {
             io::Error::new(
@@ -265,51 +321,56 @@ impl AtomicFile {
                 format!("{} has no file name", dest.display()),
             )
         })?;
-        let dir = dest.parent().unwrap_or(Path::new(""));
-        let name = name.as_bytes();
+        let base = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = Dir::open_ambient_dir(base, ambient_authority())?;
+        AtomicFile::create(dir, base.to_path_buf(), name)
+    }
+
+    /// Creates the temporary file for `dest`, a file name in `dir`.
+    ///
+    /// `create_new` (O_CREAT|O_EXCL) never opens anything already there, not
+    /// even through a symlink planted under the name we picked, and the name
+    /// is random, so concurrent transfers to one destination each get a file
+    /// of their own.
+    fn create(dir: Dir, base: PathBuf, dest: &OsStr) -> io::Result<AtomicFile> {
+        let name = dest.as_bytes();
         let name = OsStr::from_bytes(&name[..name.len().min(MAX_NAME_BYTES)]);
-        let pid = std::process::id();
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
         let mut attempts = 0;
         loop {
-            let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let random = RandomState::new().hash_one((
+                std::process::id(),
+                TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
+            ));
             let mut temp_name = OsString::from(".");
             temp_name.push(name);
-            temp_name.push(format!(".{pid}.{counter}.part"));
-            let temp = dir.join(temp_name);
-            match OpenOptions::new().write(true).create_new(true).open(&temp) {
-                Ok(file) => return Ok(AtomicFile::new(file, temp, dest)),
-                // A leftover from an earlier process that had the same pid
-                // (after a crash): take the next number.
+            temp_name.push(format!(
+                ".{random:0width$x}{TEMP_SUFFIX}",
+                width = RANDOM_DIGITS
+            ));
+            match dir.open_with(&temp_name, &options) {
+                Ok(file) => {
+                    return Ok(AtomicFile {
+                        file: BufWriter::with_capacity(BUFFER_SIZE, file.into_std()),
+                        dir,
+                        base,
+                        temp: temp_name,
+                        dest: dest.to_os_string(),
+                        written: 0,
+                        committed: false,
+                        sync: true,
+                    });
+                }
+                // Someone has that name (by chance, or planted): draw again.
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempts < 16 => {
                     attempts += 1;
                 }
                 Err(err) => return Err(err),
             }
-        }
-    }
-
-    /// Uses `temp` as the temporary file (for example `LOCAL.part` for a
-    /// client download), creating it or truncating a stale one.
-    ///
-    /// `temp` should be in the same directory as `dest`, or at least on the
-    /// same filesystem, or the final rename fails.
-    pub fn at(dest: &Path, temp: &Path) -> io::Result<AtomicFile> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(temp)?;
-        Ok(AtomicFile::new(file, temp.to_path_buf(), dest))
-    }
-
-    fn new(file: File, temp: PathBuf, dest: &Path) -> AtomicFile {
-        AtomicFile {
-            file: BufWriter::with_capacity(BUFFER_SIZE, file),
-            temp,
-            dest: dest.to_path_buf(),
-            written: 0,
-            committed: false,
-            sync: true,
         }
     }
 
@@ -325,13 +386,13 @@ impl AtomicFile {
     }
 
     /// Where the data is being written until the commit.
-    pub fn temp_path(&self) -> &Path {
-        &self.temp
+    pub fn temp_path(&self) -> PathBuf {
+        self.base.join(&self.temp)
     }
 
     /// Where the data will be after the commit.
-    pub fn dest_path(&self) -> &Path {
-        &self.dest
+    pub fn dest_path(&self) -> PathBuf {
+        self.base.join(&self.dest)
     }
 
     /// How many bytes have been written so far (including bytes still in the
@@ -366,27 +427,27 @@ impl AtomicFile {
         if overwrite {
             // rename(2) replaces the destination atomically: readers see the
             // old file or the new one, never a mix.
-            fs::rename(&self.temp, &self.dest)
+            self.dir.rename(&self.temp, &self.dir, &self.dest)
         } else {
-            rename_no_clobber(&self.temp, &self.dest)
+            rename_no_clobber(&self.dir, self.temp.as_ref(), self.dest.as_ref())
         }
     }
 }
 
-/// Moves `temp` to `dest` unless `dest` exists, atomically.
+/// Moves `temp` to `dest` (both in `dir`) unless `dest` exists, atomically.
 ///
 /// `rename` would silently replace `dest`, and checking first leaves a gap in
 /// which another transfer could create it. `link(2)` instead fails with EEXIST
 /// if the new name exists, checking and creating in one step, so after a
 /// successful link the file is ours under both names and removing the
 /// temporary name completes the "rename".
-fn rename_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
-    match fs::hard_link(temp, dest) {
+fn rename_no_clobber(dir: &Dir, temp: &Path, dest: &Path) -> io::Result<()> {
+    match dir.hard_link(temp, dir, dest) {
         Ok(()) => {
             // The data is in place under `dest`. Should the unlink fail, the
             // leftover is a second name for the same complete file; not
             // worth failing a finished transfer for.
-            let _ = fs::remove_file(temp);
+            let _ = dir.remove_file(temp);
             Ok(())
         }
         // FAT and some network or FUSE filesystems have no hard links
@@ -395,9 +456,9 @@ fn rename_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
             if matches!(
                 err.kind(),
                 io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
-            ) =>
+            ) && err.raw_os_error().is_some() =>
         {
-            rename_if_absent(temp, dest)
+            rename_if_absent(dir, temp, dest)
         }
         Err(err) => Err(err),
     }
@@ -405,14 +466,14 @@ fn rename_no_clobber(temp: &Path, dest: &Path) -> io::Result<()> {
 
 /// The fallback for filesystems without hard links: check, then rename. Not
 /// atomic (a file created between the two steps is replaced), but the best
-/// std offers there.
-fn rename_if_absent(temp: &Path, dest: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(dest) {
+/// such a filesystem offers.
+fn rename_if_absent(dir: &Dir, temp: &Path, dest: &Path) -> io::Result<()> {
+    match dir.symlink_metadata(dest) {
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!("{} already exists", dest.display()),
         )),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => fs::rename(temp, dest),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => dir.rename(temp, dir, dest),
         Err(err) => Err(err),
     }
 }
@@ -435,7 +496,7 @@ impl Drop for AtomicFile {
     /// unique, so a leftover harms nothing.
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_file(&self.temp);
+            let _ = self.dir.remove_file(&self.temp);
         }
     }
 }
@@ -443,6 +504,7 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
     use tempfile::TempDir;
 
@@ -501,11 +563,24 @@ mod tests {
     }
 
     #[track_caller]
-    fn assert_refused(result: Result<PathBuf, PathError>, expected: &str) {
+    fn assert_refused<T: std::fmt::Debug>(result: Result<T, PathError>, expected: &str) {
         match result {
             Err(err) => assert_eq!(format!("{err:?}"), expected, "{err}"),
-            Ok(path) => panic!("expected {expected}, got Ok({})", path.display()),
+            Ok(got) => panic!("expected {expected}, got Ok({got:?})"),
         }
+    }
+
+    /// The contents of the file `root.open` gives for `name`.
+    fn read(root: &Root, name: &[u8]) -> Result<Vec<u8>, PathError> {
+        let mut contents = Vec::new();
+        io::Read::read_to_end(&mut root.open(name)?, &mut contents).unwrap();
+        Ok(contents)
+    }
+
+    /// Where `root.create` would put `name` (its temporary file is dropped
+    /// at once, leaving nothing behind).
+    fn dest(root: &Root, name: &[u8], overwrite: bool) -> Result<PathBuf, PathError> {
+        root.create(name, overwrite).map(|f| f.dest_path())
     }
 
     #[test]
@@ -547,28 +622,46 @@ mod tests {
     #[test]
     fn readable_plain_and_nested_files() {
         let fx = Fixture::new();
-        assert_eq!(fx.root.readable(b"a.txt").unwrap(), fx.at("a.txt"));
-        assert_eq!(fx.root.readable(b"sub/file").unwrap(), fx.at("sub/file"));
         assert_eq!(
-            fx.root.readable(b"./sub//./file").unwrap(),
-            fx.at("sub/file")
+            read(&fx.root, b"a.txt").unwrap(),
+            fs::read(fx.at("a.txt")).unwrap()
+        );
+        assert_eq!(
+            read(&fx.root, b"sub/file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
+        );
+        assert_eq!(
+            read(&fx.root, b"./sub//./file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
         );
     }
 
     #[test]
     fn readable_leading_slash_is_inside_root() {
         let fx = Fixture::new();
-        assert_eq!(fx.root.readable(b"/a.txt").unwrap(), fx.at("a.txt"));
-        assert_eq!(fx.root.readable(b"//sub/file").unwrap(), fx.at("sub/file"));
+        assert_eq!(
+            read(&fx.root, b"/a.txt").unwrap(),
+            fs::read(fx.at("a.txt")).unwrap()
+        );
+        assert_eq!(
+            read(&fx.root, b"//sub/file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
+        );
         // ROOT/etc/passwd, which does not exist; not the system's file.
-        assert_refused(fx.root.readable(b"/etc/passwd"), "NotFound");
+        assert_refused(read(&fx.root, b"/etc/passwd"), "NotFound");
     }
 
     #[test]
     fn readable_backslash_separator() {
         let fx = Fixture::new();
-        assert_eq!(fx.root.readable(b"sub\\file").unwrap(), fx.at("sub/file"));
-        assert_eq!(fx.root.readable(b"\\sub\\file").unwrap(), fx.at("sub/file"));
+        assert_eq!(
+            read(&fx.root, b"sub\\file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
+        );
+        assert_eq!(
+            read(&fx.root, b"\\sub\\file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
+        );
     }
 
     #[test]
@@ -586,7 +679,7 @@ mod tests {
             b"sub/../a.txt",
             b"..",
         ] {
-            assert_refused(fx.root.readable(name), "Escapes");
+            assert_refused(read(&fx.root, name), "Escapes");
         }
     }
 
@@ -596,9 +689,17 @@ mod tests {
         fx.link("alias", Path::new("a.txt"));
         fx.link("abs-alias", &fx.at("sub/file"));
         fx.link("subdir", Path::new("sub"));
-        assert_eq!(fx.root.readable(b"alias").unwrap(), fx.at("a.txt"));
-        assert_eq!(fx.root.readable(b"abs-alias").unwrap(), fx.at("sub/file"));
-        assert_eq!(fx.root.readable(b"subdir/file").unwrap(), fx.at("sub/file"));
+        assert_eq!(
+            read(&fx.root, b"alias").unwrap(),
+            fs::read(fx.at("a.txt")).unwrap()
+        );
+        // Absolute links are refused even when they point inside: in the
+        // sandbox `/` is the served directory, as in a chroot.
+        assert_refused(read(&fx.root, b"abs-alias"), "Escapes");
+        assert_eq!(
+            read(&fx.root, b"subdir/file").unwrap(),
+            fs::read(fx.at("sub/file")).unwrap()
+        );
     }
 
     #[test]
@@ -613,10 +714,29 @@ mod tests {
                 .join(fx.outside.path().file_name().unwrap())
                 .join("secret"),
         );
-        assert_refused(fx.root.readable(b"leak"), "Escapes");
-        assert_refused(fx.root.readable(b"outdir/secret"), "Escapes");
-        assert_refused(fx.root.readable(b"outdir"), "Escapes");
-        assert_refused(fx.root.readable(b"relative-leak"), "Escapes");
+        assert_refused(read(&fx.root, b"leak"), "Escapes");
+        assert_refused(read(&fx.root, b"outdir/secret"), "Escapes");
+        assert_refused(read(&fx.root, b"outdir"), "Escapes");
+        assert_refused(read(&fx.root, b"relative-leak"), "Escapes");
+    }
+
+    #[test]
+    fn directory_swapped_for_a_symlink_between_requests() {
+        // What a check-then-open server gets wrong: the name was fine when
+        // checked, then a local user replaced a directory with a link out.
+        let fx = Fixture::new();
+        fs::write(fx.outside.path().join("file"), b"outside").unwrap();
+        assert_eq!(read(&fx.root, b"sub/file").unwrap(), b"in sub");
+        let upload = fx.root.create(b"sub/new", false).unwrap();
+        fs::rename(fx.at("sub"), fx.at("old-sub")).unwrap();
+        fx.link("sub", fx.outside.path());
+        assert_refused(read(&fx.root, b"sub/file"), "Escapes");
+        assert_refused(dest(&fx.root, b"sub/new", false), "Escapes");
+        // An upload that started before the swap still lands where it was
+        // created, inside the root, never through the new link.
+        upload.commit(false).unwrap();
+        assert!(fx.at("old-sub/new").exists());
+        assert_eq!(names_in(fx.outside.path()), ["file", "secret"]);
     }
 
     #[test]
@@ -631,21 +751,21 @@ mod tests {
         fs::write(sibling.join("f"), b"f").unwrap();
         symlink(&sibling, served.join("link")).unwrap();
         let root = Root::new(&served).unwrap();
-        assert_refused(root.readable(b"link/f"), "Escapes");
+        assert_refused(read(&root, b"link/f"), "Escapes");
     }
 
     #[test]
     fn readable_missing_directory_and_empty() {
         let fx = Fixture::new();
-        assert_refused(fx.root.readable(b"missing"), "NotFound");
-        assert_refused(fx.root.readable(b"nodir/missing"), "NotFound");
-        assert_refused(fx.root.readable(b"a.txt/x"), "NotFound");
-        fx.link("dangling", &fx.at("gone"));
-        assert_refused(fx.root.readable(b"dangling"), "NotFound");
-        assert_refused(fx.root.readable(b"sub"), "NotAFile");
-        assert_refused(fx.root.readable(b"emptydir/"), "NotAFile");
+        assert_refused(read(&fx.root, b"missing"), "NotFound");
+        assert_refused(read(&fx.root, b"nodir/missing"), "NotFound");
+        assert_refused(read(&fx.root, b"a.txt/x"), "NotFound");
+        fx.link("dangling", Path::new("gone"));
+        assert_refused(read(&fx.root, b"dangling"), "NotFound");
+        assert_refused(read(&fx.root, b"sub"), "NotAFile");
+        assert_refused(read(&fx.root, b"emptydir/"), "NotAFile");
         for name in [&b""[..], b"/", b"./", b"\\."] {
-            assert_refused(fx.root.readable(name), "Empty");
+            assert_refused(read(&fx.root, name), "Empty");
         }
     }
 
@@ -656,17 +776,15 @@ mod tests {
         let name = b"\xc4\xe3.txt";
         let path = fx.served.path().join(OsStr::from_bytes(name));
         fs::write(&path, b"gbk").unwrap();
-        let found = fx.root.readable(name).unwrap();
-        assert_eq!(found.file_name().unwrap().as_bytes(), name);
-        assert_eq!(fs::read(found).unwrap(), b"gbk");
-        assert_refused(fx.root.readable(b"\xc4\xe3.bin"), "NotFound");
+        assert_eq!(read(&fx.root, name).unwrap(), b"gbk");
+        assert_refused(read(&fx.root, b"\xc4\xe3.bin"), "NotFound");
     }
 
     #[test]
     fn readable_nul_byte_is_refused() {
         let fx = Fixture::new();
-        assert!(fx.root.readable(b"a.txt\0x").is_err());
-        assert!(fx.root.writable(b"new\0x", true).is_err());
+        assert!(read(&fx.root, b"a.txt\0x").is_err());
+        assert!(dest(&fx.root, b"new\0x", true).is_err());
     }
 
     #[test]
@@ -679,7 +797,7 @@ mod tests {
         let path = fx.at("locked.txt");
         fs::write(&path, b"x").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
-        let err = fx.root.readable(b"locked.txt").unwrap_err();
+        let err = read(&fx.root, b"locked.txt").unwrap_err();
         assert!(matches!(err, PathError::Io(_)), "{err:?}");
         assert_eq!(err.to_string(), "permission denied");
 
@@ -688,7 +806,7 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("f"), b"f").unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o000)).unwrap();
-        let err = fx.root.readable(b"closed/f").unwrap_err();
+        let err = read(&fx.root, b"closed/f").unwrap_err();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         assert!(matches!(err, PathError::Io(_)), "{err:?}");
     }
@@ -710,44 +828,41 @@ mod tests {
     #[test]
     fn writable_new_files() {
         let fx = Fixture::new();
+        assert_eq!(dest(&fx.root, b"new.txt", false).unwrap(), fx.at("new.txt"));
         assert_eq!(
-            fx.root.writable(b"new.txt", false).unwrap(),
-            fx.at("new.txt")
-        );
-        assert_eq!(
-            fx.root.writable(b"/sub\\new", false).unwrap(),
+            dest(&fx.root, b"/sub\\new", false).unwrap(),
             fx.at("sub/new")
         );
         // Checking creates nothing.
         assert!(!fx.at("new.txt").exists());
         let name = b"\xc4\xe3.txt";
-        let dest = fx.root.writable(name, false).unwrap();
+        let dest = dest(&fx.root, name, false).unwrap();
         assert_eq!(dest.file_name().unwrap().as_bytes(), name);
     }
 
     #[test]
     fn writable_missing_parent() {
         let fx = Fixture::new();
-        assert_refused(fx.root.writable(b"nodir/new", true), "NotFound");
-        assert_refused(fx.root.writable(b"a.txt/new", true), "NotFound");
+        assert_refused(dest(&fx.root, b"nodir/new", true), "NotFound");
+        assert_refused(dest(&fx.root, b"a.txt/new", true), "NotFound");
     }
 
     #[test]
     fn writable_existing_file() {
         let fx = Fixture::new();
-        assert_refused(fx.root.writable(b"a.txt", false), "Exists");
-        assert_eq!(fx.root.writable(b"a.txt", true).unwrap(), fx.at("a.txt"));
-        assert_refused(fx.root.writable(b"sub", true), "NotAFile");
-        assert_refused(fx.root.writable(b"sub", false), "NotAFile");
+        assert_refused(dest(&fx.root, b"a.txt", false), "Exists");
+        assert_eq!(dest(&fx.root, b"a.txt", true).unwrap(), fx.at("a.txt"));
+        assert_refused(dest(&fx.root, b"sub", true), "NotAFile");
+        assert_refused(dest(&fx.root, b"sub", false), "NotAFile");
     }
 
     #[test]
     fn writable_name_rules() {
         let fx = Fixture::new();
-        assert_refused(fx.root.writable(b"../new", true), "Escapes");
-        assert_refused(fx.root.writable(b"sub/../new", true), "Escapes");
-        assert_refused(fx.root.writable(b"/", true), "Empty");
-        assert_refused(fx.root.writable(b"", true), "Empty");
+        assert_refused(dest(&fx.root, b"../new", true), "Escapes");
+        assert_refused(dest(&fx.root, b"sub/../new", true), "Escapes");
+        assert_refused(dest(&fx.root, b"/", true), "Empty");
+        assert_refused(dest(&fx.root, b"", true), "Empty");
     }
 
     #[test]
@@ -757,18 +872,18 @@ mod tests {
         fx.link("outdir", fx.outside.path());
         fx.link("alias", Path::new("sub/file"));
         fx.link("subdir", Path::new("sub"));
-        fx.link("dangling", &fx.at("gone"));
+        fx.link("dangling", Path::new("gone"));
         for overwrite in [false, true] {
-            assert_refused(fx.root.writable(b"leak", overwrite), "Escapes");
-            assert_refused(fx.root.writable(b"outdir/new", overwrite), "Escapes");
-            assert_refused(fx.root.writable(b"outdir/secret", overwrite), "Escapes");
-            assert_refused(fx.root.writable(b"dangling", overwrite), "NotAFile");
+            assert_refused(dest(&fx.root, b"leak", overwrite), "Escapes");
+            assert_refused(dest(&fx.root, b"outdir/new", overwrite), "Escapes");
+            assert_refused(dest(&fx.root, b"outdir/secret", overwrite), "Escapes");
+            assert_refused(dest(&fx.root, b"dangling", overwrite), "NotAFile");
         }
-        assert_refused(fx.root.writable(b"alias", false), "Exists");
+        assert_refused(dest(&fx.root, b"alias", false), "Exists");
         // Overwriting through a link inside the root replaces its target.
-        assert_eq!(fx.root.writable(b"alias", true).unwrap(), fx.at("sub/file"));
+        assert_eq!(dest(&fx.root, b"alias", true).unwrap(), fx.at("sub/file"));
         assert_eq!(
-            fx.root.writable(b"subdir/new", false).unwrap(),
+            dest(&fx.root, b"subdir/new", false).unwrap(),
             fx.at("sub/new")
         );
     }
@@ -782,9 +897,8 @@ mod tests {
         let temp = file.temp_path().to_path_buf();
         assert_eq!(temp.parent(), Some(dir.path()));
         let temp_name = temp.file_name().unwrap().to_str().unwrap();
-        let prefix = format!(".out.bin.{}.", std::process::id());
-        assert!(temp_name.starts_with(&prefix), "{temp_name}");
-        assert!(temp_name.ends_with(".part"), "{temp_name}");
+        assert!(temp_name.starts_with(".out.bin."), "{temp_name}");
+        assert!(is_temporary_name(temp.file_name().unwrap()), "{temp_name}");
 
         file.write_all(b"hello, ").unwrap();
         file.write_all(b"world").unwrap();
@@ -821,9 +935,7 @@ mod tests {
         // Blocks around the buffer's size: some buffered, some written straight.
         let sizes = [512, BUFFER_SIZE - 1, BUFFER_SIZE, 65464, 7, BUFFER_SIZE + 1];
         let mut data = Vec::new();
-        let mut file = AtomicFile::at(&dest, &dir.path().join("fast.part"))
-            .unwrap()
-            .sync_on_commit(false);
+        let mut file = AtomicFile::beside(&dest).unwrap().sync_on_commit(false);
         for (i, n) in sizes.into_iter().enumerate() {
             let block: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8).collect();
             file.write_all(&block).unwrap();
@@ -832,7 +944,7 @@ mod tests {
         assert!(!dest.exists());
         file.commit(true).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), data);
-        assert!(!dir.path().join("fast.part").exists());
+        assert_eq!(names_in(dir.path()), ["fast"]);
     }
 
     #[test]
@@ -925,28 +1037,54 @@ mod tests {
     }
 
     #[test]
-    fn atomic_file_at_truncates_stale_part() {
+    fn atomic_file_never_writes_through_a_planted_name() {
+        // The attack on the old fixed `LOCAL.part`: a symlink planted under
+        // the temporary name made the download overwrite its target.
         let dir = TempDir::new().unwrap();
-        let dest = dir.path().join("download.bin");
-        let part = dir.path().join("download.bin.part");
-        fs::write(&part, b"stale data from an earlier attempt").unwrap();
-        let mut file = AtomicFile::at(&dest, &part).unwrap();
-        assert_eq!(file.temp_path(), part);
-        assert_eq!(file.dest_path(), dest);
-        file.write_all(b"fresh").unwrap();
-        file.flush().unwrap();
-        assert_eq!(fs::read(&part).unwrap(), b"fresh");
-        assert!(!dest.exists());
+        let victim = dir.path().join("v.txt");
+        fs::write(&victim, b"precious").unwrap();
+        symlink(&victim, dir.path().join("dl.bin.part")).unwrap();
+        symlink(&victim, dir.path().join(".dl.bin.part")).unwrap();
+        let dest = dir.path().join("dl.bin");
+        let mut file = AtomicFile::beside(&dest).unwrap();
+        file.write_all(b"download").unwrap();
         file.commit(true).unwrap();
-        assert_eq!(fs::read(&dest).unwrap(), b"fresh");
-        assert_eq!(names_in(dir.path()), ["download.bin"]);
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::read(&dest).unwrap(), b"download");
+    }
 
-        // Abandoned: the .part goes too.
-        let mut file = AtomicFile::at(&dest, &part).unwrap();
-        file.write_all(b"partial").unwrap();
-        drop(file);
-        assert_eq!(names_in(dir.path()), ["download.bin"]);
-        assert_eq!(fs::read(&dest).unwrap(), b"fresh");
+    #[test]
+    fn temporary_names_are_reserved_both_ways() {
+        let fx = Fixture::new();
+        let mut upload = fx.root.create(b"up.bin", false).unwrap();
+        upload.write_all(b"half").unwrap();
+        upload.flush().unwrap();
+        let temp = upload.temp_path();
+        let temp_name = temp.file_name().unwrap().as_bytes().to_vec();
+        // The upload in progress is neither served nor replaceable...
+        assert_refused(read(&fx.root, &temp_name), "Reserved");
+        assert_refused(dest(&fx.root, &temp_name, true), "Reserved");
+        // ...and names of that shape are refused whether or not they exist,
+        // so an RRQ and a WRQ for one name always get the same answer.
+        for name in [
+            &b".w.0123456789abcdef.part"[..],
+            b"sub/.x.ffffffffffffffff.part",
+        ] {
+            assert_refused(read(&fx.root, name), "Reserved");
+            assert_refused(dest(&fx.root, name, true), "Reserved");
+        }
+        // Ordinary names that merely look similar are fine.
+        for name in [
+            &b".w.1.2.part"[..],
+            b"disk.part",
+            b".profile.part",
+            b".x.0123.part",
+        ] {
+            assert!(!is_temporary_name(OsStr::from_bytes(name)), "{name:?}");
+            dest(&fx.root, name, false).unwrap();
+        }
+        drop(upload);
+        assert_eq!(names_in(fx.root.path()), ["a.txt", "emptydir", "sub"]);
     }
 
     #[test]
@@ -1006,11 +1144,12 @@ mod tests {
         let dest = dir.path().join("dest");
         fs::write(&temp, b"new").unwrap();
         fs::write(&dest, b"old").unwrap();
-        let err = rename_if_absent(&temp, &dest).unwrap_err();
+        let handle = Dir::open_ambient_dir(dir.path(), ambient_authority()).unwrap();
+        let err = rename_if_absent(&handle, Path::new("temp"), Path::new("dest")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&dest).unwrap(), b"old");
         fs::remove_file(&dest).unwrap();
-        rename_if_absent(&temp, &dest).unwrap();
+        rename_if_absent(&handle, Path::new("temp"), Path::new("dest")).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"new");
         assert!(!temp.exists());
     }

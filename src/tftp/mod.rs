@@ -20,6 +20,7 @@
 pub mod client;
 pub mod engine;
 pub mod fs;
+pub mod local;
 pub mod netascii;
 pub mod packet;
 pub mod proto;

@@ -14,17 +14,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
-use super::fs::{AtomicFile, BUFFER_SIZE, PathError, Root};
+use super::fs::{BUFFER_SIZE, PathError, Root};
 use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
 use super::proto::negotiate::{Policy, grant};
@@ -474,18 +472,11 @@ impl Run<'_> {
     /// A read request: send the file.
     fn send(&mut self) -> Result<Outcome, Failure> {
         let shared = self.shared;
-        let path = shared
+        let file = shared
             .cfg
             .root
-            .readable(&self.request.filename)
+            .open(&self.request.filename)
             .map_err(path_failure)?;
-        if is_upload_in_progress(&path) {
-            return Err(Failure::new(
-                ErrorCode::FileNotFound,
-                PathError::NotFound.to_string(),
-            ));
-        }
-        let file = File::open(&path).map_err(|e| path_failure(PathError::Io(e)))?;
         let size = file.metadata().ok().map(|m| m.len());
         let (options, params) = self.negotiate(size)?;
         let oack = (!options.is_empty()).then(|| Packet::Oack(options.to_raw()).encode());
@@ -516,9 +507,11 @@ impl Run<'_> {
                 "uploads are disabled (tftp-serve --allow-write enables them)",
             ));
         }
-        let dest = cfg
+        // Created now, under a temporary name: a failure from here on
+        // drops it, which removes it.
+        let mut file = cfg
             .root
-            .writable(&self.request.filename, cfg.overwrite)
+            .create(&self.request.filename, cfg.overwrite)
             .map_err(path_failure)?;
         let (options, params) = self.negotiate(None)?;
         if let (Some(size), Some(limit)) = (options.tsize, cfg.max_size)
@@ -529,7 +522,6 @@ impl Run<'_> {
                 format!("file of {size} bytes exceeds the limit of {limit} bytes"),
             ));
         }
-        let mut file = AtomicFile::beside(&dest).map_err(|e| path_failure(PathError::Io(e)))?;
         let first = if options.is_empty() {
             Packet::ack(0).to_vec()
         } else {
@@ -579,12 +571,4 @@ impl Run<'_> {
             Ok(()) => Failure::new(ErrorCode::NotDefined, "write error"),
         }
     }
-}
-
-/// The engine's temporary upload files (`.NAME.PID.N.part`) are not served:
-/// they are incomplete by definition.
-fn is_upload_in_progress(path: &Path) -> bool {
-    path.file_name()
-        .map(|n| n.as_encoded_bytes())
-        .is_some_and(|n| n.starts_with(b".") && n.ends_with(b".part"))
 }

@@ -203,13 +203,18 @@ impl Server {
 
 /// Send SIGINT to a child, as Ctrl-C does.
 pub fn sigint(child: &Child) {
+    signal(child, "INT");
+}
+
+/// Send signal `name` (`INT`, `TERM`, …) to a child.
+pub fn signal(child: &Child, name: &str) {
     // The shell's built-in kill: no procps needed on a bare machine.
     let ok = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
+        .args(["-c", &format!("kill -{name} {}", child.id())])
         .status()
         .expect("run sh")
         .success();
-    assert!(ok, "kill -INT failed");
+    assert!(ok, "kill -{name} failed");
 }
 
 impl Drop for Server {
