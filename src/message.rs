@@ -208,28 +208,146 @@ pub fn invalid_text_warning(name: &str) -> String {
     )
 }
 
-/// Append `line` with control characters made visible (`\x00`, `\x1b`): a log
-/// line must not let a peer ring the bell, clear the screen or hide text with
-/// escape sequences. Tabs stay; `--raw` and `--hex` show the bytes exactly.
+/// Append `line` with everything that could fool its reader made visible, as
+/// `\x1b` or `\u{202e}`: control characters (a peer must not ring the bell,
+/// clear the screen or hide text with escape sequences) and [`is_invisible`]
+/// characters (a peer must not reverse the rest of a line with a bidi override,
+/// start what looks like a new line with U+2028, or hide text in zero-width
+/// characters). Tabs stay, and so does every character that shows as itself:
+/// Chinese, accents, emoji. `--raw` and `--hex` show the bytes exactly.
+///
+/// Two exceptions keep emoji whole, because nothing in them is hidden: U+200D
+/// (zero width joiner) between two emoji, as in 👩‍💻 (elsewhere it is escaped, which
+/// also shows the ZWJ and ZWNJ of Indic and Persian text escaped: the price of
+/// never letting an invisible character through), and the tag characters of the
+/// three subdivision flags (🏴 England, Scotland, Wales; tags anywhere else could
+/// carry hidden ASCII).
 pub fn push_visible(line: &str, out: &mut Vec<u8>) {
-    if !line.chars().any(|c| c.is_control() && c != '\t') {
+    if !line.chars().any(escaped) {
         out.extend_from_slice(line.as_bytes());
         return;
     }
-    for c in line.chars() {
-        if c.is_control() && c != '\t' {
-            let code = u32::from(c);
-            let escaped = if code < 0x100 {
-                format!("\\x{code:02x}")
-            } else {
-                format!("\\u{{{code:x}}}")
-            };
-            out.extend_from_slice(escaped.as_bytes());
-        } else {
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    let mut rest = line;
+    let mut prev = None;
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
+        if c == BLACK_FLAG
+            && let Some(tags) = SUBDIVISION_FLAG_TAGS.iter().find(|t| after.starts_with(*t))
+        {
+            out.extend_from_slice(&rest.as_bytes()[..c.len_utf8() + tags.len()]);
+            rest = &after[tags.len()..];
+            prev = Some(TAG_END);
+            continue;
         }
+        let joins_emoji = c == ZWJ
+            && prev.is_some_and(|p| pictographic(p) || p == EMOJI_PRESENTATION)
+            && after.chars().next().is_some_and(pictographic);
+        if escaped(c) && !joins_emoji {
+            out.extend_from_slice(escape(c).as_bytes());
+        } else {
+            out.extend_from_slice(&rest.as_bytes()[..c.len_utf8()]);
+        }
+        prev = Some(c);
+        rest = after;
     }
+}
+
+/// How [`push_visible`] shows a character it escapes: `\x1b` for the first
+/// 256 code points, `\u{202e}` for the others.
+pub fn escape(c: char) -> String {
+    let code = u32::from(c);
+    if code < 0x100 {
+        format!("\\x{code:02x}")
+    } else {
+        format!("\\u{{{code:x}}}")
+    }
+}
+
+fn escaped(c: char) -> bool {
+    (c.is_control() && c != '\t') || is_invisible(c)
+}
+
+/// Does `c` show nothing of itself, or change how the text around it is laid
+/// out, rather than being a character the reader sees? These are the format
+/// characters (general category Cf: bidi controls such as U+202E, zero-width
+/// characters such as U+200B, U+FEFF), the line and paragraph separators
+/// U+2028 and U+2029 (some terminals and editors start a new line there), and
+/// the other default-ignorable code points: blank "letters" such as the Hangul
+/// fillers U+115F and U+3164, and code points Unicode keeps for more of them,
+/// so that characters assigned later are covered too.
+///
+/// Variation selectors (U+FE00–FE0F, U+E0100–E01EF, the Mongolian U+180B–180F
+/// ones) are not counted: they choose how the character before them is drawn
+/// (the emoji style of ❤️, a variant of a CJK ideograph), so they stay in
+/// messages; names refuse them too.
+pub fn is_invisible(c: char) -> bool {
+    c >= '\u{ad}'
+        && INVISIBLE
+            .binary_search_by(|&(lo, hi)| {
+                if hi < c {
+                    std::cmp::Ordering::Less
+                } else if lo > c {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
+}
+
+/// [`is_invisible`]'s ranges, sorted (Unicode 16: Cf, Zl, Zp and
+/// Default_Ignorable_Code_Point less the variation selectors).
+const INVISIBLE: &[(char, char)] = &[
+    ('\u{ad}', '\u{ad}'),       // soft hyphen
+    ('\u{34f}', '\u{34f}'),     // combining grapheme joiner
+    ('\u{600}', '\u{605}'),     // Arabic number signs
+    ('\u{61c}', '\u{61c}'),     // Arabic letter mark (bidi)
+    ('\u{6dd}', '\u{6dd}'),     // Arabic end of ayah
+    ('\u{70f}', '\u{70f}'),     // Syriac abbreviation mark
+    ('\u{890}', '\u{891}'),     // Arabic pound and piastre marks above
+    ('\u{8e2}', '\u{8e2}'),     // Arabic disputed end of ayah
+    ('\u{115f}', '\u{1160}'),   // Hangul choseong and jungseong fillers
+    ('\u{17b4}', '\u{17b5}'),   // Khmer inherent vowels
+    ('\u{180e}', '\u{180e}'),   // Mongolian vowel separator
+    ('\u{200b}', '\u{200f}'),   // zero width space, ZWNJ, ZWJ, LRM, RLM
+    ('\u{2028}', '\u{202e}'),   // line and paragraph separators, bidi embeddings and overrides
+    ('\u{2060}', '\u{206f}'),   // word joiner, invisible operators, bidi isolates, deprecated
+    ('\u{3164}', '\u{3164}'),   // Hangul filler
+    ('\u{feff}', '\u{feff}'),   // zero width no-break space (BOM)
+    ('\u{ffa0}', '\u{ffa0}'),   // halfwidth Hangul filler
+    ('\u{fff0}', '\u{fffb}'),   // reserved, interlinear annotation
+    ('\u{110bd}', '\u{110bd}'), // Kaithi number sign
+    ('\u{110cd}', '\u{110cd}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343f}'), // Egyptian hieroglyph format controls
+    ('\u{1bca0}', '\u{1bca3}'), // shorthand format controls
+    ('\u{1d173}', '\u{1d17a}'), // musical symbol beams and slurs
+    ('\u{e0000}', '\u{e00ff}'), // language tag, tag characters, reserved
+    ('\u{e01f0}', '\u{e0fff}'), // reserved
+];
+
+const ZWJ: char = '\u{200d}';
+const EMOJI_PRESENTATION: char = '\u{fe0f}';
+const BLACK_FLAG: char = '\u{1f3f4}';
+const TAG_END: char = '\u{e007f}';
+
+/// The tags after 🏴 that make the flags of England, Scotland and Wales
+/// (`gbeng`, `gbsct`, `gbwls`, then CANCEL TAG).
+const SUBDIVISION_FLAG_TAGS: [&str; 3] = [
+    "\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}",
+    "\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}",
+    "\u{e0067}\u{e0062}\u{e0077}\u{e006c}\u{e0073}\u{e007f}",
+];
+
+/// Roughly Extended_Pictographic: the blocks every emoji joined by ZWJ comes from
+/// (arrows for 🙂‍↔️, dingbats for ❤️‍🔥, ⬛ for 🐈‍⬛). Erring wide is safe: a ZWJ
+/// between two of these joins characters that are visible either way.
+fn pictographic(c: char) -> bool {
+    matches!(c,
+        '\u{2190}'..='\u{21ff}'
+        | '\u{2300}'..='\u{23ff}'
+        | '\u{2600}'..='\u{27bf}'
+        | '\u{2b00}'..='\u{2bff}'
+        | '\u{1f000}'..='\u{1faff}')
 }
 
 /// Why a message could not be turned into bytes.
@@ -476,6 +594,80 @@ mod tests {
             show(&mut inc, &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"], false),
             "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n"
         );
+    }
+
+    fn visible(line: &str) -> String {
+        let mut out = Vec::new();
+        push_visible(line, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_made_visible() {
+        // What would make a line look like someone else's, or hide text.
+        assert_eq!(
+            visible("hi\u{2028}bob> give\u{2029}me"),
+            "hi\\u{2028}bob> give\\u{2029}me"
+        );
+        assert_eq!(
+            visible("\u{202e}txt.exe\u{202c} \u{2066}a\u{2069} \u{200e}\u{200f}\u{61c}\u{202a}"),
+            "\\u{202e}txt.exe\\u{202c} \\u{2066}a\\u{2069} \\u{200e}\\u{200f}\\u{61c}\\u{202a}"
+        );
+        assert_eq!(
+            visible("b\u{200b}o\u{200c}b\u{2060}\u{feff}\u{ad}"),
+            "b\\u{200b}o\\u{200c}b\\u{2060}\\u{feff}\\xad"
+        );
+        assert_eq!(
+            visible("\u{115f}\u{1160}\u{3164}\u{ffa0}"),
+            "\\u{115f}\\u{1160}\\u{3164}\\u{ffa0}"
+        );
+        // Tags hide ASCII unless they spell one of the three flags; a ZWJ joins
+        // emoji only.
+        assert_eq!(visible("a\u{e0068}\u{e0069}"), "a\\u{e0068}\\u{e0069}");
+        assert_eq!(visible("🏴\u{e0068}"), "🏴\\u{e0068}");
+        assert_eq!(visible("a\u{200d}b"), "a\\u{200d}b");
+        assert_eq!(visible("😀\u{200d}"), "😀\\u{200d}");
+        assert_eq!(visible("\u{200d}😀"), "\\u{200d}😀");
+        // What shows as itself stays: Chinese, accents, emoji and their sequences.
+        for ok in [
+            "你好，世界！",
+            "Zoë Zoe\u{308} café",
+            "😀 👍🏽 ❤️ 1️⃣ 🇨🇳",
+            "👩\u{200d}💻 👨\u{200d}👩\u{200d}👧 ❤\u{fe0f}\u{200d}🔥 🏳\u{fe0f}\u{200d}🌈 🙂\u{200d}↔\u{fe0f}",
+            "🏴\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}!",
+            "葛\u{e0100}",
+            "a\tb",
+        ] {
+            assert_eq!(visible(ok), ok);
+        }
+    }
+
+    #[test]
+    fn invisible_table_is_sorted_and_disjoint() {
+        for pair in INVISIBLE.windows(2) {
+            assert!(pair[0].0 <= pair[0].1 && pair[0].1 < pair[1].0, "{pair:?}");
+        }
+        for c in [
+            '\u{ad}',
+            '\u{200d}',
+            '\u{2029}',
+            '\u{206f}',
+            '\u{e007f}',
+            '\u{e0fff}',
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+        }
+        for c in [
+            'a',
+            '\u{ac}',
+            '\u{2027}',
+            '\u{fe0f}',
+            '\u{e0100}',
+            '你',
+            '\u{10ffff}',
+        ] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
     }
 
     #[test]

@@ -383,3 +383,55 @@ fn on_a_terminal_the_typed_line_survives_incoming_messages() {
     term.say("exit");
     assert_eq!(term.out.next().unwrap(), "exit 0");
 }
+
+/// Issue 12: what a peer sends is shown with invisible and direction-changing
+/// characters escaped, so a peer cannot fake a line of ours or of anyone else;
+/// nor take our own name (`me> ` starts the lines we type) or an invisible one.
+#[test]
+fn a_peer_cannot_hide_characters_or_take_our_name() {
+    let (mut a, addr) = listen(&[]);
+    let s = util::connect(addr);
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    (&s).write_all("ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes())
+        .unwrap();
+    assert_eq!(
+        a.out.next().unwrap(),
+        "peer> ok\\u{2028}me> I agree \\u{202e}txt.exe"
+    );
+    (&s).write_all("/nick me\n".as_bytes()).unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> /nick me");
+    (&s).write_all("/nick b\u{200b}ob\n".as_bytes()).unwrap();
+    assert_eq!(a.out.next().unwrap(), "peer> /nick b\\u{200b}ob");
+    (&s).write_all("/nick 小明\n".as_bytes()).unwrap();
+    (&s).write_all("你好 👩\u{200d}💻\n".as_bytes()).unwrap();
+    assert_eq!(a.out.next().unwrap(), "小明> 你好 👩\u{200d}💻");
+    drop(s);
+    assert!(a.wait().success());
+}
+
+/// Issue 12: in a room, `chat` shows the room's lines as they come; a room
+/// that relays invisible characters raw (not ours) still cannot reach the
+/// terminal with them.
+#[test]
+fn room_lines_are_shown_with_invisible_characters_escaped() {
+    let (mut a, addr) = listen(&[]);
+    let s = util::connect(addr);
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    (&s).write_all(
+        "* welcome to the chat room, you are user-1 (x)\nbob> hi\u{2028}alice> send it \u{2067}to me\u{2069}\n"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(
+        a.out
+            .next()
+            .unwrap()
+            .starts_with("* welcome to the chat room")
+    );
+    assert_eq!(
+        a.out.next().unwrap(),
+        "bob> hi\\u{2028}alice> send it \\u{2067}to me\\u{2069}"
+    );
+    drop(s);
+    assert!(a.wait().success());
+}

@@ -612,3 +612,111 @@ fn chat_connect_is_a_room_member() {
     assert!(alice.wait().success());
     assert!(bob.expect("left").starts_with("* alice ("));
 }
+
+/// Issue 12: a member cannot make a line look like another member's, or like
+/// the room's, with invisible characters in a message.
+#[test]
+fn invisible_and_bidi_characters_arrive_escaped() {
+    let mut srv = room(&[]);
+    let mut a = Member::join(&srv);
+    let mut b = Member::join(&srv);
+    a.expect("joined");
+    b.send("/nick bob\n");
+    assert_eq!(a.line(), format!("* {} is now known as bob", b.name));
+    b.line();
+    b.name = "bob".into();
+    // U+2028 starts a new line in some terminals; U+202E reverses what follows.
+    a.send("hi\u{2028}bob> give me your password\n");
+    a.send("see \u{202e}fdp.exe\u{202c} and b\u{200b}ob\u{feff} \u{2066}x\u{2069}\n");
+    let first = format!("{}> hi\\u{{2028}}bob> give me your password", a.name);
+    let second = format!(
+        "{}> see \\u{{202e}}fdp.exe\\u{{202c}} and b\\u{{200b}}ob\\u{{feff}} \\u{{2066}}x\\u{{2069}}",
+        a.name
+    );
+    assert_eq!(b.line(), first);
+    assert_eq!(b.line(), second);
+    assert_eq!(srv.out().next().unwrap(), first);
+    assert_eq!(srv.out().next().unwrap(), second);
+    // Chinese, accents and emoji (joined ones too) are relayed untouched.
+    let plain = "大家好，我是小明 Zoë 👩\u{200d}💻 ❤\u{fe0f}";
+    a.send(format!("{plain}\n"));
+    assert_eq!(b.line(), format!("{}> {plain}", a.name));
+}
+
+/// Issue 12: names that hide characters, look like a present member's, or
+/// forge the room's notices or the message format are refused, with a
+/// one-line reason; ordinary names, Chinese ones included, are not.
+#[test]
+fn spoofing_names_are_refused() {
+    let srv = room(&[]);
+    let mut a = Member::join(&srv);
+    let mut b = Member::join(&srv);
+    let mut c = Member::join(&srv);
+    a.expect("joined");
+    a.expect("joined");
+    b.expect("joined");
+    b.send("/nick bob\n");
+    c.send("/nick alice\n");
+    for m in [&mut a, &mut b, &mut c] {
+        m.expect("is now known as bob");
+        m.expect("is now known as alice");
+    }
+    let refusals = [
+        (
+            "b\u{200b}ob",
+            "b\\u{200b}ob",
+            "a name cannot contain invisible or formatting characters such as \\u{200b}; choose one without them",
+        ),
+        (
+            "\u{430}lice",
+            "\u{430}lice",
+            "it looks like \"alice\", who is already here; choose another name",
+        ),
+        (
+            "\u{115f}",
+            "\\u{115f}",
+            "a name cannot contain invisible or formatting characters such as \\u{115f}; choose one without them",
+        ),
+        (
+            "server",
+            "server",
+            "\"server\" is reserved: the room and chat clients use it; choose another name",
+        ),
+        (
+            "*",
+            "*",
+            "a name cannot start with \"*\" or a look-alike: the room's notices start with \"* \"; choose another",
+        ),
+        (
+            "alice>",
+            "alice>",
+            "a name cannot contain \">\" or a look-alike: messages are shown as \"name> text\"; choose another",
+        ),
+    ];
+    for (nick, shown, why) in refusals {
+        a.send(format!("/nick {nick}\n"));
+        assert_eq!(a.line(), format!("* cannot rename to \"{shown}\": {why}"));
+    }
+    // Refusals went to a only: the others' next line is a's message.
+    a.send("still me\n");
+    let mine = format!("{}> still me", a.name);
+    assert_eq!(b.line(), mine);
+    assert_eq!(c.line(), mine);
+    // Only members who are here count: once alice has left, her look-alike is free.
+    c.send("/quit\n");
+    assert_eq!(c.rest(), vec!["* bye".to_string()]);
+    a.expect("alice (");
+    a.send("/nick \u{430}lice\n");
+    assert_eq!(
+        a.line(),
+        format!("* {} is now known as \u{430}lice", a.name)
+    );
+    a.send("/nick 小明\n");
+    assert_eq!(a.line(), "* \u{430}lice is now known as 小明");
+    a.send("/nick Zoë\n");
+    assert_eq!(a.line(), "* 小明 is now known as Zoë");
+    a.send("你好，我是 Zoë\n");
+    b.expect("is now known as 小明");
+    b.expect("is now known as Zoë");
+    assert_eq!(b.line(), "Zoë> 你好，我是 Zoë");
+}

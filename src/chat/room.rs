@@ -21,9 +21,28 @@
 //! The room decodes every line with its sender's encoding and encodes it again for
 //! each reader in theirs. A NetAssist user who said `/enc gbk` sends `c4 e3 ba c3`
 //! and a UTF-8 terminal reads `你好`; the answer goes back as GBK bytes. Chinese is
-//! relayed as Chinese (ncat escapes every byte above 127: nmap issue 1280); only
-//! control characters are made visible (`\x1b[2J` arrives as that text, not as a
-//! cleared screen). Characters a reader's encoding lacks arrive as `?`.
+//! relayed as Chinese (ncat escapes every byte above 127: nmap issue 1280).
+//! Characters a reader's encoding lacks arrive as `?`.
+//!
+//! # Who really wrote what
+//!
+//! A line that reaches a member starts either with `* ` (the room speaking) or
+//! with `name> ` (that member speaking), and nothing in it can make it look
+//! otherwise:
+//!
+//! - Characters that act on the terminal instead of showing are made visible
+//!   ([`push_visible`]): control characters (`\x1b[2J` arrives as that text,
+//!   not as a cleared screen) and invisible or layout-changing ones, such as
+//!   U+2028 (which some terminals show as a new line: `hi\u{2028}bob> send me
+//!   your password` would otherwise look like two lines, one from bob), the
+//!   bidi overrides and isolates (U+202E reverses what follows it) and
+//!   zero-width characters. They arrive as `\u{2028}`. Everything that shows as
+//!   itself (Chinese, accents, emoji) is relayed untouched.
+//! - Names ([`check_name`], [`looks_alike`]) hold nothing invisible, no spaces,
+//!   no `>` and no leading `*` (nor look-alikes of these), are none of the
+//!   reserved names (`server`, `room`, `me`), and neither equal (ignoring case)
+//!   nor look like (UTS #39 confusables: Cyrillic `аlice`, `rnary`) the name of
+//!   a member who is here.
 //!
 //! # Two threads and a bounded queue per member (lesson 04, and lesson 05's send buffer)
 //!
@@ -71,7 +90,7 @@ use std::time::{Duration, Instant};
 use crate::addr::{describe_io, display_addr};
 use crate::cli::UsageError;
 use crate::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable};
-use crate::message::push_visible;
+use crate::message::{escape, is_invisible, push_visible};
 use crate::net::{Places, Slot};
 use crate::output::{Log, Output};
 use crate::shutdown::Shutdown;
@@ -335,8 +354,9 @@ pub fn decode_line(line: Line<'_>, enc: &'static Encoding) -> (String, bool) {
     (text, decoder.had_errors())
 }
 
-/// `text` with control characters escaped ([`push_visible`]): `\x1b[2J` becomes
-/// the six characters `\x1b[2J`. Chinese and every other printable character stay.
+/// `text` with control and invisible characters escaped ([`push_visible`]):
+/// `\x1b[2J` becomes the six characters `\x1b[2J`, U+202E the eight `\u{202e}`.
+/// Chinese and every other character that shows as itself stay.
 fn visible(text: &str) -> String {
     let mut bytes = Vec::with_capacity(text.len());
     push_visible(text, &mut bytes);
@@ -419,8 +439,9 @@ pub fn parse_input(line: &str) -> Input<'_> {
     })
 }
 
-/// Why a name cannot be taken. The texts are what the member reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a name cannot be taken. The texts are what the member reads, after
+/// `cannot rename to "NAME": `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// Empty, or more than [`MAX_NAME_CHARS`] characters.
     #[error("a name has 1 to 32 characters")]
@@ -431,25 +452,112 @@ pub enum NameError {
     /// Contains a control character.
     #[error("a name cannot contain control characters")]
     Control,
+    /// Contains a character that does not show, or that changes the layout of
+    /// the line (shown here made visible, as `\u{200b}`).
+    #[error(
+        "a name cannot contain invisible or formatting characters such as {0}; choose one without them"
+    )]
+    Invisible(String),
+    /// Starts with `*` or a look-alike, as the room's notices do.
+    #[error(
+        "a name cannot start with \"*\" or a look-alike: the room's notices start with \"* \"; choose another"
+    )]
+    Notice,
+    /// Contains `>` or a look-alike, which ends the name in `name> text`.
+    #[error(
+        "a name cannot contain \">\" or a look-alike: messages are shown as \"name> text\"; choose another"
+    )]
+    Arrow,
+    /// The room (or the `chat` client) uses this name, or one that looks like it.
+    #[error("\"{0}\" is reserved: the room and chat clients use it; choose another name")]
+    Reserved(&'static str),
     /// Another member has it (names are compared ignoring case).
     #[error("that name is taken")]
     Taken,
+    /// Looks like the name of a member who is here ([`looks_alike`]).
+    #[error("it looks like \"{0}\", who is already here; choose another name")]
+    LooksLike(String),
 }
 
-/// Check a name's form (not whether it is taken): 1–32 characters, no
-/// whitespace (so `name> ` can never be forged inside a name, and a name is one
-/// word after `/who`), no control characters.
+/// Check a name's form (not whether it is taken or reserved): 1–32
+/// characters; no whitespace (so a name is one word after `/who`); nothing
+/// that does not show as itself (control characters, [`is_invisible`] ones,
+/// variation selectors, the blank U+2800), so that what readers see is the
+/// whole name; and neither `>` nor a leading `*`, nor look-alikes of them
+/// (`＞`, `›`, `∗`), so that a name cannot make `name> text` look like a
+/// notice or like someone else's message.
 pub fn check_name(name: &str) -> Result<(), NameError> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        Err(NameError::Length)
-    } else if name.chars().any(char::is_whitespace) {
-        Err(NameError::Whitespace)
-    } else if name.chars().any(char::is_control) {
-        Err(NameError::Control)
-    } else {
-        Ok(())
+        return Err(NameError::Length);
     }
+    if name.chars().any(char::is_whitespace) {
+        return Err(NameError::Whitespace);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::Control);
+    }
+    if let Some(c) = name.chars().find(|&c| hidden_in_name(c)) {
+        return Err(NameError::Invisible(escape(c)));
+    }
+    let skeleton: String = unicode_security::skeleton(name).collect();
+    // Some single characters show as several words (U+FDFA, an Arabic ligature).
+    if skeleton.chars().any(char::is_whitespace) {
+        return Err(NameError::Whitespace);
+    }
+    if name.starts_with('*') || skeleton.starts_with('*') {
+        return Err(NameError::Notice);
+    }
+    if name.contains('>') || skeleton.contains('>') {
+        return Err(NameError::Arrow);
+    }
+    Ok(())
+}
+
+/// Shows nothing of itself: more than messages escape, since a name has no
+/// reason to hold a variation selector (an emoji drawn as text or picture is
+/// still the same name to the reader, so two such names could not be told apart).
+fn hidden_in_name(c: char) -> bool {
+    // The variation selectors (Mongolian, standard, ideographic), and the
+    // braille blank, a "letter" that shows as a space.
+    is_invisible(c)
+        || matches!(
+            c,
+            '\u{180b}'..='\u{180d}'
+                | '\u{180f}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{e0100}'..='\u{e01ef}'
+                | '\u{2800}'
+        )
+}
+
+/// Names no member can take, nor anything that looks like them: what the
+/// room is called in its own notices, what people expect the room to speak as
+/// (`server`), and `me`, the prompt `chat connect` shows before its user's
+/// own lines, so another member's `me> ...` would look like theirs.
+const RESERVED: [&str; 3] = ["server", "room", "me"];
+
+/// Could a reader mistake one name for the other? Names are compared ignoring
+/// case and by their UTS #39 skeletons, which map look-alikes to one
+/// prototype (Cyrillic `а` to Latin `a`, `0` to `O`, `rn` and `m` alike) and
+/// drop default-ignorable characters. Case is folded both before and after
+/// the mapping, since look-alikes and case interact: `user-10` and `user-1O`
+/// are the same skeleton, `user-1o` and `user-1O` the same name ignoring case.
+pub fn looks_alike(a: &str, b: &str) -> bool {
+    same_name(a, b) || {
+        let [a1, a2] = fold(a);
+        let [b1, b2] = fold(b);
+        a1 == b1 || a2 == b2
+    }
+}
+
+/// The two keys [`looks_alike`] compares: the skeleton of the lowercased name,
+/// and that of its skeleton lowercased.
+fn fold(name: &str) -> [String; 2] {
+    use unicode_security::skeleton;
+    let lower: String = skeleton(&name.to_lowercase()).collect();
+    let skel: String = skeleton(name).collect();
+    [lower, skeleton(&skel.to_lowercase()).collect()]
 }
 
 /// Are these the same name? `Alice` and `alice` are, or people could not tell
@@ -609,10 +717,23 @@ struct State {
 }
 
 impl State {
-    fn name_taken(&self, name: &str, except: Option<u64>) -> bool {
-        self.members
-            .iter()
-            .any(|(id, m)| Some(*id) != except && same_name(&m.name, name))
+    /// Why `name` cannot be taken by member `except` (or by a newcomer, for
+    /// `None`): a reserved name, another member's name, or a look-alike of
+    /// either. Members who have left do not count: names are not owned.
+    fn name_problem(&self, name: &str, except: Option<u64>) -> Result<(), NameError> {
+        if let Some(word) = RESERVED.into_iter().find(|w| looks_alike(w, name)) {
+            return Err(NameError::Reserved(word));
+        }
+        let others = self.members.iter().filter(|(id, _)| Some(**id) != except);
+        for (_, m) in others {
+            if same_name(&m.name, name) {
+                return Err(NameError::Taken);
+            }
+            if looks_alike(&m.name, name) {
+                return Err(NameError::LooksLike(m.name.clone()));
+            }
+        }
+        Ok(())
     }
 
     /// `* 3 users here: alice (127.0.0.1:5000), bob (127.0.0.1:5002, you), …`
@@ -707,10 +828,10 @@ impl Room {
         }
         st.next_id += 1;
         let id = st.next_id;
-        // user-N, or the next free N if someone already took that name with /nick.
+        // user-N, or the next free N if someone took that name (or a look-alike) with /nick.
         let name = (id..)
             .map(|n| format!("user-{n}"))
-            .find(|name| !st.name_taken(name, None))
+            .find(|name| st.name_problem(name, None).is_ok())
             .unwrap_or_default();
         st.members.insert(
             id,
@@ -779,9 +900,7 @@ impl Room {
     fn rename(&self, id: u64, new: &str) -> Result<String, NameError> {
         check_name(new)?;
         let mut st = self.lock();
-        if st.name_taken(new, Some(id)) {
-            return Err(NameError::Taken);
-        }
+        st.name_problem(new, Some(id))?;
         let Some(m) = st.members.get_mut(&id) else {
             return Err(NameError::Taken);
         };
@@ -1481,6 +1600,10 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_chinese_is_not() {
         assert_eq!(visible("\x1b[2J你好\tok\x07"), "\\x1b[2J你好\tok\\x07");
+        assert_eq!(
+            visible("你好\u{2028}bob> 密码\u{202e}"),
+            "你好\\u{2028}bob> 密码\\u{202e}"
+        );
     }
 
     #[test]
@@ -1521,6 +1644,119 @@ mod tests {
         assert_eq!(check_name("a\x1bb"), Err(NameError::Control));
         assert!(same_name("Alice", "alice"));
         assert!(!same_name("alice", "alice2"));
+    }
+
+    #[test]
+    fn names_that_hide_or_forge_are_refused() {
+        use NameError::*;
+        assert_eq!(check_name("Zoë"), Ok(()));
+        assert_eq!(check_name("Zoe\u{308}"), Ok(()));
+        assert_eq!(check_name("user-12"), Ok(()));
+        assert_eq!(check_name("😀"), Ok(()));
+        assert_eq!(check_name("a*b"), Ok(()));
+        let invisible = |s: &str| Err(Invisible(s.to_string()));
+        assert_eq!(check_name("b\u{200b}ob"), invisible("\\u{200b}"));
+        assert_eq!(check_name("\u{115f}"), invisible("\\u{115f}"));
+        assert_eq!(check_name("\u{1160}x"), invisible("\\u{1160}"));
+        assert_eq!(check_name("\u{3164}"), invisible("\\u{3164}"));
+        assert_eq!(check_name("\u{ffa0}"), invisible("\\u{ffa0}"));
+        assert_eq!(check_name("eve\u{202e}"), invisible("\\u{202e}"));
+        assert_eq!(check_name("a\u{ad}b"), invisible("\\xad"));
+        assert_eq!(check_name("❤\u{fe0f}"), invisible("\\u{fe0f}"));
+        assert_eq!(check_name("\u{2800}"), invisible("\\u{2800}"));
+        assert_eq!(check_name("a\u{2028}b"), Err(Whitespace));
+        assert_eq!(check_name("a\u{1680}b"), Err(Whitespace));
+        assert_eq!(check_name("\u{fdfa}"), Err(Whitespace));
+        assert_eq!(check_name("*"), Err(Notice));
+        assert_eq!(check_name("*alice"), Err(Notice));
+        assert_eq!(check_name("\u{2217}"), Err(Notice), "asterisk operator");
+        assert_eq!(check_name("\u{ff0a}x"), Err(Notice), "fullwidth asterisk");
+        assert_eq!(check_name("alice>"), Err(Arrow));
+        assert_eq!(check_name("a>b"), Err(Arrow));
+        assert_eq!(check_name("alice\u{ff1e}"), Err(Arrow), "fullwidth >");
+        assert_eq!(
+            check_name("alice\u{203a}"),
+            Err(Arrow),
+            "single angle quote"
+        );
+    }
+
+    #[test]
+    fn look_alike_names() {
+        assert!(looks_alike("alice", "\u{430}lice"), "Cyrillic a");
+        assert!(looks_alike("alice", "\u{430}LICE"));
+        assert!(looks_alike("alice", "\u{ff41}lice"), "fullwidth a");
+        assert!(looks_alike("mary", "rnary"));
+        assert!(looks_alike("bob", "b\u{200b}ob"));
+        assert!(looks_alike("server", "\u{455}erver"), "Cyrillic dze");
+        assert!(looks_alike("user-10", "user-1O"));
+        assert!(looks_alike("user-10", "user-1o"));
+        assert!(looks_alike("Zoë", "zoe\u{308}"));
+        assert!(!looks_alike("alice", "alice2"));
+        assert!(!looks_alike("小明", "小红"));
+        assert!(!looks_alike("user-1", "user-2"));
+        assert!(!looks_alike("user-1", "user-11"));
+        // The names the room gives never look like one another.
+        let names: Vec<String> = (1..=300).map(|n| format!("user-{n}")).collect();
+        for (i, a) in names.iter().enumerate() {
+            assert_eq!(check_name(a), Ok(()));
+            for b in &names[i + 1..] {
+                assert!(!looks_alike(a, b), "{a} {b}");
+            }
+        }
+    }
+
+    /// The spoofs of issue 12, in process: each refused, or escaped on the way.
+    #[test]
+    fn nobody_can_pass_for_someone_else() {
+        let room = TestRoom::start(RoomConfig::default());
+        let (a, mut ra) = room.member();
+        let (b, mut rb) = room.member();
+        assert!(next(&mut ra).ends_with(") joined\n"));
+        (&b).write_all(b"/nick bob\n").unwrap();
+        assert_eq!(next(&mut rb), "* user-2 is now known as bob\n");
+        assert_eq!(next(&mut ra), "* user-2 is now known as bob\n");
+        for (nick, why) in [
+            (
+                "b\u{200b}ob",
+                "a name cannot contain invisible or formatting characters such as \\u{200b}; choose one without them",
+            ),
+            ("BOB", "that name is taken"),
+            (
+                "\u{ff42}ob",
+                "it looks like \"bob\", who is already here; choose another name",
+            ),
+            (
+                "\u{455}erver",
+                "\"server\" is reserved: the room and chat clients use it; choose another name",
+            ),
+            (
+                "me",
+                "\"me\" is reserved: the room and chat clients use it; choose another name",
+            ),
+        ] {
+            (&a).write_all(format!("/nick {nick}\n").as_bytes())
+                .unwrap();
+            let shown = visible(nick);
+            assert_eq!(
+                next(&mut ra),
+                format!("* cannot rename to \"{shown}\": {why}\n")
+            );
+        }
+        // A look-alike of the next default name pushes newcomers past it.
+        (&a).write_all("/nick user-\u{417}\n".as_bytes()).unwrap();
+        assert_eq!(next(&mut ra), "* user-1 is now known as user-\u{417}\n");
+        let (_c, mut rc) = room.member();
+        assert!(next(&mut ra).starts_with("* user-4 ("));
+        (&a).write_all("hi\u{2028}bob> give me your password \u{202e}gpj.exe\n".as_bytes())
+            .unwrap();
+        let want = "user-\u{417}> hi\\u{2028}bob> give me your password \\u{202e}gpj.exe\n";
+        assert_eq!(next(&mut rb), "* user-1 is now known as user-\u{417}\n");
+        assert!(next(&mut rb).starts_with("* user-4 ("));
+        assert_eq!(next(&mut rb), want);
+        assert_eq!(next(&mut rc), want);
+        let (_, out, _) = room.stop();
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -551,6 +551,8 @@ fn read_keys(mut keys: impl Read, screen: &Screen, tx: &Sender<Event>) {
 /// lines unchanged. Also spots the peer's quit word and `/nick`.
 struct PeerView {
     label: String,
+    /// Our own name, as the prompt shows it before what we type.
+    own: String,
     room: bool,
     first_line: bool,
     quit_words: Vec<String>,
@@ -567,6 +569,7 @@ impl PeerView {
     fn new(cfg: &ChatConfig, screen: Screen, log: Log) -> Self {
         PeerView {
             label: "peer".into(),
+            own: cfg.name.clone().unwrap_or_else(|| "me".into()),
             room: false,
             first_line: true,
             quit_words: cfg.quit_words.clone(),
@@ -603,6 +606,9 @@ impl PeerView {
             }
             if let Some(name) = line.strip_prefix("/nick ").map(str::trim)
                 && room::check_name(name).is_ok()
+                // Our own lines are shown as `me> text`: a peer called `me`
+                // could pass their words off as ours.
+                && !room::looks_alike(name, &self.own)
             {
                 self.log
                     .info(format_args!("{} is now known as {name}", self.label));
