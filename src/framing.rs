@@ -781,11 +781,16 @@ mod tests {
 
     #[test]
     fn big_legal_len_frame_grows_only_with_real_bytes() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(&(DEFAULT_MAX_FRAME as u32).to_be_bytes());
-        d.push(b"abc");
-        assert!(d.next_frame().unwrap().is_none());
-        assert!(d.buf.capacity() < 1024, "capacity {}", d.buf.capacity());
+        // A server's clients each announcing a frame just under the limit must
+        // cost what they sent, not what they announced.
+        for claimed in [DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME - 1] {
+            let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
+            d.push(&(claimed as u32).to_be_bytes());
+            d.push(b"0123456789");
+            assert!(d.next_frame().unwrap().is_none());
+            assert_eq!(d.buffered(), 14);
+            assert!(d.buf.capacity() < 1024, "capacity {}", d.buf.capacity());
+        }
     }
 
     #[test]

@@ -335,6 +335,25 @@ pub fn discard(stream: &TcpStream, mut on_read: impl FnMut(usize)) -> io::Result
     }
 }
 
+/// Raises this process's soft limit on open file descriptors (`RLIMIT_NOFILE`)
+/// to its hard limit, as most servers do, and returns the soft limit now in
+/// force (None if it cannot be read).
+///
+/// The soft limit is usually 1024, a default kept for programs that still use
+/// `select()`; one thread per client never calls it, and each client costs
+/// descriptors, so a thousand clients would otherwise run out. Only the hard
+/// limit is a real ceiling, and raising up to it needs no privilege.
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    // Best effort: where it fails (a hard limit of "unlimited" above the
+    // kernel's nr_open, say), the old limit stays, and is what we report.
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 /// The places of a server with a limit (`--max-clients`, `--max-users`): how
 /// many are taken, and a [`Slot`] for each client being served.
 #[derive(Debug, Default, Clone)]

@@ -119,6 +119,21 @@ impl Output {
     }
 }
 
+/// The data stream could not be written (a full disk under `> file`, a closed
+/// pipe under `| head`). A server that went on would lose everything that
+/// arrives from then on without a word, so it stops with this error instead.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout: {0}")]
+pub struct StdoutError(#[source] pub io::Error);
+
+impl StdoutError {
+    /// As an `io::Error` of the same kind, so a broken pipe is still
+    /// recognised as one ([`crate::cli::report`] exits 0 quietly then).
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(self.0.kind(), self)
+    }
+}
+
 /// An in-memory writer whose clones share one buffer: hand one clone to a
 /// [`Log`] or [`Output`], keep the other to read what was written.
 #[derive(Clone, Default)]

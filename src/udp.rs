@@ -138,7 +138,7 @@ pub enum UdpError {
     Stdin(#[source] io::Error),
     /// Writing to stdout failed (a broken pipe here is a reader that has had
     /// enough, as in `udp-echo send … | head -1`: not an error).
-    #[error("writing output: {0}")]
+    #[error("cannot write to stdout: {0}")]
     Output(#[source] io::Error),
     /// The run finished, but not everything was answered or sent.
     #[error("{}", incomplete(*.missing, *.sent, *.not_sent))]
@@ -536,7 +536,10 @@ fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, Usa
 /// `('', 8090)`, bind), which [`crate::net::udp_socket`] does; this is steps 4
 /// to 6, in a loop. Logs `listening on ADDR` first (scripts and tests wait for
 /// that line) and the totals last. Nothing a sender does stops it: a datagram it
-/// cannot answer is reported on `log` and the next one is served.
+/// cannot answer is reported on `log` and the next one is served. What stops it
+/// is stdout failing (a full disk, a closed pipe): it returns
+/// [`UdpError::Output`] rather than go on losing every datagram unseen, and
+/// the datagrams that could not be shown are not answered either.
 pub fn serve(
     socket: UdpSocket,
     cfg: &ServeConfig,
@@ -652,11 +655,14 @@ pub fn serve(
             });
         }
         // One write for the batch's lines, then one sendmmsg for its replies.
-        // Nobody reads our stdout any more (`udp-echo serve | head`): time to stop.
-        if let Err(e) = out.write(&printed)
-            && e.kind() == io::ErrorKind::BrokenPipe
-        {
-            break;
+        if let Err(e) = out.write(&printed) {
+            // Nobody reads our stdout any more (`udp-echo serve | head`): not an
+            // error (the binary exits 0), but say once why the server stops.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                log.info(format_args!("stdout was closed (broken pipe): stopping"));
+            }
+            log.info(format_args!("{summary}"));
+            return Err(UdpError::Output(e));
         }
         send_answers(&socket, &answers, &mut send_headers, &mut summary, log);
     }

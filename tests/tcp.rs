@@ -733,3 +733,257 @@ fn sink_counts_every_byte_and_sends_nothing_back() {
         "{log}"
     );
 }
+
+/// Read whatever a closed connection still delivers: everything up to its end,
+/// or up to a reset (a server that closes with our bytes unread resets).
+fn read_until_closed(mut s: &std::net::TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("reading until the server closes: {e}"),
+        }
+    }
+}
+
+#[test]
+fn raw_receive_into_a_full_disk_fails_with_exit_1_not_silent_loss() {
+    let Some(full) = dev_full() else { return };
+    let mut c = cmd(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--once", "--raw"],
+    );
+    c.stdin(Stdio::null()).stdout(full);
+    let mut srv = Server::start_command(c, false);
+    let s = connect(srv.addr);
+    // The server stops reading at its first failed write and closes with our
+    // bytes unread, so this send may well be reset: that is the point.
+    let _ = (&s).write_all(&noise(4 << 20, 12));
+    assert!(read_until_closed(&s).is_empty());
+    let status = srv.wait();
+    let log = srv.stderr.rest().join("\n");
+    assert_eq!(status.code(), Some(1), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("tcp-server: cannot write to stdout: No space left on device"),
+        "{log}"
+    );
+    assert!(
+        log.contains("disconnected: cannot write to stdout"),
+        "{log}"
+    );
+}
+
+#[test]
+fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
+    let mut srv = Server::start_raw_stdout("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    drop(srv.child.stdout.take());
+    let s = connect(srv.addr);
+    (&s).write_all(b"anyone there?\n").unwrap();
+    // Not shown, so not echoed either: the client is closed.
+    assert!(read_until_closed(&s).is_empty());
+    let status = srv.wait();
+    let log = srv.stderr.rest();
+    assert!(status.success(), "{status:?} {log:?}");
+    let said: Vec<_> = log
+        .iter()
+        .filter(|l| l.contains("stdout was closed"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("tcp-server:")), "{log:?}");
+}
+
+#[test]
+fn low_descriptor_limit_lowers_max_clients_and_the_rest_hear_server_busy() {
+    // `ulimit -n` in sh sets the soft and the hard limit: the server cannot raise it.
+    let script = format!(
+        "ulimit -n 64 && exec '{}' 0 --bind 127.0.0.1",
+        bin("tcp-server").display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut srv = Server::start_command(c, false);
+    // 64 descriptors, 16 kept aside, 2 per client (its socket, Ctrl-C's copy).
+    let warning = srv.stderr.next().unwrap_or_default();
+    assert!(
+        warning.contains("--max-clients lowered from 1024 to 24"),
+        "{warning}"
+    );
+    let clients: Vec<_> = (0..40).map(|_| connect(srv.addr)).collect();
+    let (mut served, mut busy) = (0, 0);
+    for (i, c) in clients.iter().enumerate() {
+        // A refused client is already closed: this may be reset, and is not read.
+        let _ = (&*c).write_all(b"x");
+        let got = echo_or_refusal(c);
+        if got == b"x" {
+            served += 1;
+        } else {
+            let text = text(&got);
+            assert!(text.starts_with("server busy"), "client {i}: {text:?}");
+            busy += 1;
+        }
+    }
+    assert_eq!((served, busy), (24, 16));
+    srv.interrupt();
+    assert!(srv.wait().success());
+    let log = srv.stderr.rest();
+    let fd_warnings = log
+        .iter()
+        .filter(|l| l.contains("too many open files"))
+        .count();
+    assert_eq!(fd_warnings, 0, "{log:?}");
+    assert_eq!(log.iter().filter(|l| l.contains("refused")).count(), 16);
+}
+
+/// What an echo server answers to our `x`: the `x` back if it serves us, or
+/// what it told us before closing if it refused us.
+fn echo_or_refusal(mut s: &std::net::TcpStream) -> Vec<u8> {
+    let mut first = [0u8; 1];
+    match s.read(&mut first) {
+        Ok(1) if first == *b"x" => b"x".to_vec(),
+        Ok(k) => [&first[..k], &read_until_closed(s)].concat(),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+/// Raises this test process's soft descriptor limit to its hard limit and
+/// returns it: a thousand sockets need more than the usual 1024.
+fn raise_own_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+#[test]
+fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() {
+    let limit = raise_own_fd_limit();
+    // The server (same hard limit) needs two descriptors per client, and the
+    // other tests of this file run alongside with sockets of their own.
+    let n = 1100.min(limit.saturating_sub(64) as usize / 2);
+    if n < 1100 {
+        eprintln!("note: descriptor limit {limit}: {n} idle clients instead of 1100");
+    }
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--idle-timeout",
+            "2",
+            "--max-clients",
+            "2000",
+        ],
+    );
+    let first_connected = Instant::now();
+    let idle: Vec<_> = (0..n).map(|_| connect(srv.addr)).collect();
+    let told = "closing: idle for 2 s (--idle-timeout)\n";
+    for (i, c) in idle.iter().enumerate() {
+        assert_eq!(text(&read_until_closed(c)), told, "client {i}");
+        if i == 0 {
+            let waited = first_connected.elapsed();
+            assert!(waited >= Duration::from_millis(1900), "{waited:?}");
+        }
+    }
+    let fresh = connect(srv.addr);
+    (&fresh).write_all(b"still there?").unwrap();
+    assert_eq!(read_n(&fresh, 12), b"still there?");
+    srv.interrupt();
+    assert!(srv.wait().success());
+    let log = srv.stderr.rest();
+    let closed = log
+        .iter()
+        .filter(|l| l.contains("disconnected: idle for 2 s (--idle-timeout)"))
+        .count();
+    assert_eq!(closed, n);
+}
+
+#[test]
+fn max_per_client_refuses_a_third_connection_from_one_address() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &["0", "--bind", "127.0.0.1", "--max-per-client", "2"],
+    );
+    let a = connect(srv.addr);
+    let b = connect(srv.addr);
+    for s in [&a, &b] {
+        (&*s).write_all(b"hi").unwrap();
+        assert_eq!(read_n(s, 2), b"hi");
+    }
+    let third = connect(srv.addr);
+    let answer = text(&read_until_closed(&third));
+    assert!(
+        answer.starts_with("server busy: 2 connections from your address already"),
+        "{answer:?}"
+    );
+    let logged = srv.stderr.expect("refused");
+    assert!(logged.contains("(--max-per-client)"), "{logged}");
+    drop(a);
+    srv.stderr.expect("disconnected");
+    let again = connect(srv.addr);
+    (&again).write_all(b"ok").unwrap();
+    assert_eq!(read_n(&again, 2), b"ok");
+}
+
+#[test]
+fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--framing",
+            "len",
+            "--max-buffered",
+            "64K",
+            "-v",
+        ],
+    );
+    let frame = |len: u32, seed| [&len.to_be_bytes()[..], &noise(len as usize, seed)].concat();
+    let a = connect(srv.addr);
+    let a_name = a.local_addr().unwrap().to_string();
+    let a_wire = frame(50_000, 3);
+    (&a).write_all(&a_wire[..40_004]).unwrap();
+    // Wait until the server holds all of it: 40 004 bytes of an unfinished frame.
+    let mut held = 0;
+    while held < 40_004 {
+        let line = srv.stderr.expect(&format!("{a_name}: received "));
+        held += line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+    }
+    // 40 004 + 30 004 > 65 536: this one passes the limit.
+    let b = connect(srv.addr);
+    let b_name = b.local_addr().unwrap().to_string();
+    let _ = (&b).write_all(&frame(30_000, 4));
+    // It hears why in its own framing, a len frame, and is closed.
+    let told = read_until_closed(&b);
+    let (len, body) = told.split_at(4);
+    assert_eq!(
+        u32::from_be_bytes(len.try_into().unwrap()) as usize,
+        body.len()
+    );
+    assert!(
+        text(body).starts_with(
+            "closing: the server holds too many unfinished messages (--max-buffered 65536 bytes)"
+        ),
+        "{}",
+        text(body)
+    );
+    let logged = srv.stderr.expect(&format!("{b_name} disconnected"));
+    assert!(logged.contains("--max-buffered 65536 bytes"), "{logged}");
+    // The others go on: the first client finishes its frame and gets it back.
+    (&a).write_all(&a_wire[40_004..]).unwrap();
+    assert!(read_n(&a, a_wire.len()) == a_wire, "echo differs");
+}

@@ -515,3 +515,39 @@ fn nc_u_clients_each_get_their_echo() {
         assert!(srv.out().next().unwrap().ends_with(&format!("] {line}")));
     }
 }
+
+#[test]
+fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
+    let Some(full) = dev_full() else { return };
+    let mut c = cmd("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    c.stdin(Stdio::null()).stdout(full);
+    let mut srv = Server::start_command(c, false);
+    let s = usock();
+    s.send_to(b"lost?", srv.addr).unwrap();
+    let status = srv.wait();
+    let log = srv.stderr.rest();
+    assert_eq!(status.code(), Some(1), "{log:?}");
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("udp-echo: cannot write to stdout: No space left on device (os error 28)"),
+        "{log:?}"
+    );
+    // A datagram that could not be shown is not echoed as if all were well.
+    assert_silent(&s, 100);
+}
+
+#[test]
+fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
+    let mut srv = Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    drop(srv.child.stdout.take());
+    usock().send_to(b"anyone?", srv.addr).unwrap();
+    let status = srv.wait();
+    let log = srv.stderr.rest();
+    assert!(status.success(), "{status:?} {log:?}");
+    let said = log
+        .iter()
+        .filter(|l| l.contains("stdout was closed"))
+        .count();
+    assert_eq!(said, 1, "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("udp-echo:")), "{log:?}");
+}

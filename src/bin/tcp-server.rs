@@ -2,11 +2,12 @@
 
 use std::io;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use socktools::addr::parse_port;
-use socktools::cli::{self, CommonArgs, FramingArgs};
-use socktools::net::{ListenSpec, tcp_listener};
+use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
+use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
 use socktools::output::{Log, Output};
 use socktools::shutdown::Shutdown;
 use socktools::tcp::server::{self, Reply, ServerConfig, ServerIo};
@@ -18,7 +19,8 @@ Examples:
   tcp-server --once --reply '我是服务器, 你好客户端: {peer}'   one client, then exit (lesson 03)
   tcp-server 8080 --recv-encoding gbk          read what Windows NetAssist sends
   tcp-server 0 --bind 127.0.0.1                any free port, loopback only
-  tcp-server 9000 --once --raw > file          receive a file, like nc -l > file";
+  tcp-server 9000 --once --raw > file          receive a file, like nc -l > file (a write error ends it with exit 1)
+  tcp-server 8080 --idle-timeout 0 --max-per-client 4   no idle limit, at most 4 connections per address";
 
 #[derive(Parser)]
 #[command(name = "tcp-server", version, about = "A multi-client TCP server: prints what each client sends as [ADDR] text, and echoes or replies.", after_help = EXAMPLES)]
@@ -51,9 +53,21 @@ struct Args {
     #[arg(long)]
     once: bool,
 
-    /// Most clients at once; more are told so and closed.
+    /// Most clients at once; more are told so and closed (lowered at start if the descriptor limit cannot hold them).
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: u32,
+
+    /// Most connections from one IP address; more are told so and closed (default: no limit, as a classroom behind one NAT shares an address).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_per_client: Option<u32>,
+
+    /// Disconnect a client that has sent nothing for SECS seconds, telling it why (0: never).
+    #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_seconds)]
+    idle_timeout: Duration,
+
+    /// Most bytes held for unfinished --framing line/len messages, all clients together; a client that would pass it is disconnected (suffixes K, M, G).
+    #[arg(long, default_value = "256M", value_name = "BYTES", value_parser = parse_size)]
+    max_buffered: usize,
 
     /// Write received bytes to stdout untouched (no [ADDR], no decoding); without a mode flag, does not echo.
     #[arg(long, conflicts_with = "hex")]
@@ -87,6 +101,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_frame: args.framing.max_frame,
         show: args.common.show(args.raw),
         send: args.common.send_options(args.framing.framing, args.crlf),
+        max_buffered: args.max_buffered,
+        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+        max_per_client: args.max_per_client.map(|n| n as usize),
+        fd_limit: raise_fd_limit(),
     };
     let listener = tcp_listener(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();

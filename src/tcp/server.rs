@@ -8,21 +8,34 @@
 //! - a clean stop on Ctrl-C: stop accepting, shut every client socket down (which wakes
 //!   its thread from `recv`), wait for the threads, print a summary;
 //! - a client that sends nothing, sends garbage or vanishes mid-message only ever
-//!   affects its own thread.
+//!   affects its own thread;
+//! - no client can take what the others need: a client silent for `--idle-timeout`
+//!   (300 s) is told so and closed; the unfinished `--framing line`/`len` messages
+//!   of all clients together are held to `--max-buffered` (256 MiB, so twenty
+//!   clients each half-way through a 16 MiB frame cannot take 340 MB); an
+//!   optional `--max-per-client` caps connections from one IP address; and
+//!   `--max-clients` is lowered at start to what the descriptor limit
+//!   (`RLIMIT_NOFILE`, raised to its hard limit by the binary) can really hold,
+//!   so one client too many is told `server busy` instead of stalling `accept`;
+//! - nothing received is lost silently: when stdout cannot be written (a full
+//!   disk under `--raw > file`), the server disconnects the client, stops and
+//!   returns a [`StdoutError`], which the binary reports with exit code 1. A
+//!   closed pipe (`| head`) stops it the same way, and the binary exits 0 quietly.
 
+use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
 use crate::cli::UsageError;
-use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
+use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
 use crate::message::{Incoming, Outgoing, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
-use crate::output::{Log, Output};
+use crate::output::{Log, Output, StdoutError};
 use crate::shutdown::Shutdown;
 
 /// What the server sends back after each message.
@@ -59,7 +72,26 @@ pub struct ServerConfig {
     pub show: Show,
     /// How reply text and stdin lines are encoded.
     pub send: SendOptions,
+    /// Most bytes held for unfinished line and len frames, all clients together
+    /// (`--max-buffered`); a client whose bytes would pass it is disconnected.
+    pub max_buffered: usize,
+    /// Close a client that has sent nothing for this long (`--idle-timeout`;
+    /// None: never). With `--stdin`, lines sent to it count as activity too.
+    pub idle_timeout: Option<Duration>,
+    /// Most connections from one IP address at once (`--max-per-client`; None:
+    /// no limit, since a classroom behind one NAT shares one address).
+    pub max_per_client: Option<usize>,
+    /// The descriptors this process may open (`RLIMIT_NOFILE`): when given,
+    /// `max_clients` is lowered to what fits, with one warning.
+    pub fd_limit: Option<u64>,
 }
+
+/// Default for `--max-buffered`: 256 MiB, sixteen frames of the default `--max-frame`.
+pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024 * 1024;
+
+/// Default for `--idle-timeout`: a few minutes, far longer than anyone typing
+/// takes, short enough that abandoned connections do not pile up.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -71,7 +103,38 @@ impl Default for ServerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             show: Show::Text(encoding_rs::UTF_8),
             send: SendOptions::default(),
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_per_client: None,
+            fd_limit: None,
         }
+    }
+}
+
+/// Descriptors each client holds: its socket, and the copy that lets Ctrl-C
+/// wake its thread.
+const FDS_PER_CLIENT: u64 = 2;
+/// `--sink` splices each client's stream through a pipe (2) into /dev/null (1).
+const FDS_PER_SINK: u64 = 3;
+/// Descriptors besides the clients': stdin, stdout, stderr, the listening
+/// socket and its waker's copy, the one being refused, and some to spare.
+const FD_HEADROOM: u64 = 16;
+
+/// The `--max-clients` that `fd_limit` descriptors can hold: one more client
+/// than fits would make `accept` fail with "too many open files", and every
+/// newcomer would wait in the backlog unanswered instead of being told
+/// `server busy`. At least 1.
+pub fn fit_max_clients(cfg: &ServerConfig, fd_limit: u64) -> usize {
+    let room = fd_limit.saturating_sub(FD_HEADROOM) / fds_per_client(cfg);
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .clamp(1, cfg.max_clients.max(1))
+}
+
+fn fds_per_client(cfg: &ServerConfig) -> u64 {
+    match cfg.reply {
+        Reply::Sink => FDS_PER_CLIENT + FDS_PER_SINK,
+        _ => FDS_PER_CLIENT,
     }
 }
 
@@ -145,27 +208,189 @@ struct Ctx {
     log: Log,
     shutdown: Shutdown,
     counters: Counters,
+    /// Bytes of unfinished frames held by all clients (`--max-buffered`).
+    buffered: AtomicUsize,
+    /// Connections per client address (`--max-per-client`).
+    per_ip: PerIp,
+    /// Why stdout could not be written, the first time it could not: the
+    /// server stops, and [`serve`] returns it.
+    out_failed: Mutex<Option<io::Error>>,
+    /// "Too many open files" has been reported (it is said once, not per accept).
+    warned_fds: AtomicBool,
+}
+
+impl Ctx {
+    /// Stdout could not be written: remember the first reason, stop the server
+    /// (the next message would be lost just the same), and return the reason to
+    /// log for the client whose message was not written.
+    fn output_failed(&self, e: io::Error) -> String {
+        let err = StdoutError(e);
+        let why = err.to_string();
+        let e = err.0;
+        let mut first = lock(&self.out_failed);
+        if first.is_none() {
+            // Whoever reads our stdout has had enough (`tcp-server | head`): not an
+            // error, but say once why the server stops.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                self.log
+                    .info(format_args!("stdout was closed (broken pipe): stopping"));
+            }
+            *first = Some(e);
+        }
+        drop(first);
+        self.shutdown.trigger();
+        why
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Connections per client IP address, for `--max-per-client`.
+#[derive(Default, Clone)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl PerIp {
+    /// A place for one more connection from `ip`, or None if it has `max` already.
+    fn claim(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        // `::ffff:127.0.0.1` on a dual-stack socket is the same host as 127.0.0.1.
+        let ip = ip.to_canonical();
+        let mut map = lock(&self.0);
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection counted against its address; uncounted when dropped.
+struct IpSlot {
+    per_ip: PerIp,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.per_ip.0);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            // Forget addresses with no connection, or the map grows with every
+            // client that ever came.
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The bytes one client holds of `--max-buffered`; handed back when dropped,
+/// on every path out of its thread.
+struct Held<'a> {
+    total: &'a AtomicUsize,
+    max: usize,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Hold `want` bytes in all (more or fewer than now). False, holding what
+    /// it held, if all clients together would pass the limit.
+    fn set(&mut self, want: usize) -> bool {
+        if want > self.bytes {
+            let more = want - self.bytes;
+            let fits = self
+                .total
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                    t.checked_add(more).filter(|&t| t <= self.max)
+                })
+                .is_ok();
+            if !fits {
+                return false;
+            }
+        } else {
+            self.total.fetch_sub(self.bytes - want, Ordering::SeqCst);
+        }
+        self.bytes = want;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// A one-line notice for a client, in its framing: a len frame under
+/// `--framing len` (a plain line there would be read as a bogus length), a
+/// line otherwise.
+fn notice(framing: Framing, text: &str) -> Vec<u8> {
+    match framing {
+        Framing::Len => encode_frame(Framing::Len, text.as_bytes()).unwrap_or_default(),
+        Framing::Raw | Framing::Line => format!("{text}\n").into_bytes(),
+    }
+}
+
+/// Tell a client why it is closed. Best effort and brief: a client that does
+/// not read must not hold its thread.
+fn tell(stream: &TcpStream, framing: Framing, text: &str) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = (&mut &*stream).write_all(&notice(framing, text));
+}
+
+/// Did this read or splice end because `SO_RCVTIMEO` (the idle timeout) expired?
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Run a server on `listener` until `--once` is done or `shutdown` is triggered.
 ///
 /// Prints `listening on ADDR` first (scripts and tests wait for that line), then
-/// serves; returns the totals, which it has also logged.
+/// serves; returns the totals, which it has also logged. If stdout could not be
+/// written, the server stops and the error is a [`StdoutError`] (as an
+/// `io::Error` of the same kind, so a broken pipe is still one).
 pub fn serve(
     listener: TcpListener,
-    cfg: ServerConfig,
+    mut cfg: ServerConfig,
     io: ServerIo,
     shutdown: &Shutdown,
 ) -> io::Result<Summary> {
     let local = listener.local_addr()?;
     check_reply_text(&cfg, &io.log).map_err(io::Error::other)?;
     io.log.always(format_args!("listening on {local}"));
+    // Only the accept loop serves clients side by side; --once and --stdin serve one.
+    if let Some(limit) = cfg.fd_limit
+        && !cfg.once
+        && cfg.reply != Reply::Stdin
+    {
+        let fit = fit_max_clients(&cfg, limit);
+        if fit < cfg.max_clients {
+            io.log.warn(format_args!(
+                "--max-clients lowered from {} to {fit}: this process may open {limit} file descriptors and each client needs {} (raise the limit with `ulimit -n`)",
+                cfg.max_clients,
+                fds_per_client(&cfg),
+            ));
+            cfg.max_clients = fit;
+        }
+    }
     let ctx = Arc::new(Ctx {
         cfg,
         out: io.out,
         log: io.log,
         shutdown: shutdown.clone(),
         counters: Counters::default(),
+        buffered: AtomicUsize::new(0),
+        per_ip: PerIp::default(),
+        out_failed: Mutex::new(None),
+        warned_fds: AtomicBool::new(false),
     });
     let wake = shutdown.wake_listener(&listener)?;
     if ctx.cfg.reply == Reply::Stdin {
@@ -177,14 +402,23 @@ pub fn serve(
         if let Some((stream, peer)) = accept_next(&listener, &ctx) {
             drop(wake);
             drop(listener);
-            handle_client(stream, peer, &ctx, ctx.counters.active.claim(), None);
+            handle_client(
+                stream,
+                peer,
+                &ctx,
+                (ctx.counters.active.claim(), None),
+                None,
+            );
         }
     } else {
         accept_loop(&listener, &ctx);
     }
     let summary = ctx.counters.summary();
     ctx.log.info(format_args!("{summary}"));
-    Ok(summary)
+    match lock(&ctx.out_failed).take() {
+        Some(e) => Err(StdoutError(e).into_io()),
+        None => Ok(summary),
+    }
 }
 
 /// Refuse (`--strict-encoding`) or warn about a `--reply` text the send encoding
@@ -203,12 +437,25 @@ fn check_reply_text(cfg: &ServerConfig, log: &Log) -> Result<(), UsageError> {
 
 /// The next client, or None once a stop is asked for.
 fn accept_next(listener: &TcpListener, ctx: &Ctx) -> Option<(TcpStream, SocketAddr)> {
+    let mut pause = Duration::from_millis(100);
     loop {
         match listener.accept() {
             Ok(pair) => return Some(pair),
             Err(_) if ctx.shutdown.is_triggered() => return None,
+            Err(e) if out_of_descriptors(&e) => {
+                // Retrying at once would fail the same way, thousands of times a
+                // second; only a client leaving frees a descriptor. Wait longer
+                // while it lasts, and say so once, not once per failure.
+                if !ctx.warned_fds.swap(true, Ordering::SeqCst) {
+                    ctx.log.warn(format_args!(
+                        "accept failed: {}; new clients wait until others leave (lower --max-clients, or raise the limit with `ulimit -n`; not repeated)",
+                        describe_io(&e)
+                    ));
+                }
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
             Err(e) => {
-                // Out of file descriptors and the like: say so, breathe, go on.
                 ctx.log
                     .warn(format_args!("accept failed: {}", describe_io(&e)));
                 thread::sleep(Duration::from_millis(100));
@@ -217,24 +464,57 @@ fn accept_next(listener: &TcpListener, ctx: &Ctx) -> Option<(TcpStream, SocketAd
     }
 }
 
+/// EMFILE (this process) or ENFILE (the whole system): no descriptor for a new socket.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(n) if n == nix::libc::EMFILE || n == nix::libc::ENFILE
+    )
+}
+
 fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while !ctx.shutdown.is_triggered() {
         let Some((stream, peer)) = accept_next(listener, ctx) else {
             break;
         };
-        if ctx.counters.active.taken() >= ctx.cfg.max_clients {
-            refuse(stream, peer, ctx);
+        let max = ctx.cfg.max_clients;
+        if ctx.counters.active.taken() >= max {
+            refuse(
+                stream,
+                peer,
+                ctx,
+                &format!("already serving {max} clients (--max-clients)"),
+                &format!("server busy: {max} clients connected, try again later"),
+            );
             continue;
         }
+        let ip_slot = match ctx.cfg.max_per_client {
+            None => None,
+            Some(max) => match ctx.per_ip.claim(peer.ip(), max) {
+                Some(s) => Some(s),
+                None => {
+                    refuse(
+                        stream,
+                        peer,
+                        ctx,
+                        &format!("already {max} connections from this address (--max-per-client)"),
+                        &format!(
+                            "server busy: {max} connections from your address already, close one and try again"
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
         // Claimed here, on the accepting thread, so check and claim cannot race.
-        // If the thread cannot start, the closure and its slot are dropped: freed.
+        // If the thread cannot start, the closure and its slots are dropped: freed.
         let slot = ctx.counters.active.claim();
         let c = ctx.clone();
         let spawned = thread::Builder::new()
             .name(format!("client {peer}"))
             .stack_size(CLIENT_STACK)
-            .spawn(move || handle_client(stream, peer, &c, slot, None));
+            .spawn(move || handle_client(stream, peer, &c, (slot, ip_slot), None));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
@@ -254,15 +534,11 @@ fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
 }
 
 /// One client too many: say so and close, rather than let it wait unanswered.
-fn refuse(mut stream: TcpStream, peer: SocketAddr, ctx: &Ctx) {
-    let max = ctx.cfg.max_clients;
-    ctx.log.warn(format_args!(
-        "{} refused: already serving {max} clients (--max-clients)",
-        display_addr(&peer)
-    ));
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = stream
-        .write_all(format!("server busy: {max} clients connected, try again later\n").as_bytes());
+/// `why` goes to the log, `text` to the client.
+fn refuse(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, why: &str, text: &str) {
+    ctx.log
+        .warn(format_args!("{} refused: {why}", display_addr(&peer)));
+    tell(&stream, ctx.cfg.framing, text);
 }
 
 /// The state of one connection, as its thread sees it.
@@ -277,18 +553,22 @@ struct Conn<'a> {
     printed: Vec<u8>,
     bytes_in: u64,
     bytes_out: u64,
+    /// This client's share of `--max-buffered`.
+    held: Held<'a>,
+    /// With `--stdin`: what is sent to the client, which counts as activity.
+    stdin: Option<&'a StdinTarget>,
 }
 
 impl Conn<'_> {
     /// Show one message and answer it. A reply that cannot be sent (the client
     /// left) ends replying, not reading: messages that already arrived are still
-    /// shown, never lost.
-    fn message(&mut self, payload: &[u8], wire: &[u8], framed: bool) {
+    /// shown, never lost. A message that cannot be shown ends the connection.
+    fn message(&mut self, payload: &[u8], wire: &[u8], framed: bool) -> Result<(), String> {
         self.printed.clear();
         self.incoming.render(payload, framed, &mut self.printed);
-        self.print();
+        self.print()?;
         if self.send_failed.is_some() {
-            return;
+            return Ok(());
         }
         let sent = match &self.ctx.cfg.reply {
             Reply::Echo => self.send(wire),
@@ -303,19 +583,18 @@ impl Conn<'_> {
         if let Err(e) = sent {
             self.send_failed = Some(describe_io(&e));
         }
+        Ok(())
     }
 
-    fn print(&mut self) {
+    fn print(&mut self) -> Result<(), String> {
         if let Err(e) = self.ctx.out.write(&self.printed) {
-            // Nobody reads our stdout any more (`tcp-server | head`): time to stop.
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.ctx.shutdown.trigger();
-            }
+            return Err(self.ctx.output_failed(e));
         }
         if self.incoming.take_error_warning() {
             let w = self.incoming.error_warning();
             self.ctx.log.warn(format_args!("{}: {w}", self.name));
         }
+        Ok(())
     }
 
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -347,14 +626,36 @@ impl Conn<'_> {
             .verbose(format_args!("{}: received {n} bytes", self.name));
     }
 
+    /// A read timed out: the client has sent nothing for `--idle-timeout`.
+    /// Under `--stdin` the conversation may be one-way, so lines sent to the
+    /// client meanwhile keep it open (`Ok`: read on).
+    fn idle(&self) -> Result<(), String> {
+        let limit = self.ctx.cfg.idle_timeout.unwrap_or_default();
+        if self.stdin.is_some_and(|t| t.sent_within(limit)) {
+            return Ok(());
+        }
+        let why = format!("idle for {} s (--idle-timeout)", limit.as_secs_f64());
+        tell(
+            self.stream,
+            self.ctx.cfg.framing,
+            &format!("closing: {why}"),
+        );
+        Err(why)
+    }
+
     /// The receive loop: read, cut into messages, answer each, until end of stream.
     fn run(&mut self) -> Result<(), String> {
         let cfg = &self.ctx.cfg;
         let sink = cfg.reply == Reply::Sink;
         // A sink has nothing to show, so the bytes need never leave the kernel.
         let stream = self.stream;
-        if sink && crate::net::discard(stream, |n| self.received(n)).map_err(|e| describe_io(&e))? {
-            return Ok(());
+        if sink {
+            match crate::net::discard(stream, |n| self.received(n)) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if is_timeout(&e) => return self.idle(),
+                Err(e) => return Err(describe_io(&e)),
+            }
         }
         let mut deframer = (cfg.framing != Framing::Raw && !sink)
             .then(|| Deframer::new(cfg.framing, cfg.max_frame));
@@ -364,15 +665,25 @@ impl Conn<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    self.idle()?;
+                    continue;
+                }
                 Err(e) => return Err(describe_io(&e)),
             };
             self.received(n);
             if !sink {
                 match &mut deframer {
-                    None => self.message(&buf[..n], &buf[..n], false),
+                    None => self.message(&buf[..n], &buf[..n], false)?,
                     Some(d) => {
+                        // Hold what the deframer will hold once these bytes are in,
+                        // before they are: the limit is never passed, even briefly.
+                        if !self.held.set(d.buffered() + n) {
+                            return Err(self.over_buffered());
+                        }
                         d.push(&buf[..n]);
                         self.frames(d, false)?;
+                        self.held.set(d.buffered());
                     }
                 }
             }
@@ -385,8 +696,22 @@ impl Conn<'_> {
         }
         self.printed.clear();
         self.incoming.finish(&mut self.printed);
-        self.print();
-        Ok(())
+        self.print()
+    }
+
+    /// The unfinished messages of all clients would pass `--max-buffered`.
+    fn over_buffered(&self) -> String {
+        let max = self.held.max;
+        tell(
+            self.stream,
+            self.ctx.cfg.framing,
+            &format!(
+                "closing: the server holds too many unfinished messages (--max-buffered {max} bytes), try again later"
+            ),
+        );
+        format!(
+            "unfinished messages of all clients would pass --max-buffered {max} bytes; raise it, or lower --max-frame"
+        )
     }
 
     /// Answer every complete frame; at end of stream also what `finish` gives.
@@ -401,7 +726,7 @@ impl Conn<'_> {
                 d.next_frame()
             };
             match next {
-                Ok(Some(frame)) => self.message(frame.payload(), frame.wire(), true),
+                Ok(Some(frame)) => self.message(frame.payload(), frame.wire(), true)?,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             }
@@ -409,19 +734,39 @@ impl Conn<'_> {
     }
 }
 
-/// Serve one client on the current thread, holding its `slot`; log its arrival
-/// and departure. `stdin_sent` counts what `--stdin` sent it meanwhile.
+/// Serve one client on the current thread, holding its `slots` (`--max-clients`,
+/// `--max-per-client`); log its arrival and departure. `stdin` is the `--stdin`
+/// forwarder, which counts what it sent.
 fn handle_client(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: &Ctx,
-    slot: Slot,
-    stdin_sent: Option<&AtomicU64>,
+    slots: (Slot, Option<IpSlot>),
+    stdin: Option<&StdinTarget>,
 ) {
-    ctx.counters.clients.fetch_add(1, Ordering::Relaxed);
     let name = display_addr(&peer);
+    // Without this copy of the socket, Ctrl-C could not wake the thread, and
+    // the server could not stop while this client stays.
+    let _wake = match ctx.shutdown.wake_stream(&stream) {
+        Ok(w) => w,
+        Err(e) => {
+            ctx.log.warn(format_args!(
+                "{name} refused: {} (lower --max-clients, or raise the limit with `ulimit -n`)",
+                describe_io(&e)
+            ));
+            tell(&stream, ctx.cfg.framing, "server busy, try again later");
+            return;
+        }
+    };
+    ctx.counters.clients.fetch_add(1, Ordering::Relaxed);
     ctx.log.info(format_args!("{name} connected"));
-    let _wake = ctx.shutdown.wake_stream(&stream).ok();
+    if let Some(limit) = ctx.cfg.idle_timeout {
+        // Set once, not per read: the kernel's receive timeout is the idle clock.
+        // The send timeout too: a client that never reads our replies would
+        // otherwise hold its thread in `send` forever.
+        let _ = stream.set_read_timeout(Some(limit));
+        let _ = stream.set_write_timeout(Some(limit));
+    }
     let prefix = (ctx.cfg.show != Show::Raw).then(|| format!("[{name}] "));
     let reply = match &ctx.cfg.reply {
         Reply::Text(t) => Outgoing::new(ctx.cfg.send)
@@ -440,12 +785,19 @@ fn handle_client(
         printed: Vec::new(),
         bytes_in: 0,
         bytes_out: 0,
+        held: Held {
+            total: &ctx.buffered,
+            max: ctx.cfg.max_buffered,
+            bytes: 0,
+        },
+        stdin,
     };
-    let result = conn.run().and(conn.send_failed.map_or(Ok(()), Err));
-    let bytes_out = conn.bytes_out + stdin_sent.map_or(0, |n| n.swap(0, Ordering::SeqCst));
+    let result = conn.run().and(conn.send_failed.take().map_or(Ok(()), Err));
+    let bytes_out = conn.bytes_out + stdin.map_or(0, |t| t.sent.swap(0, Ordering::SeqCst));
     let (name, bytes_in) = (conn.name, conn.bytes_in);
-    // Free the slot before saying so: whoever reads the log line may connect at once.
-    drop(slot);
+    drop(conn.held);
+    // Free the slots before saying so: whoever reads the log line may connect at once.
+    drop(slots);
     let how = match result {
         Ok(()) => String::new(),
         Err(why) => format!(": {why}"),
@@ -462,11 +814,18 @@ struct StdinTarget {
     changed: Condvar,
     /// Bytes sent to the current client.
     sent: AtomicU64,
+    /// When a line was last sent, for `--idle-timeout`.
+    last_sent: Mutex<Option<Instant>>,
 }
 
 impl StdinTarget {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<TcpStream>, bool)> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, (Option<TcpStream>, bool)> {
+        lock(&self.current)
+    }
+
+    /// Was a line sent within the last `period`?
+    fn sent_within(&self, period: Duration) -> bool {
+        lock(&self.last_sent).is_some_and(|t| t.elapsed() < period)
     }
 }
 
@@ -499,8 +858,8 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Rea
             stream,
             peer,
             ctx,
-            ctx.counters.active.claim(),
-            Some(&target.sent),
+            (ctx.counters.active.claim(), None),
+            Some(&target),
         );
         target.lock().0 = None;
         if ctx.cfg.once {
@@ -541,6 +900,7 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
                 let n = wire.bytes.len() as u64;
                 ctx.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
                 target.sent.fetch_add(n, Ordering::SeqCst);
+                *lock(&target.last_sent) = Some(Instant::now());
             }
             Err(e) => ctx.log.warn(format_args!(
                 "stdin line not delivered: {}",
@@ -611,6 +971,66 @@ mod tests {
             "{log}"
         );
         assert!(log.ends_with(&format!("{summary}\n")), "{log}");
+    }
+
+    #[test]
+    fn max_clients_is_fitted_to_the_descriptor_limit() {
+        let cfg = ServerConfig::default();
+        // 1024 descriptors, 16 kept aside, 2 per client.
+        assert_eq!(fit_max_clients(&cfg, 1024), 504);
+        assert_eq!(fit_max_clients(&cfg, 20_000), 1024);
+        assert_eq!(fit_max_clients(&cfg, 3), 1);
+        let sink = ServerConfig {
+            reply: Reply::Sink,
+            ..ServerConfig::default()
+        };
+        assert_eq!(fit_max_clients(&sink, 1024), 201);
+    }
+
+    /// Stdout of a process whose disk is full.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn unwritable_stdout_disconnects_the_client_and_stops_the_server_with_the_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = SharedBuf::new();
+        let io = ServerIo {
+            out: Output::to_writer(Full),
+            log: Log::to_writer(log.clone(), Verbosity::Normal),
+            stdin: None,
+        };
+        let server =
+            thread::spawn(move || serve(listener, ServerConfig::default(), io, &Shutdown::new()));
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&c).write_all(b"where does this go?").unwrap();
+        // Not shown, so not echoed: the client is closed.
+        let mut got = Vec::new();
+        assert_eq!(
+            (&c).read_to_end(&mut got).map(|_| got.len()).unwrap_or(0),
+            0
+        );
+        let err = server.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            crate::cli::one_line(&err),
+            "cannot write to stdout: No space left on device (os error 28)"
+        );
+        let log = log.text();
+        assert!(
+            log.contains("disconnected: cannot write to stdout: No space left on device"),
+            "{log}"
+        );
     }
 
     #[test]

@@ -162,15 +162,23 @@ impl Server {
     }
 
     fn start_with(name: &str, args: &[&str], stdin: Stdio, line_stdout: bool) -> Server {
-        let mut child = Command::new(bin(name))
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start server");
+        let mut cmd = Command::new(bin(name));
+        cmd.args(args).stdin(stdin).stdout(Stdio::piped());
+        Self::start_command(cmd, line_stdout)
+    }
+
+    /// Start a server command prepared by the caller (a `sh -c 'ulimit …; exec …'`,
+    /// a stdout of its choosing); stderr is piped here. A piped stdout is read
+    /// as lines if `line_stdout`, else left in `child.stdout`.
+    pub fn start_command(mut cmd: Command, line_stdout: bool) -> Server {
+        let name = format!("{:?}", cmd.get_program());
+        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start server");
         let mut stderr = Lines::spawn(child.stderr.take().unwrap());
-        let stdout = line_stdout.then(|| Lines::spawn(child.stdout.take().unwrap()));
+        let stdout = if line_stdout {
+            child.stdout.take().map(Lines::spawn)
+        } else {
+            None
+        };
         let first = stderr.next().unwrap_or_else(|| {
             let _ = child.kill();
             panic!("{name} printed nothing on stderr")
@@ -198,6 +206,18 @@ impl Server {
     /// Wait for exit (bounded by `TIMEOUT`).
     pub fn wait(&mut self) -> ExitStatus {
         wait_timeout(&mut self.child, TIMEOUT).expect("server did not exit in time")
+    }
+}
+
+/// `/dev/full` opened for writing, to stand for a full disk as a child's stdout
+/// (every write fails with ENOSPC); None, with a note, where there is none.
+pub fn dev_full() -> Option<std::fs::File> {
+    match std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("note: cannot open /dev/full ({e}); skipping this test");
+            None
+        }
     }
 }
 
