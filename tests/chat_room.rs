@@ -655,10 +655,14 @@ fn spoofing_names_are_refused() {
     a.expect("joined");
     a.expect("joined");
     b.expect("joined");
+    // One rename at a time: two from different members may arrive in
+    // either order.
     b.send("/nick bob\n");
-    c.send("/nick alice\n");
     for m in [&mut a, &mut b, &mut c] {
         m.expect("is now known as bob");
+    }
+    c.send("/nick alice\n");
+    for m in [&mut a, &mut b, &mut c] {
         m.expect("is now known as alice");
     }
     let refusals = [

@@ -1258,7 +1258,148 @@ fn random_datagrams_do_not_hurt_the_server() {
     assert!(srv.child.try_wait().unwrap().is_none(), "tftp-serve died");
 }
 
+#[test]
+fn garbage_on_the_request_port_gets_no_bigger_answer() {
+    let root = dir_with(&[("f.txt", b"hello")]);
+    let srv = serve(root.path(), &["-q"]);
+    let sock = udp();
+    for garbage in [
+        &b"\0\x01"[..],
+        b"\0\x04\0\x01",
+        b"\0\x03\0\x01",
+        b"\0\x01abc",
+        b"\0\x09nonsense",
+        b"\0\x01f.txt\0klingon\0",
+        b"\0\x03\0\x01 a DATA block sent to the request port",
+    ] {
+        sock.send_to(garbage, srv.addr).unwrap();
+    }
+    // A well-formed request last: once its answer is here, every answer to
+    // the garbage before it has been sent.
+    sock.send_to(&rrq("f.txt"), srv.addr).unwrap();
+    let mut answers = Vec::new();
+    loop {
+        let (answer, _) = recv(&sock);
+        if matches!(Packet::parse(&answer), Ok(Packet::Data { .. })) {
+            break;
+        }
+        answers.push(answer);
+    }
+    // Nothing to the three datagrams too short for an ERROR (2 and 4 bytes);
+    // the rest get one each, no bigger than what was sent, in order.
+    let sent = [5, 10, 16, 44];
+    assert_eq!(answers.len(), sent.len(), "{answers:?}");
+    for (answer, limit) in answers.iter().zip(sent) {
+        assert!(error_of(answer).is_some(), "{answer:?}");
+        assert!(
+            answer.len() <= limit,
+            "{} bytes answer {limit}",
+            answer.len()
+        );
+    }
+}
+
+#[test]
+fn silent_requests_cannot_lock_out_a_real_client() {
+    let file = noise(200_000, 34);
+    let (_root, mut srv, work) = served(&[("f.bin", &file)], &[]);
+    // 257 requests from one host, each from its own port, none ever answered:
+    // the table of 256 transfers is full of clients that never answer.
+    let silent: Vec<UdpSocket> = (0..257).map(|_| udp()).collect();
+    for sock in &silent {
+        sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
+    }
+    for sock in &silent[..4] {
+        recv(sock);
+    }
+    // A normal download, retried once a second while told "busy", as a
+    // patient user would.
+    let started = Instant::now();
+    loop {
+        let out = tool(
+            "tftp-get",
+            &[&srv.addr.to_string(), "f.bin", "-q"],
+            work.path(),
+        );
+        if out.status.success() {
+            break;
+        }
+        let err = text(&out.stderr);
+        assert!(err.contains("busy"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still busy after 5 s"
+        );
+        thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_file(&work.path().join("f.bin"), &file);
+    srv.stderr.expect("to make room for");
+}
+
+#[test]
+fn max_per_client_caps_transfers_from_one_address() {
+    let (_root, srv, _work) = served(
+        &[("f.bin", &noise(100_000, 35))],
+        &["--max-per-client", "2"],
+    );
+    let socks: Vec<UdpSocket> = (0..3).map(|_| udp()).collect();
+    for sock in &socks[..2] {
+        sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
+        let (answer, _) = recv(sock);
+        assert!(matches!(
+            Packet::parse(&answer),
+            Ok(Packet::Data { block: 1, .. })
+        ));
+    }
+    let message = expect_error(srv.addr, &rrq("f.bin"), 0);
+    assert!(
+        message.contains("too many transfers from your address"),
+        "{message}"
+    );
+}
+
 // --- 6. Ctrl-C -----------------------------------------------------------------
+
+#[test]
+fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
+    let root = TempDir::new().unwrap();
+    let mut srv = serve(root.path(), &["--allow-write", "--grace", "1"]);
+    let sock = udp();
+    sock.send_to(&wrq("up.bin"), srv.addr).unwrap();
+    let tid = expect_ack(&sock, 0);
+    sock.send_to(&data(1, &[1; 512]), tid).unwrap();
+    expect_ack(&sock, 1);
+    let names = listing(root.path());
+    assert!(
+        names.len() == 1 && names[0].starts_with(".up.bin."),
+        "{names:?}"
+    );
+    // The uploader stalls; systemd (or docker stop) stops the server.
+    signal(&srv.child, "TERM");
+    srv.stderr
+        .expect("stopping: waiting up to 1 s for 1 transfer(s)");
+    let message = loop {
+        let (packet, _) = recv(&sock);
+        if let Some((_, message)) = error_of(&packet) {
+            break message;
+        }
+    };
+    assert!(message.contains("aborted"), "{message}");
+    let status = srv.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        listing(root.path()).is_empty(),
+        "{:?}",
+        listing(root.path())
+    );
+    let log = srv.stderr.rest().join("\n");
+    assert!(log.contains("served 1 transfer (1 failed)"), "{log}");
+}
 
 #[test]
 fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {

@@ -56,9 +56,15 @@ struct Args {
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max_windowsize: u16,
 
-    /// Transfers at once; more are told the server is busy.
+    /// Transfers at once; more are told the server is busy (a transfer whose client never
+    /// answered gives its place to a new request first).
     #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_transfers: u32,
+
+    /// Transfers at once from one IP address (default: no limit, since a classroom behind one
+    /// NAT shares an address).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_per_client: Option<u32>,
 
     /// Retransmission timeout in seconds when the client asks for none.
     #[arg(short = 't', long, default_value = "1", value_name = "SECS", value_parser = parse_seconds)]
@@ -113,6 +119,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.max_blksize = args.max_blksize;
     cfg.max_windowsize = args.max_windowsize;
     cfg.max_transfers = args.max_transfers as usize;
+    cfg.max_per_client = args.max_per_client.map(|n| n as usize);
     cfg.timeout = args.timeout;
     cfg.retries = args.retries;
     cfg.grace = args.grace;
@@ -132,9 +139,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         Verbosity::Normal
     });
     let summary = server::serve(socket, cfg, &log, &shutdown)?;
+    let total = summary.completed + summary.failed;
     log.info(format_args!(
-        "served {} transfers ({} failed), {} bytes sent, {} bytes received",
-        summary.completed + summary.failed,
+        "served {total} transfer{} ({} failed), {} bytes sent, {} bytes received",
+        if total == 1 { "" } else { "s" },
         summary.failed,
         summary.bytes_sent,
         summary.bytes_received

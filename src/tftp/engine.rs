@@ -71,6 +71,10 @@ pub trait Machine {
     fn peer(&self) -> Option<SocketAddr>;
     /// File bytes moved so far.
     fn bytes(&self) -> u64;
+    /// Has the peer answered from its transfer ID (see [`Sender::proven`])?
+    fn proven(&self) -> bool {
+        true
+    }
     /// A receiver's file is safe: the final ACK may go out (see [`Receiver::confirm`]).
     fn confirm(&mut self, _now: Instant, _repeat: bool) {}
 }
@@ -107,6 +111,9 @@ macro_rules! one_port_machine {
         }
         fn bytes(&self) -> u64 {
             self.stats().bytes
+        }
+        fn proven(&self) -> bool {
+            Self::proven(self)
         }
     };
 }
@@ -365,7 +372,9 @@ impl Ports {
 pub type Abort<'a> = Option<&'a AtomicBool>;
 
 /// Runs `machine` over `ports` until `until`; blocks come from or go to
-/// `io`. The machine's error comes back as `Err`.
+/// `io`. The machine's error comes back as `Err`. `progress` is told the
+/// bytes moved whenever they change, and once when the peer first answers
+/// ([`Machine::proven`]).
 pub fn drive(
     machine: &mut dyn Machine,
     ports: &mut Ports,
@@ -377,6 +386,7 @@ pub fn drive(
 ) -> Result<(), TransferError> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut reported = 0;
+    let mut proven = machine.proven();
     loop {
         let now = Instant::now();
         if let Some(Io::Source(source)) = &mut io {
@@ -422,8 +432,9 @@ pub fn drive(
                     }
                 }
                 let bytes = machine.bytes();
-                if bytes != reported {
+                if bytes != reported || !proven && machine.proven() {
                     reported = bytes;
+                    proven = true;
                     progress(bytes);
                 }
                 continue;

@@ -13,10 +13,10 @@
 //! an ERROR or nothing, never a crash.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,8 +47,13 @@ pub struct ServeConfig {
     pub max_blksize: u16,
     /// Largest window granted.
     pub max_windowsize: u16,
-    /// Transfers at once; more are refused with "server busy".
+    /// Transfers at once; more are refused with "server busy" (after the
+    /// oldest transfer whose client never answered has been stopped for
+    /// them, if there is one).
     pub max_transfers: usize,
+    /// Transfers at once from one IP address (`None`: no limit, since a
+    /// classroom behind one NAT shares one address).
+    pub max_per_client: Option<usize>,
     /// Retransmissions before a transfer is given up.
     pub retries: u32,
     /// Retransmission timeout when the client negotiates none.
@@ -70,6 +75,7 @@ impl ServeConfig {
             max_blksize: MAX_BLKSIZE,
             max_windowsize: 64,
             max_transfers: 256,
+            max_per_client: None,
             retries: 6,
             timeout: Duration::from_secs(1),
             grace: Duration::from_secs(5),
@@ -95,14 +101,21 @@ pub struct Summary {
 struct Shared {
     cfg: ServeConfig,
     log: Log,
-    active: AtomicUsize,
-    /// Clients (address and port) whose transfer is running: a request they
-    /// repeat (our first answer was lost) belongs to that transfer.
-    clients: Mutex<HashSet<SocketAddr>>,
-    abort: Arc<AtomicBool>,
+    /// The running transfers, by client address and port. A request a
+    /// client repeats (our first answer was lost) belongs to its transfer.
+    clients: Mutex<HashMap<SocketAddr, Slot>>,
     summary: Mutex<Summary>,
     /// Where transfer sockets bind: the request socket's address, any port.
     spec: ListenSpec,
+}
+
+/// One running transfer, as the request loop sees it.
+struct Slot {
+    started: Instant,
+    /// The client has answered from its port: its address is real.
+    proven: Arc<AtomicBool>,
+    /// Stop the transfer (shutdown, or its slot went to another client).
+    stop: Arc<AtomicBool>,
 }
 
 /// Serves requests arriving on `socket` until `shutdown` triggers, then
@@ -128,9 +141,7 @@ pub fn serve(
     let shared = Arc::new(Shared {
         cfg,
         log: log.clone(),
-        active: AtomicUsize::new(0),
-        clients: Mutex::new(HashSet::new()),
-        abort: Arc::new(AtomicBool::new(false)),
+        clients: Mutex::new(HashMap::new()),
         summary: Mutex::new(Summary::default()),
         spec,
     });
@@ -152,17 +163,20 @@ pub fn serve(
     }
     drop(socket);
     let deadline = Instant::now() + shared.cfg.grace;
-    if shared.active.load(Ordering::SeqCst) > 0 {
+    let running = || lock(&shared.clients).len();
+    if running() > 0 {
         log.info(format_args!(
             "stopping: waiting up to {:.0} s for {} transfer(s)",
             shared.cfg.grace.as_secs_f64(),
-            shared.active.load(Ordering::SeqCst)
+            running()
         ));
     }
-    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while running() > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
-    shared.abort.store(true, Ordering::SeqCst);
+    for slot in lock(&shared.clients).values() {
+        slot.stop.store(true, Ordering::SeqCst);
+    }
     for t in threads {
         let _ = t.join();
     }
@@ -181,19 +195,27 @@ fn dispatch(
     let refuse = |code: ErrorCode, message: &str| {
         let _ = socket.send_to(&Packet::error(code, message), from);
     };
+    // What is not a request gets an ERROR no bigger than itself, or nothing:
+    // from a forged source address, a bigger answer would make us an
+    // amplifier aimed at someone else.
+    let answer = |code: ErrorCode, message: &str| {
+        if let Some(error) = error_within(code, message, bytes.len()) {
+            let _ = socket.send_to(&error, from);
+        }
+    };
     let request = match Packet::parse(bytes) {
         Ok(Packet::Rrq(r)) => (false, r),
         Ok(Packet::Wrq(r)) => (true, r),
         Ok(Packet::Error { .. }) => return None,
         Ok(other) => {
-            refuse(
+            answer(
                 ErrorCode::IllegalOperation,
                 &format!("expected a request, got {:?}", other.opcode()),
             );
             return None;
         }
         Err(PacketError::UnknownMode(mode)) => {
-            refuse(
+            answer(
                 ErrorCode::IllegalOperation,
                 &format!("unknown transfer mode {mode:?}"),
             );
@@ -201,7 +223,7 @@ fn dispatch(
         }
         Err(e) => {
             if bytes.len() >= 2 && bytes[..2] != [0, 5] {
-                refuse(
+                answer(
                     ErrorCode::IllegalOperation,
                     &format!("malformed request: {e}"),
                 );
@@ -210,16 +232,6 @@ fn dispatch(
         }
     };
     let (write, r) = request;
-    if !lock(&shared.clients).insert(from) {
-        // The transfer already running for this port answers on its own timer.
-        if shared.cfg.trace {
-            shared.log.always(format_args!(
-                "{} repeated request, absorbed by its running transfer",
-                display_addr(&from)
-            ));
-        }
-        return None;
-    }
     let request = OwnedRequest {
         write,
         filename: r.filename.into_owned(),
@@ -230,35 +242,66 @@ fn dispatch(
             .map(|(n, v)| (n.into_owned(), v.into_owned()))
             .collect(),
     };
-    if shared.active.fetch_add(1, Ordering::SeqCst) >= shared.cfg.max_transfers {
-        shared.active.fetch_sub(1, Ordering::SeqCst);
-        lock(&shared.clients).remove(&from);
+    let mut clients = lock(&shared.clients);
+    if clients.contains_key(&from) {
+        // The transfer already running for this port answers on its own timer.
+        if shared.cfg.trace {
+            shared.log.always(format_args!(
+                "{} repeated request, absorbed by its running transfer",
+                display_addr(&from)
+            ));
+        }
+        return None;
+    }
+    if let Some(limit) = shared.cfg.max_per_client
+        && clients.keys().filter(|a| a.ip() == from.ip()).count() >= limit
+    {
+        drop(clients);
+        refuse(
+            ErrorCode::NotDefined,
+            &format!("too many transfers from your address at once (at most {limit})"),
+        );
+        shared.log.warn(format_args!(
+            "{}: refused, already {limit} transfers from {} (--max-per-client)",
+            display_addr(&from),
+            from.ip()
+        ));
+        lock(&shared.summary).failed += 1;
+        return None;
+    }
+    if clients.len() >= shared.cfg.max_transfers && !make_room(shared, &clients, from) {
+        drop(clients);
         refuse(ErrorCode::NotDefined, "server busy, try again later");
         shared.log.warn(format_args!(
-            "{}: refused, {} transfers running",
+            "{}: refused, {} transfers running (--max-transfers)",
             display_addr(&from),
             shared.cfg.max_transfers
         ));
-        shared
-            .summary
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .failed += 1;
+        lock(&shared.summary).failed += 1;
         return None;
     }
+    let proven = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    clients.insert(
+        from,
+        Slot {
+            started: Instant::now(),
+            proven: Arc::clone(&proven),
+            stop: Arc::clone(&stop),
+        },
+    );
+    drop(clients);
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name("tftp-transfer".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            transfer(&worker, &request, from);
+            transfer(&worker, &request, from, &proven, &stop);
             lock(&worker.clients).remove(&from);
-            worker.active.fetch_sub(1, Ordering::SeqCst);
         });
     match spawned {
         Ok(t) => Some(t),
         Err(e) => {
-            shared.active.fetch_sub(1, Ordering::SeqCst);
             lock(&shared.clients).remove(&from);
             refuse(ErrorCode::NotDefined, "server busy, try again later");
             shared
@@ -267,6 +310,43 @@ fn dispatch(
             None
         }
     }
+}
+
+/// Every slot is taken: stop the oldest transfer whose client has never
+/// answered, so that `from` can have its slot. A flood of requests from
+/// addresses that never answer then only ever displaces its own kind; a
+/// client that answers keeps its transfer. False if every client has
+/// answered (or is already being stopped): the server is busy for real.
+fn make_room(shared: &Shared, clients: &HashMap<SocketAddr, Slot>, from: SocketAddr) -> bool {
+    let oldest = clients
+        .iter()
+        .filter(|(_, s)| !s.proven.load(Ordering::SeqCst) && !s.stop.load(Ordering::SeqCst))
+        .min_by_key(|(_, s)| s.started);
+    let Some((addr, slot)) = oldest else {
+        return false;
+    };
+    // The stopped transfer leaves within a poll of its flag; until then the
+    // table holds one more than the limit.
+    slot.stop.store(true, Ordering::SeqCst);
+    shared.log.info(format_args!(
+        "{}: transfer stopped after {:.1} s without an answer, to make room for {}",
+        display_addr(addr),
+        slot.started.elapsed().as_secs_f64(),
+        display_addr(&from)
+    ));
+    true
+}
+
+/// An ERROR packet of at most `limit` bytes: `message` cut (at a character
+/// boundary) to fit, or `None` when not even an empty message fits.
+fn error_within(code: ErrorCode, message: &str, limit: usize) -> Option<Vec<u8>> {
+    // Opcode, code, and the message's terminating NUL.
+    let room = limit.checked_sub(5)?;
+    let mut end = message.len().min(room);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(Packet::error(code, &message[..end]))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -327,7 +407,13 @@ fn path_failure(e: PathError) -> Failure {
 }
 
 /// Runs one transfer and logs one line about it.
-fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
+fn transfer(
+    shared: &Shared,
+    request: &OwnedRequest,
+    peer: SocketAddr,
+    proven: &AtomicBool,
+    stop: &AtomicBool,
+) {
     let started = Instant::now();
     let socket = match udp_socket(shared.spec) {
         Ok(s) => s,
@@ -353,6 +439,8 @@ fn transfer(shared: &Shared, request: &OwnedRequest, peer: SocketAddr) {
         peer,
         ports: &mut ports,
         trace: trace.as_ref(),
+        proven,
+        stop,
     };
     let result = if request.mode == Mode::Mail {
         Err(Failure::new(
@@ -416,6 +504,9 @@ struct Run<'a> {
     peer: SocketAddr,
     ports: &'a mut Ports,
     trace: Option<&'a Trace>,
+    /// Set once the client answers (see [`make_room`]).
+    proven: &'a AtomicBool,
+    stop: &'a AtomicBool,
 }
 
 impl Run<'_> {
@@ -463,9 +554,9 @@ impl Run<'_> {
             self.ports,
             io,
             until,
-            Some(&self.shared.abort),
+            Some(self.stop),
             self.trace,
-            &mut |_| {},
+            &mut |_| self.proven.store(true, Ordering::SeqCst),
         )
     }
 
@@ -569,6 +660,36 @@ impl Run<'_> {
         match self.drive(rx, None, Until::Done) {
             Err(e) => Failure::from(e),
             Ok(()) => Failure::new(ErrorCode::NotDefined, "write error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_never_outgrows_the_datagram_it_answers() {
+        assert_eq!(error_within(ErrorCode::IllegalOperation, "x", 2), None);
+        assert_eq!(error_within(ErrorCode::IllegalOperation, "x", 4), None);
+        assert_eq!(
+            error_within(ErrorCode::IllegalOperation, "malformed", 5).unwrap(),
+            b"\0\x05\0\x04\0"
+        );
+        assert_eq!(
+            error_within(ErrorCode::IllegalOperation, "malformed", 8).unwrap(),
+            b"\0\x05\0\x04mal\0"
+        );
+        // Cut at a character boundary: "文" is 3 bytes, and 2 fit.
+        assert_eq!(
+            error_within(ErrorCode::NotDefined, "a文", 8).unwrap(),
+            b"\0\x05\0\0a\0"
+        );
+        let full = error_within(ErrorCode::NotDefined, "short", 600).unwrap();
+        assert_eq!(full, Packet::error(ErrorCode::NotDefined, "short"));
+        for limit in 0..40 {
+            let sent = error_within(ErrorCode::NotDefined, "expected a request, got Ack", limit);
+            assert!(sent.is_none_or(|e| e.len() <= limit), "{limit}");
         }
     }
 }

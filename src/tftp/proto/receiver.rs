@@ -89,6 +89,8 @@ pub struct Receiver {
     ack_due: Option<Instant>,
     timeouts: u32,
     last_progress: Instant,
+    /// The peer has sent DATA: its address is real and it is sending.
+    heard: bool,
     linger_end: Option<Instant>,
     repeat_at: Option<Instant>,
     repeat_every: Duration,
@@ -145,6 +147,7 @@ impl Receiver {
             ack_due: None,
             timeouts: 0,
             last_progress: now,
+            heard: false,
             linger_end: None,
             repeat_at: None,
             repeat_every: FIRST_REPEAT,
@@ -167,6 +170,11 @@ impl Receiver {
     /// The settings in force.
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Has the peer sent any DATA? (See [`super::Sender::proven`].)
+    pub fn proven(&self) -> bool {
+        self.heard
     }
 
     /// A datagram arrived from `from`. Returns the file data it carries
@@ -241,6 +249,7 @@ impl Receiver {
                 .push_back(Event::Ignored("DATA larger than the block size"));
             return None;
         }
+        self.heard = true;
         if abs < self.expected {
             self.stats.duplicates += 1;
             // The first block of a retransmission round: our ACK was lost.

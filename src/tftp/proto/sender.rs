@@ -100,6 +100,8 @@ pub struct Sender {
     cwnd: usize,
     /// Bytes of DATA sent before the peer acknowledged any (see [`UNPROVEN_BYTES`]).
     unproven: Option<u64>,
+    /// The peer has sent an ACK: its address is real and it is listening.
+    heard: bool,
     /// A partial ACK moved the window: nothing new until everything sent is acknowledged.
     recovering: bool,
     /// The block last sent again because of a gap or a timeout.
@@ -153,6 +155,7 @@ impl Sender {
             initial_window,
             cwnd: initial_window,
             unproven: Some(0),
+            heard: false,
             recovering: false,
             resent: None,
             peer_waiting: false,
@@ -221,6 +224,13 @@ impl Sender {
             resent: false,
         });
         self.queue.push_back(Queued::Block(abs));
+    }
+
+    /// Has the peer answered at all (any ACK from its transfer ID)? A server
+    /// lets a new request take the slot of a transfer whose client never
+    /// has.
+    pub fn proven(&self) -> bool {
+        self.heard
     }
 
     /// The next datagram to send.
@@ -302,7 +312,10 @@ impl Sender {
             return;
         }
         match Packet::parse(datagram) {
-            Ok(Packet::Ack { block }) => self.on_ack(now, block),
+            Ok(Packet::Ack { block }) => {
+                self.heard = true;
+                self.on_ack(now, block);
+            }
             Ok(Packet::Error { code, message }) => {
                 self.fail_quietly(TransferError::Peer {
                     peer: self.peer_role,
