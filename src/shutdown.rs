@@ -50,7 +50,7 @@ impl Shutdown {
         Self::default()
     }
 
-    /// Trigger this signal on Ctrl-C (SIGINT) and SIGTERM.
+    /// Trigger this signal on Ctrl-C (SIGINT), SIGTERM (systemd, `docker stop`) and SIGHUP.
     pub fn install_ctrlc(&self) -> Result<(), ctrlc::Error> {
         let me = self.clone();
         ctrlc::set_handler(move || me.trigger())

@@ -157,25 +157,34 @@ fn only_one_peer_is_taken() {
     assert!(second.is_err(), "a second peer was accepted");
 }
 
+/// SIGTERM (systemd, `docker stop`) ends a chat just as Ctrl-C does.
 #[test]
-fn ctrl_c_ends_both_sides() {
-    let (mut a, addr) = listen(&[]);
-    let mut b = connect(addr, &[]);
-    b.say("ping");
-    a.out.expect("ping");
-    let started = Instant::now();
-    a.interrupt();
-    assert!(a.wait().success());
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(b.wait().success());
-    b.err.expect("the peer closed the connection");
+fn ctrl_c_or_sigterm_ends_both_sides() {
+    for sig in ["INT", "TERM"] {
+        let (mut a, addr) = listen(&[]);
+        let mut b = connect(addr, &[]);
+        b.say("ping");
+        a.out.expect("ping");
+        let started = Instant::now();
+        a.signal(sig);
+        let status = a.wait();
+        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
+        let status = b.wait();
+        assert!(status.success(), "SIG{sig}: peer's exit status {status:?}");
+        b.err.expect("the peer closed the connection");
+    }
 }
 
 #[test]
-fn ctrl_c_while_waiting_for_a_peer_exits_0() {
-    let (mut a, _) = listen(&[]);
-    a.interrupt();
-    assert!(a.wait().success());
+fn ctrl_c_or_sigterm_while_waiting_for_a_peer_exits_0() {
+    for sig in ["INT", "TERM"] {
+        let (mut a, _) = listen(&[]);
+        a.signal(sig);
+        let status = a.wait();
+        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+    }
 }
 
 #[test]

@@ -467,50 +467,57 @@ fn control_characters_are_escaped_chinese_is_not() {
     assert_eq!(srv.out().next().unwrap(), want);
 }
 
+/// SIGTERM (systemd, `docker stop`) closes the room just as Ctrl-C does.
 #[test]
-fn ctrl_c_with_a_stalled_member_exits_promptly() {
+fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
     const LINES: usize = 8000;
-    // A queue big enough that the stalled member is never dropped: its writer stays stuck.
-    let mut srv = room(&["--max-queue", "64M"]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    let stalled = connect(srv.addr);
-    b.expect(&format!("({}) joined", stalled.local_addr().unwrap()));
-    a.expect("joined");
-    let mut all = String::new();
-    for i in 0..LINES {
-        all.push_str(&flood_line(i));
-    }
-    let sender = {
-        let s = a.s.try_clone().unwrap();
-        thread::spawn(move || (&s).write_all(all.as_bytes()).unwrap())
-    };
-    for i in 0..LINES {
-        assert_eq!(
-            format!("{}\n", b.line()),
-            format!("{}> {}", a.name, flood_line(i))
+    for sig in ["INT", "TERM"] {
+        // A queue big enough that the stalled member is never dropped: its writer stays stuck.
+        let mut srv = room(&["--max-queue", "64M"]);
+        let mut a = Member::join(&srv);
+        let mut b = Member::join(&srv);
+        let stalled = connect(srv.addr);
+        b.expect(&format!("({}) joined", stalled.local_addr().unwrap()));
+        a.expect("joined");
+        let mut all = String::new();
+        for i in 0..LINES {
+            all.push_str(&flood_line(i));
+        }
+        let sender = {
+            let s = a.s.try_clone().unwrap();
+            thread::spawn(move || (&s).write_all(all.as_bytes()).unwrap())
+        };
+        for i in 0..LINES {
+            assert_eq!(
+                format!("{}\n", b.line()),
+                format!("{}> {}", a.name, flood_line(i))
+            );
+        }
+        sender.join().unwrap();
+        let start = Instant::now();
+        srv.signal(sig);
+        let status = srv.wait();
+        let took = start.elapsed();
+        assert!(status.success(), "SIG{sig}: {status:?}");
+        assert!(took < Duration::from_secs(2), "SIG{sig} took {took:?}");
+        let closing = "* the room is closing".to_string();
+        assert_eq!(b.rest(), vec![closing.clone()], "SIG{sig}");
+        assert!(a.rest().contains(&closing), "SIG{sig}");
+        // The stalled member never got everything: the room did not wait for it.
+        let mut sink = Vec::new();
+        let _ = (&stalled).read_to_end(&mut sink);
+        assert!(
+            sink.len() < LINES * FLOOD_LINE,
+            "SIG{sig}: stalled member read {} bytes",
+            sink.len()
         );
+        let log = srv.stderr.rest().join("\n");
+        assert!(
+            log.contains("room closed: 3 members joined"),
+            "SIG{sig}: {log}"
+        );
+        eprintln!("SIG{sig} took {took:?}");
     }
-    sender.join().unwrap();
-    let start = Instant::now();
-    srv.interrupt();
-    let status = srv.wait();
-    let took = start.elapsed();
-    assert!(status.success(), "{status:?}");
-    assert!(took < Duration::from_secs(2), "Ctrl-C took {took:?}");
-    assert_eq!(b.rest(), vec!["* the room is closing".to_string()]);
-    assert!(a.rest().contains(&"* the room is closing".to_string()));
-    // The stalled member never got everything: the room did not wait for it.
-    let mut sink = Vec::new();
-    let _ = (&stalled).read_to_end(&mut sink);
-    assert!(
-        sink.len() < LINES * FLOOD_LINE,
-        "stalled member read {} bytes",
-        sink.len()
-    );
-    let log = srv.stderr.rest().join("\n");
-    assert!(log.contains("room closed: 3 members joined"), "{log}");
-    eprintln!("Ctrl-C took {took:?}");
 }
 
 #[test]

@@ -232,29 +232,32 @@ fn invalid_bytes_are_shown_and_warned_once() {
     assert!(warning.contains("--hex"), "{warning}");
 }
 
+/// SIGTERM (systemd, `docker stop`) and SIGHUP (a closed terminal) stop it just as Ctrl-C does.
 #[test]
-fn ctrl_c_stops_server_with_idle_clients_and_prints_summary() {
-    let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
-    let idle = connect(srv.addr);
-    let busy = connect(srv.addr);
-    (&busy).write_all(b"abc").unwrap();
-    assert_eq!(read_n(&busy, 3), b"abc");
-    srv.stderr.expect("connected");
-    srv.stderr.expect("connected");
-    let start = Instant::now();
-    srv.interrupt();
-    let status = srv.wait();
-    let took = start.elapsed();
-    assert!(status.success(), "exit status {status:?}");
-    // Both clients see the server close their connection.
-    assert!(read_all(&idle).is_empty());
-    assert!(read_all(&busy).is_empty());
-    let log = srv.stderr.rest().join("\n");
-    assert!(
-        log.contains("served 2 clients, 3 bytes in, 3 bytes out"),
-        "{log}"
-    );
-    eprintln!("shutdown took {took:?}");
+fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() {
+    for sig in ["INT", "TERM", "HUP"] {
+        let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+        let idle = connect(srv.addr);
+        let busy = connect(srv.addr);
+        (&busy).write_all(b"abc").unwrap();
+        assert_eq!(read_n(&busy, 3), b"abc");
+        srv.stderr.expect("connected");
+        srv.stderr.expect("connected");
+        let start = Instant::now();
+        srv.signal(sig);
+        let status = srv.wait();
+        let took = start.elapsed();
+        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+        // Both clients see the server close their connection.
+        assert!(read_all(&idle).is_empty(), "SIG{sig}: idle client");
+        assert!(read_all(&busy).is_empty(), "SIG{sig}: busy client");
+        let log = srv.stderr.rest().join("\n");
+        assert!(
+            log.contains("served 2 clients, 3 bytes in, 3 bytes out"),
+            "SIG{sig}: {log}"
+        );
+        eprintln!("SIG{sig}: shutdown took {took:?}");
+    }
 }
 
 #[test]

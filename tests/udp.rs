@@ -458,24 +458,27 @@ fn errors_are_one_line_with_exit_codes() {
     );
 }
 
+/// SIGTERM (systemd, `docker stop`) stops it just as Ctrl-C does.
 #[test]
-fn ctrl_c_stops_the_server_promptly_with_a_summary() {
-    let mut srv = serve(&[]);
-    let s = usock();
-    s.send_to(b"abc", srv.addr).unwrap();
-    assert_eq!(recv(&s).0, b"abc");
-    let start = Instant::now();
-    srv.interrupt();
-    let status = srv.wait();
-    let took = start.elapsed();
-    assert!(status.success(), "exit status {status:?}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    let log = srv.stderr.rest();
-    assert_eq!(
-        log.last().map(String::as_str),
-        Some("received 1 datagram (3 bytes) from 1 sender, sent 1 reply (3 bytes)"),
-        "{log:?}"
-    );
+fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
+    for sig in ["INT", "TERM"] {
+        let mut srv = serve(&[]);
+        let s = usock();
+        s.send_to(b"abc", srv.addr).unwrap();
+        assert_eq!(recv(&s).0, b"abc");
+        let start = Instant::now();
+        srv.signal(sig);
+        let status = srv.wait();
+        let took = start.elapsed();
+        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+        assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
+        let log = srv.stderr.rest();
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some("received 1 datagram (3 bytes) from 1 sender, sent 1 reply (3 bytes)"),
+            "SIG{sig}: {log:?}"
+        );
+    }
 }
 
 #[test]

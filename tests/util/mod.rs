@@ -203,6 +203,11 @@ impl Server {
         sigint(&self.child);
     }
 
+    /// Send signal `name`: `INT` as Ctrl-C does, `TERM` as systemd and `docker stop` do.
+    pub fn signal(&self, name: &str) {
+        signal(&self.child, name);
+    }
+
     /// Wait for exit (bounded by `TIMEOUT`).
     pub fn wait(&mut self) -> ExitStatus {
         wait_timeout(&mut self.child, TIMEOUT).expect("server did not exit in time")
@@ -420,6 +425,11 @@ impl Proc {
     /// Send SIGINT, as Ctrl-C does.
     pub fn interrupt(&self) {
         sigint(&self.child);
+    }
+
+    /// Send signal `name`: `INT` as Ctrl-C does, `TERM` as systemd and `docker stop` do.
+    pub fn signal(&self, name: &str) {
+        signal(&self.child, name);
     }
 
     /// Wait for exit (bounded by `TIMEOUT`).
