@@ -951,6 +951,26 @@ fn paths_outside_the_root_are_refused() {
 }
 
 #[test]
+fn a_directory_swapped_for_a_symlink_between_requests_leads_nowhere() {
+    let outside = dir_with(&[("f.txt", b"secret")]);
+    let root = dir_with(&[("sub/f.txt", b"inside")]);
+    let srv = serve(root.path(), &["--allow-write"]);
+    let work = TempDir::new().unwrap();
+    fetch(
+        work.path(),
+        &[&srv.addr.to_string(), "sub/f.txt"],
+        "f.txt",
+        b"inside",
+    );
+    // A local user replaces the directory the server just served from.
+    fs::rename(root.path().join("sub"), root.path().join("old")).unwrap();
+    symlink(outside.path(), root.path().join("sub")).unwrap();
+    expect_error(srv.addr, &rrq("sub/f.txt"), 2);
+    expect_error(srv.addr, &wrq("sub/new.txt"), 2);
+    assert_eq!(listing(outside.path()), ["f.txt"]);
+}
+
+#[test]
 fn leading_slash_means_the_root() {
     let file = noise(3000, 11);
     let (_root, srv, work) = served(&[("sub/f", &file)], &[]);
