@@ -6,6 +6,7 @@
 
 use std::error::Error;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,11 +30,20 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Makes Ctrl-C (SIGINT), SIGTERM and SIGHUP set `flag` instead of killing
 /// the process, so that a transfer can stop cleanly: tell the peer, remove
 /// its temporary file. A second signal ends the process at once, for when
-/// stopping cleanly takes too long.
-pub fn stop_on_signals(flag: &Arc<AtomicBool>) -> Result<(), ctrlc::Error> {
+/// stopping cleanly takes too long (a fifo whose reader stopped reading);
+/// `leftover`, the temporary file, is removed first, since no destructor
+/// runs after `exit`.
+pub fn stop_on_signals(
+    flag: &Arc<AtomicBool>,
+    leftover: Option<PathBuf>,
+) -> Result<(), ctrlc::Error> {
     let flag = Arc::clone(flag);
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
+            if let Some(path) = &leftover {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("interrupted again: stopping at once");
             std::process::exit(EXIT_INTERRUPTED.into());
         }
     })

@@ -45,7 +45,7 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Result<()> {
     let mut cfg = args.tftp.client_config(&args.host)?;
     cfg.abort = Some(Arc::clone(stop));
     let log = Log::stderr(args.tftp.verbosity());
@@ -60,7 +60,8 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     };
     let mut progress = TransferProgress::new(args.tftp.verbosity());
     let report = if local.as_os_str() == "-" {
-        cli::stop_on_signals(stop)?;
+        *in_place = true;
+        cli::stop_on_signals(stop, None)?;
         let stdout = io::stdout();
         let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
         let download = client::get(&cfg, args.remote.as_bytes(), &mut out, &mut progress)?;
@@ -72,7 +73,8 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         // waits for its reader, so the signal handler (which makes Ctrl-C
         // stop the transfer instead of the process) comes after.
         let mut file = LocalFile::create(&local, args.fsync)?;
-        cli::stop_on_signals(stop)?;
+        *in_place = file.in_place();
+        cli::stop_on_signals(stop, file.temp_path())?;
         let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)
             .map_err(|e| match e {
                 ClientError::Transfer(TransferError::File { error, .. }) => {
@@ -104,11 +106,16 @@ fn base_name(remote: &str) -> Option<&str> {
 
 fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    match run(Args::parse(), &stop) {
+    let mut in_place = false;
+    match run(Args::parse(), &stop, &mut in_place) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) if stop.load(Ordering::SeqCst) => cli::interrupted(
             "tftp-get",
-            "the server was told, and no file was written or changed",
+            if in_place {
+                "the server was told; what was written so far is incomplete"
+            } else {
+                "the server was told, and no file was written or changed"
+            },
         ),
         Err(e) => cli::report("tftp-get", e.as_ref()),
     }

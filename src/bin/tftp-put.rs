@@ -71,7 +71,7 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     };
     // After opening LOCAL (a fifo waits for its writer): from here Ctrl-C
     // stops the transfer and tells the server, which discards the upload.
-    cli::stop_on_signals(stop)?;
+    cli::stop_on_signals(stop, None)?;
     let mut progress = TransferProgress::new(args.tftp.verbosity());
     let report = client::put(&cfg, remote.as_bytes(), &mut source, size, &mut progress)?;
     progress.finish();

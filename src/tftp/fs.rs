@@ -191,10 +191,23 @@ impl Root {
     /// following symlinks, be a regular file, and be readable.
     pub fn open(&self, requested: &[u8]) -> Result<File, PathError> {
         let rel = relative_path(requested)?;
+        let meta = self.dir.symlink_metadata(&rel).map_err(lookup_error)?;
+        if meta.file_type().is_symlink() {
+            // Through a link, an upload in progress would be served after all.
+            let target = self.dir.canonicalize(&rel).map_err(lookup_error)?;
+            if is_temporary_name(target.file_name().unwrap_or_default()) {
+                return Err(PathError::Reserved);
+            }
+        }
+        // The type before the open: opening a device node can already act
+        // (a tape rewinds, a watchdog starts).
+        if !self.dir.metadata(&rel).map_err(lookup_error)?.is_file() {
+            return Err(PathError::NotAFile);
+        }
         let mut options = OpenOptions::new();
-        // O_NONBLOCK: a fifo put in the tree must not hang the open; the type
-        // is checked on the open file, so nothing can be swapped in between.
-        // Reads of a regular file ignore the flag.
+        // And again on the open file, which is what counts: nothing can be
+        // swapped in between. O_NONBLOCK keeps a fifo swapped in at the last
+        // moment from hanging the open; reads of a regular file ignore it.
         options.read(true).custom_flags(
             nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits(),
         );
@@ -740,6 +753,54 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_swapped_back_and_forth_never_leaks_what_is_outside() {
+        // The race a check-then-open server loses: while requests run, a
+        // local user keeps swapping `sub` between the real directory and a
+        // link to a directory outside.
+        use std::sync::atomic::AtomicBool;
+        let fx = Fixture::new();
+        fs::write(fx.outside.path().join("file"), b"outside").unwrap();
+        fx.link("sub.link", fx.outside.path());
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let stop = Arc::clone(&stop);
+            let [sub, real, link] = ["sub", "sub.dir", "sub.link"].map(|n| fx.at(n));
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    fs::rename(&sub, &real).unwrap();
+                    fs::rename(&link, &sub).unwrap();
+                    fs::rename(&sub, &link).unwrap();
+                    fs::rename(&real, &sub).unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let (mut served, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            match read(&fx.root, b"sub/file") {
+                Ok(contents) => {
+                    assert_eq!(contents, b"in sub", "served from outside the root");
+                    served += 1;
+                }
+                Err(_) => refused += 1,
+            }
+            if let Ok(upload) = fx.root.create(b"sub/new", true) {
+                upload.commit(true).unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        // Both sides of the race were seen, so the test did test something.
+        assert!(
+            served > 0 && refused > 0 && swaps > 0,
+            "{served} {refused} {swaps}"
+        );
+        assert_eq!(names_in(fx.outside.path()), ["file", "secret"]);
+    }
+
+    #[test]
     fn readable_sibling_with_same_prefix_is_outside() {
         // /tmp/X/srv and /tmp/X/srv-other: a string prefix check would let
         // the second pass as inside the first.
@@ -1073,6 +1134,10 @@ mod tests {
             assert_refused(read(&fx.root, name), "Reserved");
             assert_refused(dest(&fx.root, name, true), "Reserved");
         }
+        // Nor through a link planted by a local user.
+        symlink(OsStr::from_bytes(&temp_name), fx.at("link")).unwrap();
+        assert_refused(read(&fx.root, b"link"), "Reserved");
+        fs::remove_file(fx.at("link")).unwrap();
         // Ordinary names that merely look similar are fine.
         for name in [
             &b".w.1.2.part"[..],

@@ -12,6 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::fs::{AtomicFile, BUFFER_SIZE};
@@ -23,6 +24,9 @@ pub enum LocalError {
     /// The destination is a directory.
     #[error("{} is a directory; give a file name, such as -o {}/NAME", .0.display(), .0.display())]
     Directory(PathBuf),
+    /// The destination is a Unix socket, which no file can be written to.
+    #[error("{} is a socket; give a file, a device or a fifo", .0.display())]
+    Socket(PathBuf),
     /// The destination is a symlink to nothing.
     #[error(
         "{} is a symlink to {}, which does not exist; remove the link or choose another -o",
@@ -94,6 +98,9 @@ impl LocalFile {
                 if meta.is_dir() {
                     return Err(LocalError::Directory(path.to_path_buf()));
                 }
+                if meta.file_type().is_socket() {
+                    return Err(LocalError::Socket(path.to_path_buf()));
+                }
                 if !meta.is_file() {
                     // No create, no truncate: the node is used, never made.
                     let file = OpenOptions::new()
@@ -112,6 +119,14 @@ impl LocalFile {
             source,
         })?;
         Ok(LocalFile::Replace(file.sync_on_commit(fsync)))
+    }
+
+    /// The temporary file, for a destination that is replaced.
+    pub fn temp_path(&self) -> Option<PathBuf> {
+        match self {
+            LocalFile::Replace(file) => Some(file.temp_path()),
+            LocalFile::InPlace { .. } => None,
+        }
     }
 
     /// Is the destination written in place (a device or fifo)?
@@ -224,6 +239,14 @@ mod tests {
         );
         let err = LocalFile::create(&dir.path().join("no/such/dir/f"), false).unwrap_err();
         assert!(err.to_string().starts_with("cannot write "), "{err}");
+        let socket = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = LocalFile::create(&socket, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("sock is a socket; give a file, a device or a fifo"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -104,9 +104,40 @@ struct Shared {
     /// The running transfers, by client address and port. A request a
     /// client repeats (our first answer was lost) belongs to its transfer.
     clients: Mutex<HashMap<SocketAddr, Slot>>,
+    /// Addresses whose clients answered lately, and when (see [`make_room`]).
+    answered: Mutex<HashMap<IpAddr, Instant>>,
     summary: Mutex<Summary>,
     /// Where transfer sockets bind: the request socket's address, any port.
     spec: ListenSpec,
+}
+
+/// Receive buffer of the request port, in bytes.
+const REQUEST_BUFFER: usize = 4 << 20;
+
+/// How long an address that answered counts as one that answers.
+const ANSWERED_FOR: Duration = Duration::from_secs(600);
+
+/// At most this many addresses are remembered as having answered.
+const ANSWERED_MAX: usize = 4096;
+
+impl Shared {
+    /// A client at `ip` answered from its transfer ID.
+    fn note_answer(&self, ip: IpAddr) {
+        let mut answered = lock(&self.answered);
+        if answered.len() >= ANSWERED_MAX && !answered.contains_key(&ip) {
+            answered.retain(|_, at| at.elapsed() < ANSWERED_FOR);
+            if answered.len() >= ANSWERED_MAX {
+                answered.clear();
+            }
+        }
+        answered.insert(ip, Instant::now());
+    }
+
+    fn answered_lately(&self, ip: IpAddr) -> bool {
+        lock(&self.answered)
+            .get(&ip)
+            .is_some_and(|at| at.elapsed() < ANSWERED_FOR)
+    }
 }
 
 /// One running transfer, as the request loop sees it.
@@ -142,9 +173,14 @@ pub fn serve(
         cfg,
         log: log.clone(),
         clients: Mutex::new(HashMap::new()),
+        answered: Mutex::new(HashMap::new()),
         summary: Mutex::new(Summary::default()),
         spec,
     });
+    // Requests arrive in bursts (a classroom booting at once, or a flood
+    // to make room against): room for a few thousand before the kernel
+    // drops any. The kernel caps what it grants at net.core.rmem_max.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(REQUEST_BUFFER);
     // A UDP socket cannot be "shut down" to wake a blocked recv, so the
     // request loop wakes up every so often to look at the stop flag.
     socket.set_read_timeout(Some(Duration::from_millis(50)))?;
@@ -269,7 +305,16 @@ fn dispatch(
         lock(&shared.summary).failed += 1;
         return None;
     }
-    if clients.len() >= shared.cfg.max_transfers && !make_room(shared, &clients, from) {
+    // A stopped transfer leaves within a poll of its flag and holds its
+    // slot until then: at most as many again may be on their way out.
+    let stopped = if clients.len() < shared.cfg.max_transfers {
+        None
+    } else if clients.len() < 2 * shared.cfg.max_transfers {
+        make_room(shared, &clients, from)
+    } else {
+        None
+    };
+    if clients.len() >= shared.cfg.max_transfers && stopped.is_none() {
         drop(clients);
         refuse(ErrorCode::NotDefined, "server busy, try again later");
         shared.log.warn(format_args!(
@@ -291,6 +336,14 @@ fn dispatch(
         },
     );
     drop(clients);
+    if let Some((addr, waited)) = stopped {
+        shared.log.info(format_args!(
+            "{}: transfer stopped after {:.1} s without an answer, to make room for {}",
+            display_addr(&addr),
+            waited.as_secs_f64(),
+            display_addr(&from)
+        ));
+    }
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name("tftp-transfer".into())
@@ -313,28 +366,32 @@ fn dispatch(
 }
 
 /// Every slot is taken: stop the oldest transfer whose client has never
-/// answered, so that `from` can have its slot. A flood of requests from
-/// addresses that never answer then only ever displaces its own kind; a
-/// client that answers keeps its transfer. False if every client has
-/// answered (or is already being stopped): the server is busy for real.
-fn make_room(shared: &Shared, clients: &HashMap<SocketAddr, Slot>, from: SocketAddr) -> bool {
-    let oldest = clients
+/// answered, so that `from` can have its slot; returns what was stopped.
+///
+/// A request costs one datagram and may come from a forged address, so an
+/// unanswered transfer is the cheapest thing to give up. A flood of such
+/// requests then only ever displaces its own kind: a client that answers
+/// keeps its transfer. A request from an address that has recently answered
+/// may displace any unanswered transfer; anyone else only one that has
+/// waited a full timeout, so that a steady flood cannot stop a new client's
+/// transfer in the moment before its first answer arrives.
+fn make_room(
+    shared: &Shared,
+    clients: &HashMap<SocketAddr, Slot>,
+    from: SocketAddr,
+) -> Option<(SocketAddr, Duration)> {
+    let patience = if shared.answered_lately(from.ip()) {
+        Duration::ZERO
+    } else {
+        shared.cfg.timeout
+    };
+    let (addr, slot) = clients
         .iter()
         .filter(|(_, s)| !s.proven.load(Ordering::SeqCst) && !s.stop.load(Ordering::SeqCst))
-        .min_by_key(|(_, s)| s.started);
-    let Some((addr, slot)) = oldest else {
-        return false;
-    };
-    // The stopped transfer leaves within a poll of its flag; until then the
-    // table holds one more than the limit.
+        .filter(|(_, s)| s.started.elapsed() >= patience)
+        .min_by_key(|(_, s)| s.started)?;
     slot.stop.store(true, Ordering::SeqCst);
-    shared.log.info(format_args!(
-        "{}: transfer stopped after {:.1} s without an answer, to make room for {}",
-        display_addr(addr),
-        slot.started.elapsed().as_secs_f64(),
-        display_addr(&from)
-    ));
-    true
+    Some((*addr, slot.started.elapsed()))
 }
 
 /// An ERROR packet of at most `limit` bytes: `message` cut (at a character
@@ -556,7 +613,11 @@ impl Run<'_> {
             until,
             Some(self.stop),
             self.trace,
-            &mut |_| self.proven.store(true, Ordering::SeqCst),
+            &mut |_| {
+                if !self.proven.swap(true, Ordering::SeqCst) {
+                    self.shared.note_answer(self.peer.ip());
+                }
+            },
         )
     }
 

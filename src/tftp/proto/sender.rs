@@ -101,6 +101,9 @@ pub struct Sender {
     /// Bytes of DATA sent before the peer acknowledged any (see [`UNPROVEN_BYTES`]).
     unproven: Option<u64>,
     /// The peer has sent an ACK: its address is real and it is listening.
+    /// Any ACK counts, even one naming a block never sent: what matters is
+    /// that the address answers (a client that then holds its transfer
+    /// without progress is bounded by the retries, and `--max-per-client`).
     heard: bool,
     /// A partial ACK moved the window: nothing new until everything sent is acknowledged.
     recovering: bool,
