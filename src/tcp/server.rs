@@ -93,7 +93,9 @@ pub struct ServerConfig {
     pub fd_limit: Option<u64>,
 }
 
-/// Default for `--max-buffered`: 256 MiB, sixteen frames of the default `--max-frame`.
+/// Default for `--max-buffered`: 256 MiB. Half is the 128 KiB each of 1024
+/// clients always has; the shared half holds eight frames of the default
+/// `--max-frame` (16 MiB) beyond those shares.
 pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024 * 1024;
 
 /// Default for `--idle-timeout`: a few minutes, far longer than anyone typing
