@@ -181,6 +181,9 @@ pub struct ServerIo {
     pub stdin: Option<Box<dyn Read + Send>>,
 }
 
+/// The most a client's printing buffer keeps between messages.
+const PRINTED_KEEP: usize = 64 * 1024;
+
 /// Each client thread's stack. Our per-client code keeps its buffers on the heap,
 /// so a small stack is plenty, and 1000 clients cost 1000 × this in address space
 /// rather than 1000 × 2 MiB (Rust's default).
@@ -633,7 +636,15 @@ impl Conn<'_> {
     }
 
     fn print(&mut self) -> Result<(), String> {
-        if let Err(e) = self.ctx.out.write(&self.printed) {
+        let written = self.ctx.out.write(&self.printed);
+        // Kept for the next message, unless a big one made it big: shown as
+        // text, a 16 MiB frame of control bytes takes 64 MiB here, which
+        // --max-buffered does not count, and a thousand clients must not each
+        // keep that for the rest of their connection.
+        if self.printed.capacity() > PRINTED_KEEP {
+            self.printed = Vec::new();
+        }
+        if let Err(e) = written {
             return Err(self.ctx.output_failed(e));
         }
         if self.incoming.take_error_warning() {
