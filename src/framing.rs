@@ -59,9 +59,10 @@ const HEADER_LEN: usize = 4;
 /// How much [`FrameReader`] asks for in one `read()` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// When the [`Deframer`]'s buffer is empty again and its capacity is above
-/// this, the memory is handed back, so that one big frame does not pin
-/// megabytes for the rest of a long connection.
+/// When the [`Deframer`]'s capacity is above this after a frame is taken, and
+/// the bytes left are no more than the bytes consumed, the memory is handed
+/// back, so that one big frame does not pin megabytes for the rest of a long
+/// connection (even when the next frame's first byte came in the same read).
 const SHRINK_ABOVE: usize = 1024 * 1024;
 
 /// Why a byte stream could not be cut into frames.
@@ -240,6 +241,10 @@ impl Deframer {
             return;
         }
         self.compact();
+        let want = self.held_after_push(bytes.len());
+        if want > self.buf.capacity() {
+            self.buf.reserve_exact(want - self.buf.len());
+        }
         self.buf.extend_from_slice(bytes);
         if self.framing == Framing::Raw {
             self.raw_chunks.push_back(bytes.len());
@@ -311,6 +316,65 @@ impl Deframer {
     /// Bytes buffered but not yet part of a returned frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Bytes of memory the buffer holds: its capacity, which may be more than
+    /// [`Deframer::buffered`]. This, not `buffered`, is what a budget must count.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// What [`Deframer::held`] will be once `n` more bytes are pushed, so a
+    /// caller can refuse them before the memory is taken.
+    ///
+    /// Growth doubles, so a frame arriving in many small pieces is copied
+    /// O(n) times overall, not O(n²); but a len frame whose header is in
+    /// never grows the buffer past the frame's end, so a 16 MiB frame holds
+    /// 16 MiB and 4 bytes, not the 32 MiB that doubling would reach.
+    pub fn held_after_push(&self, n: usize) -> usize {
+        let cap = self.buf.capacity();
+        // push() compacts first; the same condition as compact().
+        let left = self.buffered();
+        let start = if self.start >= left { 0 } else { self.start };
+        let need = (start + left).saturating_add(n);
+        if need <= cap {
+            return cap;
+        }
+        let doubled = need.max(cap.saturating_mul(2));
+        match self.len_frame_end(start) {
+            // A push that passes the frame's end completes the frame, which is
+            // taken at once: growing to exactly what is needed copies each of
+            // its bytes at most once more, and 16 MiB plus one byte of the next
+            // frame does not make 32 MiB.
+            Some(end) => need.max(doubled.min(end)),
+            None => doubled,
+        }
+    }
+
+    /// Hands memory back: when the capacity is above `above` and the bytes left
+    /// are no more than those consumed, the bytes left move to the front and the
+    /// rest is freed. The condition is [`Deframer::compact`]'s, so the copying
+    /// stays O(n) overall however often this is called.
+    pub fn shrink(&mut self, above: usize) {
+        if self.buf.capacity() > above && self.start >= self.buffered() {
+            self.compact();
+            self.buf.shrink_to(self.buf.len());
+        }
+    }
+
+    /// Len framing, once the header is in: where the frame starting at
+    /// `start` (after compaction) ends. None for a claim over `max_frame`,
+    /// which `next_frame` rejects, so it must not size the buffer.
+    fn len_frame_end(&self, start: usize) -> Option<usize> {
+        if self.framing != Framing::Len {
+            return None;
+        }
+        let header = self.buf[self.start..].first_chunk::<HEADER_LEN>()?;
+        let body = usize::try_from(u32::from_be_bytes(*header)).ok()?;
+        if body > self.max_frame {
+            return None;
+        }
+        start.checked_add(HEADER_LEN)?.checked_add(body)
     }
 
     /// Line framing: look for the next `'\n'`.
@@ -392,10 +456,8 @@ impl Deframer {
             // Everything consumed: rewinding is free, no bytes need to move.
             self.start = 0;
             self.buf.clear();
-            if self.buf.capacity() > SHRINK_ABOVE {
-                self.buf = Vec::new();
-            }
         }
+        self.shrink(SHRINK_ABOVE);
         Frame { bytes, payload }
     }
 
@@ -791,6 +853,59 @@ mod tests {
             assert_eq!(d.buffered(), 14);
             assert!(d.buf.capacity() < 1024, "capacity {}", d.buf.capacity());
         }
+    }
+
+    #[test]
+    fn a_big_frame_taken_with_one_byte_of_the_next_hands_its_memory_back() {
+        // A server that counted only buffered() would see 1 byte here while the
+        // buffer kept the whole frame's capacity: this is what held() is for.
+        let mut wire = encode_frame(Framing::Len, &vec![7; DEFAULT_MAX_FRAME]).unwrap();
+        wire.push(0); // first byte of the next frame's header
+        for chunk_len in [64 * 1024, 100_000] {
+            let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
+            for chunk in wire.chunks(chunk_len) {
+                let predicted = d.held_after_push(chunk.len());
+                d.push(chunk);
+                assert_eq!(d.held(), predicted, "chunks of {chunk_len}");
+                // Never the 32 MiB that doubling past 16 MiB would give.
+                assert!(d.held() <= wire.len(), "held {}", d.held());
+            }
+            assert!(d.held() >= DEFAULT_MAX_FRAME);
+            let frame = d.next_frame().unwrap().unwrap();
+            assert_eq!(frame.payload().len(), DEFAULT_MAX_FRAME);
+            assert!(d.next_frame().unwrap().is_none());
+            assert_eq!(d.buffered(), 1);
+            // Shrunk to the one byte left. The bound leaves room for an
+            // allocator that rounds up, and is still 16 000 times below what
+            // was held.
+            assert!(d.held() <= 1024, "held {}", d.held());
+            d.push(b"\x00\x00\x02hi");
+            assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"hi");
+        }
+    }
+
+    #[test]
+    fn shrink_frees_what_is_consumed_but_never_moves_a_frame_in_progress() {
+        let mut d = Deframer::new(Framing::Line, DEFAULT_MAX_FRAME);
+        let mut wire = vec![b'a'; 10_000];
+        wire.extend_from_slice(b"\nbc");
+        d.push(&wire);
+        assert_eq!(d.next_frame().unwrap().unwrap().payload().len(), 10_000);
+        assert!(d.next_frame().unwrap().is_none());
+        // Under SHRINK_ABOVE, taking a frame keeps the capacity for the next ones.
+        assert!(d.held() >= 10_000, "held {}", d.held());
+        d.shrink(1024);
+        assert_eq!(d.buffered(), 2);
+        assert!(d.held() < 1024, "held {}", d.held());
+        d.push(b"\n");
+        assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"bc");
+        // Nothing consumed: shrinking would copy the whole unfinished line, again
+        // and again as it grows, so it waits.
+        d.push(&[b'x'; 5000]);
+        let held = d.held();
+        d.shrink(0);
+        assert_eq!(d.held(), held);
+        assert_eq!(d.buffered(), 5000);
     }
 
     #[test]

@@ -854,47 +854,52 @@ fn echo_or_refusal(mut s: &std::net::TcpStream) -> Vec<u8> {
     }
 }
 
-/// Raises this test process's soft descriptor limit to its hard limit and
-/// returns it: a thousand sockets need more than the usual 1024.
-fn raise_own_fd_limit() -> u64 {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return hard;
-    }
-    soft
-}
-
 #[test]
 fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() {
-    let limit = raise_own_fd_limit();
+    // A thousand sockets need more than the usual soft limit of 1024.
+    let limit = socktools::net::raise_fd_limit().expect("descriptor limit");
     // The server (same hard limit) needs two descriptors per client, and the
     // other tests of this file run alongside with sockets of their own.
     let n = 1100.min(limit.saturating_sub(64) as usize / 2);
     if n < 1100 {
         eprintln!("note: descriptor limit {limit}: {n} idle clients instead of 1100");
     }
+    // The default --max-clients (1024): the idle clients take every place, the
+    // ones beyond are told the server is busy, and the idle timeout is what
+    // makes room again.
     let mut srv = Server::start(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--idle-timeout",
-            "2",
-            "--max-clients",
-            "2000",
-        ],
+        &["0", "--bind", "127.0.0.1", "--idle-timeout", "2"],
     );
     let first_connected = Instant::now();
-    let idle: Vec<_> = (0..n).map(|_| connect(srv.addr)).collect();
+    let clients: Vec<_> = (0..n).map(|_| connect(srv.addr)).collect();
     let told = "closing: idle for 2 s (--idle-timeout)\n";
-    for (i, c) in idle.iter().enumerate() {
-        assert_eq!(text(&read_until_closed(c)), told, "client {i}");
+    let (mut idle, mut busy) = (0, Vec::new());
+    for (i, c) in clients.iter().enumerate() {
+        let answer = text(&read_until_closed(c));
         if i == 0 {
+            assert_eq!(answer, told);
             let waited = first_connected.elapsed();
             assert!(waited >= Duration::from_millis(1900), "{waited:?}");
         }
+        if answer == told {
+            idle += 1;
+        } else {
+            assert!(
+                answer.starts_with("server busy: "),
+                "client {i}: {answer:?}"
+            );
+            busy.push(answer);
+        }
+    }
+    // Exactly --max-clients (1024, or fewer if the descriptors cannot hold
+    // them) were served; if there were more clients, all the others were busy.
+    let max = 1024.min(limit.saturating_sub(16) as usize / 2);
+    assert_eq!(idle, n.min(max));
+    if n > max {
+        assert_eq!(busy.len(), n - max);
+        let said = format!("server busy: {max} clients connected, try again later\n");
+        assert!(busy.iter().all(|b| *b == said), "{:?}", busy[0]);
     }
     let fresh = connect(srv.addr);
     (&fresh).write_all(b"still there?").unwrap();
@@ -906,7 +911,7 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
         .iter()
         .filter(|l| l.contains("disconnected: idle for 2 s (--idle-timeout)"))
         .count();
-    assert_eq!(closed, n);
+    assert_eq!(closed, idle);
 }
 
 #[test]
@@ -936,6 +941,37 @@ fn max_per_client_refuses_a_third_connection_from_one_address() {
     assert_eq!(read_n(&again, 2), b"ok");
 }
 
+/// Waits until the server's `-v` log shows `bytes` received from `name`: only
+/// then does it hold them.
+fn wait_received(srv: &mut Server, name: &str, bytes: usize) {
+    let mut got = 0;
+    while got < bytes {
+        let line = srv.stderr.expect(&format!("{name}: received "));
+        got += line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+    }
+}
+
+/// A len frame of `len` pseudo-random bytes.
+fn len_frame(len: u32, seed: u64) -> Vec<u8> {
+    [&len.to_be_bytes()[..], &noise(len as usize, seed)].concat()
+}
+
+/// Reads the notice a `--framing len` client gets before it is closed.
+fn len_notice(s: &std::net::TcpStream) -> String {
+    let told = read_until_closed(s);
+    assert!(told.len() >= 4, "{told:?}");
+    let (len, body) = told.split_at(4);
+    assert_eq!(
+        u32::from_be_bytes(len.try_into().unwrap()) as usize,
+        body.len()
+    );
+    text(body)
+}
+
 #[test]
 fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() {
     let mut srv = Server::start(
@@ -951,42 +987,90 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
             "-v",
         ],
     );
-    let frame = |len: u32, seed| [&len.to_be_bytes()[..], &noise(len as usize, seed)].concat();
+    // Each of the (up to 1024) clients has a few bytes of its own; the shared
+    // half, 32 KiB and a little, is what the two frames compete for.
     let a = connect(srv.addr);
     let a_name = a.local_addr().unwrap().to_string();
-    let a_wire = frame(50_000, 3);
-    (&a).write_all(&a_wire[..40_004]).unwrap();
-    // Wait until the server holds all of it: 40 004 bytes of an unfinished frame.
-    let mut held = 0;
-    while held < 40_004 {
-        let line = srv.stderr.expect(&format!("{a_name}: received "));
-        held += line
-            .split_whitespace()
-            .nth(2)
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or_else(|| panic!("{line}"));
-    }
-    // 40 004 + 30 004 > 65 536: this one passes the limit.
+    let a_wire = len_frame(28_000, 3);
+    (&a).write_all(&a_wire[..24_004]).unwrap();
+    wait_received(&mut srv, &a_name, 24_004);
+    // 24 004 + 16 004 bytes, less two small shares, is over 33 000: this one
+    // passes the limit.
     let b = connect(srv.addr);
     let b_name = b.local_addr().unwrap().to_string();
-    let _ = (&b).write_all(&frame(30_000, 4));
+    let _ = (&b).write_all(&len_frame(16_000, 4));
     // It hears why in its own framing, a len frame, and is closed.
-    let told = read_until_closed(&b);
-    let (len, body) = told.split_at(4);
-    assert_eq!(
-        u32::from_be_bytes(len.try_into().unwrap()) as usize,
-        body.len()
-    );
+    let told = len_notice(&b);
     assert!(
-        text(body).starts_with(
+        told.starts_with(
             "closing: the server holds too many unfinished messages (--max-buffered 65536 bytes)"
         ),
-        "{}",
-        text(body)
+        "{told}"
     );
     let logged = srv.stderr.expect(&format!("{b_name} disconnected"));
     assert!(logged.contains("--max-buffered 65536 bytes"), "{logged}");
     // The others go on: the first client finishes its frame and gets it back.
-    (&a).write_all(&a_wire[40_004..]).unwrap();
+    (&a).write_all(&a_wire[24_004..]).unwrap();
     assert!(read_n(&a, a_wire.len()) == a_wire, "echo differs");
+}
+
+#[test]
+fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it() {
+    let mut srv = Server::start(
+        "tcp-server",
+        &[
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--framing",
+            "len",
+            "--max-buffered",
+            "4M",
+            "-v",
+        ],
+    );
+    let small = connect(srv.addr);
+    let mut n = 0u64;
+    let mut ask = || {
+        n += 1;
+        let wire = len_frame(10, n);
+        (&small).write_all(&wire).unwrap();
+        assert_eq!(read_n(&small, wire.len()), wire, "message {n}");
+    };
+    ask();
+    // Two hogs each hold all but the last byte of a 1 MiB frame: with their
+    // own shares (a few KiB each) that takes the shared half, 2 MiB, but for
+    // a few KiB.
+    let mut hogs = Vec::new();
+    for seed in 1..=2 {
+        let hog = connect(srv.addr);
+        let name = hog.local_addr().unwrap().to_string();
+        let wire = len_frame(1024 * 1024, seed);
+        (&hog).write_all(&wire[..wire.len() - 1]).unwrap();
+        wait_received(&mut srv, &name, wire.len() - 1);
+        hogs.push((hog, wire));
+        ask();
+    }
+    // A third hog is the one that would overfill it, so it is the one closed.
+    let third = connect(srv.addr);
+    let third_name = third.local_addr().unwrap().to_string();
+    let _ = (&third).write_all(&len_frame(1024 * 1024, 3));
+    let told = len_notice(&third);
+    assert!(
+        told.starts_with(
+            "closing: the server holds too many unfinished messages (--max-buffered 4194304 bytes)"
+        ),
+        "{told}"
+    );
+    let logged = srv.stderr.expect(&format!("{third_name} disconnected"));
+    assert!(logged.contains("--max-buffered 4194304 bytes"), "{logged}");
+    // The pool is still full, and small messages are still answered.
+    for _ in 0..20 {
+        ask();
+    }
+    for (hog, wire) in &hogs {
+        (&*hog).write_all(&wire[wire.len() - 1..]).unwrap();
+        assert!(read_n(hog, wire.len()) == *wire, "echo differs");
+    }
+    ask();
 }

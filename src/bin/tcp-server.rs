@@ -65,7 +65,7 @@ struct Args {
     #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_seconds)]
     idle_timeout: Duration,
 
-    /// Most bytes held for unfinished --framing line/len messages, all clients together; a client that would pass it is disconnected (suffixes K, M, G).
+    /// Most bytes held for unfinished --framing line/len messages, all clients together; each client may hold BYTES/2/--max-clients of its own (128K by default), so small messages are always served, and one that would overfill the shared rest is disconnected (suffixes K, M, G).
     #[arg(long, default_value = "256M", value_name = "BYTES", value_parser = parse_size)]
     max_buffered: usize,
 

@@ -10,9 +10,15 @@
 //! - a client that sends nothing, sends garbage or vanishes mid-message only ever
 //!   affects its own thread;
 //! - no client can take what the others need: a client silent for `--idle-timeout`
-//!   (300 s) is told so and closed; the unfinished `--framing line`/`len` messages
-//!   of all clients together are held to `--max-buffered` (256 MiB, so twenty
-//!   clients each half-way through a 16 MiB frame cannot take 340 MB); an
+//!   (300 s) is told so and closed; the memory held for unfinished
+//!   `--framing line`/`len` messages of all clients together is held to
+//!   `--max-buffered` (256 MiB, so twenty clients each half-way through a
+//!   16 MiB frame cannot take 340 MB). Half of it is shared out in advance:
+//!   each client may hold `max_buffered / 2 / max_clients` (128 KiB at the
+//!   defaults) of its own, and only what it holds beyond that comes from the
+//!   other half, a pool. The client whose bytes would overfill the pool is the
+//!   one disconnected, so clients with small messages are never cut off
+//!   because others hold big unfinished ones; an
 //!   optional `--max-per-client` caps connections from one IP address; and
 //!   `--max-clients` is lowered at start to what the descriptor limit
 //!   (`RLIMIT_NOFILE`, raised to its hard limit by the binary) can really hold,
@@ -73,7 +79,8 @@ pub struct ServerConfig {
     /// How reply text and stdin lines are encoded.
     pub send: SendOptions,
     /// Most bytes held for unfinished line and len frames, all clients together
-    /// (`--max-buffered`); a client whose bytes would pass it is disconnected.
+    /// (`--max-buffered`): each client's own share of half of it, the rest a
+    /// pool; a client that would overfill the pool is disconnected.
     pub max_buffered: usize,
     /// Close a client that has sent nothing for this long (`--idle-timeout`;
     /// None: never). With `--stdin`, lines sent to it count as activity too.
@@ -86,7 +93,9 @@ pub struct ServerConfig {
     pub fd_limit: Option<u64>,
 }
 
-/// Default for `--max-buffered`: 256 MiB, sixteen frames of the default `--max-frame`.
+/// Default for `--max-buffered`: 256 MiB. Half is the 128 KiB each of 1024
+/// clients always has; the shared half holds eight frames of the default
+/// `--max-frame` (16 MiB) beyond those shares.
 pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024 * 1024;
 
 /// Default for `--idle-timeout`: a few minutes, far longer than anyone typing
@@ -172,6 +181,9 @@ pub struct ServerIo {
     pub stdin: Option<Box<dyn Read + Send>>,
 }
 
+/// The most a client's printing buffer keeps between messages.
+const PRINTED_KEEP: usize = 64 * 1024;
+
 /// Each client thread's stack. Our per-client code keeps its buffers on the heap,
 /// so a small stack is plenty, and 1000 clients cost 1000 × this in address space
 /// rather than 1000 × 2 MiB (Rust's default).
@@ -208,7 +220,10 @@ struct Ctx {
     log: Log,
     shutdown: Shutdown,
     counters: Counters,
-    /// Bytes of unfinished frames held by all clients (`--max-buffered`).
+    /// How `--max-buffered` is split, for the `max_clients` actually served.
+    budget: Budget,
+    /// Bytes of unfinished frames held by all clients beyond their own share
+    /// (the pool of `--max-buffered`).
     buffered: AtomicUsize,
     /// Connections per client address (`--max-per-client`).
     per_ip: PerIp,
@@ -289,31 +304,62 @@ impl Drop for IpSlot {
     }
 }
 
-/// The bytes one client holds of `--max-buffered`; handed back when dropped,
-/// on every path out of its thread.
-struct Held<'a> {
-    total: &'a AtomicUsize,
+/// How `--max-buffered` is split: a share each client may always hold, and a
+/// pool for what clients hold beyond their share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Budget {
+    /// `--max-buffered`, for messages.
     max: usize,
+    /// What each client holds without touching the pool.
+    share: usize,
+    /// The most all clients together hold beyond their shares.
+    pool: usize,
+}
+
+impl Budget {
+    /// Half of `max_buffered` is shared out among `max_clients` in advance, so a
+    /// client with small messages needs nothing from the pool and cannot be cut
+    /// off because others filled it; the other half (and what the division
+    /// leaves) is the pool, so the total never passes `max_buffered`.
+    fn new(max_buffered: usize, max_clients: usize) -> Self {
+        let clients = max_clients.max(1);
+        let share = max_buffered / 2 / clients;
+        Budget {
+            max: max_buffered,
+            share,
+            pool: max_buffered - share * clients,
+        }
+    }
+}
+
+/// The bytes one client holds of `--max-buffered`; what is beyond its share is
+/// taken from the pool, and handed back when dropped, on every path out of its
+/// thread.
+struct Held<'a> {
+    pool: &'a AtomicUsize,
+    budget: Budget,
     bytes: usize,
 }
 
 impl Held<'_> {
     /// Hold `want` bytes in all (more or fewer than now). False, holding what
-    /// it held, if all clients together would pass the limit.
+    /// it held, if its bytes beyond its share would overfill the pool.
     fn set(&mut self, want: usize) -> bool {
-        if want > self.bytes {
-            let more = want - self.bytes;
+        let now = self.bytes.saturating_sub(self.budget.share);
+        let then = want.saturating_sub(self.budget.share);
+        if then > now {
+            let more = then - now;
             let fits = self
-                .total
+                .pool
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                    t.checked_add(more).filter(|&t| t <= self.max)
+                    t.checked_add(more).filter(|&t| t <= self.budget.pool)
                 })
                 .is_ok();
             if !fits {
                 return false;
             }
         } else {
-            self.total.fetch_sub(self.bytes - want, Ordering::SeqCst);
+            self.pool.fetch_sub(now - then, Ordering::SeqCst);
         }
         self.bytes = want;
         true
@@ -322,7 +368,8 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.total.fetch_sub(self.bytes, Ordering::SeqCst);
+        let beyond = self.bytes.saturating_sub(self.budget.share);
+        self.pool.fetch_sub(beyond, Ordering::SeqCst);
     }
 }
 
@@ -381,8 +428,10 @@ pub fn serve(
             cfg.max_clients = fit;
         }
     }
+    let budget = Budget::new(cfg.max_buffered, cfg.max_clients);
     let ctx = Arc::new(Ctx {
         cfg,
+        budget,
         out: io.out,
         log: io.log,
         shutdown: shutdown.clone(),
@@ -587,7 +636,15 @@ impl Conn<'_> {
     }
 
     fn print(&mut self) -> Result<(), String> {
-        if let Err(e) = self.ctx.out.write(&self.printed) {
+        let written = self.ctx.out.write(&self.printed);
+        // Kept for the next message, unless a big one made it big: shown as
+        // text, a 16 MiB frame of control bytes takes 64 MiB here, which
+        // --max-buffered does not count, and a thousand clients must not each
+        // keep that for the rest of their connection.
+        if self.printed.capacity() > PRINTED_KEEP {
+            self.printed = Vec::new();
+        }
+        if let Err(e) = written {
             return Err(self.ctx.output_failed(e));
         }
         if self.incoming.take_error_warning() {
@@ -676,14 +733,19 @@ impl Conn<'_> {
                 match &mut deframer {
                     None => self.message(&buf[..n], &buf[..n], false)?,
                     Some(d) => {
-                        // Hold what the deframer will hold once these bytes are in,
-                        // before they are: the limit is never passed, even briefly.
-                        if !self.held.set(d.buffered() + n) {
+                        // Hold the memory the deframer will hold once these bytes
+                        // are in, before they are: the limit is never passed, even
+                        // briefly. Memory, not bytes in use: a buffer that once held
+                        // a big frame holds its capacity until it is shrunk.
+                        if !self.held.set(d.held_after_push(n)) {
                             return Err(self.over_buffered());
                         }
                         d.push(&buf[..n]);
                         self.frames(d, false)?;
-                        self.held.set(d.buffered());
+                        // What is over the share goes back to the pool as soon as
+                        // it is no longer needed, not only once above 1 MiB.
+                        d.shrink(self.held.budget.share);
+                        self.held.set(d.held());
                     }
                 }
             }
@@ -699,9 +761,10 @@ impl Conn<'_> {
         self.print()
     }
 
-    /// The unfinished messages of all clients would pass `--max-buffered`.
+    /// This client's unfinished message is beyond its share of `--max-buffered`,
+    /// and the pool has no room for it.
     fn over_buffered(&self) -> String {
-        let max = self.held.max;
+        let Budget { max, share, .. } = self.held.budget;
         tell(
             self.stream,
             self.ctx.cfg.framing,
@@ -710,7 +773,7 @@ impl Conn<'_> {
             ),
         );
         format!(
-            "unfinished messages of all clients would pass --max-buffered {max} bytes; raise it, or lower --max-frame"
+            "its unfinished message is beyond its own {share} bytes of --max-buffered {max} bytes and the shared rest is taken; raise --max-buffered, or lower --max-frame"
         )
     }
 
@@ -786,8 +849,8 @@ fn handle_client(
         bytes_in: 0,
         bytes_out: 0,
         held: Held {
-            total: &ctx.buffered,
-            max: ctx.cfg.max_buffered,
+            pool: &ctx.buffered,
+            budget: ctx.budget,
             bytes: 0,
         },
         stdin,
@@ -971,6 +1034,43 @@ mod tests {
             "{log}"
         );
         assert!(log.ends_with(&format!("{summary}\n")), "{log}");
+    }
+
+    #[test]
+    fn budget_shares_out_half_and_never_passes_max_buffered() {
+        let b = Budget::new(DEFAULT_MAX_BUFFERED, 1024);
+        assert_eq!(b.share, 128 * 1024);
+        assert_eq!(b.pool, DEFAULT_MAX_BUFFERED / 2);
+        for (max, clients) in [(4_000_000, 1000), (65_536, 3), (10, 1024), (7, 0)] {
+            let b = Budget::new(max, clients);
+            assert!(b.share * clients.max(1) + b.pool == max, "{b:?}");
+            assert!(b.pool >= max / 2, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn a_client_within_its_share_is_served_when_the_pool_is_full() {
+        let pool = AtomicUsize::new(0);
+        let budget = Budget::new(4 * 1024 * 1024, 1024);
+        let held = |bytes| Held {
+            pool: &pool,
+            budget,
+            bytes,
+        };
+        let mut hog = held(0);
+        assert!(hog.set(budget.share + budget.pool));
+        assert_eq!(pool.load(Ordering::SeqCst), budget.pool);
+        let mut small = held(0);
+        assert!(small.set(budget.share));
+        let mut other_hog = held(0);
+        assert!(!other_hog.set(budget.share + 1));
+        assert_eq!(other_hog.bytes, 0);
+        // Going down hands back only what came from the pool, never more.
+        assert!(hog.set(10));
+        assert_eq!(pool.load(Ordering::SeqCst), 0);
+        assert!(other_hog.set(budget.share + 1));
+        drop((hog, small, other_hog));
+        assert_eq!(pool.load(Ordering::SeqCst), 0);
     }
 
     #[test]
