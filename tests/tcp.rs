@@ -972,9 +972,9 @@ fn len_notice(s: &std::net::TcpStream) -> String {
     text(body)
 }
 
-#[test]
-fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() {
-    let mut srv = Server::start(
+/// `tcp-server --framing len -v` with `--max-buffered max`.
+fn len_server(max: &str) -> Server {
+    Server::start(
         "tcp-server",
         &[
             "0",
@@ -983,10 +983,34 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
             "--framing",
             "len",
             "--max-buffered",
-            "64K",
+            max,
             "-v",
         ],
+    )
+}
+
+/// A new client sends a len frame of `size` bytes that would take the
+/// server past `--max-buffered max`: it hears why in its own framing (a len
+/// frame), is closed, and the log says so.
+fn over_the_limit(srv: &mut Server, size: u32, max: usize) {
+    let hog = connect(srv.addr);
+    let name = hog.local_addr().unwrap().to_string();
+    let _ = (&hog).write_all(&len_frame(size, 4));
+    let told = len_notice(&hog);
+    let why = format!(
+        "closing: the server holds too many unfinished messages (--max-buffered {max} bytes)"
     );
+    assert!(told.starts_with(&why), "{told}");
+    let logged = srv.stderr.expect(&format!("{name} disconnected"));
+    assert!(
+        logged.contains(&format!("--max-buffered {max} bytes")),
+        "{logged}"
+    );
+}
+
+#[test]
+fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() {
+    let mut srv = len_server("64K");
     // Each of the (up to 1024) clients has a few bytes of its own; the shared
     // half, 32 KiB and a little, is what the two frames compete for.
     let a = connect(srv.addr);
@@ -996,19 +1020,7 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
     wait_received(&mut srv, &a_name, 24_004);
     // 24 004 + 16 004 bytes, less two small shares, is over 33 000: this one
     // passes the limit.
-    let b = connect(srv.addr);
-    let b_name = b.local_addr().unwrap().to_string();
-    let _ = (&b).write_all(&len_frame(16_000, 4));
-    // It hears why in its own framing, a len frame, and is closed.
-    let told = len_notice(&b);
-    assert!(
-        told.starts_with(
-            "closing: the server holds too many unfinished messages (--max-buffered 65536 bytes)"
-        ),
-        "{told}"
-    );
-    let logged = srv.stderr.expect(&format!("{b_name} disconnected"));
-    assert!(logged.contains("--max-buffered 65536 bytes"), "{logged}");
+    over_the_limit(&mut srv, 16_000, 65536);
     // The others go on: the first client finishes its frame and gets it back.
     (&a).write_all(&a_wire[24_004..]).unwrap();
     assert!(read_n(&a, a_wire.len()) == a_wire, "echo differs");
@@ -1016,19 +1028,7 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
 
 #[test]
 fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it() {
-    let mut srv = Server::start(
-        "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--framing",
-            "len",
-            "--max-buffered",
-            "4M",
-            "-v",
-        ],
-    );
+    let mut srv = len_server("4M");
     let small = connect(srv.addr);
     let mut n = 0u64;
     let mut ask = || {
@@ -1052,18 +1052,7 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
         ask();
     }
     // A third hog is the one that would overfill it, so it is the one closed.
-    let third = connect(srv.addr);
-    let third_name = third.local_addr().unwrap().to_string();
-    let _ = (&third).write_all(&len_frame(1024 * 1024, 3));
-    let told = len_notice(&third);
-    assert!(
-        told.starts_with(
-            "closing: the server holds too many unfinished messages (--max-buffered 4194304 bytes)"
-        ),
-        "{told}"
-    );
-    let logged = srv.stderr.expect(&format!("{third_name} disconnected"));
-    assert!(logged.contains("--max-buffered 4194304 bytes"), "{logged}");
+    over_the_limit(&mut srv, 1024 * 1024, 4_194_304);
     // The pool is still full, and small messages are still answered.
     for _ in 0..20 {
         ask();
