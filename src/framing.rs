@@ -353,7 +353,7 @@ impl Deframer {
 
     /// Hands memory back: when the capacity is above `above` and the bytes left
     /// are no more than those consumed, the bytes left move to the front and the
-    /// rest is freed. The condition is [`Deframer::compact`]'s, so the copying
+    /// rest is freed. The condition is `compact`'s, so the copying
     /// stays O(n) overall however often this is called.
     pub fn shrink(&mut self, above: usize) {
         if self.buf.capacity() > above && self.start >= self.buffered() {

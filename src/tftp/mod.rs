@@ -13,9 +13,10 @@
 //! | [`timer`] | when to retransmit: the RFC's fixed timer, or one adapted to the measured round-trip time |
 //! | [`proto`] | the sender, the receiver and the negotiation as sans-IO state machines: datagrams and time in, datagrams and deadlines out (windows, retransmission, duplicates, strays) |
 //! | [`engine`] | the one loop that runs a machine on real sockets and a real file; `--trace` |
-//! | [`fs`] | confining requests to the served directory; files written under a temporary name |
-//! | [`server`] | `tftp-serve`: one thread and one socket per transfer |
+//! | [`fs`] | confining requests to the served directory (cap-std); files written under a temporary name |
+//! | [`server`] | `tftp-serve`: one thread and one socket per transfer; slots that requests cannot hoard |
 //! | [`client`] | `tftp-get` / `tftp-put`: the client's machine on two ports |
+//! | [`local`] | where `tftp-get` writes: regular files replaced whole, devices and fifos written into |
 
 pub mod client;
 pub mod engine;

@@ -10,7 +10,8 @@
 //! the served directory ([`super::fs::Root`]); writing is off unless asked
 //! for, and an upload lands under its real name only once complete
 //! ([`super::fs::AtomicFile`]); a hostile datagram on the request port gets
-//! an ERROR or nothing, never a crash.
+//! an ERROR no bigger than itself, or nothing, never a crash; and requests
+//! that never answer cannot hold every slot (`make_room`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
