@@ -291,6 +291,18 @@ fn ack_of(bytes: &[u8]) -> Option<u16> {
     }
 }
 
+/// Asks the server at `addr` for `f.bin` from `sock` and waits for DATA 1;
+/// returns the transfer ID it came from.
+fn request_file(sock: &UdpSocket, addr: SocketAddr) -> SocketAddr {
+    sock.send_to(&rrq("f.bin"), addr).unwrap();
+    let (first, tid) = recv(sock);
+    assert!(
+        matches!(Packet::parse(&first), Ok(Packet::Data { block: 1, .. })),
+        "{first:?}"
+    );
+    tid
+}
+
 /// Waits for ACK `block` on `sock`; returns its sender.
 fn expect_ack(sock: &UdpSocket, block: u16) -> SocketAddr {
     let (answer, from) = recv(sock);
@@ -1111,12 +1123,7 @@ fn concurrent_transfers_get_distinct_transfer_ids() {
     let mut clients = Vec::with_capacity(TRANSFERS);
     for i in 0..TRANSFERS {
         let sock = udp();
-        sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
-        let (first, tid) = recv(&sock);
-        assert!(matches!(
-            Packet::parse(&first),
-            Ok(Packet::Data { block: 1, .. })
-        ));
+        let tid = request_file(&sock, srv.addr);
         if let Some(other) = seen.insert(tid.port(), i) {
             panic!(
                 "transfers {other} and {i} (both running) share port {}",
@@ -1163,12 +1170,7 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
     let root = dir_with(&[("f.bin", &noise(64 * 1024, 23))]);
     let mut srv = serve(root.path(), &[]);
     let sock = udp();
-    sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
-    let (first, tid) = recv(&sock);
-    assert!(matches!(
-        Packet::parse(&first),
-        Ok(Packet::Data { block: 1, .. })
-    ));
+    let tid = request_file(&sock, srv.addr);
     sock.send_to(&Packet::ack(1), tid).unwrap();
     let (second, _) = recv(&sock);
     assert!(matches!(
@@ -1391,12 +1393,7 @@ fn max_per_client_caps_transfers_from_one_address() {
     );
     let socks: Vec<UdpSocket> = (0..3).map(|_| udp()).collect();
     for sock in &socks[..2] {
-        sock.send_to(&rrq("f.bin"), srv.addr).unwrap();
-        let (answer, _) = recv(sock);
-        assert!(matches!(
-            Packet::parse(&answer),
-            Ok(Packet::Data { block: 1, .. })
-        ));
+        request_file(sock, srv.addr);
     }
     let message = expect_error(srv.addr, &rrq("f.bin"), 0);
     assert!(

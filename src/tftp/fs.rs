@@ -191,17 +191,14 @@ impl Root {
     /// following symlinks, be a regular file, and be readable.
     pub fn open(&self, requested: &[u8]) -> Result<File, PathError> {
         let rel = relative_path(requested)?;
-        let meta = self.dir.symlink_metadata(&rel).map_err(lookup_error)?;
+        let mut meta = self.dir.symlink_metadata(&rel).map_err(lookup_error)?;
         if meta.file_type().is_symlink() {
-            // Through a link, an upload in progress would be served after all.
-            let target = self.dir.canonicalize(&rel).map_err(lookup_error)?;
-            if is_temporary_name(target.file_name().unwrap_or_default()) {
-                return Err(PathError::Reserved);
-            }
+            let target = self.link_target(&rel)?;
+            meta = self.dir.metadata(&target).map_err(lookup_error)?;
         }
         // The type before the open: opening a device node can already act
         // (a tape rewinds, a watchdog starts).
-        if !self.dir.metadata(&rel).map_err(lookup_error)?.is_file() {
+        if !meta.is_file() {
             return Err(PathError::NotAFile);
         }
         let mut options = OpenOptions::new();
@@ -216,6 +213,16 @@ impl Root {
             return Err(PathError::NotAFile);
         }
         Ok(file.into_std())
+    }
+
+    /// Where the symlink `rel` leads, inside the root. Never an upload in
+    /// progress: through a link, one would be served or replaced after all.
+    fn link_target(&self, rel: &Path) -> Result<PathBuf, PathError> {
+        let target = self.dir.canonicalize(rel).map_err(lookup_error)?;
+        if is_temporary_name(target.file_name().unwrap_or_default()) {
+            return Err(PathError::Reserved);
+        }
+        Ok(target)
     }
 
     /// Creates the file for an upload (WRQ), under a temporary name.
@@ -243,20 +250,15 @@ impl Root {
         match self.dir.symlink_metadata(&dest) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(lookup_error(err)),
-            Ok(meta) => {
+            Ok(mut meta) => {
                 if meta.file_type().is_symlink() {
-                    dest = self
-                        .dir
-                        .canonicalize(&dest)
-                        .map_err(|err| match lookup_error(err) {
-                            PathError::NotFound => PathError::NotAFile,
-                            other => other,
-                        })?;
-                    if is_temporary_name(dest.file_name().unwrap_or_default()) {
-                        return Err(PathError::Reserved);
-                    }
+                    dest = self.link_target(&dest).map_err(|err| match err {
+                        PathError::NotFound => PathError::NotAFile,
+                        other => other,
+                    })?;
+                    meta = self.dir.metadata(&dest).map_err(lookup_error)?;
                 }
-                if !self.dir.metadata(&dest).map_err(lookup_error)?.is_file() {
+                if !meta.is_file() {
                     return Err(PathError::NotAFile);
                 }
                 if !overwrite {

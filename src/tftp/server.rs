@@ -290,40 +290,42 @@ fn dispatch(
         }
         return None;
     }
+    // Told to the client, logged and counted; the table is unlocked first.
+    let turn_away = |told: &str, why: String| {
+        refuse(ErrorCode::NotDefined, told);
+        shared
+            .log
+            .warn(format_args!("{}: refused, {why}", display_addr(&from)));
+        lock(&shared.summary).failed += 1;
+    };
     if let Some(limit) = shared.cfg.max_per_client
         && clients.keys().filter(|a| a.ip() == from.ip()).count() >= limit
     {
         drop(clients);
-        refuse(
-            ErrorCode::NotDefined,
+        turn_away(
             &format!("too many transfers from your address at once (at most {limit})"),
+            format!(
+                "already {limit} transfers from {} (--max-per-client)",
+                from.ip()
+            ),
         );
-        shared.log.warn(format_args!(
-            "{}: refused, already {limit} transfers from {} (--max-per-client)",
-            display_addr(&from),
-            from.ip()
-        ));
-        lock(&shared.summary).failed += 1;
         return None;
     }
+    let max = shared.cfg.max_transfers;
+    let full = clients.len() >= max;
     // A stopped transfer leaves within a poll of its flag and holds its
     // slot until then: at most as many again may be on their way out.
-    let stopped = if clients.len() < shared.cfg.max_transfers {
-        None
-    } else if clients.len() < 2 * shared.cfg.max_transfers {
+    let stopped = if full && clients.len() < 2 * max {
         make_room(shared, &clients, from)
     } else {
         None
     };
-    if clients.len() >= shared.cfg.max_transfers && stopped.is_none() {
+    if full && stopped.is_none() {
         drop(clients);
-        refuse(ErrorCode::NotDefined, "server busy, try again later");
-        shared.log.warn(format_args!(
-            "{}: refused, {} transfers running (--max-transfers)",
-            display_addr(&from),
-            shared.cfg.max_transfers
-        ));
-        lock(&shared.summary).failed += 1;
+        turn_away(
+            "server busy, try again later",
+            format!("{max} transfers running (--max-transfers)"),
+        );
         return None;
     }
     let proven = Arc::new(AtomicBool::new(false));
