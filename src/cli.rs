@@ -100,7 +100,7 @@ pub struct CommonArgs {
     #[arg(long, global = true)]
     pub send_hex: bool,
 
-    /// More detail on stderr: every read and write with its size (repeatable).
+    /// More detail on stderr: every read and write with its size.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -444,6 +444,342 @@ impl crate::tftp::client::Progress for TransferProgress {
             bar.set_position(bytes);
         }
     }
+}
+
+// --- The command line as every binary reads it ---------------------------------
+//
+// Each binary's `main` calls [`parse`] instead of clap's `Args::parse()`: the
+// same flags and errors, plus what clap alone cannot do — `--generate` (which
+// must work without the required arguments), nc's flags answered with the
+// socktools way to do the same, and `-vv` refused where it adds nothing.
+
+/// What `--generate` writes, as ripgrep names them.
+pub const GENERATE: [&str; 5] = [
+    "man",
+    "complete-bash",
+    "complete-zsh",
+    "complete-fish",
+    "complete-powershell",
+];
+
+/// The clap command of binary `P` as the tools present it: `--version` on
+/// every subcommand too, and `--generate` listed in `--help`.
+pub fn command<P: clap::CommandFactory>() -> clap::Command {
+    P::command().propagate_version(true).arg(
+        clap::Arg::new("generate")
+            .long("generate")
+            .value_name("KIND")
+            .value_parser(GENERATE)
+            .action(clap::ArgAction::Set)
+            .help("Print a man page or a shell completion script on stdout, then exit (see the README's \"Shell integration\")"),
+    )
+}
+
+/// Parses the command line of binary `P`, or exits: 0 after `--help`,
+/// `--version` and `--generate`, 2 for a usage error.
+pub fn parse<P: clap::Parser>() -> P {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = command::<P>();
+    let name = cmd.get_name().to_owned();
+    match examine(&mut cmd, &args) {
+        Ok(matches) => match P::from_arg_matches(&matches) {
+            Ok(parsed) => parsed,
+            Err(e) => e.format(&mut cmd).exit(),
+        },
+        Err(Refusal::Clap(e)) => e.exit(),
+        Err(Refusal::Usage(line)) => {
+            eprintln!("{name}: {line}");
+            std::process::exit(EXIT_USAGE.into());
+        }
+        Err(Refusal::Generate(kind)) => {
+            let mut out = io::stdout().lock();
+            match generate(cmd, &kind, &mut out).and_then(|()| io::Write::flush(&mut out)) {
+                Ok(()) => std::process::exit(EXIT_OK.into()),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    std::process::exit(EXIT_OK.into())
+                }
+                Err(e) => {
+                    eprintln!("{name}: cannot write the {kind}: {e}");
+                    std::process::exit(EXIT_RUNTIME.into());
+                }
+            }
+        }
+    }
+}
+
+/// Why [`examine`] did not hand back matches to run with.
+#[derive(Debug)]
+pub enum Refusal {
+    /// clap's own answer: an error, or `--help` / `--version` to print.
+    Clap(clap::Error),
+    /// A usage error to print as `prog: LINE` (exit 2).
+    Usage(String),
+    /// `--generate KIND` was asked for (KIND is one of [`GENERATE`]).
+    Generate(String),
+}
+
+/// The checks of [`parse`], without printing or exiting: `args` (program
+/// name first) against `cmd` (from [`command`]).
+pub fn examine(
+    cmd: &mut clap::Command,
+    args: &[std::ffi::OsString],
+) -> Result<clap::ArgMatches, Refusal> {
+    if let Some(kind) = generate_request(args) {
+        return match kind {
+            Some(kind) if GENERATE.contains(&kind.as_str()) => Err(Refusal::Generate(kind)),
+            _ => Err(Refusal::Usage(format!(
+                "--generate needs one of: {}",
+                GENERATE.join(", ")
+            ))),
+        };
+    }
+    let matches = cmd.try_get_matches_from_mut(args).map_err(|e| {
+        match nc_flag(&e).and_then(|flag| nc_hint(cmd.get_name(), &flag)) {
+            Some(hint) => Refusal::Usage(hint),
+            None => Refusal::Clap(e),
+        }
+    })?;
+    if let Some(line) = too_verbose(cmd, &matches) {
+        return Err(Refusal::Usage(line));
+    }
+    Ok(matches)
+}
+
+/// `--generate KIND` or `--generate=KIND` anywhere before `--`: found
+/// before clap parses, since a man page needs no HOST or PORT. `Some(None)`:
+/// asked for without a kind.
+fn generate_request(args: &[std::ffi::OsString]) -> Option<Option<String>> {
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return None;
+        }
+        if word == "--generate" {
+            return Some(words.next().map(|k| k.into_owned()));
+        }
+        if let Some(kind) = word.strip_prefix("--generate=") {
+            return Some(Some(kind.to_owned()));
+        }
+    }
+    None
+}
+
+/// The flag clap did not know, when it is one nc users type out of habit.
+fn nc_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::InvalidArg)? {
+        ContextValue::String(flag) => Some(flag.split('=').next().unwrap_or(flag).to_owned()),
+        _ => None,
+    }
+}
+
+/// What to say instead of clap's "to pass '-l' as a value, use '-- -l'"
+/// when `prog` does not have nc's `flag`: the socktools way to do the same.
+pub fn nc_hint(prog: &str, flag: &str) -> Option<String> {
+    let tftp = prog.starts_with("tftp-");
+    let (what, advice) = match flag {
+        "-l" | "--listen" => (
+            "listen",
+            match prog {
+                "tcp-server" => "tcp-server listens already: tcp-server PORT",
+                "udp-echo" => "to listen, use udp-echo serve PORT",
+                "chat" => "to wait for a peer, use chat listen PORT",
+                "tftp-serve" => "tftp-serve listens already: tftp-serve --port PORT DIR",
+                _ if tftp => "the TFTP server is tftp-serve --port PORT DIR",
+                _ => "to listen, use tcp-server PORT (udp-echo serve PORT for UDP)",
+            },
+        ),
+        "-p" | "--source-port" => (
+            "port",
+            match prog {
+                "tcp-server" => "the port is the first argument: tcp-server PORT",
+                "tcp-client" => "the port follows the host: tcp-client HOST PORT",
+                "udp-echo" => {
+                    "the port is an argument: udp-echo serve PORT, udp-echo send HOST PORT"
+                }
+                "chat" => "the port is an argument: chat listen PORT, chat connect HOST PORT",
+                _ => return None,
+            },
+        ),
+        "-u" | "--udp" => (
+            "UDP",
+            match prog {
+                "udp-echo" => "udp-echo is UDP already; leave -u out",
+                "chat" => "chat's is --udp: chat --udp listen PORT",
+                _ if tftp => "TFTP is always UDP; leave -u out",
+                _ => "for UDP use udp-echo: udp-echo serve PORT, udp-echo send HOST PORT MESSAGE",
+            },
+        ),
+        "-k" | "--keep-open" => (
+            "keep-listening",
+            match prog {
+                "udp-echo" => "udp-echo serve keeps serving already (--count N stops after N)",
+                "tftp-serve" => "tftp-serve keeps serving already",
+                "tcp-server" => {
+                    "tcp-server keeps accepting connections already (--once stops after one)"
+                }
+                _ => "tcp-server keeps accepting connections already: tcp-server PORT",
+            },
+        ),
+        "-N" => (
+            "shut-down-at-EOF",
+            match prog {
+                "tcp-client" => {
+                    "tcp-client shuts down its write side at stdin EOF already (--no-shutdown keeps it open)"
+                }
+                _ => "tcp-client shuts down its write side at stdin EOF already",
+            },
+        ),
+        "-z" | "--zero" => (
+            "port-scan",
+            "socktools has no port scanner; tcp-client HOST PORT tells whether the port accepts (\"connection refused\" when nothing listens)",
+        ),
+        "-e" | "-c" | "--exec" | "--sh-exec" => (
+            "run-a-program",
+            "socktools does not run programs on a connection; pipe instead: PROGRAM | tcp-client HOST PORT",
+        ),
+        "-C" | "--crlf" if matches!(prog, "tcp-client" | "tcp-server") => ("CRLF", "use --crlf"),
+        _ => return None,
+    };
+    Some(format!("{flag} is nc's {what} flag; {advice}"))
+}
+
+/// `-vv` where the second `v` means nothing: refused rather than accepted
+/// in silence. Tools with `--trace` (the TFTP ones) take `-vv` as `--trace`.
+fn too_verbose(cmd: &clap::Command, matches: &clap::ArgMatches) -> Option<String> {
+    let mut most = 0u8;
+    let mut traces = false;
+    let (mut cmd, mut level) = (cmd, Some(matches));
+    while let Some(m) = level {
+        if let Ok(Some(&count)) = m.try_get_one::<u8>("verbose") {
+            most = most.max(count);
+        }
+        traces |= cmd.get_arguments().any(|a| a.get_id() == "trace");
+        level = None;
+        if let Some((name, sub)) = m.subcommand()
+            && let Some(sub_cmd) = cmd.find_subcommand(name)
+        {
+            (cmd, level) = (sub_cmd, Some(sub));
+        }
+    }
+    (most >= 2 && !traces).then(|| {
+        "-vv: -v already shows every read and write with its size, and there is no more detail; use -v (and --hex to see the bytes)".to_owned()
+    })
+}
+
+/// Writes what `--generate KIND` asks for: a man page, or a completion script.
+pub fn generate(mut cmd: clap::Command, kind: &str, out: &mut dyn io::Write) -> io::Result<()> {
+    use clap_complete::Shell;
+    let shell = match kind {
+        "man" => return man_page(cmd, out),
+        "complete-bash" => Shell::Bash,
+        "complete-zsh" => Shell::Zsh,
+        "complete-fish" => Shell::Fish,
+        "complete-powershell" => Shell::PowerShell,
+        _ => return Err(io::Error::other(format!("unknown --generate kind {kind}"))),
+    };
+    let name = cmd.get_name().to_owned();
+    // clap_complete panics when its writer fails (a closed pipe): write into memory first.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    out.write_all(&script)
+}
+
+/// One page for the whole binary: clap_mangen's sections for the command,
+/// then each subcommand's synopsis and options (clap_mangen would point to
+/// separate `udp-echo-serve(1)` pages, which would need installing one by
+/// one), then the examples kept line by line.
+fn man_page(mut cmd: clap::Command, out: &mut dyn io::Write) -> io::Result<()> {
+    use clap_mangen::Man;
+    use clap_mangen::roff::{Roff, bold, roman};
+    cmd.build();
+    let man = Man::new(cmd.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    if cmd.get_long_about().is_some() {
+        man.render_description_section(&mut page)?;
+    }
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut page)?;
+    }
+    let subs: Vec<_> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .collect();
+    if !subs.is_empty() {
+        let mut list = Roff::new();
+        list.control("SH", ["COMMANDS"]);
+        for sub in &subs {
+            list.control("TP", []);
+            list.text([bold(sub.get_name())]);
+            if let Some(about) = sub.get_about() {
+                list.text([roman(about.to_string())]);
+            }
+        }
+        list.to_writer(&mut page)?;
+    }
+    for sub in &subs {
+        let full_name = format!("{} {}", cmd.get_name(), sub.get_name());
+        let title = full_name.to_uppercase();
+        Roff::new()
+            .control("SH", [title.as_str()])
+            .to_writer(&mut page)?;
+        let sub_page = Man::new((*sub).clone().bin_name(&full_name));
+        let mut body = Vec::new();
+        if let Some(about) = sub.get_about() {
+            Roff::new()
+                .text([roman(about.to_string())])
+                .to_writer(&mut body)?;
+        }
+        sub_page.render_synopsis_section(&mut body)?;
+        sub_page.render_options_section(&mut body)?;
+        examples(sub, &mut body)?;
+        // The subcommand's sections become subsections under its heading.
+        let body = String::from_utf8_lossy(&body).replace("\n.SH ", "\n.SS ");
+        page.extend_from_slice(body.as_bytes());
+    }
+    examples(&cmd, &mut page)?;
+    man.render_version_section(&mut page)?;
+    // Each render starts with the same two-line preamble (a quote-character
+    // definition): keep the first.
+    const PREAMBLE: &str = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let (head, rest) = match page.find(PREAMBLE) {
+        Some(at) => page.split_at(at + PREAMBLE.len()),
+        None => (page.as_str(), ""),
+    };
+    out.write_all(head.as_bytes())?;
+    out.write_all(rest.replace(PREAMBLE, "").as_bytes())
+}
+
+/// The after-help examples, one command per line as in `--help`.
+fn examples(cmd: &clap::Command, out: &mut dyn io::Write) -> io::Result<()> {
+    use clap_mangen::roff::{Roff, roman};
+    let Some(text) = cmd.get_after_help().map(|t| t.to_string()) else {
+        return Ok(());
+    };
+    let mut lines = text.lines().peekable();
+    let heading = match lines.peek() {
+        Some(first) if first.ends_with(':') => lines
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_uppercase(),
+        _ => "EXAMPLES".to_owned(),
+    };
+    let mut roff = Roff::new();
+    roff.control("SH", [heading.as_str()]);
+    roff.control("nf", []);
+    for line in lines {
+        roff.text([roman(line)]);
+    }
+    roff.control("fi", []);
+    roff.to_writer(out)
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::report("tcp-client", e.as_ref()),
     }

@@ -125,7 +125,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::report("tcp-server", e.as_ref()),
     }

@@ -107,7 +107,7 @@ fn base_name(remote: &str) -> Option<&str> {
 fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let mut in_place = false;
-    match run(Args::parse(), &stop, &mut in_place) {
+    match run(cli::parse::<Args>(), &stop, &mut in_place) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) if stop.load(Ordering::SeqCst) => cli::interrupted(
             "tftp-get",

@@ -87,7 +87,7 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    match run(Args::parse(), &stop) {
+    match run(cli::parse::<Args>(), &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) if stop.load(Ordering::SeqCst) => {
             cli::interrupted("tftp-put", "the server was told to discard the upload")

@@ -151,7 +151,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::report("tftp-serve", e.as_ref()),
     }

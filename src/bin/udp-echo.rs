@@ -176,7 +176,7 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli::parse::<Args>();
     let result = match args.command {
         Command::Serve(s) => serve(s, &args.common),
         Command::Send(s) => send(s, &args.common),
