@@ -537,7 +537,11 @@ fn our_client_falls_back_for_notes_python_server() {
     assert!(took < Duration::from_secs(8), "took {took:?}");
     // Its "file not found" is ERROR 5 "error", as the notes wrote it.
     let out = tool("tftp-get", &[&addr, "missing.bin"], work.path());
-    failed(&out, 1, "server error 5");
+    failed(
+        &out,
+        1,
+        "server error 5 (unknown transfer ID): error (the course's server sends this for a missing file)",
+    );
     assert_eq!(listing(work.path()), ["lesson.bin"]);
 }
 
@@ -847,6 +851,22 @@ fn usage_errors_exit_2() {
             "tftp-serve",
             &["/nonexistent/dir", "--port", "0"][..],
             "cannot serve /nonexistent/dir",
+        ),
+        // The other servers' habit: the port first.
+        (
+            "tftp-serve",
+            &["6969"][..],
+            "no directory \"6969\" to serve: unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port 6969 .)",
+        ),
+        (
+            "tftp-serve",
+            &["6969", "/srv/tftp"][..],
+            "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 /srv/tftp",
+        ),
+        (
+            "tftp-serve",
+            &["up", "down"][..],
+            "unexpected argument \"down\": tftp-serve serves one DIR",
         ),
     ] {
         let out = tool(name, args, work.path());
@@ -1191,15 +1211,73 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
 
 #[test]
 fn a_closed_request_port_is_reported_at_once() {
-    let closed = udp();
-    let addr = closed.local_addr().unwrap().to_string();
-    drop(closed);
+    let work = dir_with(&[("up.bin", b"upload")]);
+    for (name, args) in [
+        ("tftp-get", &["f.bin"][..]),
+        ("tftp-get", &["f.bin", "--no-options"][..]),
+        ("tftp-put", &["up.bin"][..]),
+    ] {
+        // A port nothing listens on: Linux answers with ICMP port unreachable.
+        let closed = udp();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let started = Instant::now();
+        let out = tool(name, &[&[addr.as_str()][..], args].concat(), work.path());
+        let took = started.elapsed();
+        eprintln!("{name} {args:?}: failed after {took:?}");
+        let err = failed(
+            &out,
+            1,
+            &format!("no TFTP server at {addr} (port unreachable)"),
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // Without the ICMP error it would be 32 s of retries.
+        assert!(took < Duration::from_secs(5), "{name}: {took:?}");
+    }
+    assert_eq!(listing(work.path()), ["up.bin"]);
+}
+
+/// A request port that answers a download request with `answer`, sent from a
+/// transfer ID of its own, then closes (as the course's server does).
+fn answering_once(answer: Vec<Vec<u8>>) -> (String, thread::JoinHandle<()>) {
+    let request_port = udp();
+    let addr = request_port.local_addr().unwrap().to_string();
+    let server = thread::spawn(move || {
+        let (_request, client) = recv(&request_port);
+        let tid = udp();
+        for datagram in answer {
+            tid.send_to(&datagram, client).unwrap();
+        }
+    });
+    (addr, server)
+}
+
+#[test]
+fn error_5_to_a_request_says_it_is_the_course_servers_missing_file() {
     let work = TempDir::new().unwrap();
-    let started = Instant::now();
-    let out = tool("tftp-get", &[&addr, "f.bin"], work.path());
-    let err = failed(&out, 1, "no TFTP server at");
-    assert!(err.contains(&addr), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // The notes' server: `struct.pack('!HH5sb', 5, 5, b'error', 0)`.
+    let (addr, server) = answering_once(vec![b"\0\x05\0\x05error\0".to_vec()]);
+    let out = tool("tftp-get", &[&addr, "missing.bin"], work.path());
+    server.join().unwrap();
+    let err = failed(
+        &out,
+        1,
+        "tftp-get: server error 5 (unknown transfer ID): error (the course's server sends this for a missing file)",
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Other errors to a request, and ERROR 5 in the middle of a transfer, are what they say.
+    let not_found = Packet::error(socktools::tftp::packet::ErrorCode::FileNotFound, "nope");
+    let (addr, server) = answering_once(vec![not_found]);
+    let out = tool("tftp-get", &[&addr, "missing.bin"], work.path());
+    server.join().unwrap();
+    let err = failed(&out, 1, "server error 1 (file not found): nope");
+    assert!(!err.contains("course"), "{err}");
+    let (addr, server) = answering_once(vec![data(1, &[1; 512]), b"\0\x05\0\x05error\0".to_vec()]);
+    let out = tool("tftp-get", &[&addr, "f.bin", "--no-options"], work.path());
+    server.join().unwrap();
+    let err = failed(&out, 1, "server error 5 (unknown transfer ID): error");
+    assert!(!err.contains("course"), "{err}");
     assert!(listing(work.path()).is_empty());
 }
 

@@ -17,7 +17,7 @@ use socktools::tftp::server::{self, ServeConfig};
 const EXAMPLES: &str = "\
 Examples:
   sudo tftp-serve /srv/tftp                    serve a directory on port 69, read-only
-  tftp-serve . --port 6969                     no root needed above port 1023
+  tftp-serve --port 6969 .                     no root needed above port 1023
   tftp-serve up --port 6969 --allow-write      accept uploads of new files
   tftp-serve up --allow-write --overwrite --max-size 100M";
 
@@ -27,6 +27,10 @@ struct Args {
     /// Directory to serve; no request can reach outside it.
     #[arg(default_value = ".")]
     dir: PathBuf,
+
+    // Not a flag: only there to explain `tftp-serve 6969 /srv/tftp`.
+    #[arg(hide = true)]
+    extra: Option<String>,
 
     /// Port for requests (0: any free port; the first stderr line says which).
     #[arg(short = 'p', long, default_value = "69", value_parser = parse_port)]
@@ -102,12 +106,25 @@ struct Args {
 fn run(args: Args) -> anyhow::Result<()> {
     let family = Family::from_flags(args.ipv4, args.ipv6);
     let spec = ListenSpec::parse(args.bind.as_deref(), args.port, family)?;
-    let root = Root::new(&args.dir).map_err(|e| {
-        UsageError(format!(
+    if let Some(extra) = &args.extra {
+        return Err(UsageError(match port_like(&args.dir) {
+            Some(port) => format!(
+                "tftp-serve takes one DIR, and the port as --port: tftp-serve --port {port} {extra}"
+            ),
+            None => format!("unexpected argument \"{extra}\": tftp-serve serves one DIR"),
+        })
+        .into());
+    }
+    let root = Root::new(&args.dir).map_err(|e| match port_like(&args.dir) {
+        // Every other server takes the port first; here DIR comes first.
+        Some(port) if e.kind() == io::ErrorKind::NotFound => UsageError(format!(
+            "no directory \"{port}\" to serve: unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port {port} .)"
+        )),
+        _ => UsageError(format!(
             "cannot serve {}: {}",
             args.dir.display(),
             socktools::addr::describe_io(&e)
-        ))
+        )),
     })?;
     if args.timeout < Duration::from_millis(1) {
         return Err(UsageError("--timeout must be above 0".into()).into());
@@ -148,6 +165,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         summary.bytes_received
     ));
     Ok(())
+}
+
+/// DIR when it reads as a port number (`tftp-serve 6969`).
+fn port_like(dir: &std::path::Path) -> Option<u16> {
+    dir.to_str()?.parse().ok()
 }
 
 fn main() -> ExitCode {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
 use super::netascii::{NetasciiReader, NetasciiWriter};
-use super::packet::{Mode, Options};
+use super::packet::{ErrorCode, Mode, Options};
 use super::proto::negotiate::{self, Client};
 
 /// What the client asks for.
@@ -100,12 +100,17 @@ pub enum ClientError {
     },
     /// Nothing listens on the server's request port (ICMP port unreachable).
     #[error(
-        "no TFTP server at {server}: the port is closed (is the server running, and on this port?)"
+        "no TFTP server at {server} (port unreachable): is the server running, and on this port?"
     )]
     NoServer {
         /// The server's address.
         server: SocketAddr,
     },
+    /// A download request answered with ERROR 5 (unknown transfer ID), which
+    /// makes no sense for a request: the course's lesson-12 server sends it,
+    /// with the message "error", when the file does not exist.
+    #[error("{0} (the course's server sends this for a missing file)")]
+    CourseMissingFile(#[source] TransferError),
     /// The socket could not be opened.
     #[error("cannot open a UDP socket: {0}")]
     Socket(#[source] io::Error),
@@ -242,6 +247,10 @@ fn failure(cfg: &ClientConfig, client: &Client, e: TransferError) -> ClientError
         TransferError::PeerGone(_) if !client.answered() => {
             ClientError::NoServer { server: cfg.server }
         }
+        TransferError::Peer {
+            code: ErrorCode::UnknownTransferId,
+            ..
+        } if !client.answered() && !client.writes() => ClientError::CourseMissingFile(e),
         e => ClientError::Transfer(e),
     }
 }

@@ -547,6 +547,11 @@ impl Client {
         self.via
     }
 
+    /// Is this an upload (a write request)?
+    pub fn writes(&self) -> bool {
+        self.req.write
+    }
+
     /// Was the request answered? (If not, there may be no server at all.)
     pub fn answered(&self) -> bool {
         self.outcome.is_some()
