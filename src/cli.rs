@@ -342,6 +342,16 @@ pub struct TftpArgs {
     pub quiet: bool,
 }
 
+/// `host:port`, with brackets around an IPv6 address: what to type for HOST
+/// when a port was given as an argument of its own (`tftp-get ::1 6969 f`).
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 fn parse_tftp_mode(s: &str) -> Result<crate::tftp::Mode, String> {
     match s.to_ascii_lowercase().as_str() {
         "octet" | "binary" => Ok(crate::tftp::Mode::Octet),

@@ -852,6 +852,27 @@ fn usage_errors_exit_2() {
             &["/nonexistent/dir", "--port", "0"][..],
             "cannot serve /nonexistent/dir",
         ),
+        // tftp-hpa's habit: the port as an argument of its own.
+        (
+            "tftp-get",
+            &["127.0.0.1", "6969", "test.jpg"][..],
+            "the port goes with the host: tftp-get 127.0.0.1:6969 test.jpg (or -p 6969)",
+        ),
+        (
+            "tftp-get",
+            &["::1", "6969", "test.jpg"][..],
+            "tftp-get [::1]:6969 test.jpg",
+        ),
+        (
+            "tftp-get",
+            &["127.0.0.1", "test.jpg", "copy.jpg"][..],
+            "unexpected argument \"copy.jpg\"; for the local name use -o copy.jpg",
+        ),
+        (
+            "tftp-put",
+            &["127.0.0.1", "6969", "test.jpg"][..],
+            "no file \"6969\" to send; the port goes with the host: tftp-put 127.0.0.1:6969 test.jpg",
+        ),
         // The other servers' habit: the port first.
         (
             "tftp-serve",

@@ -31,6 +31,10 @@ struct Args {
     /// File name on the server.
     remote: String,
 
+    // Not an argument: only there to explain `tftp-get HOST 6969 FILE`.
+    #[arg(hide = true)]
+    extra: Option<String>,
+
     /// Where to write it (default: the remote name without its directories; '-' for stdout). A
     /// file appears only when complete; a device or fifo (such as /dev/null) is written into.
     #[arg(short = 'o', long, value_name = "LOCAL")]
@@ -46,6 +50,16 @@ struct Args {
 }
 
 fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Result<()> {
+    if let Some(extra) = &args.extra {
+        return Err(UsageError(match args.remote.parse::<u16>() {
+            Ok(port) => format!(
+                "the port goes with the host: tftp-get {} {extra} (or -p {port})",
+                cli::join_host_port(&args.host, port)
+            ),
+            Err(_) => format!("unexpected argument \"{extra}\"; for the local name use -o {extra}"),
+        })
+        .into());
+    }
     let mut cfg = args.tftp.client_config(&args.host)?;
     cfg.abort = Some(Arc::clone(stop));
     let log = Log::stderr(args.tftp.verbosity());

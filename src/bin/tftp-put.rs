@@ -61,7 +61,17 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
                 socktools::addr::describe_io(&e)
             )
         };
-        let file = File::open(&args.local).map_err(cannot)?;
+        let file = File::open(&args.local).map_err(|e| match args.local.parse::<u16>() {
+            // `tftp-put HOST 6969 FILE`: the port where LOCAL belongs.
+            Ok(port) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::Error::from(UsageError(format!(
+                    "no file \"{port}\" to send; the port goes with the host: tftp-put {} {}",
+                    cli::join_host_port(&args.host, port),
+                    args.remote.as_deref().unwrap_or("LOCAL")
+                )))
+            }
+            _ => cannot(e),
+        })?;
         let meta = file.metadata().map_err(cannot)?;
         if meta.is_dir() {
             anyhow::bail!("cannot read {}: it is a directory", args.local);
