@@ -828,6 +828,72 @@ mod tests {
         assert!(!is_usage(&refused));
     }
 
+    #[derive(clap::Parser, Debug)]
+    #[command(name = "tcp-client", version)]
+    struct Demo {
+        host: String,
+        #[arg(short = 'v', action = clap::ArgAction::Count)]
+        verbose: u8,
+    }
+
+    fn examined(args: &[&str]) -> Result<clap::ArgMatches, Refusal> {
+        let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        examine(&mut command::<Demo>(), &args)
+    }
+
+    #[test]
+    fn generate_needs_no_required_argument_and_stops_at_double_dash() {
+        assert!(matches!(
+            examined(&["tcp-client", "--generate", "man"]),
+            Err(Refusal::Generate(k)) if k == "man"
+        ));
+        assert!(matches!(
+            examined(&["tcp-client", "--generate=complete-fish"]),
+            Err(Refusal::Generate(k)) if k == "complete-fish"
+        ));
+        assert!(matches!(
+            examined(&["tcp-client", "--generate", "roff"]),
+            Err(Refusal::Usage(line)) if line.starts_with("--generate needs one of: man,")
+        ));
+        // After `--` it is HOST.
+        assert!(examined(&["tcp-client", "--", "--generate"]).is_ok());
+    }
+
+    #[test]
+    fn nc_flags_and_vv_are_usage_errors_with_the_way_to_do_it() {
+        assert!(matches!(
+            examined(&["tcp-client", "-l", "8080"]),
+            Err(Refusal::Usage(line)) if line == "-l is nc's listen flag; to listen, use tcp-server PORT (udp-echo serve PORT for UDP)"
+        ));
+        assert!(matches!(
+            examined(&["tcp-client", "--bogus"]),
+            Err(Refusal::Clap(_))
+        ));
+        assert!(matches!(
+            examined(&["tcp-client", "-vv", "h"]),
+            Err(Refusal::Usage(line)) if line.starts_with("-vv: ")
+        ));
+        assert!(examined(&["tcp-client", "-v", "h"]).is_ok());
+        assert_eq!(nc_hint("tftp-get", "-p"), None, "a real flag there");
+    }
+
+    #[test]
+    fn man_page_is_one_page_with_examples() {
+        let mut page = Vec::new();
+        generate(command::<Demo>(), "man", &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert_eq!(page.matches(".TH ").count(), 1, "{page}");
+        assert_eq!(page.matches(".ds Aq").count(), 2, "one preamble: {page}");
+        assert!(page.contains("\\-\\-generate"), "{page}");
+    }
+
+    #[test]
+    fn host_and_port_join_like_the_tools_read_them() {
+        assert_eq!(join_host_port("127.0.0.1", 69), "127.0.0.1:69");
+        assert_eq!(join_host_port("::1", 69), "[::1]:69");
+        assert_eq!(join_host_port("[::1]", 69), "[::1]:69");
+    }
+
     #[test]
     fn broken_pipe_is_quiet_success() {
         let e = io::Error::from(io::ErrorKind::BrokenPipe);
