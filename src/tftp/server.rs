@@ -352,8 +352,14 @@ fn dispatch(
         .name("tftp-transfer".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            transfer(&worker, &request, from, &proven, &stop);
-            lock(&worker.clients).remove(&from);
+            let outcome = transfer(&worker, &request, from, &proven, &stop);
+            // Logged and freed under one lock: a Ctrl-C that follows the line
+            // finds no transfer to wait for, and the totals never come before it.
+            let mut clients = lock(&worker.clients);
+            if let Some(line) = outcome {
+                worker.log.info(format_args!("{line}"));
+            }
+            clients.remove(&from);
         });
     match spawned {
         Ok(t) => Some(t),
@@ -466,14 +472,15 @@ fn path_failure(e: PathError) -> Failure {
     Failure::new(code, e.to_string())
 }
 
-/// Runs one transfer and logs one line about it.
+/// Runs one transfer, counts it in the summary, and returns its log line
+/// (None: it could not start, and said so).
 fn transfer(
     shared: &Shared,
     request: &OwnedRequest,
     peer: SocketAddr,
     proven: &AtomicBool,
     stop: &AtomicBool,
-) {
+) -> Option<String> {
     let started = Instant::now();
     let socket = match udp_socket(shared.spec) {
         Ok(s) => s,
@@ -482,7 +489,7 @@ fn transfer(
                 "{}: cannot open a transfer socket: {e}",
                 display_addr(&peer)
             ));
-            return;
+            return None;
         }
     };
     let trace = shared.cfg.trace.then(|| {
@@ -516,7 +523,7 @@ fn transfer(
     let name = String::from_utf8_lossy(&request.filename);
     let head = format!("{} {what} {:?} {}", display_addr(&peer), name, request.mode);
     let mut summary = lock(&shared.summary);
-    match result {
+    Some(match result {
         Ok(Outcome {
             stats,
             options,
@@ -535,12 +542,12 @@ fn transfer(
                 (false, true) => "sent",
                 (false, false) => "sent (final ACK never came)",
             };
-            shared.log.info(format_args!(
+            format!(
                 "{head}: {verb} {} bytes in {secs:.2} s ({:.1} MiB/s), options: {options}{}",
                 stats.bytes,
                 stats.bytes as f64 / 1048576.0 / secs.max(1e-6),
                 stats.notes(),
-            ));
+            )
         }
         Err(f) => {
             summary.failed += 1;
@@ -550,11 +557,9 @@ fn transfer(
             {
                 let _ = socket.send_to(&Packet::error(f.code, &f.message), peer);
             }
-            shared
-                .log
-                .info(format_args!("{head}: failed: {}", f.message));
+            format!("{head}: failed: {}", f.message)
         }
-    }
+    })
 }
 
 /// The server's side of a transfer: the policy, the negotiation, and the state machine on the transfer socket.
