@@ -432,11 +432,20 @@ const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        blocks: &["tftp-serve-port-first"],
+        steps: &[
+            Run("tftp-serve-port-first", NEXT),
+            Run("tftp-serve-port-first", NEXT),
+        ],
+        ..SCENARIO
+    },
+    Scenario {
         blocks: &["tftp-get-exit-codes"],
         files: &[("test.jpg", Noise(1000)), ("client", Dir)],
         cwd: &[("tftp-get-exit-codes", "client")],
         steps: &[
             Serve("server", 6969, "tftp-serve . --port 6969"),
+            Run("tftp-get-exit-codes", NEXT),
             Run("tftp-get-exit-codes", NEXT),
             Run("tftp-get-exit-codes", NEXT),
             Run("tftp-get-exit-codes", NEXT),

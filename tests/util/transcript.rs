@@ -678,7 +678,9 @@ impl Runner {
                 .replace("listen on 127.0.0.1:", "listen on [::]:");
         }
         for (readme, real) in ports {
-            text = replace_number(&text, &format!(":{real}"), &format!(":{readme}"));
+            for form in [":", "-p ", "--port "] {
+                text = replace_number(&text, &format!("{form}{real}"), &format!("{form}{readme}"));
+            }
         }
         text = text.replace(&tmp, "/tmp/lesson");
         if !text.is_empty() && !text.ends_with('\n') {

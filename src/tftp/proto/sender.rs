@@ -52,6 +52,13 @@ pub const UNPROVEN_BYTES: u64 = 1 << 20;
 /// upload is not done until the server confirms it.
 pub const FINAL_ACK_RETRIES: u32 = 2;
 
+/// A server ACKs an upload's last block only once the file is safely on
+/// disk (ours fsyncs, then renames), which takes far longer than a
+/// loopback round trip: waiting at least this long for that ACK keeps
+/// `tftp-put` from resending the last block to a server that is merely
+/// saving it. A lost last block costs this much once, no more.
+const COMMIT_ALLOWANCE: Duration = Duration::from_millis(200);
+
 /// A DATA packet in the window.
 struct Slot {
     packet: Vec<u8>,
@@ -115,6 +122,8 @@ pub struct Sender {
     queue: VecDeque<Queued>,
     other: Vec<u8>,
     deadline: Option<Instant>,
+    /// How long `deadline` was set to wait, for the timeout's trace line.
+    armed: Duration,
     timeouts: u32,
     last_progress: Instant,
     stats: Stats,
@@ -165,6 +174,7 @@ impl Sender {
             queue,
             other: Vec::new(),
             deadline: None,
+            armed: Duration::ZERO,
             timeouts: 0,
             last_progress: now,
             stats: Stats::default(),
@@ -255,7 +265,8 @@ impl Sender {
                         None => (now, false),
                         Some((at, _)) => (at, true),
                     });
-                    self.deadline = Some(now + self.params.timer.rto());
+                    self.armed = self.params.timer.rto();
+                    self.deadline = Some(now + self.armed);
                     let bytes = self.oack.as_deref()?;
                     return Some(Transmit {
                         to: self.peer,
@@ -280,7 +291,12 @@ impl Sender {
                     }
                     self.sent = self.sent.max(i + 1);
                     self.stats.sent += 1;
-                    self.deadline = Some(now + self.params.timer.rto());
+                    let mut wait = self.params.timer.rto();
+                    if self.peer_role == "server" && self.eof && i + 1 == self.window.len() {
+                        wait = wait.max(COMMIT_ALLOWANCE);
+                    }
+                    self.armed = wait;
+                    self.deadline = Some(now + wait);
                     return Some(Transmit {
                         to: self.peer,
                         bytes: &self.window[i].packet,
@@ -417,7 +433,7 @@ impl Sender {
         if now < deadline {
             return;
         }
-        let waited = self.params.timer.rto();
+        let waited = self.armed;
         self.timeouts += 1;
         self.params.timer.timed_out();
         let stalled = now.saturating_duration_since(self.last_progress);
