@@ -78,6 +78,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         framing: args.framing.framing,
         max_frame: args.framing.max_frame,
         show: args.common.show(false),
+        stamps: args.common.timestamps(),
         send: args.common.send_options(args.framing.framing, args.crlf),
     };
     if messages.is_empty() {
