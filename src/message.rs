@@ -908,7 +908,7 @@ mod tests {
     fn clock() -> Timestamps {
         // 2024-05-26 07:51:48.125 UTC, 15:51:48.125 in China.
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_716_709_908_125);
-        Timestamps::posix("CST-8").unwrap().frozen_at(at)
+        Timestamps::zone("CST-8").unwrap().frozen_at(at)
     }
 
     #[test]

@@ -161,13 +161,21 @@ impl fmt::Debug for Timestamps {
 }
 
 impl Timestamps {
-    /// Local time, in the zone of `TZ` or `/etc/localtime` (UTC without either).
+    /// Local time, in the zone `TZ` names or else `/etc/localtime` says, as
+    /// the C library has it: UTC when `TZ` is empty or names no zone, or when
+    /// neither is there.
     pub fn local() -> Self {
-        Self::in_zone(tz::TimeZone::local().unwrap_or_else(|_| tz::TimeZone::utc()))
+        let zone = match std::env::var("TZ") {
+            Ok(tz) if tz.trim().is_empty() => Ok(tz::TimeZone::utc()),
+            Ok(tz) => tz::TimeZone::from_posix_tz(&tz),
+            Err(_) => tz::TimeZone::local(),
+        };
+        Self::in_zone(zone.unwrap_or_else(|_| tz::TimeZone::utc()))
     }
 
-    /// Time in the zone a POSIX `TZ` string describes (`CST-8` is China's).
-    pub fn posix(tz: &str) -> Result<Self, String> {
+    /// Time in the zone `tz` names, as `TZ` would: a POSIX string (`CST-8`
+    /// is China's) or a zone name (`Asia/Shanghai`).
+    pub fn zone(tz: &str) -> Result<Self, String> {
         tz::TimeZone::from_posix_tz(tz)
             .map(Self::in_zone)
             .map_err(|e| format!("invalid time zone {tz:?}: {e}"))
@@ -272,18 +280,18 @@ mod tests {
         use std::time::Duration;
         // 2024-05-26 07:51:48.125 UTC.
         let at = UNIX_EPOCH + Duration::from_millis(1_716_709_908_125);
-        let china = Timestamps::posix("CST-8").unwrap();
+        let china = Timestamps::zone("CST-8").unwrap();
         assert_eq!(china.format(at), "15:51:48.125");
-        let utc = Timestamps::posix("UTC0").unwrap();
+        let utc = Timestamps::zone("UTC0").unwrap();
         assert_eq!(utc.format(at), "07:51:48.125");
         // Behind UTC, and across midnight.
-        let west = Timestamps::posix("XXX10").unwrap();
+        let west = Timestamps::zone("XXX10").unwrap();
         assert_eq!(west.format(at), "21:51:48.125");
         // With summer time (Central Europe: +2 in May).
-        let cet = Timestamps::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let cet = Timestamps::zone("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
         assert_eq!(cet.format(at), "09:51:48.125");
         assert_eq!(china.clone().frozen_at(at).now(), "15:51:48.125");
-        assert!(Timestamps::posix("not a zone!").is_err());
+        assert!(Timestamps::zone("not a zone!").is_err());
         let now = Timestamps::local().now();
         assert_eq!(now.len(), 12, "{now}");
     }
