@@ -17,8 +17,8 @@ Examples:
   tcp-server                                   echo server on port 8080, every interface
   tcp-server 9090 --reply 'ok, 问题正在处理中...'  reply to every message (lesson 04)
   tcp-server --once --reply '我是服务器, 你好客户端: {peer}'   one client, then exit (lesson 03)
-  tcp-server 8080 --recv-encoding gbk --send-encoding utf-8   NetAssist on Windows: it sends GBK and shows
-                                               UTF-8, so its 你好 is shown and echoed as 你好
+  tcp-server 8080 --recv-encoding gbk --send-encoding utf-8
+                                               NetAssist on Windows (sends GBK, shows UTF-8)
   tcp-server 8092 -v --timestamps              lesson 13: each read is one record, with its time
   tcp-server 0 --bind 127.0.0.1                any free port, loopback only
   tcp-server 9000 --once --raw > file          receive a file, like nc -l > file (a write error ends it with exit 1)

@@ -19,7 +19,8 @@ Examples:
   udp-echo serve                          echo server on port 8090, every interface (lesson 09)
   udp-echo serve 8090 --count 1 --no-echo receive one datagram, print it, exit (lesson 08)
   udp-echo serve --reply '收到: {peer}'   answer every datagram with this text
-  udp-echo serve --recv-encoding gbk --send-encoding utf-8     NetAssist: GBK in, the same text back in UTF-8
+  udp-echo serve --recv-encoding gbk --send-encoding utf-8
+                                          NetAssist on Windows (sends GBK, shows UTF-8)
   udp-echo send 127.0.0.1 8090 我爱你 --no-wait   send one datagram: 发送完成 (lesson 07)
   udp-echo send 127.0.0.1:8090            send stdin lines, print each echo, stop after exit (09)
   udp-echo send [::1]:8090 ping --repeat 5 --interval 500
@@ -31,8 +32,8 @@ Examples:
   udp-echo serve 8090 --count 1 --no-echo receive one datagram, print it, exit (lesson 08)
   udp-echo serve 0 --bind 127.0.0.1       any free port, loopback only
   udp-echo serve --timestamps             each datagram with the time it arrived
-  udp-echo serve --recv-encoding gbk --send-encoding utf-8     NetAssist on Windows sends GBK and shows
-                                          UTF-8: its 你好 is shown and echoed as 你好";
+  udp-echo serve --recv-encoding gbk --send-encoding utf-8
+                                          NetAssist on Windows (sends GBK, shows UTF-8)";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
