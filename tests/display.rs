@@ -241,7 +241,9 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
     let s = connect(srv.addr);
     (&s).write_all(b"\xc4\xe3\xff").unwrap();
     assert_eq!(read_n(&s, 3), b"\xc4\xe3\xff");
-    // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as UTF-8.
+    // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as
+    // UTF-8, framed as it came: a line with its own ending, a len frame with its
+    // new length.
     let srv = server(
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "line"],
@@ -249,6 +251,13 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
     let s = connect(srv.addr);
     (&s).write_all(b"\xc4\xe3\r\n").unwrap();
     assert_eq!(read_n(&s, 5), "你\r\n".as_bytes());
+    let srv = server(
+        "tcp-server",
+        &["--recv-encoding", "gbk", "--framing", "len"],
+    );
+    let s = connect(srv.addr);
+    (&s).write_all(b"\0\0\0\x04\xc4\xe3\xba\xc3").unwrap();
+    assert_eq!(read_n(&s, 10), "\0\0\0\x06你好".as_bytes());
 }
 
 #[test]
