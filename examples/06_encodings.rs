@@ -9,7 +9,10 @@
 //! 3. a character split across two `recv` calls: decoding each piece alone garbles
 //!    it, one streaming `TextDecoder` per connection keeps it intact;
 //! 4. 😀, which GBK cannot represent: substituted by `?` or refused, with a warning
-//!    either way, never sent as an HTML entity.
+//!    either way, never sent as an HTML entity;
+//! 5. NetAssist: on Windows it sends GBK and shows what it receives as UTF-8. An echo
+//!    server with `--recv-encoding gbk --send-encoding utf-8` sends back the *text*,
+//!    re-encoded; with one encoding both ways, the bytes as they came.
 //!
 //! Run (TEXT is optional and replaces "你好" in steps 1 and 2):
 //!
@@ -18,9 +21,12 @@
 //! cargo run --example 06_encodings -- 我是客户端小黑
 //! ```
 //!
-//! Nothing to run in another terminal. To see the same bytes on a real socket:
-//! `cargo run --bin tcp-server -- 8080 --hex` in one terminal and
-//! `cargo run --bin tcp-client -- 127.0.0.1 8080 你好 --send-encoding gbk` in another.
+//! Nothing to run in another terminal. To see the same on a real socket, play
+//! NetAssist with `tcp-client --send-encoding gbk`:
+//! `cargo run --bin tcp-server -- 8080 --recv-encoding gbk --send-encoding utf-8` in
+//! one terminal shows `[ADDR] 你好`, and
+//! `cargo run --bin tcp-client -- 127.0.0.1 8080 你好 --send-encoding gbk --hex` in
+//! another shows the UTF-8 bytes that came back, `e4 bd a0 e5 a5 bd`.
 
 use socktools::hex::py_repr;
 use std::process::ExitCode;
@@ -29,6 +35,7 @@ use socktools::codec::{
     self, CodecError, Encoding, TextDecoder, TextEncoder, Unmappable, parse_label,
 };
 use socktools::hex;
+use socktools::message::{Echo, invalid_bytes_warning};
 
 const USAGE: &str = "usage: 06_encodings [TEXT]   (default 你好)";
 
@@ -60,6 +67,8 @@ fn run(text: &str) -> Result<(), CodecError> {
     // encoding, the way `--encoding gbk` does in the tools.
     let utf8 = parse_label("utf-8")?;
     let gbk = parse_label("gbk")?;
+    //    Windows and Python also call GBK "cp936" (or "936"): the same encoding.
+    let cp936 = parse_label("cp936")?;
 
     // 1. 编码 — encode: the same text, two encodings, different bytes.
     //    Python: `"你好".encode("UTF-8")` and `"你好".encode("gbk")`.
@@ -79,6 +88,10 @@ fn run(text: &str) -> Result<(), CodecError> {
         );
     }
     println!("A CJK character takes 3 bytes in UTF-8 and 2 in GBK; ASCII is 1 byte in both.");
+    println!(
+        "(Windows and Python call GBK \"cp936\"; `--encoding cp936` is {}.)",
+        cp936.name()
+    );
 
     // 2. 解码 — decode with the right codec, then with the wrong one.
     //    `TextDecoder::decode(bytes, true)`: `true` says the stream ends here.
@@ -105,8 +118,14 @@ fn run(text: &str) -> Result<(), CodecError> {
         code_points(&wrong),
         decoder.had_errors()
     );
-    println!("The fix is not in the code but in agreement: both sides must use one encoding");
-    println!("(NetAssist on Windows sends GBK: talk to it with `--encoding gbk`).");
+    //    What the tools say when that happens: the warning tries the likely encodings
+    //    (UTF-8, GBK, Big5, never the one in use) and names one that reads the bytes.
+    println!(
+        "tcp-server, given GBK bytes: warning: {}",
+        invalid_bytes_warning(utf8, &gbk_bytes)
+    );
+    println!("The fix is not in the code but in agreement: each side must read bytes in the");
+    println!("encoding the other side writes them in (step 5).");
 
     // 3. 分两次接收 — one character split across two reads.
     //    TCP is a byte stream: `recv(1024)` returns whatever has arrived, and the
@@ -172,6 +191,33 @@ fn run(text: &str) -> Result<(), CodecError> {
     //    successor, can encode every character:
     show_bytes("😀 in UTF-8  ", &encode(utf8, "😀")?);
     show_bytes("😀 in GB18030", &encode(parse_label("gb18030")?, "😀")?);
+
+    // 5. 网络调试助手 — NetAssist on Windows sends GBK and shows what it receives as
+    //    UTF-8 (the notes: 接受消息类型UTF-8, 发送消息类型GBK). So a server that talks
+    //    to it reads GBK (`--recv-encoding gbk`) and writes UTF-8 (`--send-encoding
+    //    utf-8`). An echo server with two encodings sends back the TEXT: decode, then
+    //    encode. With one encoding both ways it sends back the bytes as they came.
+    heading("5. Echoing to NetAssist: the text, not the bytes");
+    let netassist_sends = encode(gbk, "你好")?;
+    let mut echo = Echo::new(gbk, utf8, Unmappable::Substitute);
+    //    `read` is for one `recv` of a stream: like the display, it keeps a character
+    //    cut off at the end of one read for the next.
+    let (first, second) = netassist_sends.split_at(1);
+    let mut back = echo.read(first)?.bytes;
+    back.extend(echo.read(second)?.bytes);
+    println!(
+        "--recv-encoding gbk --send-encoding utf-8: {} in (as two reads), {} back = {:?}",
+        py_repr(&netassist_sends),
+        py_repr(&back),
+        TextDecoder::new(utf8).decode(&back, true)
+    );
+    let same = Echo::new(gbk, gbk, Unmappable::Substitute)
+        .read(&netassist_sends)?
+        .bytes;
+    println!(
+        "--encoding gbk (one encoding both ways)  : {} back, untouched; NetAssist would show it as 乱码",
+        py_repr(&same)
+    );
     Ok(())
 }
 

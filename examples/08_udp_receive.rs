@@ -153,6 +153,7 @@ fn with_library(args: &Args) -> Result<(), String> {
         // One datagram, like the notes' single recvfrom.
         count: Some(1),
         show: socktools::message::Show::Text(args.encoding),
+        stamps: None,
         recv_encoding: args.encoding,
         send: socktools::message::SendOptions {
             encoding: args.encoding,

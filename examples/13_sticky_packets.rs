@@ -12,6 +12,11 @@
 //!   (`--framing len` in tcp-client/tcp-server), and `socktools::framing` cuts the
 //!   stream back into the two messages, even though they again arrived in one read.
 //!
+//! Each part ends with what `tcp-server` prints for it (`socktools::message::Incoming`):
+//! one record per read in part 1 (the notes' lines `one\n`, `two\n`, `three\n` sent
+//! the same way show as one record whose further lines are marked `│`, and a last
+//! line `└ 14 bytes in one read`), one record per message in part 2.
+//!
 //! To make part 1 repeatable, the server reads only after the client has sent
 //! both messages and both have reached the server's receive buffer. In real
 //! programs nobody waits like this, so sometimes messages stick and sometimes they
@@ -39,6 +44,7 @@ use std::time::{Duration, Instant};
 use socktools::addr::{Family, describe_io};
 use socktools::framing::{DEFAULT_MAX_FRAME, FrameReader, Framing, encode_frame};
 use socktools::hex;
+use socktools::message::{Incoming, Show};
 use socktools::net::{ListenSpec, tcp_listener};
 
 /// The two messages the client sends, one `write_all` each.
@@ -181,6 +187,18 @@ fn server_raw(listener: &TcpListener, sent: &mpsc::Receiver<usize>) -> Result<()
         println!("=> (this time the bytes were split differently; run it again)");
     }
 
+    //    What `tcp-server` shows: one record per read, whatever the read holds. Lines
+    //    sent the same way (`send(b'one\n')`, `send(b'two\n')`, `send(b'three\n')`)
+    //    and read together are one record too: the lines after the first are marked
+    //    under it, and its size comes last.
+    let peer = conn.peer_addr().map_err(|e| e.to_string())?;
+    let mut display = Incoming::new(Show::Text(encoding_rs::UTF_8), Some(format!("[{peer}] ")));
+    let mut shown = Vec::new();
+    display.render(got, false, &mut shown);
+    display.render(b"one\ntwo\nthree\n", false, &mut shown);
+    println!("tcp-server shows this read, and then a read of b'one\\ntwo\\nthree\\n', as:");
+    print!("{}", String::from_utf8_lossy(&shown));
+
     // 服务端 7. 关闭套接字 — the sockets close when `conn` and the listener are
     //    dropped, at the end of this function and of `demo`.
     Ok(())
@@ -196,7 +214,11 @@ fn server_len(listener: &TcpListener, sent: &mpsc::Receiver<usize>) -> Result<()
     //    read 4 bytes of length N, then wait for exactly N more. Leftover bytes stay
     //    buffered for the next message. `LoggedReads` prints each socket read, so
     //    you can see one read bringing both messages.
+    let peer = conn.peer_addr().map_err(|e| e.to_string())?;
     let mut frames = FrameReader::new(LoggedReads(conn), Framing::Len, DEFAULT_MAX_FRAME);
+    // What `tcp-server --framing len` prints: one record per message.
+    let mut display = Incoming::new(Show::Text(encoding_rs::UTF_8), Some(format!("[{peer}] ")));
+    let mut shown = Vec::new();
     let mut count = 0;
     loop {
         let frame = match frames.read_frame() {
@@ -214,6 +236,7 @@ fn server_len(listener: &TcpListener, sent: &mpsc::Receiver<usize>) -> Result<()
             py_repr(payload),
             String::from_utf8_lossy(frame.payload())
         );
+        display.render(frame.payload(), true, &mut shown);
     }
     println!("服务端 read_frame -> None: the client closed after a complete message");
     if count == MESSAGES.len() {
@@ -221,6 +244,8 @@ fn server_len(listener: &TcpListener, sent: &mpsc::Receiver<usize>) -> Result<()
             "=> fixed: {count} sends, {count} messages, even though they arrived in one read."
         );
     }
+    println!("tcp-server --framing len shows them as:");
+    print!("{}", String::from_utf8_lossy(&shown));
     // 服务端 7. 关闭套接字 — dropped at the end of this function and of `demo`.
     Ok(())
 }

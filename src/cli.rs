@@ -16,7 +16,7 @@ use crate::codec::{self, CodecError, Encoding, Unmappable};
 use crate::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::hex::HexError;
 use crate::message::{SendOptions, Show};
-use crate::output::Verbosity;
+use crate::output::{Timestamps, Verbosity};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;
@@ -76,15 +76,15 @@ pub struct CommonArgs {
     #[arg(short = '6', global = true)]
     pub ipv6: bool,
 
-    /// Text encoding for both directions: utf-8, gbk, gb18030, big5, shift_jis, … (any WHATWG label).
+    /// Text encoding for both directions: utf-8, gbk (Windows calls it cp936), gb18030, big5, shift_jis, … (any WHATWG label).
     #[arg(short = 'e', long, global = true, value_name = "LABEL", default_value = "utf-8", value_parser = encoding_arg)]
     pub encoding: &'static Encoding,
 
-    /// Encoding of what is sent (overrides --encoding); NetAssist on Windows expects gbk.
+    /// Encoding of the text we send (overrides --encoding). An echo with two different encodings sends back the text, re-encoded; with one, the bytes as they came.
     #[arg(long, global = true, value_name = "LABEL", value_parser = encoding_arg)]
     pub send_encoding: Option<&'static Encoding>,
 
-    /// Encoding of what is received (overrides --encoding).
+    /// Encoding received bytes are read in (overrides --encoding). NetAssist on Windows sends GBK and shows what it receives as UTF-8: talk to it with --recv-encoding gbk --send-encoding utf-8.
     #[arg(long, global = true, value_name = "LABEL", value_parser = encoding_arg)]
     pub recv_encoding: Option<&'static Encoding>,
 
@@ -99,6 +99,10 @@ pub struct CommonArgs {
     /// Messages are hex digits ("48 65 6c 0d 0a" or "48656c0d0a"), sent as those bytes.
     #[arg(long, global = true)]
     pub send_hex: bool,
+
+    /// Local time (HH:MM:SS.mmm) before each record received: each read, framed message or datagram.
+    #[arg(long, global = true)]
+    pub timestamps: bool,
 
     /// More detail on stderr: every read and write with its size.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
@@ -154,6 +158,11 @@ impl CommonArgs {
         } else {
             Show::Text(self.recv_encoding())
         }
+    }
+
+    /// The clock of `--timestamps`, if given.
+    pub fn timestamps(&self) -> Option<Timestamps> {
+        self.timestamps.then(Timestamps::local)
     }
 
     /// How typed text becomes bytes.

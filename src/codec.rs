@@ -17,13 +17,16 @@
 //! web browsers use. This module adds what a socket tool needs on top:
 //!
 //! * [`parse_label`] understands the names people type (`gbk`, `GB2312`,
-//!   ` utf8 `) and gives a helpful error for the ones it does not know;
+//!   ` utf8 `, and the Windows code page names `cp936` and `936` that Python
+//!   accepts) and gives a helpful error for the ones it does not know;
 //! * [`TextDecoder`] is *streaming*: TCP may split one character across two
 //!   `read()` calls, and the decoder remembers the first half until the second
 //!   half arrives;
 //! * [`TextEncoder`] refuses or substitutes characters the target encoding
 //!   cannot represent, instead of silently sending HTML entities such as
-//!   `&#128512;` to a peer that never asked for HTML.
+//!   `&#128512;` to a peer that never asked for HTML;
+//! * [`suggest_encoding`] finds which common encoding some bytes that were
+//!   not valid in the chosen one do decode in, so a warning can name it.
 
 use encoding_rs::{CoderResult, Decoder, Encoder, EncoderResult, UTF_8, UTF_16BE, UTF_16LE};
 
@@ -35,8 +38,32 @@ pub use encoding_rs::Encoding;
 ///
 /// Many more are accepted (every WHATWG label, e.g. `gb2312`, `latin1`,
 /// `sjis`), but these are the ones a learner is likely to need.
-const COMMON_LABELS: &str = "utf-8, gbk, gb18030, big5, shift_jis, euc-kr, euc-jp, utf-16le, \
-                             utf-16be, windows-1252, iso-8859-1";
+const COMMON_LABELS: &str = "utf-8, gbk (also cp936, 936), gb18030, big5 (cp950), \
+                             shift_jis (cp932), euc-kr (cp949), euc-jp, utf-16le, utf-16be, \
+                             windows-1252, iso-8859-1";
+
+/// Windows code page names, which Python (and Windows itself) use for these
+/// encodings but the WHATWG standard does not list: `"你好".encode("cp936")`
+/// is how a Windows program's GBK is often spelled.
+const CODE_PAGES: &[(&str, &Encoding)] = &[
+    ("cp936", encoding_rs::GBK),
+    ("936", encoding_rs::GBK),
+    ("ms936", encoding_rs::GBK),
+    ("windows-936", encoding_rs::GBK),
+    ("cp54936", encoding_rs::GB18030),
+    ("54936", encoding_rs::GB18030),
+    ("cp950", encoding_rs::BIG5),
+    ("950", encoding_rs::BIG5),
+    ("ms950", encoding_rs::BIG5),
+    ("cp932", encoding_rs::SHIFT_JIS),
+    ("932", encoding_rs::SHIFT_JIS),
+    ("ms932", encoding_rs::SHIFT_JIS),
+    ("cp949", encoding_rs::EUC_KR),
+    ("949", encoding_rs::EUC_KR),
+    ("ms949", encoding_rs::EUC_KR),
+    ("cp65001", UTF_8),
+    ("65001", UTF_8),
+];
 
 /// Upper bound for a single buffer reservation while converting.
 ///
@@ -76,6 +103,10 @@ pub enum CodecError {
 /// programs that claim "GB2312" nearly always send GBK, so browsers - and we -
 /// treat the two names as one encoding.)
 ///
+/// Windows code page names are accepted too, as Python accepts them:
+/// `cp936` and `936` give GBK, `cp950` Big5, `cp932` Shift_JIS, `cp949`
+/// EUC-KR, `cp65001` UTF-8.
+///
 /// The WHATWG standard also maps a few dangerous legacy labels such as
 /// `iso-2022-kr` and `hz-gb-2312` to a special "replacement" encoding that
 /// decodes *everything* to a single `U+FFFD`. That protects browsers, but it
@@ -85,12 +116,64 @@ pub enum CodecError {
 ///
 /// [`CodecError::UnknownLabel`] if the label names no usable encoding.
 pub fn parse_label(label: &str) -> Result<&'static Encoding, CodecError> {
+    let trimmed = label.trim();
+    if let Some(&(_, enc)) = CODE_PAGES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(trimmed))
+    {
+        return Ok(enc);
+    }
     // `for_label_no_replacement` returns `None` both for unknown labels and
     // for labels that map to the "replacement" encoding.
-    Encoding::for_label_no_replacement(label.trim().as_bytes()).ok_or_else(|| {
-        CodecError::UnknownLabel {
-            label: label.to_owned(),
+    Encoding::for_label_no_replacement(trimmed.as_bytes()).ok_or_else(|| CodecError::UnknownLabel {
+        label: label.to_owned(),
+    })
+}
+
+/// The label to type for `enc` on the command line (`gbk`, `utf-8`, `big5`):
+/// its name in lower case, which [`parse_label`] accepts.
+pub fn label(enc: &'static Encoding) -> String {
+    enc.name().to_ascii_lowercase()
+}
+
+/// The encodings a peer of this course plausibly sends, most likely first:
+/// UTF-8 (Ubuntu, Python's default), GBK (Windows in China, NetAssist; its
+/// decoder also takes GB18030's four-byte sequences), Big5 (Windows in
+/// Taiwan and Hong Kong). UTF-8 comes first because random bytes are seldom
+/// valid UTF-8, while many byte strings happen to be valid GBK.
+const LIKELY: [&Encoding; 3] = [UTF_8, encoding_rs::GBK, encoding_rs::BIG5];
+
+/// The likely encodings ([`suggest_encoding`] tries them) other than
+/// `in_use`, most likely first. GBK and GB18030 share one decoder, so one
+/// in use rules out the other too.
+pub fn likely_besides(in_use: &'static Encoding) -> Vec<&'static Encoding> {
+    let family = |e: &'static Encoding| {
+        if e == encoding_rs::GB18030 {
+            encoding_rs::GBK
+        } else {
+            e
         }
+    };
+    LIKELY
+        .into_iter()
+        .filter(|&e| family(e) != family(in_use))
+        .collect()
+}
+
+/// Which likely encoding other than `in_use` decodes `bytes` without an error,
+/// and the text it gives: the hint for bytes that `in_use` could not decode.
+/// `bytes` may stop inside a character (a read cut there): an unfinished last
+/// character does not count against an encoding. None when none of them
+/// decodes the bytes.
+pub fn suggest_encoding(
+    in_use: &'static Encoding,
+    bytes: &[u8],
+) -> Option<(&'static Encoding, String)> {
+    likely_besides(in_use).into_iter().find_map(|e| {
+        let mut decoder = TextDecoder::new(e);
+        let mut text = String::new();
+        let bad = decoder.decode_into(bytes, false, &mut text);
+        (!bad).then_some((e, text))
     })
 }
 
@@ -176,8 +259,10 @@ impl TextDecoder {
 
     /// [`Self::decode`], appending to `out`: a server that decodes every message
     /// of a thousand clients reuses one buffer per client instead of asking the
-    /// allocator (shared by all threads) twice per message.
-    pub fn decode_into(&mut self, bytes: &[u8], last: bool, out: &mut String) {
+    /// allocator (shared by all threads) twice per message. Returns whether
+    /// bytes of this call were invalid (and shown as U+FFFD).
+    pub fn decode_into(&mut self, bytes: &[u8], last: bool, out: &mut String) -> bool {
+        let mut replaced_any = false;
         let mut rest = bytes;
         loop {
             // Reserve the worst case so the decoder can usually finish in one
@@ -190,6 +275,7 @@ impl TextDecoder {
                 .min(MAX_RESERVE);
             out.reserve(room);
             let (result, read, replaced) = self.decoder.decode_to_string(rest, out, last);
+            replaced_any |= replaced;
             self.had_errors |= replaced;
             rest = rest.get(read..).unwrap_or_default();
             match result {
@@ -204,6 +290,27 @@ impl TextDecoder {
             // stream, so start afresh in case the caller keeps going.
             self.decoder = self.encoding.new_decoder_with_bom_removal();
         }
+        replaced_any
+    }
+
+    /// Decodes one `read()` of a stream, appending to `out`; returns whether
+    /// some of its bytes were invalid.
+    ///
+    /// Like [`Self::decode_into`] with `last = false`, a character cut off at
+    /// the end waits for the next read, unless this read held invalid bytes.
+    /// Then the stream is evidently not in this encoding (GBK read as UTF-8,
+    /// say), and its unfinished tail is just as likely garbage: it is shown as
+    /// U+FFFD now, with the rest of its read, instead of turning up in front
+    /// of the next read, or on its own when the peer closes. So `c4 e3 ba c3`
+    /// (GBK 你好) read as UTF-8 is one `���`, not `��` and later `�`.
+    pub fn decode_read_into(&mut self, bytes: &[u8], out: &mut String) -> bool {
+        let bad = self.decode_into(bytes, false, out);
+        if bad {
+            self.decode_into(&[], true, out);
+            // The stream goes on: a byte order mark after this is data.
+            self.decoder = self.encoding.new_decoder_without_bom_handling();
+        }
+        bad
     }
 
     /// Returns `true` if any invalid byte has been seen on this stream so far.
@@ -677,9 +784,85 @@ mod tests {
         }
         assert_eq!(
             parse_label("xyz").unwrap_err().to_string(),
-            "unknown encoding \"xyz\"; try one of: utf-8, gbk, gb18030, big5, shift_jis, \
-             euc-kr, euc-jp, utf-16le, utf-16be, windows-1252, iso-8859-1"
+            "unknown encoding \"xyz\"; try one of: utf-8, gbk (also cp936, 936), gb18030, \
+             big5 (cp950), shift_jis (cp932), euc-kr (cp949), euc-jp, utf-16le, utf-16be, \
+             windows-1252, iso-8859-1"
         );
+    }
+
+    #[test]
+    fn windows_code_page_names_as_python_has_them() {
+        for (label, expected) in [
+            ("cp936", GBK),
+            ("CP936", GBK),
+            (" 936 ", GBK),
+            ("ms936", GBK),
+            ("cp950", BIG5),
+            ("cp932", SHIFT_JIS),
+            ("cp949", encoding_rs::EUC_KR),
+            ("cp65001", UTF_8),
+            ("cp1252", encoding_rs::WINDOWS_1252),
+        ] {
+            assert_eq!(parse_label(label).unwrap(), expected, "{label}");
+        }
+        assert!(parse_label("9360").is_err());
+        assert_eq!(label(GBK), "gbk");
+        assert_eq!(parse_label(&label(SHIFT_JIS)).unwrap(), SHIFT_JIS);
+    }
+
+    #[test]
+    fn suggestion_names_an_encoding_that_decodes_and_never_the_one_in_use() {
+        // GBK bytes at a UTF-8 server: GBK.
+        let (enc, text) = suggest_encoding(UTF_8, NIHAO_GBK).unwrap();
+        assert_eq!((enc, text.as_str()), (GBK, "你好"));
+        // UTF-8 bytes at a GBK server (我爱你\n is not valid GBK): UTF-8.
+        let mut utf8 = encode(UTF_8, "我爱你");
+        utf8.push(b'\n');
+        assert!(
+            TextDecoder::new(GBK)
+                .decode(&utf8, true)
+                .contains('\u{fffd}')
+        );
+        let (enc, text) = suggest_encoding(GBK, &utf8).unwrap();
+        assert_eq!((enc, text.as_str()), (UTF_8, "我爱你\n"));
+        assert_eq!(suggest_encoding(GB18030, &utf8).unwrap().0, UTF_8);
+        // A read cut inside a character still counts as decodable.
+        assert_eq!(suggest_encoding(UTF_8, &NIHAO_GBK[..3]).unwrap().0, GBK);
+        // Never the encoding in use, nor its GB18030 twin.
+        for in_use in [UTF_8, GBK, GB18030, BIG5] {
+            for bytes in [NIHAO_GBK, NIHAO_UTF8, &utf8[..], b"\xff\xfe\x80"] {
+                if let Some((enc, _)) = suggest_encoding(in_use, bytes) {
+                    assert_ne!(enc, in_use);
+                    assert!(!(in_use == GB18030 && enc == GBK));
+                }
+            }
+        }
+        // Bytes that nothing likely decodes.
+        assert_eq!(suggest_encoding(UTF_8, b"\xff\xff\xff"), None);
+    }
+
+    #[test]
+    fn a_read_with_invalid_bytes_does_not_keep_its_tail_for_the_next() {
+        // GBK 你好 read as UTF-8: c4 and e3 ba are invalid; c3 could start a
+        // character, but in a read that is not UTF-8 it is shown now.
+        let mut dec = TextDecoder::new(UTF_8);
+        let mut out = String::new();
+        assert!(dec.decode_read_into(NIHAO_GBK, &mut out));
+        assert_eq!(out, "\u{fffd}\u{fffd}\u{fffd}");
+        assert_eq!(dec.decode(b"", true), "");
+        // A valid read cut inside a character keeps it for the next read.
+        let mut dec = TextDecoder::new(UTF_8);
+        let mut out = String::new();
+        assert!(!dec.decode_read_into(&NIHAO_UTF8[..4], &mut out));
+        assert_eq!(out, "你");
+        assert!(!dec.decode_read_into(&NIHAO_UTF8[4..], &mut out));
+        assert_eq!(out, "你好");
+        // After a bad read the stream goes on, a BOM there being data.
+        let mut dec = TextDecoder::new(UTF_8);
+        let mut out = String::new();
+        dec.decode_read_into(b"\xff", &mut out);
+        dec.decode_read_into(b"\xef\xbb\xbfok", &mut out);
+        assert_eq!(out, "\u{fffd}\u{feff}ok");
     }
 
     #[test]

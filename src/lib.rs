@@ -19,8 +19,8 @@
 //! | [`framing`] | 13 sticky packets 黏包 | raw / line / 4-byte length framing |
 //! | [`chat`] | 10 UDP chat, 11 TCP chat | two-person chat over TCP or UDP, both typing at once; a line editor for terminals; a multi-user room |
 //! | [`tftp`] | 12 TFTP download | packets, netascii, retransmission timer, transfer engine, `tftp-serve` / `tftp-get` / `tftp-put` |
-//! | [`message`] | 02, 06, 13 | text ↔ wire bytes: encode, hex, line endings, framing |
-//! | [`output`] | all | data to stdout, logs to stderr |
+//! | [`message`] | 02, 06, 13 | text ↔ wire bytes: encode, hex, line endings, framing; what arrives shown as records (one read, one record); the echo rule for two encodings |
+//! | [`output`] | all | data to stdout, logs to stderr; the `--timestamps` clock |
 //! | [`cli`] | all | the flags every tool shares, exit codes |
 //!
 //! Lesson 14 (the socket API table) maps onto std: `settimeout` is

@@ -1,16 +1,45 @@
 //! Messages both ways: what a person types becomes bytes on the wire, and bytes that arrive become text to read (lessons 02, 06, 13).
 //!
-//! Every tool does the same two conversions, so they live here once:
+//! Every tool does the same conversions, so they live here once:
 //! - [`Outgoing`]: a command-line message or a stdin line → encode (`--send-encoding`)
 //!   or parse hex (`--send-hex`) → add a line ending (`--crlf`) → frame (`--framing`).
 //! - [`Incoming`]: received bytes → decode (`--recv-encoding`, streaming) or hex-dump
-//!   (`--hex`) or pass through untouched (`--raw`) → optionally prefix `[ADDR] `.
+//!   (`--hex`) or pass through untouched (`--raw`) → shown as records.
+//! - [`Echo`]: what an echo server sends back: the bytes as they came, or, when
+//!   `--recv-encoding` and `--send-encoding` differ, the same text re-encoded.
+//!
+//! # Records: one read is one record
+//!
+//! TCP carries bytes, not messages (lesson 13, 黏包): three `send`s may come out
+//! of one `recv`. So what a server shows is one *record* per `read()` (with
+//! `--framing raw`), per framed message (`--framing line`/`len`) or per datagram
+//! (UDP), never one per line: a record that holds several lines says so. Its
+//! first line starts with the head — the `--timestamps` time and the `[ADDR] `
+//! prefix — the others are marked `│` under it, and a last line `└` gives the
+//! record's size:
+//!
+//! ```text
+//! [127.0.0.1:5000] one
+//!                │ two
+//!                │ three
+//!                └ 14 bytes in one read
+//! ```
+//!
+//! A record of one line is just that line (`[127.0.0.1:5000] hello`). Every
+//! line on screen starts with a head or a mark that we wrote, never with bytes
+//! a peer sent, so no peer can make its text look like another client's
+//! record. Without a head (`tcp-client`, `udp-echo send`'s replies) text is
+//! shown as the byte stream it is, the way `nc` shows it, unless
+//! `--timestamps` asks for a time before each record.
 
 use std::io::{self, BufRead};
+
+use unicode_width::UnicodeWidthStr;
 
 use crate::codec::{self, CodecError, Encoding, TextDecoder, TextEncoder, Unmappable};
 use crate::framing::{self, FrameError, Framing};
 use crate::hex::{self, HexDumper, HexError};
+use crate::output::Timestamps;
 
 /// How received bytes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +63,60 @@ impl Show {
     }
 }
 
+/// What one record is, named in its size line (`└ 14 bytes in one read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Whatever one `read()` of a TCP stream returned (`--framing raw`).
+    Read,
+    /// One framed message (`--framing line`/`len`, a chat line).
+    Message,
+    /// One UDP datagram.
+    Datagram,
+}
+
+impl Unit {
+    /// `read`, `message`, `datagram`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Read => "read",
+            Unit::Message => "message",
+            Unit::Datagram => "datagram",
+        }
+    }
+}
+
+/// Append one record (see the [module docs](self)): `head` and the first line
+/// of `body`, each further line marked `│` under it, and, when there were
+/// several lines, `└ N bytes in one UNIT`. One line ending at the end of
+/// `body` is dropped (the record's own line ends it); the lines' text goes
+/// through [`push_visible`]. Chat and the other tools render a message this
+/// way, whatever its head.
+pub fn push_record(head: &str, body: &str, bytes: usize, unit: Unit, out: &mut Vec<u8>) {
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    let mut lines = body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    out.extend_from_slice(head.as_bytes());
+    push_visible(lines.next().unwrap_or_default(), out);
+    out.push(b'\n');
+    let mut rest = lines.peekable();
+    if rest.peek().is_none() {
+        return;
+    }
+    // The marks stand in the head's last two columns, so that every line's
+    // text starts in the same column as the first line's.
+    let indent = " ".repeat(head.width().saturating_sub(2));
+    for line in rest {
+        out.extend_from_slice(indent.as_bytes());
+        out.extend_from_slice("│".as_bytes());
+        if !line.is_empty() {
+            out.push(b' ');
+            push_visible(line, out);
+        }
+        out.push(b'\n');
+    }
+    let s = if bytes == 1 { "" } else { "s" };
+    out.extend_from_slice(format!("{indent}└ {bytes} byte{s} in one {}\n", unit.name()).as_bytes());
+}
+
 /// Turns received messages into what is printed, one instance per connection (the
 /// decoder carries half a character from one read to the next).
 pub struct Incoming {
@@ -41,17 +124,25 @@ pub struct Incoming {
     decoder: Option<TextDecoder>,
     dumper: HexDumper,
     prefix: Option<String>,
+    stamps: Option<Timestamps>,
     mid_line: bool,
     /// Decoded text of the message being rendered, kept for the next one.
     scratch: String,
+    /// The first received bytes that were not valid text (at most
+    /// [`SAMPLE`]), to find the encoding they are in for the warning.
+    bad_sample: Vec<u8>,
 }
 
 /// Largest decode buffer an [`Incoming`] keeps between messages.
 const SCRATCH_KEEP: usize = 64 * 1024;
 
+/// How many bytes of the first invalid read are kept to test other encodings on.
+const SAMPLE: usize = 4096;
+
 impl Incoming {
-    /// `prefix` (such as `[127.0.0.1:5000] `) starts every printed line; without one,
-    /// text is printed as a continuous stream, the way `nc` shows it.
+    /// `prefix` (such as `[127.0.0.1:5000] `) starts every record; without one
+    /// (and without [`Self::with_timestamps`]), text is printed as a continuous
+    /// stream, the way `nc` shows it.
     pub fn new(show: Show, prefix: Option<String>) -> Self {
         let decoder = match show {
             Show::Text(enc) => Some(TextDecoder::new(enc)),
@@ -62,28 +153,88 @@ impl Incoming {
             decoder,
             dumper: HexDumper::new(),
             prefix,
+            stamps: None,
             mid_line: false,
             scratch: String::new(),
+            bad_sample: Vec::new(),
         }
     }
 
-    /// Append the printable form of one received message to `out`. `framed` says the
-    /// message is a whole frame (a line, a length-prefixed message): it then gets a
-    /// line of its own even without a prefix.
+    /// `--timestamps`: the time each record arrived, before it (and before its
+    /// prefix). Even without a prefix, received bytes are then shown as
+    /// records, since a time only means something for a record. `--raw` output
+    /// stays untouched.
+    pub fn with_timestamps(mut self, stamps: Option<Timestamps>) -> Self {
+        self.stamps = stamps;
+        self
+    }
+
+    /// Are received bytes shown as records (a head before each), or as a stream?
+    pub fn records(&self) -> bool {
+        self.prefix.is_some() || self.stamps.is_some()
+    }
+
+    /// What starts a record now: the time, then the prefix.
+    fn head(&self) -> String {
+        let mut head = String::new();
+        if let Some(t) = &self.stamps {
+            head.push_str(&t.now());
+            head.push(' ');
+        }
+        if let Some(p) = &self.prefix {
+            head.push_str(p);
+        }
+        head
+    }
+
+    fn record(&self, body: &str, bytes: usize, unit: Unit, out: &mut Vec<u8>) {
+        push_record(&self.head(), body, bytes, unit, out);
+    }
+
+    fn keep_sample(&mut self, payload: &[u8]) {
+        if self.bad_sample.is_empty() {
+            self.bad_sample = payload[..payload.len().min(SAMPLE)].to_vec();
+        }
+    }
+
+    /// Append the printable form of one received message to `out`: one `read()`
+    /// of a stream, or with `framed` one whole frame (a line, a length-prefixed
+    /// message), which then gets a record, or without a head a line, of its own
+    /// even when it is empty.
     pub fn render(&mut self, payload: &[u8], framed: bool, out: &mut Vec<u8>) {
+        let unit = if framed { Unit::Message } else { Unit::Read };
         match self.show {
             Show::Raw => out.extend_from_slice(payload),
             Show::Hex => {
                 let dump = self.dumper.dump(payload);
-                self.lines(&dump, out);
+                if !self.records() {
+                    out.extend_from_slice(dump.as_bytes());
+                } else if !dump.is_empty() || framed {
+                    self.record(&dump, payload.len(), unit, out);
+                }
             }
             Show::Text(_) => {
                 let mut text = std::mem::take(&mut self.scratch);
                 text.clear();
                 if let Some(d) = &mut self.decoder {
-                    d.decode_into(payload, false, &mut text);
+                    // A frame is a whole message: a character cannot go on in
+                    // the next one. A read may end inside one.
+                    let bad = if framed {
+                        d.decode_into(payload, true, &mut text)
+                    } else {
+                        d.decode_read_into(payload, &mut text)
+                    };
+                    if bad {
+                        self.keep_sample(payload);
+                    }
                 }
-                self.text(&text, framed, out);
+                if !self.records() {
+                    self.stream_text(&text, framed, out);
+                } else if !text.is_empty() || framed {
+                    // (A read that holds only the start of a character shows it
+                    // in the record of the read that completes it.)
+                    self.record(&text, payload.len(), unit, out);
+                }
                 // Kept for the next message, unless a bulk read made it big: a
                 // thousand idle clients should not each hold on to megabytes.
                 if text.capacity() <= SCRATCH_KEEP {
@@ -96,27 +247,31 @@ impl Incoming {
     /// Append the printable form of a message that is complete in itself — a UDP
     /// datagram (lessons 07–09). Unlike [`Self::render`], nothing carries over:
     /// the text is decoded with a definite end (a character cut off at the end
-    /// shows as U+FFFD on the same line, not at the start of the next message, which
+    /// shows as U+FFFD in this record, not at the start of the next message, which
     /// may come from someone else), a hex dump starts at offset 0, and the message
-    /// gets a line of its own even when it is empty.
+    /// gets a record, or a line, of its own even when it is empty.
     pub fn render_whole(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         match self.show {
             Show::Raw => out.extend_from_slice(payload),
             Show::Hex => {
                 let dump = hex::dump(payload);
-                if dump.is_empty() && self.prefix.is_none() {
+                if self.records() {
+                    self.record(&dump, payload.len(), Unit::Datagram, out);
+                } else if dump.is_empty() {
                     out.push(b'\n');
                 } else {
-                    self.lines(&dump, out);
+                    out.extend_from_slice(dump.as_bytes());
                 }
             }
             Show::Text(_) => {
-                let text = match &mut self.decoder {
-                    Some(d) => d.decode(payload, true),
-                    None => String::new(),
-                };
-                if self.prefix.is_some() {
-                    self.text(&text, true, out);
+                let mut text = String::new();
+                if let Some(d) = &mut self.decoder
+                    && d.decode_into(payload, true, &mut text)
+                {
+                    self.keep_sample(payload);
+                }
+                if self.records() {
+                    self.record(&text, payload.len(), Unit::Datagram, out);
                 } else {
                     out.extend_from_slice(text.as_bytes());
                     if !text.ends_with('\n') {
@@ -128,45 +283,31 @@ impl Incoming {
         }
     }
 
-    fn text(&mut self, text: &str, framed: bool, out: &mut Vec<u8>) {
-        if self.prefix.is_some() {
-            if !text.is_empty() || framed {
-                let body = text
-                    .strip_suffix('\n')
-                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
-                    .unwrap_or(text);
-                self.lines(body, out);
-            }
-        } else {
-            out.extend_from_slice(text.as_bytes());
-            if framed {
-                out.push(b'\n');
-            }
-            if !text.is_empty() || framed {
-                self.mid_line = !framed && !text.ends_with('\n');
-            }
-        }
-    }
-
-    /// Each line of `body` with the prefix in front (or `body` as is, without one).
-    fn lines(&mut self, body: &str, out: &mut Vec<u8>) {
-        let Some(prefix) = &self.prefix else {
-            out.extend_from_slice(body.as_bytes());
-            return;
-        };
-        let body = body.strip_suffix('\n').unwrap_or(body);
-        for line in body.split('\n') {
-            out.extend_from_slice(prefix.as_bytes());
-            push_visible(line.strip_suffix('\r').unwrap_or(line), out);
+    /// Text without a head: the stream as it is.
+    fn stream_text(&mut self, text: &str, framed: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(text.as_bytes());
+        if framed {
             out.push(b'\n');
+        }
+        if !text.is_empty() || framed {
+            self.mid_line = !framed && !text.ends_with('\n');
         }
     }
 
     /// At end of stream: flush a dangling partial character (shown as U+FFFD).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if let Some(d) = &mut self.decoder {
-            let rest = d.decode(&[], true);
-            self.text(&rest, false, out);
+        let Some(d) = &mut self.decoder else { return };
+        let mut rest = String::new();
+        d.decode_into(&[], true, &mut rest);
+        if rest.is_empty() {
+            return;
+        }
+        if self.records() {
+            // The unfinished character of the last read, which the stream's end
+            // shows was never completed: no byte of its own, so no size line.
+            self.record(&rest, 0, Unit::Read, out);
+        } else {
+            self.stream_text(&rest, false, out);
         }
     }
 
@@ -192,20 +333,66 @@ impl Incoming {
             .is_some_and(|d| d.take_error_warning())
     }
 
-    /// The warning to print when [`Self::take_error_warning`] says so.
+    /// The warning to print when [`Self::take_error_warning`] says so, naming
+    /// an encoding the bad bytes do decode in (see [`invalid_bytes_warning`]).
     pub fn error_warning(&self) -> String {
-        invalid_text_warning(match self.show {
-            Show::Text(enc) => enc.name(),
-            _ => "text",
-        })
+        match self.show {
+            Show::Text(enc) => invalid_bytes_warning(enc, &self.bad_sample),
+            _ => invalid_text_warning("text"),
+        }
     }
 }
 
-/// The warning for received bytes that are not valid in the encoding `name`.
+/// The warning for received bytes that are not valid in the encoding `name`,
+/// when the bytes themselves are not at hand (prefer [`invalid_bytes_warning`]).
 pub fn invalid_text_warning(name: &str) -> String {
     format!(
-        "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or --recv-encoding gbk if the peer sends GBK"
+        "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or the --recv-encoding the peer sends in"
     )
+}
+
+/// The warning for `bytes`, received and not valid in `in_use`: it names an
+/// encoding they do decode in, trying UTF-8, GBK (and GB18030) and Big5 but
+/// never `in_use`, and shows the start of the text they give in it; or says
+/// that none decodes them.
+pub fn invalid_bytes_warning(in_use: &'static Encoding, bytes: &[u8]) -> String {
+    let name = in_use.name();
+    let start = format!("received bytes that are not valid {name}, shown as \u{FFFD}");
+    match codec::suggest_encoding(in_use, bytes) {
+        Some((enc, text)) => {
+            format!(
+                "{start}; they are valid {} (\"{}\"): try --recv-encoding {}, or --hex to see the bytes",
+                enc.name(),
+                preview(&text),
+                codec::label(enc)
+            )
+        }
+        None => {
+            let others: Vec<&str> = codec::likely_besides(in_use)
+                .into_iter()
+                .map(Encoding::name)
+                .collect();
+            let others = match others.split_last() {
+                Some((last, [])) => (*last).to_string(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            format!("{start}, and not valid {others} either; try --hex to see the bytes")
+        }
+    }
+}
+
+/// The first characters of `text`, on one line, made visible.
+fn preview(text: &str) -> String {
+    const CHARS: usize = 24;
+    let flat: String = text.trim_end().replace(['\r', '\n'], " ");
+    let mut out = Vec::new();
+    push_visible(&flat.chars().take(CHARS).collect::<String>(), &mut out);
+    let mut shown = String::from_utf8_lossy(&out).into_owned();
+    if flat.chars().count() > CHARS {
+        shown.push('…');
+    }
+    shown
 }
 
 /// Append `line` with everything that could fool its reader made visible, as
@@ -517,6 +704,85 @@ impl Outgoing {
     }
 }
 
+/// What an echo server sends back (lessons 03, 09, and lesson 06's NetAssist).
+///
+/// `--recv-encoding` says how received bytes are read, `--send-encoding` how
+/// the text we send is written. With one encoding both ways, the bytes go
+/// back untouched, invalid ones included. With two, the *text* goes back:
+/// decoded with the one, encoded with the other. NetAssist on Windows sends
+/// GBK and shows what it receives as UTF-8, so `tcp-server --recv-encoding gbk
+/// --send-encoding utf-8` shows its 你好 as 你好 and answers `e4 bd a0 e5 a5
+/// bd`, which it shows as 你好 too. `tcp-server` and `udp-echo serve` follow
+/// this one rule.
+pub struct Echo {
+    /// None: one encoding, bytes back as they came.
+    transcode: Option<(TextDecoder, TextEncoder)>,
+    unmappable: Unmappable,
+}
+
+impl Echo {
+    /// The echo for bytes received in `recv` and text sent in `send`;
+    /// `unmappable` says what becomes of a character `send` lacks (`?`, or
+    /// the message is refused: `--strict-encoding`).
+    pub fn new(recv: &'static Encoding, send: &'static Encoding, unmappable: Unmappable) -> Self {
+        Echo {
+            transcode: (recv != send).then(|| (TextDecoder::new(recv), TextEncoder::new(send))),
+            unmappable,
+        }
+    }
+
+    /// Do the bytes go back as they came (one encoding both ways)?
+    pub fn is_bytes(&self) -> bool {
+        self.transcode.is_none()
+    }
+
+    /// The answer to one `read()` of a stream. A character cut off at its end
+    /// waits for the next read, so a GBK character split across two reads
+    /// goes back whole; bytes the receive encoding cannot read go back as
+    /// U+FFFD, re-encoded (`?` in GBK), just as they are shown.
+    pub fn read(&mut self, bytes: &[u8]) -> Result<Wire, CodecError> {
+        self.convert(bytes, |d, b, text| {
+            d.decode_read_into(b, text);
+        })
+    }
+
+    /// The answer to a message that is whole in itself: a datagram, a frame's
+    /// payload.
+    pub fn message(&mut self, bytes: &[u8]) -> Result<Wire, CodecError> {
+        self.convert(bytes, |d, b, text| {
+            d.decode_into(b, true, text);
+        })
+    }
+
+    /// At the end of a stream: the rest of a character that never came whole
+    /// (as U+FFFD), if any.
+    pub fn finish(&mut self) -> Result<Wire, CodecError> {
+        self.convert(&[], |d, b, text| {
+            d.decode_into(b, true, text);
+        })
+    }
+
+    fn convert(
+        &mut self,
+        bytes: &[u8],
+        decode: impl FnOnce(&mut TextDecoder, &[u8], &mut String),
+    ) -> Result<Wire, CodecError> {
+        let Some((decoder, encoder)) = &mut self.transcode else {
+            return Ok(Wire {
+                bytes: bytes.to_vec(),
+                substituted: Vec::new(),
+            });
+        };
+        let mut text = String::new();
+        decode(decoder, bytes, &mut text);
+        let enc = encoder.encode(&text, self.unmappable)?;
+        Ok(Wire {
+            bytes: enc.bytes,
+            substituted: enc.substituted,
+        })
+    }
+}
+
 /// Split a trailing `\n` or `\r\n` off a line.
 fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
     match line.strip_suffix(b"\n") {
@@ -579,12 +845,161 @@ mod tests {
     }
 
     #[test]
-    fn prefixed_text_one_line_per_line() {
+    fn one_read_is_one_record_whatever_it_holds() {
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
         assert_eq!(
-            show(&mut inc, &[b"hi\r\n", b"x\ny"], false),
-            "[a] hi\n[a] x\n[a] y\n"
+            show(&mut inc, &[b"hi\r\n", b"x\r\ny", b"\n"], false),
+            "[a] hi\n[a] x\n  \u{2502} y\n  \u{2514} 4 bytes in one read\n[a] \n"
         );
+    }
+
+    #[test]
+    fn lesson_13_three_sends_in_one_read_show_as_one_record() {
+        let head = "[127.0.0.1:5000] ";
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some(head.into()));
+        let shown = show(&mut inc, &[b"one\ntwo\nthree\n"], false);
+        assert_eq!(
+            shown,
+            "[127.0.0.1:5000] one\n\
+             \x20              \u{2502} two\n\
+             \x20              \u{2502} three\n\
+             \x20              \u{2514} 14 bytes in one read\n"
+        );
+        // Every line's text starts in the first line's column.
+        for line in shown.lines().take(3) {
+            let col = line.char_indices().nth(head.len()).map(|(i, _)| i).unwrap();
+            assert!(!line[col..].starts_with(' '), "{line:?}");
+        }
+        // Framed, the same bytes are three messages, three records.
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        assert_eq!(
+            show(&mut inc, &[b"one", b"two", b"three"], true),
+            "[a] one\n[a] two\n[a] three\n"
+        );
+        // A framed message that holds lines is one record too, of one message.
+        assert_eq!(
+            show(&mut inc, &[b"a\n\nb"], true),
+            "[a] a\n  \u{2502}\n  \u{2502} b\n  \u{2514} 4 bytes in one message\n"
+        );
+    }
+
+    #[test]
+    fn no_peer_text_starts_a_line_on_screen() {
+        // What would pass for a continuation or another client's record is
+        // only ever text after our own head or mark.
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        let shown = show(
+            &mut inc,
+            &["\u{2502} x\n[b] y\n\u{2514} 1 byte".as_bytes(), b"[c] z"],
+            false,
+        );
+        for line in shown.lines() {
+            assert!(
+                line.starts_with("[a] ")
+                    || line.starts_with("  \u{2502}")
+                    || line.starts_with("  \u{2514} "),
+                "{line:?}"
+            );
+        }
+        assert!(shown.contains("  \u{2502} [b] y\n"), "{shown}");
+        assert!(shown.ends_with("[a] [c] z\n"), "{shown}");
+    }
+
+    fn clock() -> Timestamps {
+        // 2024-05-26 07:51:48.125 UTC, 15:51:48.125 in China.
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_716_709_908_125);
+        Timestamps::zone("CST-8").unwrap().frozen_at(at)
+    }
+
+    #[test]
+    fn timestamps_come_before_each_record() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()))
+            .with_timestamps(Some(clock()));
+        assert_eq!(
+            show(&mut inc, &[b"hi\n", b"one\ntwo\n"], false),
+            "15:51:48.125 [a] hi\n\
+             15:51:48.125 [a] one\n\
+             \x20              \u{2502} two\n\
+             \x20              \u{2514} 8 bytes in one read\n"
+        );
+        // Without a prefix, a time makes records of what would be a stream.
+        let mut inc =
+            Incoming::new(Show::Text(encoding_rs::UTF_8), None).with_timestamps(Some(clock()));
+        assert!(inc.records());
+        assert_eq!(
+            show(&mut inc, &[b"par", b"tial\n"], false),
+            "15:51:48.125 par\n15:51:48.125 tial\n"
+        );
+        let mut out = Vec::new();
+        inc.render_whole(b"a\nb", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "15:51:48.125 a\n           \u{2502} b\n           \u{2514} 3 bytes in one datagram\n"
+        );
+        // --raw stays byte for byte.
+        let mut inc = Incoming::new(Show::Raw, None).with_timestamps(Some(clock()));
+        assert_eq!(show_bytes(&mut inc, &[b"a\nb"], false), b"a\nb");
+        // A stream without a head stays a stream.
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
+        assert!(!inc.records());
+        assert_eq!(
+            show(&mut inc, &[b"one\ntwo\n", b"th", b"ree"], false),
+            "one\ntwo\nthree"
+        );
+    }
+
+    #[test]
+    fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+        assert_eq!(
+            show(&mut inc, &[b"\xc4\xe3\xba\xc3"], false),
+            "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n"
+        );
+        assert!(inc.take_error_warning());
+        assert_eq!(
+            inc.error_warning(),
+            "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
+        );
+    }
+
+    #[test]
+    fn the_hint_never_names_the_encoding_in_use() {
+        // UTF-8 at a GBK server: 我爱你\n is not valid GBK.
+        let mut inc = Incoming::new(Show::Text(gbk()), Some("[a] ".into()));
+        let _ = show(&mut inc, &["我爱你\n".as_bytes()], false);
+        assert!(inc.take_error_warning());
+        let w = inc.error_warning();
+        assert!(w.contains("not valid GBK"), "{w}");
+        assert!(
+            w.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
+            "{w}"
+        );
+        assert!(!w.contains("--recv-encoding gbk"), "{w}");
+        // Nothing likely decodes it: say so.
+        let w = invalid_bytes_warning(encoding_rs::UTF_8, b"\xff\xff");
+        assert_eq!(
+            w,
+            "received bytes that are not valid UTF-8, shown as \u{FFFD}, and not valid GBK or Big5 either; try --hex to see the bytes"
+        );
+        let w = invalid_bytes_warning(encoding_rs::UTF_16LE, b"\xff");
+        assert!(w.contains("not valid UTF-8, GBK or Big5 either"), "{w}");
+        // A long or multi-line text is cut and kept on one line.
+        let long = "第一行\n".repeat(10);
+        let w = invalid_bytes_warning(gbk(), format!("{long}\u{1b}").as_bytes());
+        assert!(w.contains("(\"第一行 第一行 "), "{w}");
+        assert!(w.contains("…\")"), "{w}");
+        assert!(!w.contains('\n'), "{w}");
+    }
+
+    #[test]
+    fn hex_dump_of_one_read_is_one_record() {
+        let mut inc = Incoming::new(Show::Hex, Some("[a] ".into()));
+        let text = show(&mut inc, &[&[b'x'; 20]], false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("[a] 00000000  78 78"), "{text}");
+        assert!(lines[1].starts_with("  \u{2502} 00000010  78 78"), "{text}");
+        assert_eq!(lines[2], "  \u{2514} 20 bytes in one read");
     }
 
     #[test]
@@ -727,6 +1142,35 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("00000000  ").count(), 2, "{text}");
         assert!(text.ends_with("|B|\n\n"), "{text}");
+    }
+
+    #[test]
+    fn echo_sends_bytes_with_one_encoding_and_text_with_two() {
+        // One encoding: the bytes, invalid ones too.
+        let mut echo = Echo::new(gbk(), gbk(), Unmappable::Substitute);
+        assert!(echo.is_bytes());
+        assert_eq!(echo.read(b"\xc4\xe3\xff").unwrap().bytes, b"\xc4\xe3\xff");
+        // NetAssist: GBK in, UTF-8 out, with 你 split across two reads.
+        let mut echo = Echo::new(gbk(), encoding_rs::UTF_8, Unmappable::Substitute);
+        assert!(!echo.is_bytes());
+        let mut back = echo.read(b"\xc4").unwrap().bytes;
+        back.extend(echo.read(b"\xe3\xba\xc3").unwrap().bytes);
+        back.extend(echo.finish().unwrap().bytes);
+        assert_eq!(back, "你好".as_bytes());
+        assert_eq!(echo.message(b"\xba\xc3").unwrap().bytes, "好".as_bytes());
+        // The other way, an emoji GBK lacks: '?' and said, or refused.
+        let mut echo = Echo::new(encoding_rs::UTF_8, gbk(), Unmappable::Substitute);
+        let w = echo.message("你😀".as_bytes()).unwrap();
+        assert_eq!(
+            (w.bytes.as_slice(), w.substituted.as_slice()),
+            (&b"\xc4\xe3?"[..], &['😀'][..])
+        );
+        let mut strict = Echo::new(encoding_rs::UTF_8, gbk(), Unmappable::Refuse);
+        assert!(strict.message("😀".as_bytes()).is_err());
+        // A half character at the end of the stream goes back as U+FFFD.
+        let mut echo = Echo::new(gbk(), encoding_rs::UTF_8, Unmappable::Substitute);
+        assert!(echo.read(b"ok\xc4").unwrap().bytes == b"ok");
+        assert_eq!(echo.finish().unwrap().bytes, "\u{FFFD}".as_bytes());
     }
 
     #[test]

@@ -5,10 +5,14 @@
 //! by every connection thread, so each write happens under a lock and whole lines
 //! never interleave. Library code writes through these handles instead of
 //! printing, so tests can capture what a server said into memory.
+//!
+//! [`Timestamps`] is the clock of `--timestamps`: the local time each record
+//! arrived, as NetAssist shows it.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
 
@@ -134,6 +138,86 @@ impl StdoutError {
     }
 }
 
+/// The time of day before each record with `--timestamps` (`14:03:07.125`):
+/// local time to the millisecond, as NetAssist shows it, so arrivals can be
+/// compared with the clock on the wall and with a Windows classmate's screen
+/// (UTC would be eight hours off in China). The time zone is read once, from
+/// `TZ` or `/etc/localtime` as the C library does it (by the small tz-rs
+/// crate: the C library's `localtime_r` would need `unsafe`, which this crate
+/// forbids); where neither is set, the time is UTC, as `date` shows it there.
+#[derive(Clone)]
+pub struct Timestamps {
+    zone: Arc<tz::TimeZone>,
+    /// Tests: every record at this time.
+    frozen: Option<SystemTime>,
+}
+
+impl fmt::Debug for Timestamps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timestamps")
+            .field("frozen", &self.frozen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Timestamps {
+    /// Local time, in the zone `TZ` names or else `/etc/localtime` says, as
+    /// the C library has it: UTC when `TZ` is empty or names no zone, or when
+    /// neither is there.
+    pub fn local() -> Self {
+        let zone = match std::env::var("TZ") {
+            Ok(tz) if tz.trim().is_empty() => Ok(tz::TimeZone::utc()),
+            Ok(tz) => tz::TimeZone::from_posix_tz(&tz),
+            Err(_) => tz::TimeZone::local(),
+        };
+        Self::in_zone(zone.unwrap_or_else(|_| tz::TimeZone::utc()))
+    }
+
+    /// Time in the zone `tz` names, as `TZ` would: a POSIX string (`CST-8`
+    /// is China's) or a zone name (`Asia/Shanghai`).
+    pub fn zone(tz: &str) -> Result<Self, String> {
+        tz::TimeZone::from_posix_tz(tz)
+            .map(Self::in_zone)
+            .map_err(|e| format!("invalid time zone {tz:?}: {e}"))
+    }
+
+    fn in_zone(zone: tz::TimeZone) -> Self {
+        Timestamps {
+            zone: Arc::new(zone),
+            frozen: None,
+        }
+    }
+
+    /// The same clock stopped at `at`, so that tests know what it shows.
+    pub fn frozen_at(mut self, at: SystemTime) -> Self {
+        self.frozen = Some(at);
+        self
+    }
+
+    /// The time now, `HH:MM:SS.mmm`.
+    pub fn now(&self) -> String {
+        self.format(self.frozen.unwrap_or_else(SystemTime::now))
+    }
+
+    /// `at` as `HH:MM:SS.mmm`, local time.
+    pub fn format(&self, at: SystemTime) -> String {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+        let offset = self
+            .zone
+            .find_local_time_type(secs)
+            .map_or(0, |t| i64::from(t.ut_offset()));
+        let day = secs.saturating_add(offset).rem_euclid(86_400);
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            day / 3600,
+            day / 60 % 60,
+            day % 60,
+            since.subsec_millis()
+        )
+    }
+}
+
 /// An in-memory writer whose clones share one buffer: hand one clone to a
 /// [`Log`] or [`Output`], keep the other to read what was written.
 #[derive(Clone, Default)]
@@ -189,6 +273,27 @@ mod tests {
         log.warn(format_args!("odd bytes"));
         assert_eq!(buf.text(), "warning: odd bytes\n");
         assert!(!log.is_verbose());
+    }
+
+    #[test]
+    fn timestamps_are_local_time_of_day_to_the_millisecond() {
+        use std::time::Duration;
+        // 2024-05-26 07:51:48.125 UTC.
+        let at = UNIX_EPOCH + Duration::from_millis(1_716_709_908_125);
+        let china = Timestamps::zone("CST-8").unwrap();
+        assert_eq!(china.format(at), "15:51:48.125");
+        let utc = Timestamps::zone("UTC0").unwrap();
+        assert_eq!(utc.format(at), "07:51:48.125");
+        // Behind UTC, and across midnight.
+        let west = Timestamps::zone("XXX10").unwrap();
+        assert_eq!(west.format(at), "21:51:48.125");
+        // With summer time (Central Europe: +2 in May).
+        let cet = Timestamps::zone("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(cet.format(at), "09:51:48.125");
+        assert_eq!(china.clone().frozen_at(at).now(), "15:51:48.125");
+        assert!(Timestamps::zone("not a zone!").is_err());
+        let now = Timestamps::local().now();
+        assert_eq!(now.len(), 12, "{now}");
     }
 
     #[test]

@@ -54,10 +54,10 @@ use nix::sys::socket::{
 
 use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve};
 use crate::cli::UsageError;
-use crate::codec::{self, Encoding, TextDecoder, TextEncoder};
-use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
+use crate::codec::{self, Encoding};
+use crate::message::{Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
 use crate::net::{is_transient, wait_ready};
-use crate::output::{Log, Output};
+use crate::output::{Log, Output, Timestamps};
 use crate::shutdown::Shutdown;
 
 /// `udp-echo serve`'s port when none is given (the notes' lesson 09 server uses 8090).
@@ -415,12 +415,10 @@ fn transient(e: &io::Error) -> bool {
 /// What the server sends back for each datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`).
+    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`);
+    /// when the receive and send encodings differ, the same text in the send
+    /// encoding ([`Echo`], the rule `tcp-server` follows too).
     Echo,
-    /// The same text in another encoding (`--reply-encoding`): decoded with the
-    /// receive encoding, encoded with this one. When the two are the same, the
-    /// bytes go back untouched, exactly as with [`Reply::Echo`].
-    Reencode(&'static Encoding),
     /// This text, encoded with the send encoding; `{peer}` becomes the sender's
     /// address (the notes' `我是服务器, 你好客户端: (ip, port)`).
     Text(String),
@@ -437,9 +435,12 @@ pub struct ServeConfig {
     pub count: Option<u64>,
     /// How datagrams are printed.
     pub show: Show,
-    /// The encoding senders use, for [`Reply::Reencode`] (`--recv-encoding`).
+    /// `--timestamps`: the time before each datagram printed.
+    pub stamps: Option<Timestamps>,
+    /// The encoding senders use (`--recv-encoding`). When it is not
+    /// `send.encoding`, the echo sends back the text, re-encoded.
     pub recv_encoding: &'static Encoding,
-    /// How `--reply` text is encoded.
+    /// How `--reply` text and re-encoded echoes are encoded.
     pub send: SendOptions,
 }
 
@@ -449,6 +450,7 @@ impl Default for ServeConfig {
             reply: Reply::Echo,
             count: None,
             show: Show::Text(encoding_rs::UTF_8),
+            stamps: None,
             recv_encoding: encoding_rs::UTF_8,
             send: SendOptions::default(),
         }
@@ -631,7 +633,8 @@ pub fn serve(
             //    of its own), with the sender's address in front, like the notes'
             //    `print(data)` shows `(b'...', ('192.168.1.15', 52236))`. The
             //    lines of the whole batch are written together, below.
-            let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")));
+            let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")))
+                .with_timestamps(cfg.stamps.clone());
             incoming.render_whole(d.payload, &mut printed);
             if incoming.take_error_warning() && !std::mem::replace(&mut sender.warned_decode, true)
             {
@@ -681,26 +684,19 @@ fn reply_for(
 ) -> Option<Vec<u8>> {
     match &cfg.reply {
         Reply::Nothing => None,
-        Reply::Echo => Some(d.payload.to_vec()),
-        Reply::Reencode(to) if *to == cfg.recv_encoding => Some(d.payload.to_vec()),
-        Reply::Reencode(to) => {
-            // GBK from a Windows NetAssist, say, back as UTF-8: bytes → text with
-            // the encoding it was sent in → bytes in the one it is wanted in.
-            let text = TextDecoder::new(cfg.recv_encoding).decode(d.payload, true);
-            match TextEncoder::new(to).encode(&text, cfg.send.unmappable) {
-                Ok(enc) => {
-                    if !enc.substituted.is_empty()
+        Reply::Echo => {
+            // GBK from a Windows NetAssist, say, back as UTF-8: bytes → text in
+            // the encoding it was sent in → bytes in the one we send in. With
+            // one encoding, the bytes as they came.
+            let mut echo = Echo::new(cfg.recv_encoding, cfg.send.encoding, cfg.send.unmappable);
+            match echo.message(d.payload) {
+                Ok(wire) => {
+                    if let Some(w) = wire.warning(cfg.send.encoding)
                         && !std::mem::replace(&mut sender.warned_encode, true)
                     {
-                        let wire = crate::message::Wire {
-                            bytes: Vec::new(),
-                            substituted: enc.substituted,
-                        };
-                        if let Some(w) = wire.warning(to) {
-                            log.warn(format_args!("{name}: {w}"));
-                        }
+                        log.warn(format_args!("{name}: echo: {w}"));
                     }
-                    Some(enc.bytes)
+                    Some(wire.bytes)
                 }
                 Err(e) => {
                     log.warn(format_args!("{name}: not echoed: {e}"));
@@ -742,6 +738,8 @@ pub struct SendConfig {
     pub broadcast: bool,
     /// How replies are shown.
     pub show: Show,
+    /// `--timestamps`: the time before each datagram printed.
+    pub stamps: Option<Timestamps>,
     /// How messages are encoded.
     pub send: SendOptions,
 }
@@ -755,6 +753,7 @@ impl Default for SendConfig {
             interval: Duration::from_secs(1),
             broadcast: false,
             show: Show::Text(encoding_rs::UTF_8),
+            stamps: None,
             send: SendOptions::default(),
         }
     }
@@ -982,7 +981,8 @@ impl<W: Write> Client<'_, W> {
             ));
         }
         let prefix = (!bare).then(|| format!("[{name}] "));
-        let mut incoming = Incoming::new(self.cfg.show, prefix);
+        let mut incoming =
+            Incoming::new(self.cfg.show, prefix).with_timestamps(self.cfg.stamps.clone());
         self.printed.clear();
         incoming.render_whole(d.payload, &mut self.printed);
         if is_reply {
@@ -1343,9 +1343,8 @@ mod tests {
     }
 
     #[test]
-    fn gbk_sender_gets_utf8_back_with_reply_encoding() {
+    fn echo_with_two_encodings_sends_the_text_back_re_encoded() {
         let srv = start(ServeConfig {
-            reply: Reply::Reencode(encoding_rs::UTF_8),
             recv_encoding: encoding_rs::GBK,
             show: Show::Text(encoding_rs::GBK),
             ..ServeConfig::default()
@@ -1358,9 +1357,13 @@ mod tests {
         assert!(out.text().ends_with("] 你好\n"), "{}", out.text());
 
         // Same encoding both ways: the bytes go back untouched, even invalid ones.
+        let gbk = SendOptions {
+            encoding: encoding_rs::GBK,
+            ..SendOptions::default()
+        };
         let srv = start(ServeConfig {
-            reply: Reply::Reencode(encoding_rs::GBK),
             recv_encoding: encoding_rs::GBK,
+            send: gbk,
             ..ServeConfig::default()
         });
         a.send_to(b"\xc4\xe3\xff", srv.addr).unwrap();
@@ -1369,7 +1372,7 @@ mod tests {
 
         // UTF-8 to GBK, with a character GBK lacks: '?' and one warning.
         let srv = start(ServeConfig {
-            reply: Reply::Reencode(encoding_rs::GBK),
+            send: gbk,
             ..ServeConfig::default()
         });
         a.send_to("你😀".as_bytes(), srv.addr).unwrap();

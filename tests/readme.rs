@@ -72,6 +72,30 @@ const SCENARIOS: &[Scenario] = &[
         ],
         ..SCENARIO
     },
+    // The notes' lesson-13 client: three sends that arrive as one read.
+    Scenario {
+        blocks: &["tcp-server-one-read"],
+        steps: &[
+            Serve("tcp-server-one-read", 8092, NEXT),
+            Connect("client", 8092, "utf-8"),
+            Type("client", "one\ntwo\nthree\n"),
+            Wait("client", "three"),
+            Close("client"),
+            Wait("tcp-server-one-read", "disconnected"),
+            Kill("tcp-server-one-read"),
+        ],
+        ..SCENARIO
+    },
+    Scenario {
+        blocks: &["tcp-server-netassist", "tcp-client-netassist"],
+        steps: &[
+            Serve("tcp-server-netassist", 8080, NEXT),
+            Run("tcp-client-netassist", NEXT),
+            Wait("tcp-server-netassist", "disconnected"),
+            Kill("tcp-server-netassist"),
+        ],
+        ..SCENARIO
+    },
     Scenario {
         blocks: &["tcp-server-raw-file"],
         files: &[("big.bin", Noise(1_000_000))],
@@ -143,6 +167,14 @@ const SCENARIOS: &[Scenario] = &[
             Resume("sticky-server"),
             Wait("sticky-server", "disconnected"),
             Kill("sticky-server"),
+        ],
+        ..SCENARIO
+    },
+    Scenario {
+        blocks: &["tcp-client-timestamps"],
+        steps: &[
+            Serve("echo", 9000, "tcp-server 9000"),
+            Run("tcp-client-timestamps", NEXT),
         ],
         ..SCENARIO
     },
@@ -696,6 +728,14 @@ fn the_normalizer_keeps_everything_but_ports_times_and_rates() {
         "received 1048576 bytes in 0.08 s (12.5 MiB/s), options: none, 7 retransmitted, rtt 40.6µs";
     let f = "received 1048576 bytes in 0.01 s (87.9 MiB/s), options: none, rtt 1.0ms";
     assert_eq!(transcript::normalize(e), transcript::normalize(f));
+    assert_eq!(
+        transcript::normalize("08:07:00.699 one\n"),
+        transcript::normalize("23:59:59.000 one\n")
+    );
+    assert_ne!(
+        transcript::normalize("08:07:00.699 one\n"),
+        transcript::normalize("08:07:00.699 two\n")
+    );
 }
 
 #[test]

@@ -15,10 +15,11 @@ Examples:
   tcp-client 127.0.0.1:8080 你好 --send-encoding gbk --hex
   tcp-client [::1]:8080                        type lines; Ctrl-D half-closes, like nc -N
   tcp-client host 8080 < file > reply          byte-exact pipe
-  tcp-client host 8080 ping --repeat 5 --interval 500";
+  tcp-client host 8080 ping --repeat 5 --interval 500
+  tcp-client host 8080 --timestamps            one record per read, with its time (lesson 13)";
 
 #[derive(Parser)]
-#[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies, or pipe stdin/stdout through the connection.", after_help = EXAMPLES)]
+#[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies (as the byte stream they are, like nc; with --timestamps one record per read), or pipe stdin/stdout through the connection.", after_help = EXAMPLES)]
 struct Args {
     /// Server host name or address (also HOST:PORT or [IPv6]:PORT).
     host: String,
@@ -78,6 +79,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         framing: args.framing.framing,
         max_frame: args.framing.max_frame,
         show: args.common.show(false),
+        stamps: args.common.timestamps(),
         send: args.common.send_options(args.framing.framing, args.crlf),
     };
     if messages.is_empty() {

@@ -17,13 +17,15 @@ Examples:
   tcp-server                                   echo server on port 8080, every interface
   tcp-server 9090 --reply 'ok, 问题正在处理中...'  reply to every message (lesson 04)
   tcp-server --once --reply '我是服务器, 你好客户端: {peer}'   one client, then exit (lesson 03)
-  tcp-server 8080 --recv-encoding gbk          read what Windows NetAssist sends
+  tcp-server 8080 --recv-encoding gbk --send-encoding utf-8
+                                               NetAssist on Windows (sends GBK, shows UTF-8)
+  tcp-server 8092 -v --timestamps              lesson 13: each read is one record, with its time
   tcp-server 0 --bind 127.0.0.1                any free port, loopback only
   tcp-server 9000 --once --raw > file          receive a file, like nc -l > file (a write error ends it with exit 1)
   tcp-server 8080 --idle-timeout 0 --max-per-client 4   no idle limit, at most 4 connections per address";
 
 #[derive(Parser)]
-#[command(name = "tcp-server", version, about = "A multi-client TCP server: prints what each client sends as [ADDR] text, and echoes or replies.", after_help = EXAMPLES)]
+#[command(name = "tcp-server", version, about = "A multi-client TCP server: prints what each client sends as [ADDR] text, one record per read (or per --framing message), and echoes or replies.", after_help = EXAMPLES)]
 struct Args {
     /// Port to listen on (0: any free port; the first stderr line says which).
     #[arg(default_value = "8080", value_parser = parse_port)]
@@ -33,7 +35,7 @@ struct Args {
     #[arg(short = 'b', long, value_name = "ADDR")]
     bind: Option<String>,
 
-    /// Send back what each client sends, byte for byte (the default, except with --raw).
+    /// Send back what each client sends (the default, except with --raw): byte for byte, or, when --recv-encoding and --send-encoding differ, the same text re-encoded.
     #[arg(long, group = "mode")]
     echo: bool,
 
@@ -70,7 +72,7 @@ struct Args {
     max_buffered: usize,
 
     /// Write received bytes to stdout untouched (no [ADDR], no decoding); without a mode flag, does not echo.
-    #[arg(long, conflicts_with = "hex")]
+    #[arg(long, conflicts_with_all = ["hex", "timestamps"])]
     raw: bool,
 
     /// Send each newline of --stdin input or --reply line framing as \r\n.
@@ -100,6 +102,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         framing: args.framing.framing,
         max_frame: args.framing.max_frame,
         show: args.common.show(args.raw),
+        stamps: args.common.timestamps(),
+        recv_encoding: args.common.recv_encoding(),
         send: args.common.send_options(args.framing.framing, args.crlf),
         max_buffered: args.max_buffered,
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),

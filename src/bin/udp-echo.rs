@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socktools::addr::{parse_port, parse_target_args};
-use socktools::cli::{self, CommonArgs, parse_seconds};
+use socktools::cli::{self, CommonArgs, UsageError, parse_seconds};
 use socktools::codec::{Encoding, parse_label};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, udp_socket};
@@ -19,7 +19,8 @@ Examples:
   udp-echo serve                          echo server on port 8090, every interface (lesson 09)
   udp-echo serve 8090 --count 1 --no-echo receive one datagram, print it, exit (lesson 08)
   udp-echo serve --reply '收到: {peer}'   answer every datagram with this text
-  udp-echo serve --recv-encoding gbk --reply-encoding utf-8    GBK in, UTF-8 back (NetAssist)
+  udp-echo serve --recv-encoding gbk --send-encoding utf-8
+                                          NetAssist on Windows (sends GBK, shows UTF-8)
   udp-echo send 127.0.0.1 8090 我爱你 --no-wait   send one datagram: 发送完成 (lesson 07)
   udp-echo send 127.0.0.1:8090            send stdin lines, print each echo, stop after exit (09)
   udp-echo send [::1]:8090 ping --repeat 5 --interval 500
@@ -30,7 +31,9 @@ Examples:
   udp-echo serve                          echo server on port 8090, every interface (lesson 09)
   udp-echo serve 8090 --count 1 --no-echo receive one datagram, print it, exit (lesson 08)
   udp-echo serve 0 --bind 127.0.0.1       any free port, loopback only
-  udp-echo serve --recv-encoding gbk --reply-encoding utf-8    GBK in, UTF-8 back (NetAssist)";
+  udp-echo serve --timestamps             each datagram with the time it arrived
+  udp-echo serve --recv-encoding gbk --send-encoding utf-8
+                                          NetAssist on Windows (sends GBK, shows UTF-8)";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -52,7 +55,7 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Receive datagrams, print each with its sender's address, and echo it back to that sender (lessons 08, 09).
+    /// Receive datagrams, print each with its sender's address (one datagram, one record), and echo it back to that sender (lessons 08, 09).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
     /// Send each MESSAGE (or each stdin line) as one datagram and print the reply (lessons 07, 09).
@@ -78,8 +81,8 @@ struct ServeArgs {
     #[arg(long, group = "mode", value_name = "TEXT")]
     reply: Option<String>,
 
-    /// Echo the text re-encoded: decode with the receive encoding, encode with LABEL (same encoding: bytes untouched).
-    #[arg(long, group = "mode", value_name = "LABEL", value_parser = parse_label)]
+    /// Another name for --send-encoding (the echo re-encodes the text when it differs from --recv-encoding).
+    #[arg(long, value_name = "LABEL", value_parser = parse_label, hide = true)]
     reply_encoding: Option<&'static Encoding>,
 
     /// Exit after N datagrams.
@@ -123,18 +126,29 @@ struct SendArgs {
 
 fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let family = common.family();
-    let reply = match (args.reply, args.reply_encoding, args.no_echo) {
-        (Some(text), ..) => Reply::Text(text),
-        (_, Some(enc), _) => Reply::Reencode(enc),
-        (_, _, true) => Reply::Nothing,
+    let reply = match (args.reply, args.no_echo) {
+        (Some(text), _) => Reply::Text(text),
+        (_, true) => Reply::Nothing,
         _ => Reply::Echo,
     };
+    let mut send = common.send_options(Framing::Raw, false);
+    match (args.reply_encoding, common.send_encoding) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(UsageError(
+                "--reply-encoding is another name for --send-encoding: give one of them".into(),
+            )
+            .into());
+        }
+        (Some(enc), _) => send.encoding = enc,
+        _ => {}
+    }
     let cfg = ServeConfig {
         reply,
         count: args.count,
         show: common.show(false),
+        stamps: common.timestamps(),
         recv_encoding: common.recv_encoding(),
-        send: common.send_options(Framing::Raw, false),
+        send,
     };
     let socket = udp_socket(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
@@ -158,6 +172,7 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
         interval: Duration::from_millis(args.interval),
         broadcast: args.broadcast,
         show: common.show(false),
+        stamps: common.timestamps(),
         send: common.send_options(Framing::Raw, false),
     };
     let mut out = io::stdout().lock();

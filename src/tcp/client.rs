@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::addr::{describe_io, display_addr};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
 use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
-use crate::output::Log;
+use crate::output::{Log, Timestamps};
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
@@ -42,6 +42,9 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// How replies are shown.
     pub show: Show,
+    /// `--timestamps`: each read becomes a record with its time in front,
+    /// instead of part of an `nc`-like stream.
+    pub stamps: Option<Timestamps>,
     /// How messages are encoded.
     pub send: SendOptions,
 }
@@ -57,6 +60,7 @@ impl Default for ClientConfig {
             framing: Framing::Raw,
             max_frame: DEFAULT_MAX_FRAME,
             show: Show::Text(encoding_rs::UTF_8),
+            stamps: None,
             send: SendOptions::default(),
         }
     }
@@ -136,7 +140,7 @@ struct Receiver {
 impl Receiver {
     fn new(cfg: &ClientConfig, addr: String) -> Self {
         Receiver {
-            incoming: Incoming::new(cfg.show, None),
+            incoming: Incoming::new(cfg.show, None).with_timestamps(cfg.stamps.clone()),
             deframer: (cfg.framing != Framing::Raw)
                 .then(|| Deframer::new(cfg.framing, cfg.max_frame)),
             buf: vec![0u8; 64 * 1024],
@@ -438,7 +442,10 @@ where
                 error,
             })?;
     }
-    let passthrough = cfg.show.is_passthrough() && cfg.framing == Framing::Raw && !log.is_verbose();
+    let passthrough = cfg.show.is_passthrough()
+        && cfg.stamps.is_none()
+        && cfg.framing == Framing::Raw
+        && !log.is_verbose();
     let mut rx = Receiver::new(cfg, addr.clone());
     loop {
         let step = if passthrough {

@@ -38,16 +38,18 @@ use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
 use crate::cli::UsageError;
+use crate::codec::Encoding;
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
-use crate::message::{Incoming, Outgoing, SendOptions, Show, read_chunk};
+use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
-use crate::output::{Log, Output, StdoutError};
+use crate::output::{Log, Output, StdoutError, Timestamps};
 use crate::shutdown::Shutdown;
 
 /// What the server sends back after each message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The same bytes, byte for byte (the default).
+    /// The same bytes, byte for byte (the default); when the receive and send
+    /// encodings differ, the same text in the send encoding ([`Echo`]).
     Echo,
     /// This text, encoded; `{peer}` becomes the client's address (lesson 03's
     /// `我是服务器, 你好客户端: (ip, port)`).
@@ -76,6 +78,11 @@ pub struct ServerConfig {
     pub max_frame: usize,
     /// How received messages are printed.
     pub show: Show,
+    /// `--timestamps`: the time before each message printed.
+    pub stamps: Option<Timestamps>,
+    /// The encoding clients send in (`--recv-encoding`). When it is not
+    /// `send.encoding`, the echo sends back the text, re-encoded ([`Echo`]).
+    pub recv_encoding: &'static Encoding,
     /// How reply text and stdin lines are encoded.
     pub send: SendOptions,
     /// Most bytes held for unfinished line and len frames, all clients together
@@ -111,6 +118,8 @@ impl Default for ServerConfig {
             framing: Framing::Raw,
             max_frame: DEFAULT_MAX_FRAME,
             show: Show::Text(encoding_rs::UTF_8),
+            stamps: None,
+            recv_encoding: encoding_rs::UTF_8,
             send: SendOptions::default(),
             max_buffered: DEFAULT_MAX_BUFFERED,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
@@ -606,6 +615,10 @@ struct Conn<'a> {
     held: Held<'a>,
     /// With `--stdin`: what is sent to the client, which counts as activity.
     stdin: Option<&'a StdinTarget>,
+    /// The echo, when it re-encodes text (two encodings); None: bytes back.
+    echo: Option<Echo>,
+    /// A substituted character in an echo has been reported.
+    warned_echo: bool,
 }
 
 impl Conn<'_> {
@@ -620,6 +633,10 @@ impl Conn<'_> {
             return Ok(());
         }
         let sent = match &self.ctx.cfg.reply {
+            Reply::Echo if self.echo.is_some() => match self.transcoded(payload, wire, framed) {
+                Some(bytes) => self.send(&bytes),
+                None => Ok(()),
+            },
             Reply::Echo => self.send(wire),
             Reply::Text(_) => {
                 let reply = self.reply.take().unwrap_or_default();
@@ -633,6 +650,40 @@ impl Conn<'_> {
             self.send_failed = Some(describe_io(&e));
         }
         Ok(())
+    }
+
+    /// The echo of a message as text in the send encoding, framed as it came;
+    /// None (and a warning) when it cannot be (`--strict-encoding`).
+    fn transcoded(&mut self, payload: &[u8], wire: &[u8], framed: bool) -> Option<Vec<u8>> {
+        let echo = self.echo.as_mut()?;
+        let converted = if framed {
+            echo.message(payload)
+        } else {
+            echo.read(payload)
+        };
+        let log = &self.ctx.log;
+        let w = match converted {
+            Ok(w) => w,
+            Err(e) => {
+                log.warn(format_args!("{}: not echoed: {e}", self.name));
+                return None;
+            }
+        };
+        if let Some(text) = w.warning(self.ctx.cfg.send.encoding)
+            && !std::mem::replace(&mut self.warned_echo, true)
+        {
+            log.warn(format_args!("{}: echo: {text}", self.name));
+        }
+        match self.ctx.cfg.framing {
+            Framing::Raw => Some(w.bytes),
+            // The line ending as it came (`\n`, `\r\n`, or none at the end).
+            Framing::Line => {
+                let mut bytes = w.bytes;
+                bytes.extend_from_slice(wire.get(payload.len()..).unwrap_or_default());
+                Some(bytes)
+            }
+            Framing::Len => encode_frame(Framing::Len, &w.bytes).ok(),
+        }
     }
 
     fn print(&mut self) -> Result<(), String> {
@@ -756,6 +807,14 @@ impl Conn<'_> {
         if let Some(d) = &mut deframer {
             self.frames(d, true)?;
         }
+        // A character the stream ended inside of, echoed as U+FFFD like it is shown.
+        if cfg.framing == Framing::Raw
+            && self.send_failed.is_none()
+            && let Some(Ok(rest)) = self.echo.as_mut().map(Echo::finish)
+            && let Err(e) = self.send(&rest.bytes)
+        {
+            self.send_failed = Some(describe_io(&e));
+        }
         self.printed.clear();
         self.incoming.finish(&mut self.printed);
         self.print()
@@ -831,6 +890,11 @@ fn handle_client(
         let _ = stream.set_write_timeout(Some(limit));
     }
     let prefix = (ctx.cfg.show != Show::Raw).then(|| format!("[{name}] "));
+    let echo = Echo::new(
+        ctx.cfg.recv_encoding,
+        ctx.cfg.send.encoding,
+        ctx.cfg.send.unmappable,
+    );
     let reply = match &ctx.cfg.reply {
         Reply::Text(t) => Outgoing::new(ctx.cfg.send)
             .message(&t.replace("{peer}", &name))
@@ -841,7 +905,7 @@ fn handle_client(
     let mut conn = Conn {
         ctx,
         stream: &stream,
-        incoming: Incoming::new(ctx.cfg.show, prefix),
+        incoming: Incoming::new(ctx.cfg.show, prefix).with_timestamps(ctx.cfg.stamps.clone()),
         name,
         reply,
         send_failed: None,
@@ -854,6 +918,8 @@ fn handle_client(
             bytes: 0,
         },
         stdin,
+        echo: (ctx.cfg.reply == Reply::Echo && !echo.is_bytes()).then_some(echo),
+        warned_echo: false,
     };
     let result = conn.run().and(conn.send_failed.take().map_or(Ok(()), Err));
     let bytes_out = conn.bytes_out + stdin.map_or(0, |t| t.sent.swap(0, Ordering::SeqCst));

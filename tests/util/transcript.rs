@@ -221,6 +221,11 @@ pub fn normalize(text: &str) -> String {
             continue;
         }
         if word_start {
+            if clock_len(rest) {
+                out.push_str("<time>");
+                i += "HH:MM:SS.mmm".len();
+                continue;
+            }
             if let Some(n) = rest.strip_prefix('+').and_then(float_len) {
                 out.push_str("+<t>");
                 i += 1 + n;
@@ -261,6 +266,17 @@ pub fn normalize(text: &str) -> String {
 
 fn digits_len(s: &str) -> usize {
     s.bytes().take_while(u8::is_ascii_digit).count()
+}
+
+/// `08:07:00.699`: a `--timestamps` time.
+fn clock_len(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 12
+        && b[..12].iter().enumerate().all(|(k, c)| match k {
+            2 | 5 => *c == b':',
+            8 => *c == b'.',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// `12.5`: digits, a dot, digits.

@@ -1,0 +1,441 @@
+//! End-to-end tests of what a learner sees (lessons 06 and 13): one read is one record, `--timestamps`, the echo rule for two encodings, the invalid-bytes hint, code page labels.
+
+mod util;
+
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use util::*;
+
+/// `NAME 0 --bind 127.0.0.1 ARGS…` (`udp-echo serve 0 …` for udp-echo), in
+/// China's time zone, so that `--timestamps` can be checked.
+fn server(name: &str, args: &[&str]) -> Server {
+    let mut all: Vec<&str> = if name == "udp-echo" {
+        vec!["serve"]
+    } else {
+        vec![]
+    };
+    all.extend(["0", "--bind", "127.0.0.1"]);
+    all.extend_from_slice(args);
+    let mut c = cmd(name, &all);
+    c.env("TZ", "CST-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    Server::start_command(c, true)
+}
+
+/// What a record's continuation and size lines start with under `head`.
+fn indent(head: &str) -> String {
+    " ".repeat(head.chars().count() - 2)
+}
+
+/// Seconds since midnight in China (UTC+8) now.
+fn china_seconds_now() -> i64 {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (unix + 8 * 3600).rem_euclid(86_400)
+}
+
+/// `HH:MM:SS.mmm ` at the start of `line`: the seconds since midnight, and the rest.
+fn timestamp(line: &str) -> (i64, &str) {
+    let (stamp, rest) = line
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+    let bytes = stamp.as_bytes();
+    assert!(
+        bytes.len() == 12
+            && bytes[2] == b':'
+            && bytes[5] == b':'
+            && bytes[8] == b'.'
+            && stamp.chars().filter(char::is_ascii_digit).count() == 9,
+        "not HH:MM:SS.mmm: {line:?}"
+    );
+    let num = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().unwrap();
+    (num(0..2) * 3600 + num(3..5) * 60 + num(6..8), rest)
+}
+
+/// `stamp` (seconds since midnight) is within a few seconds of `before`..`after`.
+fn assert_about(stamp: i64, before: i64, after: i64) {
+    let near = |t: i64| {
+        (stamp - t)
+            .rem_euclid(86_400)
+            .min((t - stamp).rem_euclid(86_400))
+            <= 2
+    };
+    assert!(
+        near(before) || near(after) || (before <= stamp && stamp <= after),
+        "{stamp} is not between {before} and {after}"
+    );
+}
+
+#[test]
+fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
+    let mut srv = server("tcp-server", &["-v"]);
+    let s = connect(srv.addr);
+    // What the notes' send(b'one\n'); send(b'two\n'); send(b'three\n') does when
+    // the three arrive together; one write makes that certain.
+    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
+    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    let me = s.local_addr().unwrap();
+    let head = format!("[{me}] ");
+    srv.stderr.expect(&format!("{me}: received 14 bytes"));
+    assert_eq!(srv.out().next().unwrap(), format!("{head}one"));
+    let pad = indent(&head);
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ three"));
+    assert_eq!(
+        srv.out().next().unwrap(),
+        format!("{pad}└ 14 bytes in one read")
+    );
+    // A read of one line is that line alone.
+    (&s).write_all(b"four\n").unwrap();
+    assert_eq!(read_n(&s, 5), b"four\n");
+    assert_eq!(srv.out().next().unwrap(), format!("{head}four"));
+}
+
+#[test]
+fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
+    let mut srv = server("tcp-server", &["--framing", "line"]);
+    let s = connect(srv.addr);
+    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
+    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    let me = s.local_addr().unwrap();
+    for m in ["one", "two", "three"] {
+        assert_eq!(srv.out().next().unwrap(), format!("[{me}] {m}"));
+    }
+}
+
+#[test]
+fn timestamps_put_the_local_time_before_each_record() {
+    let mut srv = server("tcp-server", &["--timestamps"]);
+    let s = connect(srv.addr);
+    let me = s.local_addr().unwrap();
+    let before = china_seconds_now();
+    (&s).write_all(b"one\ntwo\n").unwrap();
+    read_n(&s, 8);
+    (&s).write_all(b"three\n").unwrap();
+    read_n(&s, 6);
+    let after = china_seconds_now();
+    let first = srv.out().next().unwrap();
+    let (t, rest) = timestamp(&first);
+    assert_about(t, before, after);
+    assert_eq!(rest, format!("[{me}] one"));
+    let pad = indent(&format!("12:34:56.789 [{me}] "));
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
+    assert_eq!(
+        srv.out().next().unwrap(),
+        format!("{pad}└ 8 bytes in one read")
+    );
+    let line = srv.out().next().unwrap();
+    let (t, rest) = timestamp(&line);
+    assert_about(t, before, after);
+    assert_eq!(rest, format!("[{me}] three"));
+}
+
+#[test]
+fn timestamps_on_udp_echo_serve_and_send() {
+    let mut srv = server("udp-echo", &["--timestamps"]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let before = china_seconds_now();
+    s.send_to(b"a\nb", srv.addr).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv_from(&mut buf).unwrap().0, 3);
+    let me = s.local_addr().unwrap();
+    let line = srv.out().next().unwrap();
+    let (t, rest) = timestamp(&line);
+    assert_about(t, before, china_seconds_now());
+    assert_eq!(rest, format!("[{me}] a"));
+    // One datagram, one record.
+    let pad = indent(&format!("12:34:56.789 [{me}] "));
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
+    assert_eq!(
+        srv.out().next().unwrap(),
+        format!("{pad}└ 3 bytes in one datagram")
+    );
+
+    // The client's reply, with its time.
+    let mut c = cmd(
+        "udp-echo",
+        &["send", &srv.addr.to_string(), "hi", "--timestamps"],
+    );
+    c.env("TZ", "CST-8");
+    let before = china_seconds_now();
+    let out = run(c, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let (t, rest) = timestamp(printed.trim_end());
+    assert_about(t, before, china_seconds_now());
+    assert_eq!(rest, "hi");
+}
+
+#[test]
+fn tcp_client_shows_a_stream_but_with_timestamps_each_read_is_a_record() {
+    // A peer that answers with two lines in one write, then closes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = || {
+        let l = l.try_clone().unwrap();
+        thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            read_n(&s, 2);
+            (&s).write_all(b"one\ntwo\n").unwrap();
+        })
+    };
+    // Without: the bytes as they came, as nc shows them (and a pipe gets them).
+    let p = peer();
+    let out = run(
+        cmd("tcp-client", &["127.0.0.1", &port, "hi", "--wait", "5"]),
+        b"",
+    );
+    p.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"one\ntwo\n");
+    // With: a record, its time in front.
+    let p = peer();
+    let mut c = cmd(
+        "tcp-client",
+        &["127.0.0.1", &port, "hi", "--wait", "5", "--timestamps"],
+    );
+    c.env("TZ", "CST-8");
+    let before = china_seconds_now();
+    let out = run(c, b"");
+    p.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    let (t, rest) = timestamp(lines[0]);
+    assert_about(t, before, china_seconds_now());
+    assert_eq!(rest, "one");
+    assert_eq!(lines[1], "           │ two");
+    assert_eq!(lines[2], "           └ 8 bytes in one read");
+}
+
+#[test]
+fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
+    // NetAssist on Windows sends GBK and shows what it receives as UTF-8.
+    let mut srv = server(
+        "tcp-server",
+        &["--recv-encoding", "gbk", "--send-encoding", "utf-8", "-v"],
+    );
+    let s = connect(srv.addr);
+    let me = s.local_addr().unwrap();
+    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好 in GBK
+    assert_eq!(read_n(&s, 6), "你好".as_bytes());
+    assert_eq!(srv.out().next().unwrap(), format!("[{me}] 你好"));
+    // 好 split across two reads: the server has read the first byte before the
+    // second is sent, and still echoes the whole character.
+    (&s).write_all(b"\xba").unwrap();
+    srv.stderr.expect(&format!("{me}: received 1 bytes"));
+    (&s).write_all(b"\xc3").unwrap();
+    assert_eq!(read_n(&s, 3), "好".as_bytes());
+    // One encoding both ways: the bytes as they came, even invalid ones.
+    let srv = server("tcp-server", &["--encoding", "gbk"]);
+    let s = connect(srv.addr);
+    (&s).write_all(b"\xc4\xe3\xff").unwrap();
+    assert_eq!(read_n(&s, 3), b"\xc4\xe3\xff");
+    // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as
+    // UTF-8, framed as it came: a line with its own ending, a len frame with its
+    // new length.
+    let srv = server(
+        "tcp-server",
+        &["--recv-encoding", "gbk", "--framing", "line"],
+    );
+    let s = connect(srv.addr);
+    (&s).write_all(b"\xc4\xe3\r\n").unwrap();
+    assert_eq!(read_n(&s, 5), "你\r\n".as_bytes());
+    let srv = server(
+        "tcp-server",
+        &["--recv-encoding", "gbk", "--framing", "len"],
+    );
+    let s = connect(srv.addr);
+    (&s).write_all(b"\0\0\0\x04\xc4\xe3\xba\xc3").unwrap();
+    assert_eq!(read_n(&s, 10), "\0\0\0\x06你好".as_bytes());
+}
+
+#[test]
+fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
+    let mut srv = server(
+        "udp-echo",
+        &["--recv-encoding", "gbk", "--send-encoding", "utf-8"],
+    );
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.recv_from(&mut buf).unwrap().0;
+    assert_eq!(&buf[..n], "你好".as_bytes());
+    assert!(srv.out().next().unwrap().ends_with("] 你好"));
+    // The older name of --send-encoding still works; two different values do not.
+    let out = run(
+        cmd(
+            "udp-echo",
+            &[
+                "serve",
+                "0",
+                "--reply-encoding",
+                "utf-8",
+                "--send-encoding",
+                "gbk",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--reply-encoding is another name for --send-encoding"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
+    let mut srv = server("tcp-server", &[]);
+    let s = connect(srv.addr);
+    let me = s.local_addr().unwrap();
+    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
+    read_n(&s, 4);
+    drop(s);
+    srv.stderr.expect("disconnected");
+    let warning = srv
+        .stderr
+        .seen
+        .iter()
+        .find(|l| l.starts_with("warning:"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen));
+    assert_eq!(
+        warning,
+        format!(
+            "warning: {me}: received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
+        )
+    );
+    // One read, one record: nothing more when the client leaves.
+    srv.interrupt();
+    srv.wait();
+    assert_eq!(
+        srv.out().rest(),
+        [format!("[{me}] \u{FFFD}\u{FFFD}\u{FFFD}")]
+    );
+}
+
+#[test]
+fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
+    let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
+    let s = connect(srv.addr);
+    (&s).write_all("我爱你\n".as_bytes()).unwrap();
+    srv.out().next().unwrap();
+    let warning = srv.stderr.expect("warning:");
+    assert!(warning.contains("not valid GBK"), "{warning}");
+    assert!(
+        warning.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
+        "{warning}"
+    );
+    assert!(!warning.contains("--recv-encoding gbk"), "{warning}");
+
+    // The same at a tcp-client, and bytes nothing likely decodes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        read_n(&s, 2);
+        (&s).write_all(b"\xff\xff").unwrap();
+    });
+    let out = client_out(&["127.0.0.1", &port, "hi", "--recv-encoding", "gbk"]);
+    peer.join().unwrap();
+    assert!(
+        text(&out.stderr).contains(
+            "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn client_out(args: &[&str]) -> std::process::Output {
+    run(cmd("tcp-client", args), b"")
+}
+
+#[test]
+fn cp936_and_936_are_gbk_and_unknown_labels_list_common_ones() {
+    for label in ["cp936", "936"] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port().to_string();
+        let peer = thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            read_all(&s)
+        });
+        let out = client_out(&[
+            "127.0.0.1",
+            &port,
+            "你好",
+            "--send-encoding",
+            label,
+            "--wait",
+            "0",
+        ]);
+        assert!(out.status.success(), "{label}: {}", text(&out.stderr));
+        assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3", "{label}");
+    }
+    let out = client_out(&["127.0.0.1", "9", "x", "--encoding", "cp9360"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "unknown encoding \"cp9360\"; try one of: utf-8, gbk (also cp936, 936), gb18030, big5"
+        ),
+        "{err}"
+    );
+}
+
+/// The lesson-13 client of the notes, when python3 is here: its three sends,
+/// however they arrive, are shown as one record per read, every line once.
+#[test]
+fn notes_style_python_client_three_sends() {
+    if !have_peer("python3") {
+        return;
+    }
+    let mut srv = server("tcp-server", &["--once", "--reply", "", "-v"]);
+    let port = srv.addr.port().to_string();
+    let py = "import socket,sys\n\
+              s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
+              s.send(b'one\\n'); s.send(b'two\\n'); s.send(b'three\\n')\n\
+              s.close()\n";
+    let mut c = Command::new("python3");
+    c.args(["-c", py, &port]);
+    let out = run(c, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(srv.wait().success());
+    let shown = srv.out().rest();
+    // However the bytes were cut into reads, each line of data is shown once,
+    // and a record of several lines ends with its size.
+    let data: Vec<String> = shown
+        .iter()
+        .filter(|l| !l.trim_start().starts_with('└'))
+        .map(|l| {
+            l.split_once("] ")
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_else(|| l.trim_start().trim_start_matches('│').trim().to_string())
+        })
+        .collect();
+    assert_eq!(data, ["one", "two", "three"], "{shown:?}");
+    // One record per read, as many as the server's -v log counts.
+    let reads = srv
+        .stderr
+        .rest()
+        .iter()
+        .filter(|l| l.contains(": received "))
+        .count();
+    let records = shown.iter().filter(|l| l.starts_with('[')).count();
+    assert_eq!(records, reads, "{shown:?} {:?}", srv.stderr.seen);
+}
