@@ -583,45 +583,186 @@ fn each_subcommand_shows_only_its_flags_with_examples() {
 
 // --- On a terminal --------------------------------------------------------------
 
-/// A person typing into `chat connect` on a real (pseudo-)terminal, driven by
-/// tests/pty/type_in_chat.py: a message that arrives mid-line is printed above
-/// the half-typed line, which is then drawn again intact.
-#[test]
-fn on_a_terminal_the_typed_line_survives_incoming_messages() {
-    if !have_peer("python3") {
-        return;
-    }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let chat_bin = bin("chat");
-    let mut term = Proc::spawn({
+/// A person at an 80-column terminal: tests/pty/type_in_chat.py runs `chat` in
+/// a pseudo-terminal, types keys, and keeps the screen chat draws (with a
+/// small terminal emulator), so a test reads rows as a person would.
+struct Terminal {
+    harness: Proc,
+}
+
+impl Terminal {
+    /// `chat ARGS` on a terminal; None (test skipped) without python3.
+    fn start(args: &[&str]) -> Option<Terminal> {
+        if !have_peer("python3") {
+            return None;
+        }
         let mut c = Command::new("python3");
         c.arg(format!(
             "{}/tests/pty/type_in_chat.py",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .arg(&chat_bin)
-        .args(["connect", &addr, "--name", "me"]);
-        c
-    });
+        .arg(bin("chat"))
+        .args(args);
+        Some(Terminal {
+            harness: Proc::spawn(c),
+        })
+    }
+
+    /// Press keys (Python escapes: `\r` Enter, `\x1b[D` Left, `\x03` Ctrl-C).
+    fn keys(&mut self, keys: &str) {
+        self.harness.say(&format!("type {keys}"));
+    }
+
+    /// Wait until a row of the screen contains `text`.
+    fn wait(&mut self, text: &str) {
+        self.harness.say(&format!("wait {text}"));
+        assert_eq!(self.harness.out.next().unwrap(), "seen");
+    }
+
+    fn read_rows(&mut self) -> Vec<String> {
+        let head = self.harness.out.next().unwrap();
+        let n: usize = head
+            .strip_prefix("rows ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a screen: {head:?}"));
+        (0..n)
+            .map(|_| {
+                let row = self.harness.out.next().unwrap();
+                row.strip_prefix("| ").unwrap_or(&row).to_string()
+            })
+            .collect()
+    }
+
+    /// The screen's rows, down to the last non-blank one.
+    fn rows(&mut self) -> Vec<String> {
+        self.harness.say("rows");
+        self.read_rows()
+    }
+
+    /// Wait for chat to exit: its exit code and last screen.
+    fn exit(&mut self) -> (String, Vec<String>) {
+        self.harness.say("exit");
+        let code = self.harness.out.next().unwrap();
+        (code, self.read_rows())
+    }
+}
+
+/// A listener for `chat connect` on a terminal, and the connection it accepts.
+fn terminal_peer() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+fn accept(listener: &std::net::TcpListener) -> TcpStream {
     let (peer, _) = listener.accept().unwrap();
     peer.set_read_timeout(Some(TIMEOUT)).unwrap();
-    assert_eq!(read_n(&peer, 9), b"/nick me\n");
-    term.say("wait connected to");
-    assert_eq!(term.out.next().unwrap(), "seen");
-    // Half a line, with a typo fixed and an arrow key that must not leak in.
-    term.say(r"type hx\x7fel\x1b[D\xe4\xbd\xa0");
-    term.say("wait me> hel你");
-    assert_eq!(term.out.next().unwrap(), "seen");
+    peer
+}
+
+/// The issue-13 screen: at 80 columns, 40 Chinese characters after `me> `
+/// wrap onto a second row; a message that arrives meanwhile is printed above
+/// the whole line, and neither row is left behind. Then the cursor keys:
+/// Left, Right, Home, End edit the line, Up recalls the previous one.
+#[test]
+fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
+    let (listener, addr) = terminal_peer();
+    let Some(mut term) = Terminal::start(&["connect", &addr]) else {
+        return;
+    };
+    let peer = accept(&listener);
+    term.wait("connected to");
+    let connected = format!("connected to {addr}");
+    let typed: String = "汉字".repeat(20);
+    let chars: Vec<char> = typed.chars().collect();
+    // "me> " is 4 columns, each character 2: 38 of them fill the first row.
+    let first_row = format!("me> {}", chars[..38].iter().collect::<String>());
+    let second_row: String = chars[38..].iter().collect();
+    term.keys(&typed);
+    term.wait(&second_row);
+    assert_eq!(
+        term.rows(),
+        [connected.clone(), first_row.clone(), second_row.clone()]
+    );
     (&peer).write_all(b"incoming!\n").unwrap();
-    term.say(r"wait \r\x1b[Kpeer> incoming!\r\n\r\x1b[Kme> hel你");
-    assert_eq!(term.out.next().unwrap(), "seen");
-    term.say(r"type lo\r");
-    let typed = "hel你lo\n".as_bytes();
-    assert_eq!(read_n(&peer, typed.len()), typed);
-    term.say(r"type \x03");
-    term.say("exit");
-    assert_eq!(term.out.next().unwrap(), "exit 0");
+    term.wait("peer> incoming!");
+    assert_eq!(
+        term.rows(),
+        [
+            connected.clone(),
+            "peer> incoming!".to_string(),
+            first_row.clone(),
+            second_row.clone()
+        ]
+    );
+    // The peer ends its lines with \n (like nc), so ours do too now.
+    term.keys(r"\r");
+    let wire = format!("{typed}\n");
+    assert_eq!(text(&read_n(&peer, wire.len())), wire);
+    // a, c, Left, b: abc.
+    term.keys(r"ac\x1b[Db\r");
+    assert_eq!(read_n(&peer, 4), b"abc\n");
+    // y, z, Home, x, End, !: xyz!.
+    term.keys(r"yz\x1b[Hx\x1b[F!\r");
+    assert_eq!(read_n(&peer, 5), b"xyz!\n");
+    // Up: the previous line again.
+    term.keys(r"\x1b[A\r");
+    assert_eq!(read_n(&peer, 5), b"xyz!\n");
+    // 1, 3, Left, Left, Right, 2: 123.
+    term.keys(r"13\x1b[D\x1b[D\x1b[C2\r");
+    assert_eq!(read_n(&peer, 4), b"123\n");
+    let rows = term.rows();
+    assert_eq!(
+        rows[4..],
+        ["me> abc", "me> xyz!", "me> xyz!", "me> 123", "me>"],
+        "{rows:#?}"
+    );
+    // The peer leaves while we are typing: the closing line is a line of its own.
+    term.keys("半句话");
+    term.wait("me> 半句话");
+    drop(peer);
+    let (code, rows) = term.exit();
+    assert_eq!(code, "exit 0");
+    assert_eq!(
+        rows[rows.len() - 2..],
+        ["me> 半句话", "the peer closed the connection"],
+        "{rows:#?}"
+    );
+}
+
+/// Closing lines land on their own line, never after the half-typed one:
+/// Ctrl-C (`interrupted; chat over`) and the peer's `bye`.
+#[test]
+fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
+    for (how, last) in [
+        ("ctrl-c", "interrupted; chat over"),
+        ("bye", "the peer said bye; chat over"),
+    ] {
+        let (listener, addr) = terminal_peer();
+        let Some(mut term) = Terminal::start(&["connect", &addr, "--name", "小明"]) else {
+            return;
+        };
+        let peer = accept(&listener);
+        term.wait("connected to");
+        term.keys("半句话");
+        term.wait("小明> 半句话");
+        match how {
+            "ctrl-c" => term.keys(r"\x03"),
+            _ => (&peer).write_all(b"bye").unwrap(),
+        }
+        let (code, rows) = term.exit();
+        assert_eq!(code, "exit 0", "{how}");
+        assert_eq!(
+            rows[rows.len() - 2..],
+            ["小明> 半句话", last],
+            "{how}: {rows:#?}"
+        );
+        // The notes' programs are never sent the name.
+        drop(listener);
+        let mut rest = Vec::new();
+        let _ = (&peer).read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{how}: {}", text(&rest));
+    }
 }
 
 /// Issue 12: what a peer sends is shown with invisible and direction-changing
