@@ -730,38 +730,56 @@ fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
     );
 }
 
-/// Closing lines land on their own line, never after the half-typed one:
-/// Ctrl-C (`interrupted; chat over`) and the peer's `bye`.
+/// Closing lines land on their own line, never after the half-typed one
+/// (Ctrl-C: `interrupted; chat over`; the peer's `bye`); an empty prompt is
+/// taken back rather than left above them; a typed quit word stays as typed.
 #[test]
 fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
-    for (how, last) in [
-        ("ctrl-c", "interrupted; chat over"),
-        ("bye", "the peer said bye; chat over"),
-    ] {
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "半句话",
+            r"\x03",
+            &["小明> 半句话", "interrupted; chat over"],
+        ),
+        (
+            "半句话",
+            "peer: bye",
+            &["小明> 半句话", "the peer said bye; chat over"],
+        ),
+        (
+            "",
+            "peer: bye",
+            &["connected to", "the peer said bye; chat over"],
+        ),
+        ("", r"\x04", &["connected to", "end of input; chat over"]),
+        ("bye", r"\r", &["小明> bye", "you said bye; chat over"]),
+    ];
+    for (typed, then, tail) in cases {
         let (listener, addr) = terminal_peer();
         let Some(mut term) = Terminal::start(&["connect", &addr, "--name", "小明"]) else {
             return;
         };
         let peer = accept(&listener);
         term.wait("connected to");
-        term.keys("半句话");
-        term.wait("小明> 半句话");
-        match how {
-            "ctrl-c" => term.keys(r"\x03"),
-            _ => (&peer).write_all(b"bye").unwrap(),
+        term.keys(typed);
+        term.wait(format!("小明> {typed}").trim_end());
+        match then.strip_prefix("peer: ") {
+            Some(words) => (&peer).write_all(words.as_bytes()).unwrap(),
+            None => term.keys(then),
         }
         let (code, rows) = term.exit();
-        assert_eq!(code, "exit 0", "{how}");
-        assert_eq!(
-            rows[rows.len() - 2..],
-            ["小明> 半句话", last],
-            "{how}: {rows:#?}"
+        assert_eq!(code, "exit 0", "{typed} {then}");
+        let got = &rows[rows.len() - 2..];
+        assert!(
+            got[0].starts_with(tail[0]) && got[1] == tail[1],
+            "{typed} {then}: {rows:#?}"
         );
-        // The notes' programs are never sent the name.
+        // Not a chat: the name was never sent, only what was typed.
         drop(listener);
         let mut rest = Vec::new();
         let _ = (&peer).read_to_end(&mut rest);
-        assert!(rest.is_empty(), "{how}: {}", text(&rest));
+        let sent = if then == r"\r" { typed } else { "" };
+        assert_eq!(text(&rest), sent, "{typed} {then}");
     }
 }
 

@@ -33,8 +33,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor, ExternalPrinter};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Config, Editor, ExternalPrinter, Helper};
 
 /// How long [`Keyboard::stop`] and [`Screen::close`] wait for the editor.
 const STOP_WAIT: Duration = Duration::from_secs(1);
@@ -50,9 +55,33 @@ pub enum Typed {
     End,
 }
 
+/// Keeps an eye on the line being edited: rustyline asks its helper for a
+/// hint after every change, which tells us whether the line is empty.
+#[derive(Default)]
+struct Watcher {
+    empty: Arc<AtomicBool>,
+}
+
+impl Helper for Watcher {}
+impl Completer for Watcher {
+    type Candidate = String;
+}
+impl Highlighter for Watcher {}
+impl Validator for Watcher {}
+impl Hinter for Watcher {
+    type Hint = String;
+
+    fn hint(&self, line: &str, _: usize, _: &rustyline::Context<'_>) -> Option<String> {
+        self.empty.store(line.is_empty(), Ordering::SeqCst);
+        None
+    }
+}
+
 /// Lines typed on a terminal, with editing and history.
 pub struct LineEditor {
-    editor: DefaultEditor,
+    editor: Editor<Watcher, DefaultHistory>,
+    /// The line being edited is empty (see [`Watcher`]).
+    empty: Arc<AtomicBool>,
     prompt: String,
     /// The terminal's settings before rustyline touched them: put back by
     /// [`Keyboard::stop`] should rustyline not return in time.
@@ -71,13 +100,17 @@ impl LineEditor {
             .bracketed_paste(false)
             .auto_add_history(true)
             .build();
-        let mut editor = DefaultEditor::with_config(config).ok()?;
+        let mut editor = Editor::with_config(config).ok()?;
+        let watcher = Watcher::default();
+        let empty = watcher.empty.clone();
+        editor.set_helper(Some(watcher));
         let printer = editor.create_external_printer().ok()?;
         let saved = nix::sys::termios::tcgetattr(io::stdin()).ok();
         let screen = Screen::terminal(printer, io::stdout(), io::stderr());
         Some((
             LineEditor {
                 editor,
+                empty,
                 prompt: prompt.to_string(),
                 saved,
             },
@@ -87,6 +120,7 @@ impl LineEditor {
 
     /// Wait for the next line.
     pub fn read(&mut self) -> io::Result<Typed> {
+        self.empty.store(true, Ordering::SeqCst);
         match self.editor.readline(&self.prompt) {
             Ok(line) => Ok(Typed::Line(line)),
             Err(ReadlineError::Interrupted) => Ok(Typed::Interrupted),
@@ -110,6 +144,7 @@ impl Keyboard {
     /// `typed`, until it returns false, input ends, or [`Keyboard::stop`].
     pub fn spawn(
         mut editor: LineEditor,
+        screen: Screen,
         mut typed: impl FnMut(io::Result<Typed>) -> bool + Send + 'static,
     ) -> io::Result<Keyboard> {
         let stopping = Arc::new(AtomicBool::new(false));
@@ -120,13 +155,17 @@ impl Keyboard {
             .name("chat-keyboard".into())
             .spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
+                    screen.reading(true);
                     let got = editor.read();
-                    // Our own stop returns from readline as Ctrl-C does: not the user's.
-                    if stop.load(Ordering::SeqCst) {
-                        break;
+                    screen.reading(false);
+                    let stopped = stop.load(Ordering::SeqCst);
+                    let last = stopped || !matches!(got, Ok(Typed::Line(_)));
+                    if last && editor.empty.load(Ordering::SeqCst) {
+                        // Nothing was typed: take back the empty prompt left above the cursor.
+                        screen.erase_prompt_row();
                     }
-                    let last = !matches!(got, Ok(Typed::Line(_)));
-                    if !typed(got) || last {
+                    // Our own stop returns from readline as Ctrl-C does: not the user's.
+                    if stopped || !typed(got) || last {
                         break;
                     }
                 }
@@ -211,6 +250,10 @@ struct State {
     queue: VecDeque<(Stream, String)>,
     /// The printer thread is handing a message to the editor.
     printing: bool,
+    /// The keyboard thread is inside `readline`, which takes printed
+    /// messages; between two lines they wait, so that nothing is printed
+    /// where the editor does not expect it.
+    reading: bool,
 }
 
 struct Inner {
@@ -249,6 +292,7 @@ impl Screen {
                     mode,
                     queue: VecDeque::new(),
                     printing: false,
+                    reading: false,
                 }),
                 changed: Condvar::new(),
                 out: Mutex::new(Box::new(out)),
@@ -278,6 +322,7 @@ impl Screen {
                                 return;
                             }
                             if st.mode == Mode::Editing
+                                && st.reading
                                 && let Some((_, text)) = st.queue.pop_front()
                             {
                                 st.printing = true;
@@ -309,6 +354,24 @@ impl Screen {
         };
         w.write_all(text)?;
         w.flush()
+    }
+
+    fn reading(&self, on: bool) {
+        lock(&self.inner.state).reading = on;
+        self.inner.changed.notify_all();
+    }
+
+    /// After the last `readline`: the cursor is under the prompt row it left;
+    /// if that row holds nothing but the prompt, erase it. Not if a message
+    /// may have been printed under it meanwhile.
+    fn erase_prompt_row(&self) {
+        let st = lock(&self.inner.state);
+        if st.printing || st.mode == Mode::Closed {
+            return;
+        }
+        let mut out = lock(&self.inner.out);
+        let _ = out.write_all(b"\x1b[A\r\x1b[K");
+        let _ = out.flush();
     }
 
     /// Show `text` (whole lines, each ending in `\n`) on stdout, above the
@@ -437,6 +500,7 @@ mod tests {
         let rec = Recorder::default();
         let (out, err) = (SharedBuf::default(), SharedBuf::default());
         let screen = Screen::terminal(rec.clone(), out.clone(), err.clone());
+        screen.reading(true);
         screen.show(b"peer> one\n").unwrap();
         let mut log = screen.log_writer();
         writeln!(log, "peer is now known as bob").unwrap();
@@ -456,6 +520,19 @@ mod tests {
         assert_eq!(err.text(), "the peer closed the connection\n");
     }
 
+    /// Between two lines (no `readline` running), the editor would print a
+    /// message where it does not expect one: it waits for the next prompt.
+    #[test]
+    fn messages_wait_while_no_line_is_being_read() {
+        let rec = Recorder::default();
+        let screen = Screen::terminal(rec.clone(), SharedBuf::default(), SharedBuf::default());
+        screen.show(b"peer> early\n").unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert!(lock(&rec.0).is_empty());
+        screen.reading(true);
+        assert_eq!(printed(&rec, 1), ["peer> early\n"]);
+    }
+
     /// A printer that never returns (rustyline's, when its `readline` ended
     /// without taking the message) blocks neither the peer nor the end.
     #[test]
@@ -469,6 +546,7 @@ mod tests {
         }
         let out = SharedBuf::default();
         let screen = Screen::terminal(Stuck, out.clone(), SharedBuf::default());
+        screen.reading(true);
         screen.show(b"lost in the editor\n").unwrap();
         // Wait until the printer thread holds the first message.
         while !lock(&screen.inner.state).printing {

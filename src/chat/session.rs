@@ -258,7 +258,8 @@ pub fn run(
     };
     let peer = Arc::new(PeerInfo::default());
     let mut chat = Chat::new(link, cfg, peer.clone(), log)?;
-    let mut keyboard = spawn_input(input, tx.clone()).map_err(ChatError::Input)?;
+    let mut keyboard =
+        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(ChatError::Input)?;
     let reader = chat.spawn_reader(cfg, screen, log, peer, tx, stop.clone())?;
     let result = chat.converse(&rx, cfg);
     stop.store(true, Ordering::SeqCst);
@@ -634,8 +635,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Read what we type, on its own thread. Lines from a pipe block in `read()`
-/// until the process ends; a terminal's [`Keyboard`] is stopped by the caller.
-fn spawn_input(input: Input, tx: Sender<Event>) -> io::Result<Option<Keyboard>> {
+/// until the process ends; a terminal's [`Keyboard`] is stopped by the caller,
+/// or stops by itself after a quit word (no prompt for a line never sent).
+fn spawn_input(
+    input: Input,
+    screen: &Screen,
+    quit_words: &[String],
+    tx: Sender<Event>,
+) -> io::Result<Option<Keyboard>> {
     match input {
         Input::Lines(r) => {
             thread::Builder::new()
@@ -644,9 +651,16 @@ fn spawn_input(input: Input, tx: Sender<Event>) -> io::Result<Option<Keyboard>> 
             Ok(None)
         }
         Input::Terminal(editor) => {
-            let keyboard = Keyboard::spawn(*editor, move |typed| {
+            let quit_words = quit_words.to_vec();
+            let keyboard = Keyboard::spawn(*editor, screen.clone(), move |typed| {
                 let event = match typed {
-                    Ok(Typed::Line(line)) => Event::Typed(line.into_bytes()),
+                    Ok(Typed::Line(line)) => {
+                        if quit_words.iter().any(|w| w == line.trim()) {
+                            let _ = tx.send(Event::Typed(line.into_bytes()));
+                            return false;
+                        }
+                        Event::Typed(line.into_bytes())
+                    }
                     Ok(Typed::Interrupted) => Event::Interrupted,
                     Ok(Typed::End) => Event::InputEnded,
                     Err(e) => Event::InputFailed(e),
