@@ -569,6 +569,7 @@ fn each_subcommand_shows_only_its_flags_with_examples() {
         &["room", "--hex"][..],
         &["--udp", "room"],
         &["room", "--name", "x"],
+        &["room", "-vv"],
     ] {
         let out = run(chat(args), b"");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -181,9 +181,9 @@ struct RoomArgs {
     #[arg(short = '6')]
     ipv6: bool,
 
-    /// More detail on stderr: every relayed line, every read and write.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    verbose: u8,
+    /// More detail on stderr: every relayed line, every read and write (there is no -vv).
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    verbose: bool,
 
     /// Only errors on stderr.
     #[arg(short = 'q', long)]
@@ -204,7 +204,7 @@ impl RoomArgs {
     fn verbosity(&self) -> Verbosity {
         match (self.quiet, self.verbose) {
             (true, _) => Verbosity::Quiet,
-            (_, 1..) => Verbosity::Verbose,
+            (_, true) => Verbosity::Verbose,
             _ => Verbosity::Normal,
         }
     }
