@@ -75,9 +75,10 @@ const UDP_GOODBYE: &str = "bye";
 pub const HELLO: u8 = 0;
 
 /// How long our first line waits for the peer's hello (or a room's greeting):
-/// a round trip, with room to spare. Only piped input ever waits; nobody
-/// types that fast.
-pub const HELLO_WAIT: Duration = Duration::from_millis(300);
+/// a round trip plus the peer's `accept()` being scheduled, with room to spare
+/// for a loaded machine. Only piped input ever waits (once, and against a
+/// peer that never says hello: the notes' servers); nobody types that fast.
+pub const HELLO_WAIT: Duration = Duration::from_millis(500);
 
 /// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP header bytes).
 const MAX_DATAGRAM: usize = 65_507;
