@@ -609,6 +609,25 @@ impl Terminal {
         })
     }
 
+    /// `chat ARGS`, then `stty -a` on the same terminal (to see that chat put
+    /// it back as it was); the exit code is chat's.
+    fn start_then_stty(args: &[&str]) -> Option<Terminal> {
+        if !have_peer("python3") || !have_peer("stty") {
+            return None;
+        }
+        let mut c = Command::new("python3");
+        c.arg(format!(
+            "{}/tests/pty/type_in_chat.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#])
+        .arg(bin("chat"))
+        .args(args);
+        Some(Terminal {
+            harness: Proc::spawn(c),
+        })
+    }
+
     /// Press keys (Python escapes: `\r` Enter, `\x1b[D` Left, `\x03` Ctrl-C).
     fn keys(&mut self, keys: &str) {
         self.harness.say(&format!("type {keys}"));
@@ -712,10 +731,16 @@ fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
     // 1, 3, Left, Left, Right, 2: 123.
     term.keys(r"13\x1b[D\x1b[D\x1b[C2\r");
     assert_eq!(read_n(&peer, 4), b"123\n");
+    // Typed ahead, several lines at once (keys that come between two lines
+    // are not echoed by the terminal: no ^[[A on screen).
+    term.keys(r"one\rtwo\r\x1b[A\r");
+    assert_eq!(read_n(&peer, 12), b"one\ntwo\ntwo\n");
     let rows = term.rows();
     assert_eq!(
         rows[4..],
-        ["me> abc", "me> xyz!", "me> xyz!", "me> 123", "me>"],
+        [
+            "me> abc", "me> xyz!", "me> xyz!", "me> 123", "me> one", "me> two", "me> two", "me>"
+        ],
         "{rows:#?}"
     );
     // The peer leaves while we are typing: the closing line is a line of its own.
@@ -757,7 +782,8 @@ fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
     ];
     for (typed, then, tail) in cases {
         let (listener, addr) = terminal_peer();
-        let Some(mut term) = Terminal::start(&["connect", &addr, "--name", "小明"]) else {
+        let Some(mut term) = Terminal::start_then_stty(&["connect", &addr, "--name", "小明"])
+        else {
             return;
         };
         let peer = accept(&listener);
@@ -770,11 +796,22 @@ fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
         }
         let (code, rows) = term.exit();
         assert_eq!(code, "exit 0", "{typed} {then}");
-        let got = &rows[rows.len() - 2..];
+        let last = rows.iter().position(|r| r == tail[1]);
         assert!(
-            got[0].starts_with(tail[0]) && got[1] == tail[1],
+            last.is_some_and(|i| i > 0 && rows[i - 1].starts_with(tail[0])),
             "{typed} {then}: {rows:#?}"
         );
+        // The terminal is as chat found it: echo and line editing back on.
+        let stty: Vec<&str> = rows[last.unwrap() + 1..]
+            .iter()
+            .flat_map(|r| r.split([' ', ';']))
+            .collect();
+        for mode in ["echo", "icanon", "icrnl", "isig"] {
+            assert!(
+                stty.contains(&mode),
+                "{typed} {then}: no {mode} in {stty:?}"
+            );
+        }
         // Not a chat: the name was never sent, only what was typed.
         drop(listener);
         let mut rest = Vec::new();

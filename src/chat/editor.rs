@@ -83,9 +83,43 @@ pub struct LineEditor {
     /// The line being edited is empty (see [`Watcher`]).
     empty: Arc<AtomicBool>,
     prompt: String,
-    /// The terminal's settings before rustyline touched them: put back by
-    /// [`Keyboard::stop`] should rustyline not return in time.
+    /// The terminal's settings before we touched them: put back when the
+    /// editor is dropped, or by [`Keyboard::stop`] should rustyline not return.
     saved: Option<nix::sys::termios::Termios>,
+}
+
+/// Between two lines rustyline puts the terminal back as it found it. Were
+/// that the usual cooked mode, keys typed in that instant (the next line,
+/// typed ahead) would be echoed by the terminal itself, `^[[A` for Up, on
+/// the screen rustyline draws. So it finds the terminal already quiet: no
+/// echo, no line buffering, no CR-to-NL (keys reach it untouched); Ctrl-C
+/// still a signal.
+fn quiet_terminal() -> Option<nix::sys::termios::Termios> {
+    use nix::sys::termios::{
+        InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr,
+    };
+    let saved = tcgetattr(io::stdin()).ok()?;
+    let mut quiet = saved.clone();
+    quiet
+        .local_flags
+        .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::IEXTEN);
+    quiet.input_flags.remove(InputFlags::ICRNL);
+    quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+    quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+    tcsetattr(io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
+    Some(saved)
+}
+
+fn restore_terminal(saved: &nix::sys::termios::Termios) {
+    let _ = nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+}
+
+impl Drop for LineEditor {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            restore_terminal(saved);
+        }
+    }
 }
 
 impl LineEditor {
@@ -105,7 +139,7 @@ impl LineEditor {
         let empty = watcher.empty.clone();
         editor.set_helper(Some(watcher));
         let printer = editor.create_external_printer().ok()?;
-        let saved = nix::sys::termios::tcgetattr(io::stdin()).ok();
+        let saved = quiet_terminal();
         let screen = Screen::terminal(printer, io::stdout(), io::stderr());
         Some((
             LineEditor {
@@ -211,11 +245,7 @@ impl Keyboard {
         }
         // Still inside readline: leave it there, but give the terminal back.
         if let Some(saved) = &self.saved {
-            let _ = nix::sys::termios::tcsetattr(
-                io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                saved,
-            );
+            restore_terminal(saved);
         }
         let _ = io::stdout().write_all(b"\n");
         let _ = io::stdout().flush();
