@@ -16,8 +16,10 @@
 //!
 //! Messages go out without a newline, exactly as the notes' programs send them,
 //! so either side also talks to the notes' Python server or client. The `chat`
-//! tool does the same with names, encodings, UDP and a room:
-//! `chat listen 8008` / `chat connect 127.0.0.1 8008 --eol none`.
+//! tool does the same with names, encodings, UDP and a room, and needs no flag
+//! for the notes' programs either: `chat listen 8008` / `chat connect
+//! 127.0.0.1 8008` send lines bare until the peer shows it wants `\n` (nc,
+//! another chat, a room).
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -6,6 +6,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -229,15 +230,17 @@ fn udp_chats_talk_and_bye_ends_both() {
 }
 
 #[test]
-fn udp_datagrams_are_messages_without_terminator() {
+fn udp_datagrams_are_messages_answered_as_they_end() {
     let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
     a.say("too early");
     a.err.expect("nobody has written yet");
+    // A datagram ending in \n (nc -u) gets answers ending in \n; one
+    // without (the notes' programs, another chat) answers without.
     let first = udp_socket();
     first.send_to(b"one\n", addr).unwrap();
     assert_eq!(a.out.next().unwrap(), "peer> one");
     a.say("answer 1");
-    assert_eq!(recv_text(&first), "answer 1");
+    assert_eq!(recv_text(&first), "answer 1\n");
     // Whoever wrote last gets the answer.
     let second = udp_socket();
     second.send_to("二".as_bytes(), addr).unwrap();
@@ -250,8 +253,10 @@ fn udp_datagrams_are_messages_without_terminator() {
     assert!(a.wait().success());
 }
 
+/// Over UDP nothing tells another chat from the notes' programs (there is no
+/// second channel for a hello): `--name` is never sent, and says so.
 #[test]
-fn udp_listen_tells_each_new_peer_its_name() {
+fn udp_never_sends_a_name() {
     let (mut a, addr) = Proc::listening(chat(&[
         "--udp",
         "listen",
@@ -261,12 +266,12 @@ fn udp_listen_tells_each_new_peer_its_name() {
         "--name",
         "客服",
     ]));
+    a.err.expect("over UDP --name only labels your own lines");
     for who in ["first", "second"] {
         let s = udp_socket();
         s.send_to(who.as_bytes(), addr).unwrap();
         a.out.expect(who);
         a.say(&format!("hello {who}"));
-        assert_eq!(recv_text(&s), "/nick 客服");
         assert_eq!(recv_text(&s), format!("hello {who}"));
     }
 }
@@ -279,39 +284,70 @@ fn python(script: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Lesson 11, the learner's command with no flags: `chat connect HOST PORT`
+/// against the notes' server. We speak first, bare (the server compares a
+/// whole recv() with 'exit'), and even with `--name` it never sees a `/nick`.
 #[test]
 fn our_chat_against_the_notes_tcp_server() {
     if !have_peer("python3") {
         return;
     }
-    let (mut py, addr) = Proc::listening(python("lesson11_chat_server.py", &[]));
-    let mut me = connect(addr, &["--eol", "none"]);
-    me.say("你好, 我是客户端");
-    py.out.expect("客户端： 你好, 我是客户端");
-    py.say("hello client");
-    assert_eq!(me.out.expect("hello client"), "peer> hello client");
-    me.say("exit");
-    py.out.expect("客户端已经退出！");
-    assert!(me.wait().success());
-    me.err.expect("you said exit");
+    for extra in [&[][..], &["--name", "bob"]] {
+        let (mut py, addr) = Proc::listening(python("lesson11_chat_server.py", &[]));
+        let port = addr.port().to_string();
+        let mut args = vec!["connect", "127.0.0.1", port.as_str()];
+        args.extend_from_slice(extra);
+        let mut me = Proc::spawn(chat(&args));
+        me.say("你好, 我是客户端");
+        assert_eq!(
+            py.out.next().unwrap(),
+            "客户端： 你好, 我是客户端",
+            "{extra:?}"
+        );
+        py.say("hello client");
+        assert_eq!(me.out.expect("hello client"), "peer> hello client");
+        me.say("second message");
+        assert_eq!(py.out.next().unwrap(), "send:客户端： second message");
+        py.say("ok");
+        me.out.expect("ok");
+        me.say("exit");
+        assert_eq!(py.out.next().unwrap(), "send:客户端： exit");
+        assert_eq!(py.out.next().unwrap(), "客户端已经退出！");
+        assert!(me.wait().success());
+        me.err.expect("you said exit");
+        py.signal("KILL");
+    }
 }
 
+/// Lesson 11 the other way round: the notes' client speaks first, to
+/// `chat listen` with no flags; our answers arrive bare, so its `exit` and its
+/// display work, and `--name` is not sent to it.
 #[test]
 fn the_notes_tcp_client_against_our_chat() {
     if !have_peer("python3") {
         return;
     }
-    let (mut me, addr) = listen(&["--eol", "none"]);
-    let port = addr.port().to_string();
-    let mut py = Proc::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
-    py.say("你好服务器");
-    assert_eq!(me.out.expect("你好服务器"), "peer> 你好服务器");
-    me.say("你好客户端");
-    py.out.expect("服务器： 你好客户端");
-    py.say("exit");
-    assert!(me.wait().success());
-    me.err.expect("the peer said exit");
-    assert!(py.wait().success());
+    for extra in [&[][..], &["--name", "alice"]] {
+        let (mut me, addr) = listen(extra);
+        let port = addr.port().to_string();
+        let mut py = Proc::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
+        py.say("你好服务器");
+        assert_eq!(me.out.expect("你好服务器"), "peer> 你好服务器");
+        me.say("你好客户端");
+        assert_eq!(
+            py.out.next().unwrap(),
+            "send:服务器： 你好客户端",
+            "{extra:?}"
+        );
+        py.say("again");
+        me.out.expect("again");
+        me.say("second answer");
+        assert_eq!(py.out.next().unwrap(), "send:服务器： second answer");
+        py.say("exit");
+        assert!(me.wait().success());
+        me.err.expect("the peer said exit");
+        assert!(py.wait().success());
+    }
 }
 
 #[test]
@@ -320,18 +356,30 @@ fn our_udp_chat_against_the_notes_service_desk() {
         return;
     }
     let (mut py, addr) = Proc::listening(python("lesson10_udp_service.py", &[]));
-    let mut me = connect(addr, &["--udp"]);
+    let port = addr.port().to_string();
+    let mut me = Proc::spawn(chat(&[
+        "--udp",
+        "connect",
+        "127.0.0.1",
+        &port,
+        "--name",
+        "customer",
+    ]));
     me.say("我的订单到哪了?");
-    py.out.expect("客户说: 我的订单到哪了?");
+    assert_eq!(py.out.next().unwrap(), "客户说: 我的订单到哪了?");
+    py.out.expect("客户地址");
     py.say("已经发货了");
     assert_eq!(me.out.expect("发货"), "peer> 已经发货了");
     // End of input: we say bye, and the desk closes.
     me.close_stdin();
+    assert_eq!(py.out.next().unwrap(), "回复什么给客户端:客户说: bye");
     py.out.expect("服务器端即将推出");
     assert!(me.wait().success());
     assert!(py.wait().success());
 }
 
+/// Lesson 10 with the learner's command, `chat --udp listen` (port 0 here
+/// instead of the default 8888): the customer speaks first, `bye` ends both.
 #[test]
 fn the_notes_udp_customer_against_our_chat() {
     if !have_peer("python3") {
@@ -343,54 +391,434 @@ fn the_notes_udp_customer_against_our_chat() {
     py.say("你好");
     assert_eq!(me.out.expect("你好"), "peer> 你好");
     me.say("您好, 有什么可以帮您?");
-    py.out.expect("客户端接收数据: 您好, 有什么可以帮您?");
+    assert_eq!(
+        py.out.next().unwrap(),
+        "客户说:客户端接收数据: 您好, 有什么可以帮您?"
+    );
     py.say("bye");
     assert!(py.wait().success());
     assert!(me.wait().success());
     me.err.expect("the peer said bye");
 }
 
-// --- On a terminal --------------------------------------------------------------
+// --- How lines end, and who is a chat ---------------------------------------------
 
-/// A person typing into `chat connect` on a real (pseudo-)terminal, driven by
-/// tests/pty/type_in_chat.py: a message that arrives mid-line is printed above
-/// the half-typed line, which is then drawn again intact.
+/// With no `--eol`, lines go out bare until the peer sends a line ending, then
+/// end as the peer's do: the notes' programs get bare lines, nc gets `\n`,
+/// telnet `\r\n`.
 #[test]
-fn on_a_terminal_the_typed_line_survives_incoming_messages() {
-    if !have_peer("python3") {
+fn lines_end_as_the_peer_ends_them() {
+    for (peer_line, ending) in [(&b"hi\n"[..], &b"\n"[..]), (b"hi\r\n", b"\r\n")] {
+        let (mut a, addr) = listen(&[]);
+        let s = util::connect(addr);
+        a.err.expect("connected");
+        a.say("first");
+        assert_eq!(read_n(&s, 5), b"first");
+        (&s).write_all(peer_line).unwrap();
+        assert_eq!(a.out.next().unwrap(), "peer> hi");
+        a.say("second");
+        let mut want = b"second".to_vec();
+        want.extend_from_slice(ending);
+        assert_eq!(read_n(&s, want.len()), want);
+        drop(s);
+        assert!(a.wait().success());
+    }
+}
+
+/// What a chat sends to another chat, seen from a socket that says chat's
+/// hello itself: the hello is urgent data, then `\n`-ended lines and the name.
+#[test]
+fn a_chat_is_told_the_name_and_gets_lines() {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{MsgFlags, recv, send};
+    let (mut a, addr) = listen(&["--name", "alice"]);
+    let s = util::connect(addr);
+    let fd = s.as_raw_fd();
+    // Its hello: one byte of urgent data, which a plain read() skips.
+    let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLPRI)];
+    assert_eq!(poll(&mut fds, PollTimeout::from(20_000u16)), Ok(1));
+    let mut byte = [9u8];
+    assert_eq!(recv(fd, &mut byte, MsgFlags::MSG_OOB), Ok(1));
+    assert_eq!(byte, [0], "chat's hello");
+    // Nothing is told before we say our own hello.
+    a.say("unframed");
+    assert_eq!(read_n(&s, 8), b"unframed");
+    assert_eq!(send(fd, &[0], MsgFlags::MSG_OOB), Ok(1));
+    assert_eq!(read_n(&s, 12), b"/nick alice\n");
+    a.say("one");
+    a.say("two");
+    assert_eq!(read_n(&s, 8), b"one\ntwo\n");
+    drop(s);
+    assert!(a.wait().success());
+}
+
+/// Piped lines from one chat to another arrive as separate lines: the first
+/// line waits for the other's hello, so they are `\n`-ended, not glued.
+#[test]
+fn two_chats_frame_piped_lines() {
+    let (mut a, addr) = listen(&["--name", "alice"]);
+    let target = addr.to_string();
+    let out = run(
+        chat(&["connect", &target, "--name", "bob"]),
+        b"one\ntwo\nthree\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(a.out.next().unwrap(), "bob> one");
+    assert_eq!(a.out.next().unwrap(), "bob> two");
+    assert_eq!(a.out.next().unwrap(), "bob> three");
+    a.err.expect("peer is now known as bob");
+    assert!(a.wait().success());
+}
+
+/// nc is not a chat: it never sees a /nick, and once it has sent a line our
+/// lines end with \n like its own.
+#[test]
+fn nc_gets_no_name_and_lines_like_its_own() {
+    if !have_peer("nc") {
         return;
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let chat_bin = bin("chat");
-    let mut term = Proc::spawn({
+    let (mut a, addr) = listen(&["--name", "alice"]);
+    let port = addr.port().to_string();
+    let mut nc = Proc::spawn({
+        let mut c = Command::new("nc");
+        c.args(["127.0.0.1", &port]);
+        c
+    });
+    nc.say("hi from nc");
+    assert_eq!(a.out.next().unwrap(), "peer> hi from nc");
+    a.say("hello nc");
+    a.say("second");
+    assert_eq!(nc.out.next().unwrap(), "hello nc");
+    assert_eq!(nc.out.next().unwrap(), "second");
+    a.say("bye");
+    assert!(a.wait().success());
+    nc.close_stdin();
+    assert!(nc.wait().success());
+    assert!(!nc.out.seen.iter().any(|l| l.contains("/nick")));
+}
+
+// --- Ports, help -------------------------------------------------------------------
+
+/// The notes' ports: UDP chat 8888 (lesson 10), TCP chat 8008 (lesson 11).
+/// Shown either by listening there or by failing to, if the port is taken.
+#[test]
+fn default_ports_are_the_notes() {
+    for (args, port) in [
+        (&["--udp", "listen", "-b", "127.0.0.1"][..], "8888"),
+        (&["listen", "--udp", "-b", "127.0.0.1"], "8888"),
+        (&["listen", "-b", "127.0.0.1"], "8008"),
+    ] {
+        let mut p = Proc::spawn(chat(args));
+        let line = p.err.next().unwrap();
+        assert!(
+            line == format!("listening on 127.0.0.1:{port}") || line.contains(port),
+            "{args:?}: {line}"
+        );
+        p.signal("INT");
+        p.wait();
+    }
+}
+
+#[test]
+fn each_subcommand_shows_only_its_flags_with_examples() {
+    let help = |args: &[&str]| {
+        let out = run(chat(args), b"");
+        assert!(out.status.success(), "{args:?}");
+        text(&out.stdout)
+    };
+    let room = help(&["room", "--help"]);
+    for flag in [
+        "--udp",
+        "--name",
+        "--eol",
+        "--quit-word",
+        "--hex",
+        "--send-hex",
+        "--send-encoding",
+        "--recv-encoding",
+        "--strict-encoding",
+        "--timeout",
+    ] {
+        assert!(
+            !room.contains(flag),
+            "chat room --help shows {flag}:\n{room}"
+        );
+    }
+    for flag in [
+        "--encoding",
+        "-4",
+        "-6",
+        "--bind",
+        "--max-users",
+        "--verbose",
+    ] {
+        assert!(room.contains(flag), "chat room --help lacks {flag}");
+    }
+    for sub in ["listen", "connect"] {
+        let h = help(&[sub, "--help"]);
+        assert!(h.contains("Examples:\n  chat"), "chat {sub} --help:\n{h}");
+        for flag in ["--udp", "--name", "--eol", "--encoding", "--hex"] {
+            assert!(h.contains(flag), "chat {sub} --help lacks {flag}");
+        }
+    }
+    assert!(help(&["listen", "--help"]).contains("8888 with --udp"));
+    assert!(help(&["connect", "--help"]).contains("--timeout"));
+    assert!(!help(&["listen", "--help"]).contains("--timeout"));
+    // --udp and the others are refused where they do not apply, by clap, exit 2.
+    for args in [
+        &["room", "--hex"][..],
+        &["--udp", "room"],
+        &["room", "--name", "x"],
+        &["room", "-vv"],
+    ] {
+        let out = run(chat(args), b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = run(chat(&["room", "--version"]), b"");
+    assert!(
+        text(&out.stdout).starts_with(&format!("chat-room {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+// --- On a terminal --------------------------------------------------------------
+
+/// A person at an 80-column terminal: tests/pty/type_in_chat.py runs `chat` in
+/// a pseudo-terminal, types keys, and keeps the screen chat draws (with a
+/// small terminal emulator), so a test reads rows as a person would.
+struct Terminal {
+    harness: Proc,
+}
+
+impl Terminal {
+    /// `chat ARGS` on a terminal; None (test skipped) without python3.
+    fn start(args: &[&str]) -> Option<Terminal> {
+        if !have_peer("python3") {
+            return None;
+        }
         let mut c = Command::new("python3");
         c.arg(format!(
             "{}/tests/pty/type_in_chat.py",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .arg(&chat_bin)
-        .args(["connect", &addr, "--name", "me"]);
-        c
-    });
+        .arg(bin("chat"))
+        .args(args);
+        Some(Terminal {
+            harness: Proc::spawn(c),
+        })
+    }
+
+    /// `chat ARGS`, then `stty -a` on the same terminal (to see that chat put
+    /// it back as it was); the exit code is chat's.
+    fn start_then_stty(args: &[&str]) -> Option<Terminal> {
+        if !have_peer("python3") || !have_peer("stty") {
+            return None;
+        }
+        let mut c = Command::new("python3");
+        c.arg(format!(
+            "{}/tests/pty/type_in_chat.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#])
+        .arg(bin("chat"))
+        .args(args);
+        Some(Terminal {
+            harness: Proc::spawn(c),
+        })
+    }
+
+    /// Press keys (Python escapes: `\r` Enter, `\x1b[D` Left, `\x03` Ctrl-C).
+    fn keys(&mut self, keys: &str) {
+        self.harness.say(&format!("type {keys}"));
+    }
+
+    /// Wait until a row of the screen contains `text`.
+    fn wait(&mut self, text: &str) {
+        self.harness.say(&format!("wait {text}"));
+        assert_eq!(self.harness.out.next().unwrap(), "seen");
+    }
+
+    fn read_rows(&mut self) -> Vec<String> {
+        let head = self.harness.out.next().unwrap();
+        let n: usize = head
+            .strip_prefix("rows ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a screen: {head:?}"));
+        (0..n)
+            .map(|_| {
+                let row = self.harness.out.next().unwrap();
+                row.strip_prefix("| ").unwrap_or(&row).to_string()
+            })
+            .collect()
+    }
+
+    /// The screen's rows, down to the last non-blank one.
+    fn rows(&mut self) -> Vec<String> {
+        self.harness.say("rows");
+        self.read_rows()
+    }
+
+    /// Wait for chat to exit: its exit code and last screen.
+    fn exit(&mut self) -> (String, Vec<String>) {
+        self.harness.say("exit");
+        let code = self.harness.out.next().unwrap();
+        (code, self.read_rows())
+    }
+}
+
+/// A listener for `chat connect` on a terminal, and the connection it accepts.
+fn terminal_peer() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
+fn accept(listener: &std::net::TcpListener) -> TcpStream {
     let (peer, _) = listener.accept().unwrap();
     peer.set_read_timeout(Some(TIMEOUT)).unwrap();
-    assert_eq!(read_n(&peer, 9), b"/nick me\n");
-    term.say("wait connected to");
-    assert_eq!(term.out.next().unwrap(), "seen");
-    // Half a line, with a typo fixed and an arrow key that must not leak in.
-    term.say(r"type hx\x7fel\x1b[D\xe4\xbd\xa0");
-    term.say("wait me> hel你");
-    assert_eq!(term.out.next().unwrap(), "seen");
+    peer
+}
+
+/// The issue-13 screen: at 80 columns, 40 Chinese characters after `me> `
+/// wrap onto a second row; a message that arrives meanwhile is printed above
+/// the whole line, and neither row is left behind. Then the cursor keys:
+/// Left, Right, Home, End edit the line, Up recalls the previous one.
+#[test]
+fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
+    let (listener, addr) = terminal_peer();
+    let Some(mut term) = Terminal::start(&["connect", &addr]) else {
+        return;
+    };
+    let peer = accept(&listener);
+    term.wait("connected to");
+    let connected = format!("connected to {addr}");
+    let typed: String = "汉字".repeat(20);
+    let chars: Vec<char> = typed.chars().collect();
+    // "me> " is 4 columns, each character 2: 38 of them fill the first row.
+    let first_row = format!("me> {}", chars[..38].iter().collect::<String>());
+    let second_row: String = chars[38..].iter().collect();
+    term.keys(&typed);
+    term.wait(&second_row);
+    assert_eq!(
+        term.rows(),
+        [connected.clone(), first_row.clone(), second_row.clone()]
+    );
     (&peer).write_all(b"incoming!\n").unwrap();
-    term.say(r"wait \r\x1b[Kpeer> incoming!\r\n\r\x1b[Kme> hel你");
-    assert_eq!(term.out.next().unwrap(), "seen");
-    term.say(r"type lo\r");
-    let typed = "hel你lo\n".as_bytes();
-    assert_eq!(read_n(&peer, typed.len()), typed);
-    term.say(r"type \x03");
-    term.say("exit");
-    assert_eq!(term.out.next().unwrap(), "exit 0");
+    term.wait("peer> incoming!");
+    assert_eq!(
+        term.rows(),
+        [
+            connected.clone(),
+            "peer> incoming!".to_string(),
+            first_row.clone(),
+            second_row.clone()
+        ]
+    );
+    // The peer ends its lines with \n (like nc), so ours do too now.
+    term.keys(r"\r");
+    let wire = format!("{typed}\n");
+    assert_eq!(text(&read_n(&peer, wire.len())), wire);
+    // a, c, Left, b: abc.
+    term.keys(r"ac\x1b[Db\r");
+    assert_eq!(read_n(&peer, 4), b"abc\n");
+    // y, z, Home, x, End, !: xyz!.
+    term.keys(r"yz\x1b[Hx\x1b[F!\r");
+    assert_eq!(read_n(&peer, 5), b"xyz!\n");
+    // Up: the previous line again.
+    term.keys(r"\x1b[A\r");
+    assert_eq!(read_n(&peer, 5), b"xyz!\n");
+    // 1, 3, Left, Left, Right, 2: 123.
+    term.keys(r"13\x1b[D\x1b[D\x1b[C2\r");
+    assert_eq!(read_n(&peer, 4), b"123\n");
+    // Typed ahead, several lines at once (keys that come between two lines
+    // are not echoed by the terminal: no ^[[A on screen).
+    term.keys(r"one\rtwo\r\x1b[A\r");
+    assert_eq!(read_n(&peer, 12), b"one\ntwo\ntwo\n");
+    let rows = term.rows();
+    assert_eq!(
+        rows[4..],
+        [
+            "me> abc", "me> xyz!", "me> xyz!", "me> 123", "me> one", "me> two", "me> two", "me>"
+        ],
+        "{rows:#?}"
+    );
+    // The peer leaves while we are typing: the closing line is a line of its own.
+    term.keys("半句话");
+    term.wait("me> 半句话");
+    drop(peer);
+    let (code, rows) = term.exit();
+    assert_eq!(code, "exit 0");
+    assert_eq!(
+        rows[rows.len() - 2..],
+        ["me> 半句话", "the peer closed the connection"],
+        "{rows:#?}"
+    );
+}
+
+/// Closing lines land on their own line, never after the half-typed one
+/// (Ctrl-C: `interrupted; chat over`; the peer's `bye`); an empty prompt is
+/// taken back rather than left above them; a typed quit word stays as typed.
+#[test]
+fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "半句话",
+            r"\x03",
+            &["小明> 半句话", "interrupted; chat over"],
+        ),
+        (
+            "半句话",
+            "peer: bye",
+            &["小明> 半句话", "the peer said bye; chat over"],
+        ),
+        (
+            "",
+            "peer: bye",
+            &["connected to", "the peer said bye; chat over"],
+        ),
+        ("", r"\x04", &["connected to", "end of input; chat over"]),
+        ("bye", r"\r", &["小明> bye", "you said bye; chat over"]),
+    ];
+    for (typed, then, tail) in cases {
+        let (listener, addr) = terminal_peer();
+        let Some(mut term) = Terminal::start_then_stty(&["connect", &addr, "--name", "小明"])
+        else {
+            return;
+        };
+        let peer = accept(&listener);
+        term.wait("connected to");
+        term.keys(typed);
+        term.wait(format!("小明> {typed}").trim_end());
+        match then.strip_prefix("peer: ") {
+            Some(words) => (&peer).write_all(words.as_bytes()).unwrap(),
+            None => term.keys(then),
+        }
+        let (code, rows) = term.exit();
+        assert_eq!(code, "exit 0", "{typed} {then}");
+        let last = rows.iter().position(|r| r == tail[1]);
+        assert!(
+            last.is_some_and(|i| i > 0 && rows[i - 1].starts_with(tail[0])),
+            "{typed} {then}: {rows:#?}"
+        );
+        // The terminal is as chat found it: echo and line editing back on.
+        let stty: Vec<&str> = rows[last.unwrap() + 1..]
+            .iter()
+            .flat_map(|r| r.split([' ', ';']))
+            .collect();
+        for mode in ["echo", "icanon", "icrnl", "isig"] {
+            assert!(
+                stty.contains(&mode),
+                "{typed} {then}: no {mode} in {stty:?}"
+            );
+        }
+        // Not a chat: the name was never sent, only what was typed.
+        drop(listener);
+        let mut rest = Vec::new();
+        let _ = (&peer).read_to_end(&mut rest);
+        let sent = if then == r"\r" { typed } else { "" };
+        assert_eq!(text(&rest), sent, "{typed} {then}");
+    }
 }
 
 /// Issue 12: what a peer sends is shown with invisible and direction-changing

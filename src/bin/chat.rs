@@ -5,24 +5,58 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use socktools::addr::{self, display_addr, parse_port};
-use socktools::chat::editor::{RawMode, Screen};
+use socktools::addr::{self, Family, display_addr, parse_port};
+use socktools::chat::editor::{LineEditor, Screen};
 use socktools::chat::room::{self, RoomConfig};
 use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
 use socktools::cli::{self, CommonArgs, UsageError, parse_seconds, parse_size};
+use socktools::codec::{Encoding, parse_label};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
-use socktools::output::{Log, Output};
+use socktools::output::{Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 
+/// The notes' ports: the QQ chat (lesson 11, notes 001) listens on 8008, the
+/// customer-service desk (lesson 10, notes 004) on 8888.
+const TCP_PORT: u16 = 8008;
+const UDP_PORT: u16 = 8888;
+
 const EXAMPLES: &str = "\
 Examples:
-  chat listen                                  wait on port 8008 for one peer (lesson 11)
-  chat connect 127.0.0.1 8008 --name alice     dial it; type at any time, 'exit' or 'bye' ends
-  chat connect 127.0.0.1 8008 --eol none       talk to the notes' Python chat (no newline sent)
-  chat --udp listen 8888                       lesson 10's customer service over UDP
-  chat --udp connect 127.0.0.1 8888";
+  chat listen                          wait on port 8008 for one peer (lesson 11)
+  chat connect 127.0.0.1 8008          dial it; type at any time, 'exit' or 'bye' ends
+  chat --udp listen                    lesson 10's customer-service desk, on port 8888
+  chat --udp connect 127.0.0.1 8888    the customer
+  chat room                            many people on port 8008 (chat room --help)
+
+No flags are needed against the notes' Python chat programs, another chat,
+nc or a chat room: see chat listen --help for how lines end on the wire.";
+
+const LISTEN_EXAMPLES: &str = "\
+Examples:
+  chat listen                          TCP on port 8008, like the notes' QQ chat server (lesson 11)
+  chat listen 9000 --name alice        another port; another chat is told your name
+  chat --udp listen                    UDP on port 8888, like the notes' service desk (lesson 10)
+  chat listen -e gbk                   the peer is NetAssist on Windows, typing GBK
+  chat listen --eol lf                 the peer is nc and you speak first
+
+How lines end: until the peer has sent a line ending, ours end with nothing,
+as the notes' programs expect (they compare a whole recv() with 'exit'); then
+as the peer's do (\\n from nc, \\r\\n from telnet). Another chat, or a chat room,
+gets \\n: chats recognise each other by a hello sent as TCP urgent data, which
+programs that only call recv() never see, and only then tell their --name.";
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  chat connect 127.0.0.1 8008              the notes' QQ chat server, another chat, or a room
+  chat connect 127.0.0.1:8008 --name bob   another chat or a room is told your name
+  chat --udp connect 127.0.0.1 8888        the notes' UDP service desk (lesson 10)
+  chat connect ::1 8008 -w 3               give up after 3 s if nobody answers
+  chat connect 127.0.0.1 8008 --eol lf     the peer is nc -l and you speak first
+
+No flags are needed against the notes' Python programs: see chat listen --help
+for how lines end on the wire.";
 
 const ROOM_EXAMPLES: &str = "\
 Examples:
@@ -36,60 +70,83 @@ lines. Commands: /nick NAME, /who, /enc LABEL (their encoding: utf-8, gbk, big5,
 /quit, /help; a line starting with // sends a message starting with /.";
 
 #[derive(Parser)]
-#[command(name = "chat", version, about = "Chat with one peer over TCP or UDP, both sides typing at any time.", after_help = EXAMPLES)]
+#[command(name = "chat", version, propagate_version = true, about = "Chat with one peer over TCP or UDP, both sides typing at any time.", after_help = EXAMPLES)]
 struct Args {
-    #[command(subcommand)]
-    command: Command,
-
-    /// Chat over UDP datagrams (lesson 10) instead of a TCP connection.
-    #[arg(long, global = true)]
+    /// Chat over UDP datagrams (lesson 10): the same as --udp after listen or connect.
+    #[arg(long)]
     udp: bool,
 
-    /// Your name: announced to the peer (as a /nick line) when the chat starts.
-    #[arg(long, global = true, value_name = "NAME")]
-    name: Option<String>,
-
-    /// What ends each line sent: none (the notes' Python peers), lf, crlf [default: lf, none with --udp].
-    #[arg(long, global = true, value_enum, value_name = "EOL")]
-    eol: Option<Eol>,
-
-    /// Another word that ends the chat when typed or received (besides exit and bye; repeatable).
-    #[arg(long = "quit-word", global = true, value_name = "WORD")]
-    quit_words: Vec<String>,
-
-    /// Connect timeout in seconds.
-    #[arg(short = 'w', long = "timeout", global = true, default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
-    timeout: Duration,
-
-    #[command(flatten)]
-    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Wait for one peer on PORT, then chat (over UDP: answer whoever wrote last).
-    Listen {
-        /// Port to listen on (0: any free port; the first stderr line says which).
-        #[arg(default_value = "8008", value_parser = parse_port)]
-        port: u16,
-        /// Listen on this address only (default: every interface, IPv4 and IPv6).
-        #[arg(short = 'b', long, value_name = "ADDR")]
-        bind: Option<String>,
-    },
+    #[command(after_help = LISTEN_EXAMPLES)]
+    Listen(ListenArgs),
     /// Dial HOST PORT (or HOST:PORT, [IPv6]:PORT) and chat.
-    Connect {
-        /// The peer's host name or address.
-        host: String,
-        /// The peer's port, unless given with HOST.
-        port: Option<String>,
-    },
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectArgs),
     /// A multi-user chat room: every line a member types is relayed to the others as `name> text`.
     #[command(after_help = ROOM_EXAMPLES)]
     Room(RoomArgs),
 }
 
-/// `chat room`. Of the shared flags, the room uses -4/-6, -e (the members'
-/// default encoding), -v and -q; the others are refused.
+#[derive(clap::Args)]
+struct ListenArgs {
+    /// Port to listen on [default: 8008, or 8888 with --udp] (0: any free port; the first stderr line says which).
+    #[arg(value_parser = parse_port)]
+    port: Option<u16>,
+
+    /// Listen on this address only (default: every interface, IPv4 and IPv6).
+    #[arg(short = 'b', long, value_name = "ADDR")]
+    bind: Option<String>,
+
+    #[command(flatten)]
+    chat: ChatArgs,
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// The peer's host name or address.
+    host: String,
+
+    /// The peer's port, unless given with HOST.
+    port: Option<String>,
+
+    /// Connect timeout in seconds.
+    #[arg(short = 'w', long = "timeout", default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Duration,
+
+    #[command(flatten)]
+    chat: ChatArgs,
+}
+
+/// The flags of a chat with one peer (listen and connect).
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// Chat over UDP datagrams (lesson 10) instead of a TCP connection.
+    #[arg(long)]
+    udp: bool,
+
+    /// Your name, shown before your lines; told (as /nick NAME) to another chat or a room, never to other programs, nor over UDP.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// What ends each line sent: none, lf or crlf [default: none until the peer sends a line ending, then the same; lf to another chat or a room].
+    #[arg(long, value_enum, value_name = "EOL")]
+    eol: Option<Eol>,
+
+    /// Another word that ends the chat when typed or received (besides exit and bye; repeatable).
+    #[arg(long = "quit-word", value_name = "WORD")]
+    quit_words: Vec<String>,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// `chat room`: the room's own flags, and of the shared ones only those a room uses.
 #[derive(Debug, clap::Args)]
 struct RoomArgs {
     /// Port to listen on (0: any free port; the first stderr line says which).
@@ -111,59 +168,85 @@ struct RoomArgs {
     /// Most bytes waiting to be sent to one member; a member further behind is disconnected as too slow.
     #[arg(long, default_value = "256K", value_name = "BYTES", value_parser = parse_size)]
     max_queue: usize,
+
+    /// The members' encoding until they say /enc LABEL: utf-8, gbk, gb18030, big5, … (any WHATWG label).
+    #[arg(short = 'e', long, value_name = "LABEL", default_value = "utf-8", value_parser = parse_label)]
+    encoding: &'static Encoding,
+
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    ipv6: bool,
+
+    /// More detail on stderr: every relayed line, every read and write (there is no -vv).
+    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
+    verbose: bool,
+
+    /// Only errors on stderr.
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 impl RoomArgs {
-    /// The room's settings; shared flags that mean nothing to a room are refused, not ignored.
-    fn config(&self, args: &Args) -> Result<RoomConfig, UsageError> {
-        let c = &args.common;
-        let unused = [
-            (args.udp, "--udp"),
-            (args.name.is_some(), "--name"),
-            (args.eol.is_some(), "--eol"),
-            (!args.quit_words.is_empty(), "--quit-word"),
-            (c.send_encoding.is_some(), "--send-encoding"),
-            (c.recv_encoding.is_some(), "--recv-encoding"),
-            (c.strict_encoding, "--strict-encoding"),
-            (c.hex, "--hex"),
-            (c.send_hex, "--send-hex"),
-        ];
-        if let Some((_, flag)) = unused.iter().find(|(given, _)| *given) {
-            return Err(UsageError(format!(
-                "{flag} does not apply to the room (-e/--encoding sets the members' default encoding; each member may change theirs with /enc)"
-            )));
-        }
-        Ok(RoomConfig {
+    fn config(&self) -> RoomConfig {
+        RoomConfig {
             max_users: self.max_users as usize,
             max_line: self.max_line,
             max_queue: self.max_queue,
-            encoding: c.encoding,
+            encoding: self.encoding,
             ..RoomConfig::default()
-        })
+        }
     }
 
-    fn run(&self, args: &Args, shutdown: &Shutdown) -> anyhow::Result<()> {
-        let cfg = self.config(args)?;
-        let spec = ListenSpec::parse(self.bind.as_deref(), self.port, args.common.family())?;
+    fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
+
+    fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let family = Family::from_flags(self.ipv4, self.ipv6);
+        let spec = ListenSpec::parse(self.bind.as_deref(), self.port, family)?;
         let listener = tcp_listener(spec)?;
         room::serve(
             listener,
-            &cfg,
+            &self.config(),
             Output::stdout(),
-            Log::stderr(args.common.verbosity()),
+            Log::stderr(self.verbosity()),
             shutdown,
         )?;
         Ok(())
     }
 }
 
+/// A chat with one peer: `chat listen` or `chat connect`.
+enum Peer<'a> {
+    Listen(&'a ListenArgs),
+    Connect(&'a ConnectArgs),
+}
+
+impl Peer<'_> {
+    fn chat(&self) -> &ChatArgs {
+        match self {
+            Peer::Listen(a) => &a.chat,
+            Peer::Connect(a) => &a.chat,
+        }
+    }
+}
+
 /// The socket to chat over; None when Ctrl-C came before a peer did.
-fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Link>> {
-    let family = args.common.family();
-    match &args.command {
-        Command::Listen { port, bind } => {
-            let spec = ListenSpec::parse(bind.as_deref(), *port, family)?;
-            if args.udp {
+fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Link>> {
+    let family = peer.chat().common.family();
+    match peer {
+        Peer::Listen(a) => {
+            let port = a.port.unwrap_or(if udp { UDP_PORT } else { TCP_PORT });
+            let spec = ListenSpec::parse(a.bind.as_deref(), port, family)?;
+            if udp {
                 let socket = udp_socket(spec)?;
                 log.always(format_args!(
                     "listening on {}",
@@ -190,15 +273,15 @@ fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Li
             log.info(format_args!("{} connected", display_addr(&peer)));
             Ok(Some(Link::Tcp(stream)))
         }
-        // Not a chat with one peer: `run` hands it to RoomArgs::run.
-        Command::Room(_) => Ok(None),
-        Command::Connect { host, port } => {
-            let words: Vec<String> = std::iter::once(host.clone()).chain(port.clone()).collect();
+        Peer::Connect(a) => {
+            let words: Vec<String> = std::iter::once(a.host.clone())
+                .chain(a.port.clone())
+                .collect();
             let (target, rest) = addr::parse_target_args(&words)?;
             if !rest.is_empty() {
                 return Err(UsageError(format!("unexpected argument \"{}\"", rest[0])).into());
             }
-            if args.udp {
+            if udp {
                 let peer = addr::resolve(&target, family)?[0];
                 let socket = udp::client_socket(&peer, false)?;
                 log.info(format_args!(
@@ -207,7 +290,7 @@ fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Li
                 ));
                 return Ok(Some(Link::Udp(socket, Some(peer))));
             }
-            let timeout = (!args.timeout.is_zero()).then_some(args.timeout);
+            let timeout = (!a.timeout.is_zero()).then_some(a.timeout);
             let stream = addr::connect(&target, family, timeout)?;
             log.info(format_args!(
                 "connected to {}",
@@ -221,47 +304,64 @@ fn link(args: &Args, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Li
 fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
-    if let Command::Room(room) = &args.command {
-        return room.run(&args, &shutdown);
-    }
-    let log = Log::stderr(args.common.verbosity());
-    if let Some(name) = &args.name
+    let peer = match &args.command {
+        Command::Room(room) => {
+            if args.udp {
+                return Err(UsageError(
+                    "--udp does not apply to the room (a room is TCP: members connect to it)"
+                        .into(),
+                )
+                .into());
+            }
+            return room.run(&shutdown);
+        }
+        Command::Listen(a) => Peer::Listen(a),
+        Command::Connect(a) => Peer::Connect(a),
+    };
+    let opts = peer.chat();
+    let udp = args.udp || opts.udp;
+    let verbosity = opts.common.verbosity();
+    if let Some(name) = &opts.name
         && let Err(why) = room::check_name(name)
     {
         return Err(UsageError(format!("invalid --name \"{name}\": {why}")).into());
     }
     let mut quit_words = vec!["exit".to_string(), "bye".to_string()];
-    quit_words.extend(args.quit_words.iter().cloned());
+    quit_words.extend(opts.quit_words.iter().cloned());
     let cfg = ChatConfig {
-        name: args.name.clone(),
-        eol: args
-            .eol
-            .unwrap_or(if args.udp { Eol::None } else { Eol::Lf }),
+        name: opts.name.clone(),
+        eol: opts.eol,
         quit_words,
-        show: args.common.show(false),
-        send: args.common.send_options(Framing::Raw, false),
+        show: opts.common.show(false),
+        send: opts.common.send_options(Framing::Raw, false),
         linger: Duration::from_secs(1),
     };
-    let Some(link) = link(&args, &log, &shutdown)? else {
+    let log = Log::stderr(verbosity);
+    let Some(link) = link(&peer, udp, &log, &shutdown)? else {
         return Ok(());
     };
+    if udp && opts.name.is_some() {
+        log.info(format_args!(
+            "note: over UDP --name only labels your own lines: nothing tells another chat from the notes' programs, which would print a /nick line"
+        ));
+    }
+    // On a terminal, a line editor; its screen prints the peer's words and
+    // our log above the line being typed.
     let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
-    let _raw = if terminal {
-        RawMode::enable(io::stdin()).ok()
-    } else {
-        None
-    };
-    let (screen, input) = match &_raw {
-        Some(_) => {
-            let prompt = format!("{}> ", args.name.as_deref().unwrap_or("me"));
-            (
-                Screen::terminal(io::stdout(), &prompt),
-                Input::Keys(Box::new(io::stdin())),
-            )
+    let prompt = format!("{}> ", opts.name.as_deref().unwrap_or("me"));
+    let (screen, input, log) = match terminal.then(|| LineEditor::open(&prompt)).flatten() {
+        Some((editor, screen)) => {
+            let log = if io::stderr().is_terminal() {
+                Log::to_writer(screen.log_writer(), verbosity)
+            } else {
+                log
+            };
+            (screen, Input::Terminal(Box::new(editor)), log)
         }
         None => (
-            Screen::plain(io::stdout()),
+            Screen::plain(io::stdout(), io::stderr()),
             Input::Lines(Box::new(io::stdin())),
+            log,
         ),
     };
     session::run(link, &cfg, input, &screen, &log, &shutdown)?;

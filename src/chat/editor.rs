@@ -6,289 +6,480 @@
 //! of your half-typed line: the kernel echoes what you type, we print the
 //! message, and the two are mixed on screen.
 //!
-//! The cure every chat program uses: switch the terminal out of canonical mode
-//! and turn its echo off ([`RawMode`]), keep the typed line ourselves
-//! ([`Editor`]), and whenever a message arrives, erase the line, print the
-//! message, and draw the line again ([`Screen`]). Ctrl-C still works (signals
-//! stay on), and the terminal is put back as it was when the guard is dropped.
+//! The cure every chat program uses: take the terminal out of cooked mode, keep
+//! the typed line in the program, and whenever a message arrives, erase the
+//! line, print the message, and draw the line again. Doing that right is a
+//! whole library's work: a line wider than the terminal wraps onto several
+//! rows (all of them must be erased, not only the last), Chinese characters
+//! take two columns, and people expect Left, Right, Home, End and Up (the
+//! previous line) to work. [rustyline] does all of it; its *external printer*
+//! prints a message above the line being edited. [`LineEditor`] reads lines
+//! with it, and [`Screen`] hands it what the peer said.
+//!
+//! One thing rustyline cannot do is stop reading when the chat ends for
+//! another reason (the peer left): its `readline()` only returns for a key.
+//! [`Keyboard::stop`] makes it return the way Ctrl-C does (a SIGINT to the
+//! thread that reads), so the terminal is put back and the cursor is on a
+//! fresh line before the closing message is printed.
+//!
+//! [rustyline]: https://docs.rs/rustyline
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::message::push_visible;
+use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Config, Editor, ExternalPrinter, Helper};
 
-/// Erase the current screen line and go back to its start.
-const CLEAR_LINE: &[u8] = b"\r\x1b[K";
+/// How long [`Keyboard::stop`] and [`Screen::close`] wait for the editor.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 
-/// What a key press did.
+/// What one `readline` gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edit {
-    /// The line changed: draw it again.
-    Changed,
-    /// Enter: here is the finished line.
+pub enum Typed {
+    /// Enter: a finished line (it stays on screen after the prompt).
     Line(String),
-    /// Ctrl-D on an empty line: the user is done (end of input).
+    /// Ctrl-C.
+    Interrupted,
+    /// Ctrl-D on an empty line: the user is done.
     End,
 }
 
-/// A one-line editor fed byte by byte: printable text, Backspace, Ctrl-U
-/// (erase the line), Ctrl-W (erase a word), Enter, and Ctrl-D on an empty line.
-/// Escape sequences (arrow keys and the like) are swallowed whole, so they
-/// never end up in a message.
-#[derive(Debug, Default)]
-pub struct Editor {
+/// Keeps an eye on the line being edited: rustyline asks its helper for a
+/// hint after every change, which tells us whether the line is empty.
+#[derive(Default)]
+struct Watcher {
+    empty: Arc<AtomicBool>,
+}
+
+impl Helper for Watcher {}
+impl Completer for Watcher {
+    type Candidate = String;
+}
+impl Highlighter for Watcher {}
+impl Validator for Watcher {}
+impl Hinter for Watcher {
+    type Hint = String;
+
+    fn hint(&self, line: &str, _: usize, _: &rustyline::Context<'_>) -> Option<String> {
+        self.empty.store(line.is_empty(), Ordering::SeqCst);
+        None
+    }
+}
+
+/// Lines typed on a terminal, with editing and history.
+pub struct LineEditor {
+    editor: Editor<Watcher, DefaultHistory>,
+    /// The line being edited is empty (see [`Watcher`]).
+    empty: Arc<AtomicBool>,
     prompt: String,
-    line: String,
-    /// The first bytes of a UTF-8 character still being typed.
-    pending: Vec<u8>,
-    escape: Escape,
+    /// The terminal's settings before we touched them: put back when the
+    /// editor is dropped, or by [`Keyboard::stop`] should rustyline not return.
+    saved: Option<nix::sys::termios::Termios>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    #[default]
-    None,
-    /// After ESC.
-    Start,
-    /// Inside `ESC [ …` or `ESC O …`, until the final byte.
-    Sequence,
+/// Between two lines rustyline puts the terminal back as it found it. Were
+/// that the usual cooked mode, keys typed in that instant (the next line,
+/// typed ahead) would be echoed by the terminal itself, `^[[A` for Up, on
+/// the screen rustyline draws. So it finds the terminal already quiet: no
+/// echo, no line buffering, no CR-to-NL (keys reach it untouched); Ctrl-C
+/// still a signal.
+fn quiet_terminal() -> Option<nix::sys::termios::Termios> {
+    use nix::sys::termios::{
+        InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr,
+    };
+    let saved = tcgetattr(io::stdin()).ok()?;
+    let mut quiet = saved.clone();
+    quiet
+        .local_flags
+        .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::IEXTEN);
+    quiet.input_flags.remove(InputFlags::ICRNL);
+    quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+    quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+    tcsetattr(io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
+    Some(saved)
 }
 
-impl Editor {
-    /// An empty line shown after `prompt`.
-    pub fn new(prompt: impl Into<String>) -> Self {
-        Editor {
-            prompt: prompt.into(),
-            ..Editor::default()
-        }
-    }
-
-    /// What has been typed so far.
-    pub fn line(&self) -> &str {
-        &self.line
-    }
-
-    /// Feed one byte read from the terminal.
-    pub fn feed(&mut self, byte: u8) -> Option<Edit> {
-        match self.escape {
-            Escape::Start => {
-                self.escape = if matches!(byte, b'[' | b'O') {
-                    Escape::Sequence
-                } else {
-                    Escape::None
-                };
-                return None;
-            }
-            Escape::Sequence => {
-                // Parameters are 0x20–0x3f; the final byte ends the sequence.
-                if (0x40..=0x7e).contains(&byte) {
-                    self.escape = Escape::None;
-                }
-                return None;
-            }
-            Escape::None => {}
-        }
-        match byte {
-            b'\r' | b'\n' => {
-                self.pending.clear();
-                Some(Edit::Line(std::mem::take(&mut self.line)))
-            }
-            0x7f | 0x08 => {
-                self.pending.clear();
-                self.line.pop().map(|_| Edit::Changed)
-            }
-            0x15 => {
-                self.line.clear();
-                Some(Edit::Changed)
-            }
-            0x17 => {
-                let kept = self.line.trim_end().rfind(' ').map_or(0, |i| i + 1);
-                self.line.truncate(kept);
-                Some(Edit::Changed)
-            }
-            0x04 if self.line.is_empty() => Some(Edit::End),
-            0x0c => Some(Edit::Changed),
-            0x1b => {
-                self.escape = Escape::Start;
-                None
-            }
-            b'\t' => {
-                self.line.push('\t');
-                Some(Edit::Changed)
-            }
-            0x00..=0x1f => None,
-            _ => self.utf8(byte),
-        }
-    }
-
-    /// Collect the bytes of one UTF-8 character; a byte that cannot continue
-    /// it starts over, so a stray byte never blocks the keyboard.
-    fn utf8(&mut self, byte: u8) -> Option<Edit> {
-        let continuation = (0x80..0xc0).contains(&byte);
-        if continuation && self.pending.is_empty() {
-            return None;
-        }
-        if !continuation {
-            self.pending.clear();
-        }
-        self.pending.push(byte);
-        match std::str::from_utf8(&self.pending) {
-            Ok(s) => {
-                self.line.push_str(s);
-                self.pending.clear();
-                Some(Edit::Changed)
-            }
-            Err(e) if e.error_len().is_none() && self.pending.len() < 4 => None,
-            Err(_) => {
-                self.pending.clear();
-                None
-            }
-        }
-    }
-
-    /// Erase the screen line and draw prompt and line again.
-    pub fn render(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(CLEAR_LINE);
-        out.extend_from_slice(self.prompt.as_bytes());
-        push_visible(&self.line, out);
-    }
+fn restore_terminal(saved: &nix::sys::termios::Termios) {
+    let _ = nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
 }
 
-/// The terminal's settings, restored on drop.
-pub struct RawMode<F: AsFd> {
-    fd: F,
-    saved: nix::sys::termios::Termios,
-}
-
-impl<F: AsFd> RawMode<F> {
-    /// Turn off line buffering and echo on the terminal `fd` (signals such as
-    /// Ctrl-C stay on). Fails when `fd` is not a terminal.
-    pub fn enable(fd: F) -> io::Result<Self> {
-        use nix::sys::termios::{
-            LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr,
-        };
-        let saved = tcgetattr(fd.as_fd())?;
-        let mut raw = saved.clone();
-        raw.local_flags
-            .remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::IEXTEN);
-        raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
-        raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-        tcsetattr(fd.as_fd(), SetArg::TCSANOW, &raw)?;
-        Ok(RawMode { fd, saved })
-    }
-}
-
-impl<F: AsFd> Drop for RawMode<F> {
+impl Drop for LineEditor {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            self.fd.as_fd(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.saved,
-        );
+        if let Some(saved) = &self.saved {
+            restore_terminal(saved);
+        }
     }
 }
 
-/// Where a chat writes what it shows, shared by the thread that reads the
-/// keyboard and the one that reads the socket. With an [`Editor`] (a terminal)
-/// every message is printed above the line being typed; without one (a pipe)
-/// messages are simply written out.
-#[derive(Clone)]
-pub struct Screen {
-    inner: Arc<Mutex<Inner>>,
+impl LineEditor {
+    /// An editor on this process's terminal (stdin and stdout) showing
+    /// `prompt`, and the [`Screen`] that prints above it. None when the
+    /// terminal cannot edit lines (not a terminal, or `TERM=dumb`): then read
+    /// stdin line by line.
+    pub fn open(prompt: &str) -> Option<(LineEditor, Screen)> {
+        let config = Config::builder()
+            // A pasted block is several lines, each sent as its own message,
+            // as when they are typed.
+            .bracketed_paste(false)
+            .auto_add_history(true)
+            .build();
+        let mut editor = Editor::with_config(config).ok()?;
+        let watcher = Watcher::default();
+        let empty = watcher.empty.clone();
+        editor.set_helper(Some(watcher));
+        let printer = editor.create_external_printer().ok()?;
+        let saved = quiet_terminal();
+        let screen = Screen::terminal(printer, io::stdout(), io::stderr());
+        Some((
+            LineEditor {
+                editor,
+                empty,
+                prompt: prompt.to_string(),
+                saved,
+            },
+            screen,
+        ))
+    }
+
+    /// Wait for the next line.
+    pub fn read(&mut self) -> io::Result<Typed> {
+        self.empty.store(true, Ordering::SeqCst);
+        match self.editor.readline(&self.prompt) {
+            Ok(line) => Ok(Typed::Line(line)),
+            Err(ReadlineError::Interrupted) => Ok(Typed::Interrupted),
+            Err(ReadlineError::Eof) => Ok(Typed::End),
+            Err(ReadlineError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+/// The thread that reads the keyboard, stoppable from another thread.
+pub struct Keyboard {
+    thread: Option<thread::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    done: std::sync::mpsc::Receiver<()>,
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl Keyboard {
+    /// Read lines with `editor` on a thread of their own, handing each to
+    /// `typed`, until it returns false, input ends, or [`Keyboard::stop`].
+    pub fn spawn(
+        mut editor: LineEditor,
+        screen: Screen,
+        mut typed: impl FnMut(io::Result<Typed>) -> bool + Send + 'static,
+    ) -> io::Result<Keyboard> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = channel();
+        let saved = editor.saved.clone();
+        let stop = stopping.clone();
+        let thread = thread::Builder::new()
+            .name("chat-keyboard".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    screen.reading(true);
+                    let got = editor.read();
+                    screen.reading(false);
+                    let stopped = stop.load(Ordering::SeqCst);
+                    let last = stopped || !matches!(got, Ok(Typed::Line(_)));
+                    if last && editor.empty.load(Ordering::SeqCst) {
+                        // Nothing was typed: take back the empty prompt left above the cursor.
+                        screen.erase_prompt_row();
+                    }
+                    // Our own stop returns from readline as Ctrl-C does: not the user's.
+                    if stopped || !typed(got) || last {
+                        break;
+                    }
+                }
+                let _ = done_tx.send(());
+            })?;
+        Ok(Keyboard {
+            thread: Some(thread),
+            stopping,
+            done,
+            saved,
+        })
+    }
+
+    /// Make the keyboard thread's `readline` return, and wait until it has
+    /// put the terminal back (the unfinished line stays on screen, and the
+    /// cursor goes to the next line).
+    pub fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.stopping.store(true, Ordering::SeqCst);
+        let pthread = thread.as_pthread_t();
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            // Sent again until the thread is out: a SIGINT that lands just
+            // before readline installs its handler goes to our Ctrl-C handler
+            // instead, and the chat is ending anyway.
+            if self.done.try_recv().is_ok() || thread.is_finished() {
+                let _ = thread.join();
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let _ = nix::sys::pthread::pthread_kill(pthread, nix::sys::signal::Signal::SIGINT);
+            match self.done.recv_timeout(Duration::from_millis(50)) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = thread.join();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        // Still inside readline: leave it there, but give the terminal back.
+        if let Some(saved) = &self.saved {
+            restore_terminal(saved);
+        }
+        let _ = io::stdout().write_all(b"\n");
+        let _ = io::stdout().flush();
+    }
+}
+
+impl Drop for Keyboard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Which stream a piece of text belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Out,
+    Err,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A line editor is on screen: text goes to it through the printer thread.
+    Editing,
+    /// The editor is being stopped: text waits.
+    Holding,
+    /// No editor (any more): text goes straight to stdout or stderr.
+    Closed,
+}
+
+struct State {
+    mode: Mode,
+    queue: VecDeque<(Stream, String)>,
+    /// The printer thread is handing a message to the editor.
+    printing: bool,
+    /// The keyboard thread is inside `readline`, which takes printed
+    /// messages; between two lines they wait, so that nothing is printed
+    /// where the editor does not expect it.
+    reading: bool,
 }
 
 struct Inner {
-    out: Box<dyn Write + Send>,
-    editor: Option<Editor>,
+    state: Mutex<State>,
+    changed: Condvar,
+    out: Mutex<Box<dyn Write + Send>>,
+    err: Mutex<Box<dyn Write + Send>>,
+}
+
+/// Where a chat shows what the peer says (stdout) and its log (stderr),
+/// shared by every thread. On a terminal with a [`LineEditor`], both are
+/// printed above the line being typed; otherwise they are simply written out.
+#[derive(Clone)]
+pub struct Screen {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Screen {
-    /// A plain output: messages only, no line editing.
-    pub fn plain(out: impl Write + Send + 'static) -> Self {
-        Self::with(out, None)
+    /// A plain output: messages to `out`, log lines to `err`.
+    pub fn plain(out: impl Write + Send + 'static, err: impl Write + Send + 'static) -> Self {
+        Self::with(Mode::Closed, out, err)
     }
 
-    /// A terminal: messages above the line being typed after `prompt`.
-    pub fn terminal(out: impl Write + Send + 'static, prompt: &str) -> Self {
-        Self::with(out, Some(Editor::new(prompt)))
-    }
-
-    fn with(out: impl Write + Send + 'static, editor: Option<Editor>) -> Self {
+    fn with(
+        mode: Mode,
+        out: impl Write + Send + 'static,
+        err: impl Write + Send + 'static,
+    ) -> Self {
         Screen {
-            inner: Arc::new(Mutex::new(Inner {
-                out: Box::new(out),
-                editor,
-            })),
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    mode,
+                    queue: VecDeque::new(),
+                    printing: false,
+                    reading: false,
+                }),
+                changed: Condvar::new(),
+                out: Mutex::new(Box::new(out)),
+                err: Mutex::new(Box::new(err)),
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// A terminal: text goes to `printer`, on a thread of its own. The
+    /// printer may block (rustyline hands each message to `readline`, which
+    /// takes it between keys), and a peer's message must never wait on that.
+    fn terminal(
+        mut printer: impl ExternalPrinter + Send + 'static,
+        out: impl Write + Send + 'static,
+        err: impl Write + Send + 'static,
+    ) -> Self {
+        let screen = Self::with(Mode::Editing, out, err);
+        let inner = screen.inner.clone();
+        let _ = thread::Builder::new()
+            .name("chat-screen".into())
+            .spawn(move || {
+                loop {
+                    let text = {
+                        let mut st = lock(&inner.state);
+                        loop {
+                            if st.mode == Mode::Closed {
+                                return;
+                            }
+                            if st.mode == Mode::Editing
+                                && st.reading
+                                && let Some((_, text)) = st.queue.pop_front()
+                            {
+                                st.printing = true;
+                                break text;
+                            }
+                            st = inner.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                    };
+                    let _ = printer.print(text);
+                    lock(&inner.state).printing = false;
+                    inner.changed.notify_all();
+                }
+            });
+        screen
     }
 
-    /// Does this screen edit a line (is it a terminal)?
-    pub fn is_terminal(&self) -> bool {
-        self.lock().editor.is_some()
-    }
-
-    /// Show `text` (whole lines, each ending in `\n`) above the line being typed.
-    pub fn show(&self, text: &[u8]) -> io::Result<()> {
-        let mut inner = self.lock();
-        let Inner { out, editor } = &mut *inner;
-        match editor {
-            None => out.write_all(text)?,
-            Some(ed) => {
-                let mut buf = Vec::with_capacity(text.len() + 64);
-                buf.extend_from_slice(CLEAR_LINE);
-                buf.extend_from_slice(text);
-                ed.render(&mut buf);
-                out.write_all(&buf)?;
-            }
+    fn say(&self, stream: Stream, text: &[u8]) -> io::Result<()> {
+        let mut st = lock(&self.inner.state);
+        if st.mode != Mode::Closed {
+            st.queue
+                .push_back((stream, String::from_utf8_lossy(text).into_owned()));
+            self.inner.changed.notify_all();
+            return Ok(());
         }
-        out.flush()
-    }
-
-    /// Feed keyboard bytes to the editor and redraw. A finished line stays on
-    /// screen (as `prompt text`) and the returned edits carry it.
-    pub fn keys(&self, bytes: &[u8]) -> io::Result<Vec<Edit>> {
-        let mut inner = self.lock();
-        let Inner { out, editor } = &mut *inner;
-        let Some(ed) = editor else {
-            return Ok(Vec::new());
+        // Written under the state lock, so lines keep their order.
+        let mut w = match stream {
+            Stream::Out => lock(&self.inner.out),
+            Stream::Err => lock(&self.inner.err),
         };
-        let mut edits = Vec::new();
-        let mut buf = Vec::new();
-        for &b in bytes {
-            match ed.feed(b) {
-                None => {}
-                Some(Edit::Line(line)) => {
-                    buf.extend_from_slice(CLEAR_LINE);
-                    buf.extend_from_slice(ed.prompt.as_bytes());
-                    push_visible(&line, &mut buf);
-                    buf.extend_from_slice(b"\n");
-                    edits.push(Edit::Line(line));
-                }
-                Some(Edit::End) => {
-                    edits.push(Edit::End);
-                    break;
-                }
-                Some(Edit::Changed) => {}
-            }
-        }
-        ed.render(&mut buf);
-        out.write_all(&buf)?;
-        out.flush()?;
-        Ok(edits)
+        w.write_all(text)?;
+        w.flush()
     }
 
-    /// Leave the terminal tidy: erase the unfinished line.
-    pub fn close(&self) {
-        let mut inner = self.lock();
-        if inner.editor.is_some() {
-            let _ = inner.out.write_all(CLEAR_LINE);
-            let _ = inner.out.flush();
+    fn reading(&self, on: bool) {
+        lock(&self.inner.state).reading = on;
+        self.inner.changed.notify_all();
+    }
+
+    /// After the last `readline`: the cursor is under the prompt row it left;
+    /// if that row holds nothing but the prompt, erase it. Not if a message
+    /// may have been printed under it meanwhile.
+    fn erase_prompt_row(&self) {
+        let st = lock(&self.inner.state);
+        if st.printing || st.mode == Mode::Closed {
+            return;
         }
+        let mut out = lock(&self.inner.out);
+        let _ = out.write_all(b"\x1b[A\r\x1b[K");
+        let _ = out.flush();
+    }
+
+    /// Show `text` (whole lines, each ending in `\n`) on stdout, above the
+    /// line being typed.
+    pub fn show(&self, text: &[u8]) -> io::Result<()> {
+        self.say(Stream::Out, text)
+    }
+
+    /// A writer for a [`crate::output::Log`]: each flushed line goes to
+    /// stderr, above the line being typed.
+    pub fn log_writer(&self) -> impl Write + Send + 'static {
+        LogWriter {
+            screen: self.clone(),
+            line: Vec::new(),
+        }
+    }
+
+    /// The editor is about to stop: hand it nothing more (what comes now
+    /// waits for [`Screen::close`]), and let it finish drawing what it has.
+    pub fn hold(&self) {
+        let mut st = lock(&self.inner.state);
+        if st.mode != Mode::Editing {
+            return;
+        }
+        st.mode = Mode::Holding;
+        let deadline = Instant::now() + STOP_WAIT;
+        while st.printing {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The editor is gone (see [`Keyboard::stop`]): write what is still
+    /// waiting, and everything from now on, straight out.
+    pub fn close(&self) {
+        self.hold();
+        let mut st = lock(&self.inner.state);
+        if st.mode == Mode::Closed {
+            return;
+        }
+        st.mode = Mode::Closed;
+        self.inner.changed.notify_all();
+        for (stream, text) in std::mem::take(&mut st.queue) {
+            let mut w = match stream {
+                Stream::Out => lock(&self.inner.out),
+                Stream::Err => lock(&self.inner.err),
+            };
+            let _ = w.write_all(text.as_bytes());
+            let _ = w.flush();
+        }
+    }
+}
+
+struct LogWriter {
+    screen: Screen,
+    line: Vec<u8>,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        let line = std::mem::take(&mut self.line);
+        self.screen.say(Stream::Err, &line)
     }
 }
 
@@ -297,86 +488,104 @@ mod tests {
     use super::*;
     use crate::output::SharedBuf;
 
-    fn feed(ed: &mut Editor, bytes: &[u8]) -> Vec<Edit> {
-        bytes.iter().filter_map(|&b| ed.feed(b)).collect()
+    /// Stands in for rustyline's printer: records what it is handed.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl ExternalPrinter for Recorder {
+        fn print(&mut self, msg: String) -> rustyline::Result<()> {
+            lock(&self.0).push(msg);
+            Ok(())
+        }
+    }
+
+    fn printed(r: &Recorder, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = lock(&r.0).clone();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            thread::yield_now();
+        }
     }
 
     #[test]
-    fn typing_and_enter() {
-        let mut ed = Editor::new("me> ");
-        let edits = feed(&mut ed, "你好 ok\r".as_bytes());
-        assert_eq!(edits.last(), Some(&Edit::Line("你好 ok".into())));
-        assert_eq!(ed.line(), "");
-    }
-
-    #[test]
-    fn backspace_removes_a_whole_character() {
-        let mut ed = Editor::new("");
-        feed(&mut ed, "ab你".as_bytes());
-        feed(&mut ed, &[0x7f]);
-        assert_eq!(ed.line(), "ab");
-        feed(&mut ed, &[0x08, 0x7f, 0x7f]);
-        assert_eq!(ed.line(), "");
-    }
-
-    #[test]
-    fn ctrl_u_and_ctrl_w() {
-        let mut ed = Editor::new("");
-        feed(&mut ed, b"hello big world");
-        feed(&mut ed, &[0x17]);
-        assert_eq!(ed.line(), "hello big ");
-        feed(&mut ed, &[0x17]);
-        assert_eq!(ed.line(), "hello ");
-        feed(&mut ed, &[0x15]);
-        assert_eq!(ed.line(), "");
-    }
-
-    #[test]
-    fn ctrl_d_ends_only_an_empty_line() {
-        let mut ed = Editor::new("");
-        assert_eq!(feed(&mut ed, b"x\x04"), vec![Edit::Changed]);
-        assert_eq!(ed.line(), "x");
-        assert_eq!(feed(&mut ed, b"\x7f\x04").last(), Some(&Edit::End));
-    }
-
-    #[test]
-    fn escape_sequences_are_swallowed() {
-        let mut ed = Editor::new("");
-        feed(&mut ed, b"a\x1b[A\x1b[1;5Cb\x1bOPc\x1bxd");
-        assert_eq!(ed.line(), "abcd");
-    }
-
-    #[test]
-    fn broken_utf8_never_blocks_typing() {
-        let mut ed = Editor::new("");
-        feed(&mut ed, b"\xe4\xbd"); // half of 你
-        feed(&mut ed, b"a\xff\x80b");
-        assert_eq!(ed.line(), "ab");
-    }
-
-    #[test]
-    fn messages_are_printed_above_the_typed_line() {
-        let buf = SharedBuf::default();
-        let screen = Screen::terminal(buf.clone(), "me> ");
-        assert!(screen.keys(b"hel").unwrap().is_empty());
+    fn a_plain_screen_writes_messages_and_log_apart() {
+        let (out, err) = (SharedBuf::default(), SharedBuf::default());
+        let screen = Screen::plain(out.clone(), err.clone());
         screen.show(b"peer> hi\n").unwrap();
-        let shown = buf.text();
-        assert!(
-            shown.ends_with("\r\x1b[Kpeer> hi\n\r\x1b[Kme> hel"),
-            "{shown:?}"
-        );
-        let edits = screen.keys(b"lo\r").unwrap();
-        assert_eq!(edits, vec![Edit::Line("hello".into())]);
-        assert!(buf.text().ends_with("\r\x1b[Kme> hello\n\r\x1b[Kme> "));
-    }
-
-    #[test]
-    fn a_plain_screen_only_prints_messages() {
-        let buf = SharedBuf::default();
-        let screen = Screen::plain(buf.clone());
-        screen.show(b"peer> hi\n").unwrap();
-        assert!(screen.keys(b"typed\r").unwrap().is_empty());
+        let mut log = screen.log_writer();
+        write!(log, "the peer closed").unwrap();
+        writeln!(log, " the connection").unwrap();
+        assert_eq!(err.text(), "", "a log line is written whole, at flush");
+        log.flush().unwrap();
         screen.close();
-        assert_eq!(buf.text(), "peer> hi\n");
+        assert_eq!(out.text(), "peer> hi\n");
+        assert_eq!(err.text(), "the peer closed the connection\n");
+    }
+
+    #[test]
+    fn on_a_terminal_messages_and_log_lines_go_to_the_editor_in_order() {
+        let rec = Recorder::default();
+        let (out, err) = (SharedBuf::default(), SharedBuf::default());
+        let screen = Screen::terminal(rec.clone(), out.clone(), err.clone());
+        screen.reading(true);
+        screen.show(b"peer> one\n").unwrap();
+        let mut log = screen.log_writer();
+        writeln!(log, "peer is now known as bob").unwrap();
+        log.flush().unwrap();
+        screen.show(b"bob> two\n").unwrap();
+        assert_eq!(
+            printed(&rec, 3),
+            ["peer> one\n", "peer is now known as bob\n", "bob> two\n"]
+        );
+        assert_eq!(out.text() + &err.text(), "");
+        // Closed: straight out, to the right stream.
+        screen.close();
+        screen.show(b"bob> three\n").unwrap();
+        writeln!(log, "the peer closed the connection").unwrap();
+        log.flush().unwrap();
+        assert_eq!(out.text(), "bob> three\n");
+        assert_eq!(err.text(), "the peer closed the connection\n");
+    }
+
+    /// Between two lines (no `readline` running), the editor would print a
+    /// message where it does not expect one: it waits for the next prompt.
+    #[test]
+    fn messages_wait_while_no_line_is_being_read() {
+        let rec = Recorder::default();
+        let screen = Screen::terminal(rec.clone(), SharedBuf::default(), SharedBuf::default());
+        screen.show(b"peer> early\n").unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert!(lock(&rec.0).is_empty());
+        screen.reading(true);
+        assert_eq!(printed(&rec, 1), ["peer> early\n"]);
+    }
+
+    /// A printer that never returns (rustyline's, when its `readline` ended
+    /// without taking the message) blocks neither the peer nor the end.
+    #[test]
+    fn a_stuck_printer_delays_nobody_and_close_writes_what_waits() {
+        struct Stuck;
+        impl ExternalPrinter for Stuck {
+            fn print(&mut self, _: String) -> rustyline::Result<()> {
+                thread::park();
+                Ok(())
+            }
+        }
+        let out = SharedBuf::default();
+        let screen = Screen::terminal(Stuck, out.clone(), SharedBuf::default());
+        screen.reading(true);
+        screen.show(b"lost in the editor\n").unwrap();
+        // Wait until the printer thread holds the first message.
+        while !lock(&screen.inner.state).printing {
+            thread::yield_now();
+        }
+        screen.show(b"second\n").unwrap();
+        let started = Instant::now();
+        screen.close();
+        assert!(started.elapsed() < STOP_WAIT * 3);
+        assert_eq!(out.text(), "second\n");
     }
 }

@@ -7,27 +7,57 @@
 //! and prints whatever arrives, whenever it arrives. The main thread just waits
 //! for whichever of them (or Ctrl-C) has news.
 //!
-//! Staying compatible with the notes' peers takes two things:
-//! - They compare a whole `recv()` with `'exit'`, so a line must be sent without
-//!   a terminator for them to recognise it: [`Eol::None`]. Our default sends
-//!   `\n` (lines are how TCP text is framed, lesson 13).
-//! - They send without a newline, so a received chunk that does not end in
-//!   `\n` is shown as one message rather than held back waiting for the rest.
+//! # What ends a line on the wire
 //!
-//! Over UDP each datagram is one message. There is no connection, so nothing
-//! tells the other side we left unless we say so: at the end of input and on
-//! Ctrl-C we send `bye`, which is what lesson 10's peers wait for.
+//! The notes' programs send what was typed and nothing more, and compare a
+//! whole `recv()` with `'exit'`: a line sent with `\n` shows them a blank line
+//! and never ends their chat. Line-oriented peers (`nc`, telnet, `chat room`)
+//! want the `\n`. With no `--eol`, the rule is:
+//!
+//! - until the peer has sent a line ending, we send none: what the notes'
+//!   programs expect (the lesson 11 client and the lesson 10 customer speak
+//!   first and never send one; their servers wait for us to speak first);
+//! - once the peer's bytes contain `\n` (nc) or `\r\n` (telnet), our lines
+//!   end the same way;
+//! - a `chat room` (its greeting) and another `chat` (its hello, below) get `\n`.
+//!
+//! A received chunk that does not end in `\n` is shown as one message rather
+//! than held back waiting for the rest.
+//!
+//! # Telling another chat from the notes' programs
+//!
+//! Two chats want more than the notes' programs can take: lines ended by `\n`
+//! (so that two lines sent at once are not shown glued, lesson 13) and each
+//! other's `--name`. Anything sent in the byte stream would be printed by a
+//! Python peer (`客户端： /nick bob`) and use up its turn. So each chat, as the
+//! connection opens, sends one byte of TCP *urgent data* ([`HELLO`], sent with
+//! `MSG_OOB`): a program that only calls `recv()` never sees it, as the urgent
+//! byte is taken out of the stream, while a chat asks for it with
+//! `recv(MSG_OOB)`. A chat that receives the hello knows the peer is a chat
+//! that has heard, or will hear, its own hello first: it switches to `\n` and
+//! announces its name as `/nick NAME`. Before our first line goes out, we give
+//! the peer's hello [`HELLO_WAIT`] to arrive, so even piped lines are framed.
+//!
+//! Over UDP each datagram is one message, so no line ending is needed, and
+//! there is no second channel for a hello: `--name` is not sent over UDP.
+//! There is no connection either, so nothing tells the other side we left
+//! unless we say so: at the end of input and on Ctrl-C we send `bye`, which is
+//! what lesson 10's peers wait for.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, recv, send};
+
 use crate::addr::{describe_io, display_addr};
-use crate::chat::editor::{Edit, Screen};
+use crate::chat::editor::{Keyboard, LineEditor, Screen, Typed};
 use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
 use crate::hex::HexDumper;
@@ -40,6 +70,16 @@ use crate::shutdown::Shutdown;
 /// The word sent over UDP when we leave without having typed a quit word.
 const UDP_GOODBYE: &str = "bye";
 
+/// The byte a chat sends as TCP urgent data when the connection opens, to
+/// tell another chat what it is (see the module docs).
+pub const HELLO: u8 = 0;
+
+/// How long our first line waits for the peer's hello (or a room's greeting):
+/// a round trip plus the peer's `accept()` being scheduled, with room to spare
+/// for a loaded machine. Only piped input ever waits (once, and against a
+/// peer that never says hello: the notes' servers); nobody types that fast.
+pub const HELLO_WAIT: Duration = Duration::from_millis(500);
+
 /// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP header bytes).
 const MAX_DATAGRAM: usize = 65_507;
 
@@ -50,7 +90,7 @@ const MAX_LINE: usize = 64 * 1024;
 /// no `shutdown()` to wake it).
 const POLL: Duration = Duration::from_millis(100);
 
-/// What ends each line we send.
+/// What ends each line we send (`--eol`; without it, see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Eol {
     /// Nothing: what the notes' peers expect (they compare a whole `recv()` with `'exit'`).
@@ -74,10 +114,10 @@ impl Eol {
 /// How a chat behaves.
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
-    /// Our name, announced to the peer as `/nick NAME` when the chat starts.
+    /// Our name, announced as `/nick NAME` to a peer known to be a chat or a room.
     pub name: Option<String>,
-    /// What ends each line we send.
-    pub eol: Eol,
+    /// What ends each line we send; None: as the peer does (module docs).
+    pub eol: Option<Eol>,
     /// Lines that end the chat when typed or received (`exit`, `bye`, …).
     pub quit_words: Vec<String>,
     /// How received messages are shown (text in an encoding, or hex).
@@ -92,7 +132,7 @@ impl Default for ChatConfig {
     fn default() -> Self {
         ChatConfig {
             name: None,
-            eol: Eol::Lf,
+            eol: None,
             quit_words: vec!["exit".into(), "bye".into()],
             show: Show::Text(encoding_rs::UTF_8),
             send: SendOptions::default(),
@@ -122,8 +162,8 @@ pub enum Link {
 pub enum Input {
     /// Lines from a pipe or file, sent as they are.
     Lines(Box<dyn Read + Send>),
-    /// Key presses from a terminal in raw mode, edited on the [`Screen`].
-    Keys(Box<dyn Read + Send>),
+    /// A terminal, edited with a [`LineEditor`] whose [`Screen`] shows the peer.
+    Terminal(Box<LineEditor>),
 }
 
 /// How a chat ended (all of them are a normal end: exit status 0).
@@ -135,6 +175,9 @@ pub enum Ending {
     PeerQuit(String),
     /// The peer closed the connection.
     PeerClosed,
+    /// The peer closed the connection with a reset: it left without reading
+    /// everything we sent (at least our hello, when it is not a chat).
+    PeerReset,
     /// Our input ended (Ctrl-D, end of a pipe).
     InputEnded,
     /// Ctrl-C.
@@ -147,6 +190,7 @@ impl std::fmt::Display for Ending {
             Ending::WeQuit(w) => write!(f, "you said {w}; chat over"),
             Ending::PeerQuit(w) => write!(f, "the peer said {w}; chat over"),
             Ending::PeerClosed => write!(f, "the peer closed the connection"),
+            Ending::PeerReset => write!(f, "the peer closed the connection (reset)"),
             Ending::InputEnded => write!(f, "end of input; chat over"),
             Ending::Interrupted => write!(f, "interrupted; chat over"),
         }
@@ -179,10 +223,13 @@ pub enum ChatError {
 
 enum Event {
     Typed(Vec<u8>),
+    /// The peer turned out to be a chat or a room: time to tell our name.
+    PeerKnown,
     InputEnded,
     InputFailed(io::Error),
     PeerQuit(String),
     PeerClosed,
+    PeerReset,
     PeerFailed(io::Error),
     OutputFailed(io::Error),
     Interrupted,
@@ -191,7 +238,9 @@ enum Event {
 /// Run a chat until someone quits, the peer leaves, input ends or Ctrl-C.
 ///
 /// Received messages go to `screen` as `peer> text` (the peer's `/nick` name
-/// once it announces one); logs go to `log`.
+/// once it announces one); logs go to `log`. The closing line (`the peer said
+/// bye; chat over`) is logged after the line editor, if any, has left the
+/// terminal, so it lands on a line of its own.
 pub fn run(
     link: Link,
     cfg: &ChatConfig,
@@ -208,16 +257,85 @@ pub fn run(
             let _ = tx.send(Event::Interrupted);
         })
     };
-    spawn_input(input, screen.clone(), tx.clone());
-    let mut chat = Chat::new(link, cfg, log)?;
-    let reader = chat.spawn_reader(cfg, screen, log, tx, stop.clone())?;
-    chat.announce()?;
-    let result = chat.converse(&rx, cfg, log);
+    let peer = Arc::new(PeerInfo::default());
+    let mut chat = Chat::new(link, cfg, peer.clone(), log)?;
+    let mut keyboard =
+        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(ChatError::Input)?;
+    let reader = chat.spawn_reader(cfg, screen, log, peer, tx, stop.clone())?;
+    let result = chat.converse(&rx, cfg);
     stop.store(true, Ordering::SeqCst);
     chat.close();
     let _ = reader.join();
+    // The editor goes first, then what waited for it, then the last word.
+    screen.hold();
+    if let Some(keyboard) = &mut keyboard {
+        keyboard.stop();
+    }
     screen.close();
+    if let Ok(ending) = &result {
+        log.info(format_args!("{ending}"));
+    }
     result
+}
+
+/// What we have learnt about the peer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing yet: maybe the notes' programs, maybe nc.
+    #[default]
+    Unknown,
+    /// Another `chat` (its hello came).
+    Chat,
+    /// A `chat room` (its greeting came).
+    Room,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Known {
+    kind: Kind,
+    /// How the peer ends its lines, once it has sent one.
+    eol: Option<Eol>,
+    /// Anything at all came (hello, bytes, or the end).
+    heard: bool,
+}
+
+/// What the reader learns about the peer, for the sender.
+#[derive(Default)]
+struct PeerInfo {
+    known: Mutex<Known>,
+    changed: Condvar,
+}
+
+impl PeerInfo {
+    fn get(&self) -> Known {
+        *lock(&self.known)
+    }
+
+    /// Update what we know; true if the peer just became known as a chat or room.
+    fn learn(&self, f: impl FnOnce(&mut Known)) -> bool {
+        let mut k = lock(&self.known);
+        let before = k.kind;
+        f(&mut k);
+        k.heard = true;
+        self.changed.notify_all();
+        before == Kind::Unknown && k.kind != Kind::Unknown
+    }
+
+    /// Wait until anything came from the peer, or `deadline`.
+    fn wait_heard(&self, deadline: Instant) {
+        let mut k = lock(&self.known);
+        while !k.heard {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            k = self
+                .changed
+                .wait_timeout(k, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }
 
 /// The sending side of a chat, run on the calling thread.
@@ -225,19 +343,27 @@ struct Chat {
     link: Link,
     /// Where UDP datagrams go: the fixed peer, or whoever wrote last.
     last_peer: Arc<Mutex<Option<SocketAddr>>>,
+    peer: Arc<PeerInfo>,
     /// `--name`, announced as `/nick NAME`.
     name: Option<String>,
-    /// Whether, and over UDP to whom, our name was announced.
+    /// Whether our name was announced.
     told: bool,
-    told_to: Option<SocketAddr>,
     outgoing: Outgoing,
-    eol: &'static [u8],
+    /// `--eol`, when given.
+    eol: Option<Eol>,
+    /// Until when our first line waits for the peer's hello (TCP only).
+    hello_deadline: Option<Instant>,
     hex: bool,
     log: Log,
 }
 
 impl Chat {
-    fn new(link: Link, cfg: &ChatConfig, log: &Log) -> Result<Chat, ChatError> {
+    fn new(
+        link: Link,
+        cfg: &ChatConfig,
+        peer: Arc<PeerInfo>,
+        log: &Log,
+    ) -> Result<Chat, ChatError> {
         let fixed = match &link {
             Link::Udp(socket, Some(peer)) => {
                 socket.connect(peer).map_err(|error| ChatError::Io {
@@ -249,14 +375,22 @@ impl Chat {
             }
             _ => None,
         };
+        let hello_deadline = match &link {
+            Link::Tcp(stream) => {
+                say_hello(stream, log);
+                Some(Instant::now() + HELLO_WAIT)
+            }
+            Link::Udp(..) => None,
+        };
         Ok(Chat {
             link,
             last_peer: Arc::new(Mutex::new(fixed)),
+            peer,
             name: cfg.name.clone(),
             told: false,
-            told_to: None,
             outgoing: Outgoing::new(cfg.send),
-            eol: cfg.eol.bytes(),
+            eol: cfg.eol,
+            hello_deadline,
             hex: cfg.send.hex,
             log: log.clone(),
         })
@@ -275,10 +409,12 @@ impl Chat {
         cfg: &ChatConfig,
         screen: &Screen,
         log: &Log,
+        peer: Arc<PeerInfo>,
         tx: Sender<Event>,
         stop: Arc<AtomicBool>,
     ) -> Result<thread::JoinHandle<()>, ChatError> {
-        let mut view = PeerView::new(cfg, screen.clone(), log.clone());
+        let udp = matches!(self.link, Link::Udp(..));
+        let mut view = PeerView::new(cfg, screen.clone(), log.clone(), peer, udp);
         let clone_err = |error| ChatError::Io {
             addr: self.peer_name(),
             what: "receive",
@@ -304,38 +440,36 @@ impl Chat {
         Ok(handle)
     }
 
-    /// Tell the peer our name as `/nick NAME`, the way a room learns it: when
-    /// the chat starts, and over `--udp listen` to each new peer before our
-    /// first answer to it.
+    /// What ends our lines now: `--eol`, else as the module docs say.
+    fn line_end(&self) -> &'static [u8] {
+        if let Some(eol) = self.eol {
+            return eol.bytes();
+        }
+        let known = self.peer.get();
+        match known.kind {
+            Kind::Chat | Kind::Room => Eol::Lf,
+            Kind::Unknown => known.eol.unwrap_or(Eol::None),
+        }
+        .bytes()
+    }
+
+    /// Tell the peer our name as `/nick NAME`, the way a room learns it, once
+    /// the peer is known to be a chat or a room: anyone else would print it.
     fn announce(&mut self) -> Result<(), ChatError> {
         let Some(name) = &self.name else {
             return Ok(());
         };
-        let to = match &self.link {
-            Link::Tcp(_) => None,
-            Link::Udp(..) => *lock(&self.last_peer),
-        };
-        let due = match &self.link {
-            Link::Tcp(_) => !self.told,
-            Link::Udp(..) => to.is_some() && self.told_to != to,
-        };
-        if !due {
+        if self.told || self.peer.get().kind == Kind::Unknown {
             return Ok(());
         }
         let mut wire = format!("/nick {name}").into_bytes();
-        wire.extend_from_slice(self.eol);
+        wire.extend_from_slice(self.line_end());
         self.told = true;
-        self.told_to = to;
         self.send_bytes(&wire)
     }
 
     /// Wait for lines to send and for news from the peer, until the chat ends.
-    fn converse(
-        &mut self,
-        rx: &Receiver<Event>,
-        cfg: &ChatConfig,
-        log: &Log,
-    ) -> Result<Ending, ChatError> {
+    fn converse(&mut self, rx: &Receiver<Event>, cfg: &ChatConfig) -> Result<Ending, ChatError> {
         loop {
             let event = rx.recv().unwrap_or(Event::InputEnded);
             let ending = match event {
@@ -347,10 +481,15 @@ impl Chat {
                         None => continue,
                     }
                 }
+                Event::PeerKnown => {
+                    self.announce()?;
+                    continue;
+                }
                 Event::InputEnded => Ending::InputEnded,
                 Event::InputFailed(e) => return Err(ChatError::Input(e)),
                 Event::PeerQuit(word) => Ending::PeerQuit(word),
                 Event::PeerClosed => Ending::PeerClosed,
+                Event::PeerReset => Ending::PeerReset,
                 Event::PeerFailed(error) => {
                     return Err(ChatError::Io {
                         addr: self.peer_name(),
@@ -362,7 +501,6 @@ impl Chat {
                 Event::Interrupted => Ending::Interrupted,
             };
             self.goodbye(&ending, rx, cfg.linger);
-            log.info(format_args!("{ending}"));
             return Ok(ending);
         }
     }
@@ -379,7 +517,12 @@ impl Chat {
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match rx.recv_timeout(left) {
-                        Ok(Event::PeerClosed | Event::PeerQuit(_) | Event::PeerFailed(_))
+                        Ok(
+                            Event::PeerClosed
+                            | Event::PeerReset
+                            | Event::PeerQuit(_)
+                            | Event::PeerFailed(_),
+                        )
                         | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                         Ok(_) => {}
                     }
@@ -387,7 +530,7 @@ impl Chat {
             }
             (Link::Udp(..), Ending::InputEnded | Ending::Interrupted) => {
                 let mut wire = UDP_GOODBYE.as_bytes().to_vec();
-                wire.extend_from_slice(self.eol);
+                wire.extend_from_slice(self.line_end());
                 let _ = self.send_bytes(&wire);
             }
             _ => {}
@@ -395,6 +538,11 @@ impl Chat {
     }
 
     fn send_line(&mut self, line: &[u8]) -> Result<(), ChatError> {
+        // The first line waits (a moment at most) for the peer's hello or
+        // greeting: how it must end depends on who the peer is.
+        if let Some(deadline) = self.hello_deadline.take() {
+            self.peer.wait_heard(deadline);
+        }
         self.announce()?;
         let wire = self.outgoing.stdin_chunk(line)?;
         if let Some(w) = wire.warning(self.outgoing.options().encoding) {
@@ -402,7 +550,7 @@ impl Chat {
         }
         let mut bytes = wire.bytes;
         if !self.hex {
-            bytes.extend_from_slice(self.eol);
+            bytes.extend_from_slice(self.line_end());
         }
         self.send_bytes(&bytes)
     }
@@ -473,19 +621,56 @@ impl Chat {
     }
 }
 
+/// Send our hello: one byte of urgent data, which only another chat asks for.
+fn say_hello(stream: &TcpStream, log: &Log) {
+    match send(stream.as_raw_fd(), &[HELLO], MsgFlags::MSG_OOB) {
+        Ok(_) => log.verbose(format_args!(
+            "sent chat's hello: 1 byte of TCP urgent data (MSG_OOB), which a program that only calls recv() never sees"
+        )),
+        Err(e) => log.verbose(format_args!("could not send chat's hello: {e}")),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Read what we type, on its own thread (it may block forever on a terminal;
-/// the process ends without waiting for it).
-fn spawn_input(input: Input, screen: Screen, tx: Sender<Event>) {
-    let _ = thread::Builder::new()
-        .name("chat-input".into())
-        .spawn(move || match input {
-            Input::Lines(r) => read_lines(BufReader::new(r), &tx),
-            Input::Keys(r) => read_keys(r, &screen, &tx),
-        });
+/// Read what we type, on its own thread. Lines from a pipe block in `read()`
+/// until the process ends; a terminal's [`Keyboard`] is stopped by the caller,
+/// or stops by itself after a quit word (no prompt for a line never sent).
+fn spawn_input(
+    input: Input,
+    screen: &Screen,
+    quit_words: &[String],
+    tx: Sender<Event>,
+) -> io::Result<Option<Keyboard>> {
+    match input {
+        Input::Lines(r) => {
+            thread::Builder::new()
+                .name("chat-input".into())
+                .spawn(move || read_lines(BufReader::new(r), &tx))?;
+            Ok(None)
+        }
+        Input::Terminal(editor) => {
+            let quit_words = quit_words.to_vec();
+            let keyboard = Keyboard::spawn(*editor, screen.clone(), move |typed| {
+                let event = match typed {
+                    Ok(Typed::Line(line)) => {
+                        if quit_words.iter().any(|w| w == line.trim()) {
+                            let _ = tx.send(Event::Typed(line.into_bytes()));
+                            return false;
+                        }
+                        Event::Typed(line.into_bytes())
+                    }
+                    Ok(Typed::Interrupted) => Event::Interrupted,
+                    Ok(Typed::End) => Event::InputEnded,
+                    Err(e) => Event::InputFailed(e),
+                };
+                tx.send(event).is_ok()
+            })?;
+            Ok(Some(keyboard))
+        }
+    }
 }
 
 fn read_lines(mut reader: impl BufRead, tx: &Sender<Event>) {
@@ -511,49 +696,15 @@ fn read_lines(mut reader: impl BufRead, tx: &Sender<Event>) {
     }
 }
 
-fn read_keys(mut keys: impl Read, screen: &Screen, tx: &Sender<Event>) {
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = match keys.read(&mut buf) {
-            Ok(0) => {
-                let _ = tx.send(Event::InputEnded);
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = tx.send(Event::InputFailed(e));
-                return;
-            }
-        };
-        let edits = match screen.keys(&buf[..n]) {
-            Ok(edits) => edits,
-            Err(e) => {
-                let _ = tx.send(Event::OutputFailed(e));
-                return;
-            }
-        };
-        for edit in edits {
-            let event = match edit {
-                Edit::Line(line) => Event::Typed(line.into_bytes()),
-                Edit::End => Event::InputEnded,
-                Edit::Changed => continue,
-            };
-            let end = matches!(event, Event::InputEnded);
-            if tx.send(event).is_err() || end {
-                return;
-            }
-        }
-    }
-}
-
 /// How the peer's words are shown: as `name> text` lines, or as a room's
-/// lines unchanged. Also spots the peer's quit word and `/nick`.
+/// lines unchanged. Also spots the peer's quit word and `/nick`, and learns
+/// who the peer is.
 struct PeerView {
     label: String,
     /// Our own name, as the prompt shows it before what we type.
     own: String,
-    room: bool,
+    peer: Arc<PeerInfo>,
+    udp: bool,
     first_line: bool,
     quit_words: Vec<String>,
     hex: Option<HexDumper>,
@@ -566,11 +717,12 @@ struct PeerView {
 }
 
 impl PeerView {
-    fn new(cfg: &ChatConfig, screen: Screen, log: Log) -> Self {
+    fn new(cfg: &ChatConfig, screen: Screen, log: Log, peer: Arc<PeerInfo>, udp: bool) -> Self {
         PeerView {
             label: "peer".into(),
             own: cfg.name.clone().unwrap_or_else(|| "me".into()),
-            room: false,
+            peer,
+            udp,
             first_line: true,
             quit_words: cfg.quit_words.clone(),
             hex: (cfg.show == Show::Hex).then(HexDumper::new),
@@ -584,18 +736,72 @@ impl PeerView {
         }
     }
 
+    /// The peer's hello came: it is a chat.
+    fn hello(&mut self, tx: &Sender<Event>) {
+        if self.peer.learn(|k| {
+            if k.kind == Kind::Unknown {
+                k.kind = Kind::Chat;
+            }
+        }) {
+            self.log.verbose(format_args!(
+                "the peer is a chat (its hello came as urgent data): lines end with \\n"
+            ));
+            let _ = tx.send(Event::PeerKnown);
+        }
+    }
+
+    /// Learn from raw bytes received: the peer's line ending, and that it spoke.
+    /// Over TCP the first line ending seen stays; over UDP each datagram says
+    /// how our answer to it ends (we answer whoever wrote last).
+    fn learn_eol(&mut self, raw: &[u8]) {
+        let seen = raw.iter().position(|&b| b == b'\n').map(|i| {
+            if i > 0 && raw[i - 1] == b'\r' {
+                Eol::Crlf
+            } else {
+                Eol::Lf
+            }
+        });
+        let mut new = None;
+        let udp = self.udp;
+        self.peer.learn(|k| {
+            if udp {
+                k.eol = Some(seen.unwrap_or(Eol::None));
+            } else if k.eol.is_none()
+                && let Some(eol) = seen
+            {
+                k.eol = Some(eol);
+                new = (k.kind == Kind::Unknown).then_some(eol);
+            }
+        });
+        if let Some(eol) = new {
+            self.log.verbose(format_args!(
+                "the peer ends its lines with {}: so do we (--eol sets it)",
+                if eol == Eol::Crlf { "\\r\\n" } else { "\\n" }
+            ));
+        }
+    }
+
     /// Show one message (a read's worth of text, or one datagram). Returns the
     /// quit word if the peer sent one; lines after it are not shown.
-    fn message(&mut self, raw: &[u8], text: &str) -> Result<Option<String>, io::Error> {
+    fn message(
+        &mut self,
+        raw: &[u8],
+        text: &str,
+        tx: &Sender<Event>,
+    ) -> Result<Option<String>, io::Error> {
         self.shown.clear();
+        self.learn_eol(raw);
         let mut quit = None;
         let body = text.strip_suffix('\n').unwrap_or(text);
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            if std::mem::take(&mut self.first_line) && line.starts_with(room::GREETING) {
-                self.room = true;
+            if std::mem::take(&mut self.first_line)
+                && line.starts_with(room::GREETING)
+                && self.peer.learn(|k| k.kind = Kind::Room)
+            {
+                let _ = tx.send(Event::PeerKnown);
             }
-            if self.room {
+            if self.peer.get().kind == Kind::Room {
                 push_visible(line, &mut self.shown);
                 self.shown.push(b'\n');
                 continue;
@@ -640,7 +846,7 @@ impl PeerView {
 }
 
 fn deliver(view: &mut PeerView, raw: &[u8], text: &str, tx: &Sender<Event>) -> bool {
-    match view.message(raw, text) {
+    match view.message(raw, text, tx) {
         Ok(None) => true,
         Ok(Some(word)) => {
             let _ = tx.send(Event::PeerQuit(word));
@@ -653,15 +859,57 @@ fn deliver(view: &mut PeerView, raw: &[u8], text: &str, tx: &Sender<Event>) -> b
     }
 }
 
+/// Wait until the peer sent something: bytes (true), or urgent data only
+/// (false, after taking it: a chat's hello, or anything else, ignored).
+fn wait_tcp(stream: &TcpStream, view: &mut PeerView, tx: &Sender<Event>) -> io::Result<bool> {
+    let mut fds = [PollFd::new(
+        stream.as_fd(),
+        PollFlags::POLLIN | PollFlags::POLLPRI,
+    )];
+    match poll(&mut fds, PollTimeout::NONE) {
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let events = fds[0].revents().unwrap_or(PollFlags::empty());
+    if !events.contains(PollFlags::POLLPRI) {
+        return Ok(true);
+    }
+    let mut byte = [0u8; 1];
+    match recv(stream.as_raw_fd(), &mut byte, MsgFlags::MSG_OOB) {
+        Ok(1) if byte[0] == HELLO => view.hello(tx),
+        Ok(_) => {}
+        // Not there after all: read normally, so this cannot spin.
+        Err(_) => return Ok(true),
+    }
+    Ok(events.intersects(!PollFlags::POLLPRI))
+}
+
 fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
     // One decoder for the whole connection: a character split between two
     // reads is completed, not garbled (lesson 06).
     let mut decoder = TextDecoder::new(view.encoding);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        match wait_tcp(&stream, view, tx) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                let _ = tx.send(Event::PeerFailed(e));
+                return;
+            }
+        }
         let n = match (&mut &stream).read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A program that closes with bytes of ours unread resets the
+            // connection instead of closing it; our hello is such a byte for
+            // any peer that never reads. Either way the peer has left.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                view.peer.learn(|_| {});
+                let _ = tx.send(Event::PeerReset);
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Event::PeerFailed(e));
                 return;
@@ -678,12 +926,12 @@ fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
             return;
         }
         if n == 0 {
+            view.peer.learn(|_| {});
             let _ = tx.send(Event::PeerClosed);
             return;
         }
     }
 }
-
 struct UdpReader {
     socket: UdpSocket,
     connected: bool,
