@@ -335,6 +335,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         show: opts.common.show(false),
         send: opts.common.send_options(Framing::Raw, false),
         linger: Duration::from_secs(1),
+        stamps: opts.common.timestamps(),
     };
     let log = Log::stderr(verbosity);
     let Some(link) = link(&peer, udp, &log, &shutdown)? else {

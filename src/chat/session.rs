@@ -62,9 +62,9 @@ use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
 use crate::hex::HexDumper;
 use crate::message::{
-    Outgoing, SendError, SendOptions, Show, invalid_text_warning, push_visible, read_chunk,
+    Outgoing, SendError, SendOptions, Show, Unit, invalid_bytes_warning, push_record, read_chunk,
 };
-use crate::output::Log;
+use crate::output::{Log, Timestamps};
 use crate::shutdown::Shutdown;
 
 /// The word sent over UDP when we leave without having typed a quit word.
@@ -126,6 +126,8 @@ pub struct ChatConfig {
     pub send: SendOptions,
     /// After we stop sending over TCP, how long to wait for the peer to close.
     pub linger: Duration,
+    /// `--timestamps`: the local time before each message shown.
+    pub stamps: Option<Timestamps>,
 }
 
 impl Default for ChatConfig {
@@ -137,6 +139,7 @@ impl Default for ChatConfig {
             show: Show::Text(encoding_rs::UTF_8),
             send: SendOptions::default(),
             linger: Duration::from_secs(1),
+            stamps: None,
         }
     }
 }
@@ -714,6 +717,7 @@ struct PeerView {
     screen: Screen,
     log: Log,
     shown: Vec<u8>,
+    stamps: Option<Timestamps>,
 }
 
 impl PeerView {
@@ -725,6 +729,7 @@ impl PeerView {
             udp,
             first_line: true,
             quit_words: cfg.quit_words.clone(),
+            stamps: cfg.stamps.clone(),
             hex: (cfg.show == Show::Hex).then(HexDumper::new),
             encoding: match cfg.show {
                 Show::Text(enc) => enc,
@@ -783,6 +788,12 @@ impl PeerView {
 
     /// Show one message (a read's worth of text, or one datagram). Returns the
     /// quit word if the peer sent one; lines after it are not shown.
+    ///
+    /// Another chat or a room sends one line per message, so each line is a
+    /// record of its own. Anything else (the notes' programs, nc) is shown
+    /// the way the other tools show `--framing raw`: what one read (or one
+    /// datagram) brought is one record, `peer> first line` with the others
+    /// marked under it, so that lesson 13's sticky packets stay visible.
     fn message(
         &mut self,
         raw: &[u8],
@@ -791,7 +802,10 @@ impl PeerView {
     ) -> Result<Option<String>, io::Error> {
         self.shown.clear();
         self.learn_eol(raw);
+        let time = self.stamps.as_ref().map(|s| s.now() + " ");
+        let time = time.as_deref().unwrap_or("");
         let mut quit = None;
+        let mut said: Vec<&str> = Vec::new();
         let body = text.strip_suffix('\n').unwrap_or(text);
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -802,8 +816,7 @@ impl PeerView {
                 let _ = tx.send(Event::PeerKnown);
             }
             if self.peer.get().kind == Kind::Room {
-                push_visible(line, &mut self.shown);
-                self.shown.push(b'\n');
+                push_record(time, line, line.len(), Unit::Message, &mut self.shown);
                 continue;
             }
             if let Some(word) = self.quit_words.iter().find(|w| *w == line.trim()) {
@@ -824,16 +837,21 @@ impl PeerView {
             if line.is_empty() || self.hex.is_some() {
                 continue;
             }
-            self.shown.extend_from_slice(self.label.as_bytes());
-            self.shown.extend_from_slice(b"> ");
-            push_visible(line, &mut self.shown);
-            self.shown.push(b'\n');
+            said.push(line);
+        }
+        let head = format!("{time}{}> ", self.label);
+        if self.peer.get().kind == Kind::Chat {
+            for line in said {
+                push_record(&head, line, line.len(), Unit::Message, &mut self.shown);
+            }
+        } else if !said.is_empty() {
+            let unit = if self.udp { Unit::Datagram } else { Unit::Read };
+            push_record(&head, &said.join("\n"), raw.len(), unit, &mut self.shown);
         }
         if let Some(dumper) = &mut self.hex {
             let dump = dumper.dump(raw);
             for line in dump.lines() {
-                self.shown.extend_from_slice(self.label.as_bytes());
-                self.shown.extend_from_slice(b"> ");
+                self.shown.extend_from_slice(head.as_bytes());
                 self.shown.extend_from_slice(line.as_bytes());
                 self.shown.push(b'\n');
             }
@@ -919,7 +937,7 @@ fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
         if decoder.take_error_warning() {
             view.log.warn(format_args!(
                 "{}",
-                invalid_text_warning(decoder.encoding().name())
+                invalid_bytes_warning(decoder.encoding(), &buf[..n])
             ));
         }
         if (!text.is_empty() || n > 0) && !deliver(view, &buf[..n], &text, tx) {
@@ -987,6 +1005,12 @@ impl UdpReader {
             // Each datagram is a message of its own, decoded on its own.
             let mut decoder = TextDecoder::new(view.encoding);
             let text = decoder.decode(&buf[..n], true);
+            if decoder.take_error_warning() {
+                view.log.warn(format_args!(
+                    "{}",
+                    invalid_bytes_warning(view.encoding, &buf[..n])
+                ));
+            }
             if !deliver(view, &buf[..n], &text, tx) {
                 return;
             }
