@@ -450,10 +450,14 @@ fn errors_are_one_line_with_exit_codes() {
         b"",
     );
     assert_eq!(out.status.code(), Some(1));
+    // The program holding the port is named (this test's, here).
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
     assert_eq!(
         text(&out.stderr),
         format!(
-            "udp-echo: cannot listen on 127.0.0.1:{port}: address already in use (another program uses this port; pick another)\n"
+            "udp-echo: cannot listen on 127.0.0.1:{port}: address already in use ({} (pid {}) has UDP port {port} open; stop it or pick another port)\n",
+            me.trim_end(),
+            std::process::id()
         )
     );
 }
