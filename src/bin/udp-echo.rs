@@ -168,7 +168,11 @@ fn check_raw(common: &CommonArgs, sending: bool) -> Result<(), UsageError> {
     } else if sending && common.send_hex {
         Some("--send-hex")
     } else if sending && !socktools::codec::is_utf8(common.send_encoding()) {
-        Some("--send-encoding")
+        Some(if common.send_encoding.is_some() {
+            "--send-encoding"
+        } else {
+            "--encoding"
+        })
     } else {
         None
     };
