@@ -229,7 +229,7 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
         show: common.show(args.raw),
         send: common.send_options(Framing::Raw, false),
         raw: args.raw.then_some(args.size),
-        interactive: io::stdin().is_terminal(),
+        interactive: typing_at_terminal(),
     };
     let mut out = io::stdout().lock();
     let summary = udp::send(
@@ -244,6 +244,14 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
     out.flush()?;
     summary.check()?;
     Ok(())
+}
+
+/// Is a person typing our stdin: a terminal, and we in its foreground? (A job
+/// sent to the background that read the terminal would be stopped by SIGTTIN.)
+fn typing_at_terminal() -> bool {
+    use nix::unistd::{getpgrp, tcgetpgrp};
+    let stdin = io::stdin();
+    stdin.is_terminal() && tcgetpgrp(&stdin).is_ok_and(|fg| fg == getpgrp())
 }
 
 fn main() -> ExitCode {
