@@ -70,7 +70,13 @@ fn run(port: u16, encoding: &'static Encoding) -> Result<(), String> {
     // 3. 设置监听 — listen, with `listen(128)`: up to 128 connections may wait
     //    for `accept`. From now on this socket only accepts; it never carries data.
     //
-    //    std's `TcpListener::bind` cannot set SO_REUSEADDR *before* binding, so
+    //    SO_REUSEADDR helps only when the program that left the old connections
+    //    set it too: Linux lets a socket bind past TIME-WAIT only when both did.
+    //    After the notes' 000 §3.8 server (which does not) has closed, the port
+    //    stays taken for about 60 s, and the error here says exactly that.
+    //
+    //    std's `TcpListener::bind` sets SO_REUSEADDR itself (on Unix) but cannot
+    //    make a dual-stack socket or choose the backlog, so
     //    `socktools::net::tcp_listener` does all three steps with the socket2 crate
     //    (and listens on IPv6 too, when the machine has it).
     let listener = tcp_listener(ListenSpec::any(port)).map_err(|e| e.to_string())?;

@@ -73,7 +73,10 @@ fn run(port: u16, encoding: &'static Encoding) -> Result<(), String> {
     // 2. 绑定端口号 — bind the port on every interface (`("", 8080)`),
     // 3. 设置监听 — listen(128).
     //    `socktools::net::tcp_listener` does these in that order (std's own
-    //    `TcpListener::bind` cannot set SO_REUSEADDR before binding).
+    //    `TcpListener::bind` sets SO_REUSEADDR too, on Unix, but cannot make a
+    //    dual-stack socket). "立即释放" holds only when the old server set it as
+    //    well: Linux lets a bind pass TIME-WAIT connections only when both sockets
+    //    have SO_REUSEADDR; otherwise the error says how long the port stays taken.
     let listener = tcp_listener(ListenSpec::any(port)).map_err(|e| e.to_string())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("listening on {local}");

@@ -6,13 +6,16 @@
 //! port, which the first stderr line `listening on ADDR` shows):
 //!
 //! ```text
-//! cargo run --example 08_udp_receive -- [PORT] [--gbk] [--reply TEXT] [--lib]
+//! cargo run --example 08_udp_receive -- [PORT] [--gbk] [--reply TEXT | --ask] [--lib]
 //! cargo run --example 08_udp_receive -- 8090
 //! cargo run --example 08_udp_receive -- 8090 --reply 收到
+//! cargo run --example 08_udp_receive -- 8888 --ask
 //! ```
 //!
 //! `--gbk` decodes (and replies) in GBK, for NetAssist on Windows. `--reply TEXT`
-//! answers the sender, as the receiver in notes 004 p170 does. Step by step it does
+//! answers the sender; `--ask` asks you for the answer, as the receiver in notes
+//! 004 p170 does with `input('请输入要回复的数据:')` — take your time: `udp-echo
+//! send` on a terminal keeps listening for it past its `--wait`. Step by step it does
 //! what the Python does, with `std::net::UdpSocket`; with `--lib` it does the same
 //! with one library call, `socktools::udp::serve` — what `udp-echo serve PORT
 //! --count 1 --no-echo` runs.
@@ -22,7 +25,7 @@
 //! ```text
 //! cargo run --example 07_udp_send -- 127.0.0.1 8090 我爱你             # lesson 07
 //! cargo run --bin udp-echo -- send 127.0.0.1 8090 我爱你 --no-wait
-//! cargo run --bin udp-echo -- send 127.0.0.1 8090 我爱你    # with --reply: prints the answer
+//! cargo run --bin udp-echo -- send 127.0.0.1 8090 我爱你    # with --reply or --ask: prints the answer
 //! python3 client.py      # the notes' sender (001 §3.1.1) with its IP set to 127.0.0.1
 //! nc -u 127.0.0.1 8090   # type a line and press Enter
 //! ```
@@ -38,13 +41,15 @@ use socktools::output::{Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp::{self, DatagramReader, Reply, ServeConfig};
 
-const USAGE: &str = "usage: 08_udp_receive [PORT] [--gbk] [--reply TEXT] [--lib]   (default port 8090; 0: any free port)";
+const USAGE: &str = "usage: 08_udp_receive [PORT] [--gbk] [--reply TEXT | --ask] [--lib]   (default port 8090; 0: any free port)";
 
 /// What the command line asked for.
 struct Args {
     port: u16,
     encoding: &'static Encoding,
     reply: Option<String>,
+    /// Type the reply after the datagram has come (004 p170's `input()`).
+    ask: bool,
     lib: bool,
 }
 
@@ -125,8 +130,14 @@ fn by_hand(args: &Args) -> Result<(), String> {
     }
 
     //    Optional (notes 004 p170): answer the sender, `sendto(reply, addr)` — to
-    //    the address recvfrom gave us; there is no connection to answer on.
-    if let Some(reply) = &args.reply {
+    //    the address recvfrom gave us; there is no connection to answer on. The
+    //    notes' receiver is a person: `data=input('请输入要回复的数据:')` (--ask).
+    let reply = match &args.reply {
+        Some(text) => Some(text.clone()),
+        None if args.ask => Some(ask_reply()?),
+        None => None,
+    };
+    if let Some(reply) = &reply {
         let bytes = TextEncoder::new(args.encoding)
             .encode(reply, Unmappable::Substitute)
             .map_err(|e| e.to_string())?
@@ -142,8 +153,24 @@ fn by_hand(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Python's `input('请输入要回复的数据:')`: the prompt, then one line without its ending.
+fn ask_reply() -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    print!("请输入要回复的数据:");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err("no input (Python's input() would raise EOFError)".into()),
+        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
+        Err(e) => Err(format!("reading stdin: {}", describe_io(&e))),
+    }
+}
+
 /// The same with the library: what `udp-echo serve PORT --count 1 --no-echo` does.
 fn with_library(args: &Args) -> Result<(), String> {
+    if args.ask {
+        return Err("--ask is step by step only (udp-echo serve answers by itself)".into());
+    }
     let socket = udp_socket(ListenSpec::any(args.port)).map_err(|e| e.to_string())?;
     let cfg = ServeConfig {
         reply: match &args.reply {
@@ -180,6 +207,7 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
     let mut encoding = parse_label("utf-8").map_err(|e| e.to_string())?;
     let mut port = None;
     let mut reply = None;
+    let mut ask = false;
     let mut lib = false;
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -187,6 +215,7 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
             "--gbk" => encoding = parse_label("gbk").map_err(|e| e.to_string())?,
             "--lib" => lib = true,
             "--reply" => reply = Some(it.next().ok_or("--reply needs a TEXT")?),
+            "--ask" => ask = true,
             "-h" | "--help" => return Ok(None),
             // "-1" is a bad port, not an option: let parse_port say so.
             s if s.starts_with('-') && s.parse::<i64>().is_err() => {
@@ -197,10 +226,14 @@ fn parse_args(argv: Vec<String>) -> Result<Option<Args>, String> {
             s => return Err(format!("unexpected argument {s:?}")),
         }
     }
+    if ask && reply.is_some() {
+        return Err("--reply and --ask both answer: give one".into());
+    }
     Ok(Some(Args {
         port: port.unwrap_or(udp::DEFAULT_PORT),
         encoding,
         reply,
+        ask,
         lib,
     }))
 }

@@ -223,7 +223,9 @@ fn client_with_library(target: &Target) -> Result<(), String> {
         target,
         Family::Any,
         &[],
-        io::stdin().lock(),
+        // Read on a thread of its own (replies are shown while you type): the
+        // reader must be Send, which a locked stdin is not.
+        io::BufReader::new(io::stdin()),
         &SendConfig::default(),
         &mut io::stdout(),
         &Log::stderr(Verbosity::Normal),

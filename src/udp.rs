@@ -56,7 +56,7 @@ use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve}
 use crate::cli::UsageError;
 use crate::codec::{self, Encoding};
 use crate::message::{Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
-use crate::net::{is_transient, wait_ready};
+use crate::net::{is_transient, wait_readable_any, wait_ready};
 use crate::output::{Log, Output, Timestamps};
 use crate::shutdown::Shutdown;
 
@@ -742,7 +742,17 @@ pub struct SendConfig {
     pub stamps: Option<Timestamps>,
     /// How messages are encoded.
     pub send: SendOptions,
+    /// `--raw`: stdin is cut into datagrams of this many bytes, nothing added or
+    /// removed (and replies should be shown [`Show::Raw`]); `None`: one datagram
+    /// per stdin line. The quit word does not apply.
+    pub raw: Option<usize>,
+    /// Stdin is a terminal, a person typing: a late reply is listened for while
+    /// they type, and after the last MESSAGE until they press Enter or Ctrl-D.
+    pub interactive: bool,
 }
+
+/// `--size`'s default: the notes' `recvfrom(1024)` gets each datagram whole.
+pub const DEFAULT_RAW_SIZE: usize = 1024;
 
 impl Default for SendConfig {
     fn default() -> Self {
@@ -755,6 +765,8 @@ impl Default for SendConfig {
             show: Show::Text(encoding_rs::UTF_8),
             stamps: None,
             send: SendOptions::default(),
+            raw: None,
+            interactive: false,
         }
     }
 }
@@ -826,6 +838,19 @@ fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port()
 }
 
+/// What to tell the user when a reply is late, after "no reply from ADDR within N s".
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Late {
+    /// Nothing: the run goes on without it (and counts it missing).
+    GiveUp,
+    /// A person at the terminal: the reply is still listened for while they
+    /// type the next line.
+    ListenWhileTyping,
+    /// A person at the terminal, after the last MESSAGE: listened for until
+    /// they press Enter or Ctrl-D.
+    ListenUntilEnter,
+}
+
 /// The client's state while it sends and waits.
 struct Client<'a, W: Write> {
     socket: UdpSocket,
@@ -838,17 +863,22 @@ struct Client<'a, W: Write> {
     printed: Vec<u8>,
     summary: SendSummary,
     warned_decode: bool,
+    /// A reply that did not come within the wait but is still listened for
+    /// (a person at the terminal, typing their answer): datagrams from the
+    /// destination are taken for it until the next message is sent.
+    overdue: bool,
 }
 
 impl<W: Write> Client<'_, W> {
     /// Send one datagram, then wait for its reply as configured. Returns whether
     /// to go on (false after the quit word).
-    fn exchange(&mut self, msg: Prepared, what: &str) -> Result<bool, UdpError> {
-        let quit = self
-            .cfg
-            .quit_word
-            .as_ref()
-            .is_some_and(|q| q.as_bytes() == msg.typed.as_slice());
+    fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, UdpError> {
+        let quit = self.cfg.raw.is_none()
+            && self
+                .cfg
+                .quit_word
+                .as_ref()
+                .is_some_and(|q| q.as_bytes() == msg.typed.as_slice());
         let bytes = match msg.wire {
             Ok(b) => b,
             Err(why) => {
@@ -863,6 +893,8 @@ impl<W: Write> Client<'_, W> {
             // such now, rather than mistake it for the answer later.
             self.drain()?;
         }
+        // From now on a datagram from the destination answers this message.
+        self.overdue = false;
         // 4. 发送数据 — sendto(data, (ip, port)).
         let n = self
             .socket
@@ -876,8 +908,14 @@ impl<W: Write> Client<'_, W> {
         self.summary.bytes_out += n as u64;
         let Some(wait) = self.cfg.wait else {
             // Lesson 07's `print('发送完成')`: sent — which is all UDP can tell.
-            self.log
-                .info(format_args!("sent {n} bytes to {}", self.name));
+            // (A file in --raw datagrams gets one line for all of them, at the end.)
+            if self.cfg.raw.is_some() {
+                self.log
+                    .verbose(format_args!("sent {n} bytes to {}", self.name));
+            } else {
+                self.log
+                    .info(format_args!("sent {n} bytes to {}", self.name));
+            }
             return Ok(!quit);
         };
         self.log
@@ -894,8 +932,18 @@ impl<W: Write> Client<'_, W> {
                 ));
             } else {
                 self.summary.missing += 1;
-                self.log
-                    .warn(format_args!("no reply from {} within {secs} s", self.name));
+                let listening = match late {
+                    Late::GiveUp => "",
+                    Late::ListenWhileTyping => {
+                        "; still listening (type the next line, or Ctrl-D to stop)"
+                    }
+                    Late::ListenUntilEnter => "; still listening (Enter or Ctrl-D stops)",
+                };
+                self.overdue = late != Late::GiveUp;
+                self.log.warn(format_args!(
+                    "no reply from {} within {secs} s{listening}",
+                    self.name
+                ));
             }
         }
         Ok(!quit)
@@ -919,7 +967,7 @@ impl<W: Write> Client<'_, W> {
             if !ready {
                 continue;
             }
-            let Some((from, is_reply)) = self.receive_one(false)? else {
+            let Some((from, is_reply)) = self.receive_one(true)? else {
                 continue;
             };
             if is_reply {
@@ -940,17 +988,49 @@ impl<W: Write> Client<'_, W> {
     /// Print what is already queued, without waiting.
     fn drain(&mut self) -> Result<(), UdpError> {
         while wait_ready(&self.socket, false, Duration::ZERO).unwrap_or(false) {
-            if self.receive_one(true)?.is_none() {
+            if self.receive_one(self.overdue)?.is_none() {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Receive and print one datagram. The reply (from `dest`, and not `late`)
+    /// Wait for the next piece of input from `feed`, showing every datagram that
+    /// arrives meanwhile: a reply that comes while the tool runs is never left
+    /// unseen. With `until_answered`, also stop (None) when an overdue reply comes.
+    fn listen(
+        &mut self,
+        feed: &mut StdinFeed,
+        until_answered: bool,
+    ) -> Result<Option<Input>, UdpError> {
+        use std::os::fd::AsFd;
+        loop {
+            if until_answered && !self.overdue {
+                return Ok(None);
+            }
+            match feed.rx.try_recv() {
+                Ok(input) => return Ok(Some(input)),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(Some(Input::End)),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            let fds = [self.socket.as_fd(), feed.wake.as_fd()];
+            let ready = wait_readable_any(&fds, TICK).map_err(|error| UdpError::Socket {
+                what: "wait for datagrams",
+                error,
+            })?;
+            if !ready {
+                continue;
+            }
+            // Which one woke us is not said: look at both without waiting.
+            self.drain()?;
+            feed.clear_wake();
+        }
+    }
+
+    /// Receive and print one datagram. A reply (from `dest`, when `expect_reply`)
     /// is printed bare; anything else with its address in front. Returns the
     /// sender and whether it was the reply; None when the receive came back empty.
-    fn receive_one(&mut self, late: bool) -> Result<Option<(SocketAddr, bool)>, UdpError> {
+    fn receive_one(&mut self, expect_reply: bool) -> Result<Option<(SocketAddr, bool)>, UdpError> {
         let d = match self.reader.recv_from(&self.socket) {
             Ok(d) => d,
             Err(e) if transient(&e) => {
@@ -966,19 +1046,34 @@ impl<W: Write> Client<'_, W> {
             }
         };
         let from = d.from;
-        let is_reply = (same_endpoint(&from, &self.dest) || self.cfg.broadcast) && !late;
+        let is_reply = (same_endpoint(&from, &self.dest) || self.cfg.broadcast) && expect_reply;
         let bare = is_reply && !self.cfg.broadcast;
         let name = display_addr(&from);
         self.log.verbose(format_args!(
             "received {} bytes from {name}{}",
             d.payload.len(),
-            if late { " (late)" } else { "" }
+            if expect_reply { "" } else { " (late)" }
         ));
         if d.truncated {
             self.log.warn(format_args!(
                 "datagram from {name} longer than {} bytes, cut to that length",
                 d.payload.len()
             ));
+        }
+        if self.cfg.raw.is_some() && !bare {
+            // Byte for byte means only the replies, in order: a stranger's
+            // datagram, or an echo that came too late, would corrupt the output.
+            self.summary.others += 1;
+            self.log.warn(format_args!(
+                "{} bytes from {name} not written ({}; --raw writes only replies)",
+                d.payload.len(),
+                if is_reply || same_endpoint(&from, &self.dest) {
+                    "too late"
+                } else {
+                    "not the server"
+                }
+            ));
+            return Ok(Some((from, false)));
         }
         let prefix = (!bare).then(|| format!("[{name}] "));
         let mut incoming =
@@ -988,6 +1083,11 @@ impl<W: Write> Client<'_, W> {
         if is_reply {
             self.summary.replies += 1;
             self.summary.bytes_in += d.payload.len() as u64;
+            if self.overdue {
+                // The reply that was reported missing has come after all.
+                self.overdue = false;
+                self.summary.missing -= 1;
+            }
         } else {
             self.summary.others += 1;
         }
@@ -1000,6 +1100,104 @@ impl<W: Write> Client<'_, W> {
         }
         Ok(Some((from, is_reply)))
     }
+}
+
+/// One piece of stdin, read on its own thread: a line (or, with `--raw`, a chunk),
+/// the end, or a read error.
+enum Input {
+    /// The bytes to send, or the length of a line too long to be one datagram.
+    Data(Result<Vec<u8>, usize>),
+    /// End of input (Ctrl-D on a terminal).
+    End,
+    /// Reading failed.
+    Failed(io::Error),
+}
+
+/// Stdin, read on a thread so that datagrams are shown while a person is still
+/// typing: the thread hands over one piece at a time and writes a byte to `wake`
+/// for each, so the client can wait on the socket and stdin together.
+struct StdinFeed {
+    rx: std::sync::mpsc::Receiver<Input>,
+    wake: io::PipeReader,
+}
+
+impl StdinFeed {
+    /// Start reading `stdin`: lines, or chunks of `raw` bytes; `terminal`: a
+    /// person types it, so every read is sent as it comes (no waiting for a
+    /// chunk to fill).
+    fn spawn(
+        mut stdin: impl BufRead + Send + 'static,
+        raw: Option<usize>,
+        terminal: bool,
+    ) -> io::Result<StdinFeed> {
+        let (wake, mut waker) = io::pipe()?;
+        // Room for one piece: the thread reads at most one ahead of the sender.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Detached on purpose: when the run is over we are done, even if this
+        // thread still waits for a line from a terminal.
+        thread::Builder::new().name("stdin".into()).spawn(move || {
+            let mut buf = Vec::new();
+            loop {
+                let input = match raw {
+                    Some(size) => match next_chunk(&mut stdin, &mut buf, size, terminal) {
+                        Ok(0) => Input::End,
+                        Ok(_) => Input::Data(Ok(std::mem::take(&mut buf))),
+                        Err(e) => Input::Failed(e),
+                    },
+                    None => match next_line(&mut stdin, &mut buf) {
+                        Ok(None) => Input::End,
+                        Ok(Some(Ok(()))) => Input::Data(Ok(std::mem::take(&mut buf))),
+                        Ok(Some(Err(len))) => Input::Data(Err(len)),
+                        Err(e) => Input::Failed(e),
+                    },
+                };
+                let last = !matches!(input, Input::Data(_));
+                if tx.send(input).is_err() || waker.write_all(b"!").is_err() || last {
+                    return;
+                }
+            }
+        })?;
+        Ok(StdinFeed { rx, wake })
+    }
+
+    /// Empty the wake-up pipe (called after it polled readable, so this read
+    /// does not block).
+    fn clear_wake(&mut self) {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        if wait_ready(&self.wake.as_fd(), false, Duration::ZERO).unwrap_or(false) {
+            let _ = self.wake.read(&mut [0u8; 64]);
+        }
+    }
+}
+
+/// Read up to `size` bytes of `input` into `buf` (cleared first): as many as
+/// there are, up to `size`, unless `terminal`, where one read is one piece (what
+/// was typed before Enter). Returns how many; 0 at end of input.
+fn next_chunk(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    size: usize,
+    terminal: bool,
+) -> io::Result<usize> {
+    buf.clear();
+    while buf.len() < size {
+        let have = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if have.is_empty() {
+            break;
+        }
+        let n = have.len().min(size - buf.len());
+        buf.extend_from_slice(&have[..n]);
+        input.consume(n);
+        if terminal {
+            break;
+        }
+    }
+    Ok(buf.len())
 }
 
 /// Read the next stdin line without its `\n` or `\r\n` into `line`. Ok(None) at
@@ -1035,19 +1233,25 @@ fn next_line(
 }
 
 /// Lessons 07 and 09's client: send each of `messages` — or, when there are none,
-/// each line of `stdin` — to `target` as one datagram, and print each reply on
-/// `out`, as `cfg` says.
+/// each line of `stdin` (with `cfg.raw`, each chunk of it) — to `target` as one
+/// datagram, and print each reply on `out`, as `cfg` says.
 ///
 /// A message that cannot work at all (too long for a datagram, refused by
 /// `--strict-encoding`) is an error before anything is sent. A stdin line that
 /// cannot be sent is reported and skipped, and a reply that does not come within
 /// the wait is reported and the next line is sent: both show up in the summary,
 /// and [`SendSummary::check`] turns them into an error at the end.
+///
+/// Stdin is read on a thread of its own, and while the client waits for the
+/// next line it keeps printing whatever arrives. With `cfg.interactive` (a
+/// person at a terminal) a reply that misses the wait is still taken for the
+/// reply until the next line is sent, and after the last MESSAGE the client
+/// keeps listening for it until the person presses Enter or Ctrl-D.
 pub fn send<W: Write>(
     target: &Target,
     family: Family,
     messages: &[String],
-    mut stdin: impl BufRead,
+    stdin: impl BufRead + Send + 'static,
     cfg: &SendConfig,
     out: &mut W,
     log: &Log,
@@ -1076,6 +1280,11 @@ pub fn send<W: Write>(
             return Err(UsageError(format!("message {}: {why}", i + 1)).into());
         }
     }
+    if let Some(size) = cfg.raw
+        && let Some(why) = too_long(size, &dest)
+    {
+        return Err(UsageError(format!("--size {size}: {why}")).into());
+    }
     // 1. 创建套接字 — socket(AF_INET, SOCK_DGRAM), unconnected (see `client_socket`).
     let socket = client_socket(&dest, cfg.broadcast).map_err(|error| UdpError::Socket {
         what: "create socket",
@@ -1099,10 +1308,18 @@ pub fn send<W: Write>(
         printed: Vec::new(),
         summary: SendSummary::default(),
         warned_decode: false,
+        overdue: false,
+    };
+    let start_feed = |raw, terminal| {
+        StdinFeed::spawn(stdin, raw, terminal).map_err(|error| UdpError::Socket {
+            what: "start reading stdin",
+            error,
+        })
     };
 
     if !messages.is_empty() {
-        'rounds: for round in 0..cfg.repeat.max(1) {
+        let rounds = cfg.repeat.max(1);
+        'rounds: for round in 0..rounds {
             if round > 0 && !cfg.interval.is_zero() {
                 thread::sleep(cfg.interval);
             }
@@ -1111,38 +1328,95 @@ pub fn send<W: Write>(
                     typed: m.as_bytes().to_vec(),
                     wire: Ok(w.clone()),
                 };
-                if !client.exchange(msg, &format!("message {}", i + 1))? {
+                let last = round + 1 == rounds && i + 1 == messages.len();
+                let late = if cfg.interactive && last {
+                    Late::ListenUntilEnter
+                } else {
+                    Late::GiveUp
+                };
+                if !client.exchange(msg, &format!("message {}", i + 1), late)? {
                     break 'rounds;
                 }
             }
+        }
+        if client.overdue {
+            // Lesson 08's receiver is a person who reads our message and types an
+            // answer: it may take longer than any --wait. Keep listening until it
+            // comes, or until they say stop (Enter, Ctrl-D).
+            let mut feed = start_feed(None, true)?;
+            client.listen(&mut feed, true)?;
         }
         return Ok(client.summary);
     }
 
     if cfg.repeat > 1 {
         log.warn(format_args!(
-            "--repeat applies to MESSAGE arguments; each stdin line is sent once"
+            "--repeat applies to MESSAGE arguments; each stdin {} is sent once",
+            if cfg.raw.is_some() { "chunk" } else { "line" }
         ));
     }
-    let mut line = Vec::new();
+    let late = if cfg.interactive {
+        Late::ListenWhileTyping
+    } else {
+        Late::GiveUp
+    };
+    let mut feed = start_feed(cfg.raw, cfg.interactive)?;
     let mut number = 0u64;
-    while let Some(read) = next_line(&mut stdin, &mut line).map_err(UdpError::Stdin)? {
-        number += 1;
-        let msg = match read {
-            Err(len) => Prepared {
-                typed: Vec::new(),
-                wire: Err(format!(
-                    "{len} bytes is more than one UDP datagram can carry"
-                )),
-            },
-            Ok(()) => Prepared {
-                typed: line.clone(),
-                wire: line_to_wire(&mut outgoing, &line, &dest, log),
-            },
+    loop {
+        let input = if cfg.wait.is_some() {
+            client.listen(&mut feed, false)?.unwrap_or(Input::End)
+        } else {
+            // --no-wait: nothing is read from the socket, so nothing to show.
+            feed.rx.recv().unwrap_or(Input::End)
         };
-        if !client.exchange(msg, &format!("line {number}"))? {
+        let data = match input {
+            Input::End => break,
+            Input::Failed(e) => return Err(UdpError::Stdin(e)),
+            Input::Data(data) => data,
+        };
+        number += 1;
+        let (msg, what) = match data {
+            Err(len) => (
+                Prepared {
+                    typed: Vec::new(),
+                    wire: Err(format!(
+                        "{len} bytes is more than one UDP datagram can carry"
+                    )),
+                },
+                format!("line {number}"),
+            ),
+            // --raw: the bytes as they are.
+            Ok(chunk) if cfg.raw.is_some() => (
+                Prepared {
+                    typed: Vec::new(),
+                    wire: Ok(chunk),
+                },
+                format!("datagram {number}"),
+            ),
+            Ok(line) => (
+                Prepared {
+                    wire: line_to_wire(&mut outgoing, &line, &dest, log),
+                    typed: line,
+                },
+                format!("line {number}"),
+            ),
+        };
+        if !client.exchange(msg, &what, late)? {
             break;
         }
+    }
+    if cfg.wait.is_some() {
+        // Anything that came in since the last look is still shown.
+        client.drain()?;
+    } else if cfg.raw.is_some() {
+        let s = &client.summary;
+        log.info(format_args!(
+            "sent {} datagram{} ({} bytes) to {}",
+            s.sent,
+            plural(s.sent),
+            s.bytes_out,
+            client.name
+        ));
     }
     Ok(client.summary)
 }
@@ -1648,77 +1922,294 @@ mod tests {
         assert_eq!((summary.replies, summary.others), (1, 1));
     }
 
+    /// Wait until `buf` holds `needle` (what the client printed or logged).
+    fn wait_for(buf: &SharedBuf, needle: &str) {
+        let deadline = Instant::now() + T;
+        while !buf.text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in {:?}",
+                buf.text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A stdin that gives `first`, then, when asked for more, calls `then`
+    /// before giving `rest` — a person who types a line, and the next one later.
+    struct Typing<F: FnMut()> {
+        first: Cursor<Vec<u8>>,
+        then: Option<F>,
+        rest: Cursor<Vec<u8>>,
+    }
+
+    impl<F: FnMut()> io::Read for Typing<F> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = self.fill_buf()?.len().min(b.len());
+            b[..n].copy_from_slice(&self.fill_buf()?[..n]);
+            self.consume(n);
+            Ok(n)
+        }
+    }
+
+    impl<F: FnMut()> BufRead for Typing<F> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            if (self.first.position() as usize) < self.first.get_ref().len() {
+                return self.first.fill_buf();
+            }
+            if let Some(mut then) = self.then.take() {
+                then();
+            }
+            self.rest.fill_buf()
+        }
+        fn consume(&mut self, n: usize) {
+            if (self.first.position() as usize) < self.first.get_ref().len() {
+                self.first.consume(n)
+            } else {
+                self.rest.consume(n)
+            }
+        }
+    }
+
+    /// Run `send` with `stdin`; its stdout and stderr are shared buffers the
+    /// test can watch while it runs.
+    fn run_send_watched(
+        addr: SocketAddr,
+        messages: &[&str],
+        stdin: impl BufRead + Send + 'static,
+        cfg: &SendConfig,
+        out: &SharedBuf,
+        log: &SharedBuf,
+    ) -> Result<SendSummary, UdpError> {
+        let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
+        send(
+            &target(addr),
+            Family::Any,
+            &messages,
+            stdin,
+            cfg,
+            &mut out.clone(),
+            &Log::to_writer(log.clone(), Verbosity::Normal),
+        )
+    }
+
     #[test]
-    fn a_late_reply_is_not_taken_for_the_next_answer() {
+    fn a_late_reply_is_shown_while_waiting_for_stdin_and_not_taken_for_the_next_answer() {
         let peer = sock();
         let addr = peer.local_addr().unwrap();
-        let (ask, asked) = mpsc::channel::<()>();
-        let (done, sent) = mpsc::channel::<()>();
+        let late = peer.try_clone().unwrap();
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let server = thread::spawn(move || {
+            let (one, from) = recv(&peer);
+            tx.send(from).unwrap();
+            let (two, from) = recv(&peer);
+            peer.send_to(b"two", from).unwrap();
+            (one, two)
+        });
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let (o, l) = (out.clone(), log.clone());
+        // Line 2 is "typed" only after the client gave up on line 1 and the late
+        // answer to it has been shown: shown while the client waits for stdin.
+        let stdin = Typing {
+            first: Cursor::new(b"one\n".to_vec()),
+            then: Some(move || {
+                wait_for(&l, "no reply");
+                let to = rx.recv_timeout(T).unwrap();
+                late.send_to(b"late one", to).unwrap();
+                wait_for(&o, "late one");
+            }),
+            rest: Cursor::new(b"two\n".to_vec()),
+        };
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(300)),
+            ..SendConfig::default()
+        };
+        let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
+        assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
+        assert_eq!(out.text(), format!("[{addr}] late one\ntwo\n"));
+        assert_eq!(
+            (summary.replies, summary.others, summary.missing),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            log.text(),
+            format!("warning: no reply from {addr} within 0.3 s\n")
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_a_reply_typed_after_the_wait_is_the_reply() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let l = log.clone();
+        // A person at the other end reads line 1 and takes their time to answer.
         let server = thread::spawn(move || {
             let (_, from) = recv(&peer);
-            // Answer "one" only after the client gave up on it and reads line 2...
-            asked.recv_timeout(T).unwrap();
-            peer.send_to(b"late one", from).unwrap();
-            done.send(()).unwrap();
-            // ...and "two" at once.
-            let (_, from) = recv(&peer);
-            peer.send_to(b"two", from).unwrap();
+            wait_for(&l, "still listening");
+            peer.send_to("我是人".as_bytes(), from).unwrap();
         });
-        /// A stdin that has the late reply sent (and waits until it has been)
-        /// when the client asks for line 2.
-        struct Stdin {
-            data: Cursor<Vec<u8>>,
-            ask: Option<mpsc::Sender<()>>,
-            sent: mpsc::Receiver<()>,
-        }
-        impl io::Read for Stdin {
-            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-                self.data.read(b)
-            }
-        }
-        impl BufRead for Stdin {
-            fn fill_buf(&mut self) -> io::Result<&[u8]> {
-                if self.data.position() > 0
-                    && let Some(ask) = self.ask.take()
-                {
-                    ask.send(()).unwrap();
-                    self.sent.recv_timeout(T).unwrap();
+        let o = out.clone();
+        let stdin = Typing {
+            first: Cursor::new(b"hello\n".to_vec()),
+            // Our person sees the answer, then presses Ctrl-D.
+            then: Some(move || wait_for(&o, "我是人")),
+            rest: Cursor::new(Vec::new()),
+        };
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(200)),
+            interactive: true,
+            ..SendConfig::default()
+        };
+        let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
+        server.join().unwrap();
+        assert_eq!(out.text(), "我是人\n");
+        assert_eq!(
+            log.text(),
+            format!(
+                "warning: no reply from {addr} within 0.2 s; still listening (type the next line, or Ctrl-D to stop)\n"
+            )
+        );
+        assert_eq!((summary.replies, summary.missing), (1, 0));
+        summary.check().unwrap();
+    }
+
+    #[test]
+    fn on_a_terminal_a_message_waits_for_its_reply_until_enter() {
+        // Answered late: the reply ends the run.
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let l = log.clone();
+        let server = thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            wait_for(&l, "still listening");
+            peer.send_to(b"typed by hand", from).unwrap();
+        });
+        let (keys, typed) = io::pipe().unwrap();
+        let cfg = SendConfig {
+            wait: Some(Duration::from_millis(200)),
+            interactive: true,
+            ..SendConfig::default()
+        };
+        let stdin = io::BufReader::new(keys);
+        let summary = run_send_watched(addr, &["hi"], stdin, &cfg, &out, &log).unwrap();
+        server.join().unwrap();
+        assert_eq!(out.text(), "typed by hand\n");
+        assert!(
+            log.text()
+                .ends_with("within 0.2 s; still listening (Enter or Ctrl-D stops)\n"),
+            "{}",
+            log.text()
+        );
+        summary.check().unwrap();
+        drop(typed);
+
+        // Never answered: Enter stops it, and the reply is missing.
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let (out, log) = (SharedBuf::new(), SharedBuf::new());
+        let (keys, mut typed) = io::pipe().unwrap();
+        let l = log.clone();
+        let person = thread::spawn(move || {
+            wait_for(&l, "still listening");
+            typed.write_all(b"\n").unwrap();
+            recv(&peer)
+        });
+        let stdin = io::BufReader::new(keys);
+        let summary = run_send_watched(addr, &["hi"], stdin, &cfg, &out, &log).unwrap();
+        assert_eq!(person.join().unwrap().0, b"hi");
+        assert_eq!(out.text(), "");
+        assert_eq!(
+            summary.check().unwrap_err().to_string(),
+            "no reply to 1 of 1 datagram"
+        );
+    }
+
+    #[test]
+    fn raw_cuts_stdin_into_datagrams_of_size_and_writes_only_the_replies() {
+        let peer = sock();
+        let addr = peer.local_addr().unwrap();
+        let third = sock();
+        let data = (0..2500u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<u8>>();
+        let server = thread::spawn(move || {
+            let mut sizes = Vec::new();
+            for i in 0..3 {
+                let (d, from) = recv(&peer);
+                sizes.push(d.len());
+                if i == 1 {
+                    // A stranger's datagram must not land in the byte stream.
+                    third.send_to(b"noise", from).unwrap();
                 }
-                self.data.fill_buf()
+                peer.send_to(&d, from).unwrap();
             }
-            fn consume(&mut self, n: usize) {
-                self.data.consume(n)
-            }
-        }
-        let stdin = Stdin {
-            data: Cursor::new(b"one\ntwo\n".to_vec()),
-            ask: Some(ask),
-            sent,
+            sizes
+        });
+        let cfg = SendConfig {
+            raw: Some(1000),
+            show: Show::Raw,
+            ..SendConfig::default()
         };
         let log = SharedBuf::new();
         let mut out = Vec::new();
-        let cfg = SendConfig {
-            wait: Some(Duration::from_millis(1000)),
-            ..SendConfig::default()
-        };
         let summary = send(
             &target(addr),
             Family::Any,
             &[],
-            stdin,
+            Cursor::new(data.clone()),
             &cfg,
             &mut out,
             &Log::to_writer(log.clone(), Verbosity::Normal),
         )
         .unwrap();
-        server.join().unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            format!("[{addr}] late one\ntwo\n")
+        assert_eq!(server.join().unwrap(), vec![1000, 1000, 500]);
+        assert!(out == data, "the echoes are not the bytes sent");
+        assert_eq!((summary.sent, summary.replies, summary.missing), (3, 3, 0));
+        assert!(
+            log.text().contains("5 bytes from 127.0.0.1:") && log.text().contains("not written"),
+            "{}",
+            log.text()
         );
+        // "exit" is data here, not the quit word; nothing is added to it.
+        let echo = sock();
+        let addr = echo.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let (d, from) = recv(&echo);
+                echo.send_to(&d, from).unwrap();
+                got.push(d);
+            }
+            got
+        });
+        let cfg = SendConfig {
+            raw: Some(4),
+            show: Show::Raw,
+            ..SendConfig::default()
+        };
+        let (r, _, _) = run_send(addr, &[], b"exit\n\r\n", &cfg);
         assert_eq!(
-            (summary.replies, summary.others, summary.missing),
-            (1, 1, 1)
+            server.join().unwrap(),
+            vec![b"exit".to_vec(), b"\n\r\n".to_vec()]
+        );
+        assert_eq!(r.unwrap().sent, 2);
+    }
+
+    #[test]
+    fn raw_size_larger_than_a_datagram_is_refused() {
+        let cfg = SendConfig {
+            raw: Some(MAX_PAYLOAD_V4 + 1),
+            ..SendConfig::default()
+        };
+        let (r, _, _) = run_send(sock().local_addr().unwrap(), &[], b"", &cfg);
+        let err = r.unwrap_err();
+        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("--size 65508: 65508 bytes is more than one UDP datagram can carry"),
+            "{err}"
         );
     }
 

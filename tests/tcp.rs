@@ -1063,3 +1063,218 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
     }
     ask();
 }
+
+/// Start one of the notes' TCP servers (kept under tests/course); its stdout
+/// and stderr as lines, once it has said `listening on ADDR`.
+fn python_server(script: &str) -> (KillOnDrop, std::net::SocketAddr, Lines, Lines) {
+    let mut py = KillOnDrop(
+        Command::new("python3")
+            .arg(course_script(script))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
+    let out = Lines::spawn(py.0.stdout.take().unwrap());
+    let addr = parse_listening(&err.expect("listening on")).unwrap();
+    (py, addr, out, err)
+}
+
+#[test]
+fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
+    if !have_peer("python3") {
+        return;
+    }
+    // 003 §3's server decodes with GBK; "我是客户端" in UTF-8 is not valid GBK,
+    // so the server dies on it without a reply.
+    let (mut py, addr, _out, mut err) = python_server("lesson03_gbk_server.py");
+    let out = client(&["127.0.0.1", &addr.port().to_string(), "我是客户端"]);
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: the server closed the connection without replying\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{:?}", text(&out.stdout));
+    err.expect("UnicodeDecodeError");
+    assert!(wait_timeout(&mut py.0, TIMEOUT).is_some());
+}
+
+#[test]
+fn a_server_that_closes_or_resets_without_replying_fails_with_exit_1() {
+    // Closes after reading: the client sees end of stream.
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        read_n(&s, 5);
+    });
+    let out = client(&["127.0.0.1", &port, "hello"]);
+    peer.join().unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: the server closed the connection without replying\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // Closes with the message unread: its kernel resets the connection.
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        let mut b = [0u8; 1];
+        s.peek(&mut b).unwrap();
+    });
+    let out = client(&["127.0.0.1", &port, "hello", "again"]);
+    peer.join().unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: the server closed the connection without replying to message 1 (it reset the connection); 1 of 2 messages not sent\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        // Read, never answer, and stay until the client closes.
+        read_all(&s)
+    });
+    let out = client(&["127.0.0.1", &port, "hello", "--wait", "0.3"]);
+    assert_eq!(peer.join().unwrap(), b"hello");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "warning: no reply from 127.0.0.1:{port} within 0.3 s\ntcp-client: no reply to 1 of 1 message within 0.3 s\n"
+        )
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // --wait 0 asks for no reply: sent is success.
+    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "--sink"]);
+    let out = client(&[&echo.addr.to_string(), "hello", "--wait", "0"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn three_messages_to_an_echo_server_take_well_under_a_second() {
+    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let port = echo.addr.port().to_string();
+    let start = Instant::now();
+    let out = client(&["127.0.0.1", &port, "a", "b", "c"]);
+    let took = start.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a\nb\nc\n");
+    // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was 6 s).
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || {
+        let s = accept(&l);
+        read_n(&s, 2);
+        // A server that thinks for half a second, then answers in two pieces.
+        thread::sleep(Duration::from_millis(500));
+        (&s).write_all(b"thought ").unwrap();
+        thread::sleep(Duration::from_millis(50));
+        (&s).write_all(b"about it").unwrap();
+        read_all(&s)
+    });
+    let out = client(&["127.0.0.1", &port, "hi", "--settle", "1"]);
+    peer.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "thought about it\n");
+}
+
+#[test]
+fn lesson_03_server_answers_one_message_then_the_rest_are_not_sent() {
+    if !have_peer("python3") {
+        return;
+    }
+    let (_py, addr, mut out, _err) = python_server("lesson03_server.py");
+    let result = client(&["127.0.0.1", &addr.port().to_string(), "你好", "再见"]);
+    assert!(
+        text(&result.stdout).starts_with("我是服务器,你好客户端:('127.0.0.1', "),
+        "{}",
+        text(&result.stdout)
+    );
+    assert_eq!(
+        text(&result.stderr),
+        "tcp-client: the server closed the connection after message 1; 1 of 2 messages not sent\n"
+    );
+    assert_eq!(result.status.code(), Some(1));
+    out.expect("接收到客户端消息: 你好");
+}
+
+/// `tcp-server PORT --bind 127.0.0.1`'s error line and exit status.
+fn bind_refused(port: u16) -> (String, Option<i32>) {
+    let out = run(
+        cmd("tcp-server", &[&port.to_string(), "--bind", "127.0.0.1"]),
+        b"",
+    );
+    (text(&out.stderr), out.status.code())
+}
+
+#[test]
+fn after_the_notes_lesson_03_server_tcp_server_explains_time_wait() {
+    if !have_peer("python3") {
+        return;
+    }
+    // The learner's sequence: the notes' server (no SO_REUSEADDR) answers one
+    // client and exits; then our server is started on the same port.
+    let (mut py, addr, _out, _err) = python_server("lesson03_server.py");
+    let port = addr.port();
+    let result = client(&["127.0.0.1", &port.to_string(), "你好"]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    assert!(wait_timeout(&mut py.0, TIMEOUT).unwrap().success());
+    let (err, code) = bind_refused(port);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "tcp-server: cannot listen on 127.0.0.1:{port}: address already in use (nothing listens on port {port}, but 1 connection of a program that just closed is in TIME-WAIT there; it frees in about "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("This is what SO_REUSEADDR (lesson 04) is for"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_in_time_wait_or_with_a_listener_is_explained_by_tcp_server() {
+    use socket2::{Domain, Socket, Type};
+    // A listener without SO_REUSEADDR (std's TcpListener::bind would set it)
+    // whose side of a connection closes first.
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    l.listen(1).unwrap();
+    let l: TcpListener = l.into();
+    let port = l.local_addr().unwrap().port();
+    let c = connect(l.local_addr().unwrap());
+    drop(accept(&l));
+    assert!(read_all(&c).is_empty());
+    // While it still listens, the listener is what is named.
+    let (err, code) = bind_refused(port);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.ends_with(&format!(
+            "is listening on port {port}; stop it or pick another port)\n"
+        )),
+        "{err}"
+    );
+    drop(l);
+    drop(c);
+    let (err, code) = bind_refused(port);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is in TIME-WAIT there; it frees in about"),
+        "{err}"
+    );
+}

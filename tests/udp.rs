@@ -450,10 +450,14 @@ fn errors_are_one_line_with_exit_codes() {
         b"",
     );
     assert_eq!(out.status.code(), Some(1));
+    // The program holding the port is named (this test's, here).
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
     assert_eq!(
         text(&out.stderr),
         format!(
-            "udp-echo: cannot listen on 127.0.0.1:{port}: address already in use (another program uses this port; pick another)\n"
+            "udp-echo: cannot listen on 127.0.0.1:{port}: address already in use ({} (pid {}) has UDP port {port} open; stop it or pick another port)\n",
+            me.trim_end(),
+            std::process::id()
         )
     );
 }
@@ -553,4 +557,192 @@ fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
         .count();
     assert_eq!(said, 1, "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("udp-echo:")), "{log:?}");
+}
+
+/// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
+/// (pseudo-)terminal, driven by tests/pty/type_in_chat.py.
+fn on_a_terminal(args: &[&str]) -> Proc {
+    let mut c = Command::new("python3");
+    c.arg(format!(
+        "{}/tests/pty/type_in_chat.py",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .arg(bin("udp-echo"))
+    .args(args);
+    Proc::spawn(c)
+}
+
+/// Tell the pty driver `command` and check it says `answer`.
+fn pty_step(term: &mut Proc, command: &str, answer: &str) {
+    term.say(command);
+    let got = term.out.next().unwrap_or_default();
+    assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out.seen);
+}
+
+#[test]
+fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
+    if !have_peer("python3") {
+        return;
+    }
+    // The receiver is a person (004 p170: recvfrom, then input() the reply):
+    // the answer comes after the 2 s the tool used to wait.
+    let person = usock();
+    let addr = person.local_addr().unwrap().to_string();
+    let mut term = on_a_terminal(&["send", &addr, "你好"]);
+    let (got, from) = recv(&person);
+    assert_eq!(got, "你好".as_bytes());
+    pty_step(
+        &mut term,
+        &format!("wait no reply from {addr} within 2 s; still listening (Enter or Ctrl-D stops)"),
+        "seen",
+    );
+    person.send_to("我是接收方".as_bytes(), from).unwrap();
+    pty_step(&mut term, "wait 我是接收方", "seen");
+    // The reply came while it was running: shown, and a success.
+    pty_step(&mut term, "exit", "exit 0");
+}
+
+#[test]
+fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
+    if !have_peer("python3") {
+        return;
+    }
+    let person = usock();
+    let addr = person.local_addr().unwrap().to_string();
+    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.5"]);
+    term.say(r"type 在吗\r");
+    let (got, from) = recv(&person);
+    assert_eq!(got, "在吗".as_bytes());
+    pty_step(
+        &mut term,
+        "wait still listening (type the next line, or Ctrl-D to stop)",
+        "seen",
+    );
+    person.send_to("在的".as_bytes(), from).unwrap();
+    pty_step(&mut term, "wait 在的", "seen");
+    term.say(r"type \x04");
+    pty_step(&mut term, "exit", "exit 0");
+
+    // Ctrl-D before any answer: the reply is missing, exit 1.
+    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.3"]);
+    term.say(r"type 在吗\r");
+    recv(&person);
+    pty_step(&mut term, "wait still listening", "seen");
+    term.say(r"type \x04");
+    pty_step(&mut term, "wait no reply to 1 of 1 datagram", "seen");
+    pty_step(&mut term, "exit", "exit 1");
+}
+
+#[test]
+fn raw_100_kb_file_round_trips_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file.bin");
+    let data = noise(100_000, 13);
+    std::fs::write(&file, &data).unwrap();
+    let mut srv =
+        Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1", "--raw"]);
+    let mut stdout = srv.child.stdout.take().unwrap();
+    let collector = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    // The learner's command, `< file` and all.
+    let out = run(
+        {
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                &format!(
+                    "exec '{}' send {} --raw < '{}'",
+                    bin("udp-echo").display(),
+                    srv.addr,
+                    file.display()
+                ),
+            ]);
+            c
+        },
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == data, "the echoes differ from the file");
+    assert_eq!(text(&out.stderr), "");
+    srv.interrupt();
+    assert!(srv.wait().success());
+    assert!(
+        collector.join().unwrap() == data,
+        "serve --raw wrote other bytes"
+    );
+    // 97 datagrams of 1024 bytes and one of 672: nothing added or removed.
+    srv.stderr.expect(
+        "received 98 datagrams (100000 bytes) from 1 sender, sent 98 replies (100000 bytes)",
+    );
+}
+
+#[test]
+fn raw_one_way_with_no_echo_and_no_wait() {
+    let data = noise(20_000, 17);
+    let mut srv = Server::start_raw_stdout(
+        "udp-echo",
+        &[
+            "serve",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--raw",
+            "--no-echo",
+            "--count",
+            "40",
+        ],
+    );
+    let mut stdout = srv.child.stdout.take().unwrap();
+    let collector = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let out = send(srv.addr, &["--raw", "--no-wait", "--size", "500"], &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr)
+    );
+    assert!(out.stdout.is_empty());
+    assert!(srv.wait().success());
+    assert!(
+        collector.join().unwrap() == data,
+        "serve --raw wrote other bytes"
+    );
+}
+
+#[test]
+fn raw_refuses_flags_that_would_change_the_bytes() {
+    for (args, flag) in [
+        (vec!["send", "127.0.0.1:9", "--raw", "--hex"], "--hex"),
+        (
+            vec!["send", "127.0.0.1:9", "--raw", "--send-hex"],
+            "--send-hex",
+        ),
+        (
+            vec!["send", "127.0.0.1:9", "--raw", "-e", "gbk"],
+            "--encoding",
+        ),
+        (
+            vec!["send", "127.0.0.1:9", "--raw", "--send-encoding", "big5"],
+            "--send-encoding",
+        ),
+        (vec!["serve", "0", "--raw", "--hex"], "--hex"),
+    ] {
+        let out = run(cmd("udp-echo", &args), b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("udp-echo: --raw passes bytes through unchanged; leave out {flag}\n")
+        );
+    }
+    let out = run(
+        cmd("udp-echo", &["send", "127.0.0.1:9", "--size", "10"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
 }

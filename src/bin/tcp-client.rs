@@ -12,11 +12,17 @@ use socktools::tcp::client::{self, ClientConfig};
 const EXAMPLES: &str = "\
 Examples:
   tcp-client 127.0.0.1 8080 hello              send, print the reply, exit (lesson 02)
+  tcp-client 127.0.0.1 8080 a b c              three messages, each reply on its own line
   tcp-client 127.0.0.1:8080 你好 --send-encoding gbk --hex
   tcp-client [::1]:8080                        type lines; Ctrl-D half-closes, like nc -N
   tcp-client host 8080 < file > reply          byte-exact pipe
   tcp-client host 8080 ping --repeat 5 --interval 500
-  tcp-client host 8080 --timestamps            one record per read, with its time (lesson 13)";
+  tcp-client host 8080 --timestamps            one record per read, with its time (lesson 13)
+
+
+Exit status: 0 when every message got a reply (or, with no MESSAGE, when the server
+closed the connection); 1 when a message got no reply within --wait, or the server
+closed the connection without replying; 2 for a bad command line.";
 
 #[derive(Parser)]
 #[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies (as the byte stream they are, like nc; with --timestamps one record per read), or pipe stdin/stdout through the connection.", after_help = EXAMPLES)]
@@ -28,9 +34,13 @@ struct Args {
     /// Messages to send, each followed by a wait for the reply. None: full duplex with stdin/stdout.
     messages: Vec<String>,
 
-    /// Seconds of silence that end a reply (fractions allowed; 0: do not wait).
+    /// Seconds to wait for each reply to start (fractions allowed). No reply in that time, or a server that closes without one, makes the exit status 1. 0: only send, do not wait.
     #[arg(long, default_value = "2", value_name = "SECS", value_parser = parse_seconds)]
     wait: Duration,
+
+    /// Seconds of quiet that end a reply once it has started (raise it for a server that answers in pieces).
+    #[arg(long, default_value = "0.1", value_name = "SECS", value_parser = parse_seconds)]
+    settle: Duration,
 
     /// Connect timeout in seconds, per address tried.
     #[arg(short = 'w', long = "timeout", default_value = "10", value_name = "SECS", value_parser = parse_seconds)]
@@ -72,6 +82,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (target, messages) = socktools::addr::parse_target_args(&words)?;
     let cfg = ClientConfig {
         wait: args.wait,
+        settle: args.settle,
         idle: args.idle,
         repeat: args.repeat,
         interval: Duration::from_millis(args.interval),
@@ -89,7 +100,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         socktools::net::widen_pipe(io::stdout().as_fd());
     }
     let mut out = io::stdout().lock();
-    client::run(
+    let summary = client::run(
         &target,
         args.common.family(),
         (!args.timeout.is_zero()).then_some(args.timeout),
@@ -99,6 +110,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         &log,
     )?;
     out.flush()?;
+    summary.check()?;
     Ok(())
 }
 

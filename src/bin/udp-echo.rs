@@ -1,6 +1,6 @@
 //! udp-echo: lessons 07–09's UDP — an echo server that answers every sender, and a client that sends and waits for the reply.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use socktools::framing::Framing;
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::udp::{self, DEFAULT_PORT, Reply, SendConfig, ServeConfig};
+use socktools::udp::{self, DEFAULT_PORT, DEFAULT_RAW_SIZE, Reply, SendConfig, ServeConfig};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,7 +24,12 @@ Examples:
   udp-echo send 127.0.0.1 8090 我爱你 --no-wait   send one datagram: 发送完成 (lesson 07)
   udp-echo send 127.0.0.1:8090            send stdin lines, print each echo, stop after exit (09)
   udp-echo send [::1]:8090 ping --repeat 5 --interval 500
-  udp-echo send 192.168.1.255 8090 hi --broadcast    print every host that answers";
+  udp-echo send 192.168.1.255 8090 hi --broadcast    print every host that answers
+  udp-echo serve 9000 --raw --no-echo > out         receive a file, byte for byte
+  udp-echo send 127.0.0.1 9000 --raw --no-wait < file
+
+A message that gets no reply within --wait makes the exit status 1 (the same rule as
+tcp-client); on a terminal the reply is still listened for while you type.";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -33,14 +38,23 @@ Examples:
   udp-echo serve 0 --bind 127.0.0.1       any free port, loopback only
   udp-echo serve --timestamps             each datagram with the time it arrived
   udp-echo serve --recv-encoding gbk --send-encoding utf-8
-                                          NetAssist on Windows (sends GBK, shows UTF-8)";
+                                          NetAssist on Windows (sends GBK, shows UTF-8)
+  udp-echo serve 9000 --raw > out         payloads to stdout as they are (and echoed)
+  udp-echo serve 9000 --raw --no-echo > out    receive a file sent with send --raw --no-wait";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
   udp-echo send 127.0.0.1 8090 我爱你 --no-wait   send one datagram: 发送完成 (lesson 07)
   udp-echo send 127.0.0.1:8090            send stdin lines, print each echo, stop after exit (09)
   udp-echo send 127.0.0.1 8090 你好 --send-encoding gbk --hex
-  udp-echo send 192.168.1.255 8090 hi --broadcast    print every host that answers";
+  udp-echo send 192.168.1.255 8090 hi --broadcast    print every host that answers
+  udp-echo send 127.0.0.1 9000 --raw < file > echoed   1024-byte datagrams, each echo as it is
+  udp-echo send 127.0.0.1 9000 --raw --no-wait --size 512 < file
+
+Exit status: 0 when every datagram got its reply (or --no-wait); 1 when one got none
+within --wait (a missing reply to the quit word does not count); 2 for a bad command
+line. On a terminal a late reply is still shown and counted while you type the next
+line, and after the last MESSAGE until you press Enter or Ctrl-D.";
 
 #[derive(Parser)]
 #[command(name = "udp-echo", version, about = "UDP without a connection: an echo server that answers every sender, and a client that sends datagrams and prints the replies.", after_help = EXAMPLES)]
@@ -88,6 +102,10 @@ struct ServeArgs {
     /// Exit after N datagrams.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
+
+    /// Write each payload to stdout as it is: no address, no decoding, nothing added (to receive a file; see send --raw).
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(clap::Args)]
@@ -99,7 +117,7 @@ struct SendArgs {
     /// Messages, one datagram each. None: each stdin line (without its line ending) is one.
     messages: Vec<String>,
 
-    /// Seconds to wait for each reply (fractions allowed; 0: do not wait).
+    /// Seconds to wait for each reply (fractions allowed; 0: do not wait). No reply in that time makes the exit status 1.
     #[arg(long, default_value = "2", value_name = "SECS", value_parser = parse_seconds)]
     wait: Duration,
 
@@ -122,6 +140,53 @@ struct SendArgs {
     /// Allow sending to a broadcast address (SO_BROADCAST); print every reply within --wait, from whoever answers.
     #[arg(long)]
     broadcast: bool,
+
+    /// Byte for byte: cut stdin into datagrams of --size bytes, nothing added or removed, and write replies to stdout as they are. No quit word.
+    #[arg(long)]
+    raw: bool,
+
+    /// With --raw: bytes per datagram (the last one may be shorter).
+    #[arg(long, value_name = "N", requires = "raw", default_value_t = DEFAULT_RAW_SIZE, value_parser = parse_datagram_size)]
+    size: usize,
+}
+
+/// `--size`: 1 to the largest UDP payload (to IPv6; IPv4's lower limit is
+/// checked once the destination is known).
+fn parse_datagram_size(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=udp::MAX_PAYLOAD_V6).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "invalid size \"{s}\": expected bytes per datagram, 1 to {}",
+                udp::MAX_PAYLOAD_V6
+            )
+        })
+}
+
+/// `--raw` shows bytes as they are: refuse the flags that would change them.
+fn check_raw(common: &CommonArgs, sending: bool) -> Result<(), UsageError> {
+    let changed = if common.hex {
+        Some("--hex")
+    } else if common.timestamps {
+        Some("--timestamps")
+    } else if sending && common.send_hex {
+        Some("--send-hex")
+    } else if sending && !socktools::codec::is_utf8(common.send_encoding()) {
+        Some(if common.send_encoding.is_some() {
+            "--send-encoding"
+        } else {
+            "--encoding"
+        })
+    } else {
+        None
+    };
+    match changed {
+        Some(flag) => Err(UsageError(format!(
+            "--raw passes bytes through unchanged; leave out {flag}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
@@ -142,10 +207,13 @@ fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
         (Some(enc), _) => send.encoding = enc,
         _ => {}
     }
+    if args.raw {
+        check_raw(common, false)?;
+    }
     let cfg = ServeConfig {
         reply,
         count: args.count,
-        show: common.show(false),
+        show: common.show(args.raw),
         stamps: common.timestamps(),
         recv_encoding: common.recv_encoding(),
         send,
@@ -165,22 +233,27 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .chain(args.messages)
         .collect();
     let (target, messages) = parse_target_args(&words)?;
+    if args.raw {
+        check_raw(common, true)?;
+    }
     let cfg = SendConfig {
         wait: (!args.no_wait && !args.wait.is_zero()).then_some(args.wait),
         quit_word: (!args.quit_word.is_empty()).then_some(args.quit_word),
         repeat: args.repeat,
         interval: Duration::from_millis(args.interval),
         broadcast: args.broadcast,
-        show: common.show(false),
+        show: common.show(args.raw),
         stamps: common.timestamps(),
         send: common.send_options(Framing::Raw, false),
+        raw: args.raw.then_some(args.size),
+        interactive: typing_at_terminal(),
     };
     let mut out = io::stdout().lock();
     let summary = udp::send(
         &target,
         common.family(),
         messages,
-        io::stdin().lock(),
+        io::BufReader::new(io::stdin()),
         &cfg,
         &mut out,
         &log,
@@ -188,6 +261,14 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
     out.flush()?;
     summary.check()?;
     Ok(())
+}
+
+/// Is a person typing our stdin: a terminal, and we in its foreground? (A job
+/// sent to the background that read the terminal would be stopped by SIGTTIN.)
+fn typing_at_terminal() -> bool {
+    use nix::unistd::{getpgrp, tcgetpgrp};
+    let stdin = io::stdin();
+    stdin.is_terminal() && tcgetpgrp(&stdin).is_ok_and(|fg| fg == getpgrp())
 }
 
 fn main() -> ExitCode {

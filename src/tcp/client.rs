@@ -2,9 +2,14 @@
 //!
 //! Two ways to use it:
 //! - [`send_messages`]: the lesson. Send a message, wait for the reply, print it, close.
-//!   "Wait" means: until the peer has been silent for `--wait` seconds, or closed —
-//!   TCP has no message boundaries (lesson 13), so silence is the only sign a reply
-//!   is complete when no framing is agreed.
+//!   "Wait" means: up to `--wait` seconds for the reply to *start*, then until the
+//!   peer has been quiet for `--settle` (100 ms), or closed. TCP has no message
+//!   boundaries (lesson 13), so a short silence is the only sign a reply is
+//!   complete when no framing is agreed; a reply that has begun comes in one burst,
+//!   while a server that has not answered yet may be thinking (or a person typing).
+//!   A message that gets no reply, or a server that closes without one, is a
+//!   failure ([`ClientSummary::check`]): the run exits 1, as `curl` does for an
+//!   empty reply or a timeout, so a script can tell.
 //! - [`duplex`]: stdin → socket and socket → stdout at the same time, on two threads.
 //!   When stdin ends we `shutdown(Write)`: the peer's `recv` returns `b''` (lesson 05),
 //!   yet we keep reading its answer until it closes too. Bytes pass through untouched
@@ -26,8 +31,10 @@ use crate::output::{Log, Timestamps};
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Silence that ends a reply (message mode). Zero: do not wait at all.
+    /// How long to wait for a reply to start (message mode). Zero: do not wait at all.
     pub wait: Duration,
+    /// Silence that ends a reply once it has started (message mode).
+    pub settle: Duration,
     /// Give up when nothing moves in either direction for this long (duplex mode).
     pub idle: Option<Duration>,
     /// Send the messages this many times (NetAssist's timed send).
@@ -53,6 +60,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             wait: Duration::from_secs(2),
+            settle: DEFAULT_SETTLE,
             idle: None,
             repeat: 1,
             interval: Duration::from_secs(1),
@@ -65,6 +73,12 @@ impl Default for ClientConfig {
         }
     }
 }
+
+/// The quiet gap that ends a reply which has started (`--settle`). A server's
+/// answer to one message leaves it in one burst — on a LAN its pieces arrive
+/// within a millisecond or two of each other — so a tenth of a second is long
+/// to wait and still over at once to a person.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(100);
 
 /// Why a client run failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +111,10 @@ pub enum ClientError {
         /// The limit.
         secs: f64,
     },
+    /// Message mode: a message went unanswered, or the server closed the
+    /// connection before all messages were sent.
+    #[error("{}", unanswered(.0))]
+    Unanswered(ClientSummary),
     /// The peer broke the framing (`--framing len` with an oversized frame, …).
     #[error("{addr}: {why}")]
     Frame {
@@ -116,6 +134,77 @@ pub struct ClientSummary {
     pub bytes_in: u64,
     /// The peer closed the connection.
     pub peer_closed: bool,
+    /// Message mode: messages to send (`--repeat` included).
+    pub messages: u64,
+    /// Message mode: messages sent.
+    pub sent: u64,
+    /// Message mode: messages that got no reply within `--wait` (the peer stayed).
+    pub no_reply: u64,
+    /// Message mode: the number of the message the server closed the connection
+    /// on without replying to it (a crashed server, one that refuses the input).
+    pub closed_without_reply: Option<u64>,
+    /// Message mode: the peer reset the connection (it closed with our bytes unread).
+    pub reset: bool,
+    /// Message mode: how long a reply was waited for.
+    pub wait: Duration,
+}
+
+impl ClientSummary {
+    /// Ok when every message was sent and each got a reply (or none was waited
+    /// for, `--wait 0`); otherwise the error that makes the tool exit 1.
+    ///
+    /// One rule for tcp-client and `udp-echo send`: a message sent in order to
+    /// get an answer that gets none is a failure, the way `curl` fails on a
+    /// timeout (28) or an empty reply (52); what did arrive is printed all the
+    /// same. Duplex mode is `nc`: it succeeds when the peer closes.
+    pub fn check(&self) -> Result<(), ClientError> {
+        if self.no_reply == 0 && self.closed_without_reply.is_none() && self.sent == self.messages {
+            Ok(())
+        } else {
+            Err(ClientError::Unanswered(*self))
+        }
+    }
+}
+
+fn unanswered(s: &ClientSummary) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut parts = Vec::new();
+    if s.no_reply > 0 {
+        parts.push(format!(
+            "no reply to {} of {} message{} within {} s",
+            s.no_reply,
+            s.sent,
+            plural(s.sent),
+            s.wait.as_secs_f64()
+        ));
+    }
+    let reset = if s.reset {
+        " (it reset the connection)"
+    } else {
+        ""
+    };
+    match s.closed_without_reply {
+        Some(n) if s.messages > 1 => parts.push(format!(
+            "the server closed the connection without replying to message {n}{reset}"
+        )),
+        Some(_) => parts.push(format!(
+            "the server closed the connection without replying{reset}"
+        )),
+        None if s.sent < s.messages => parts.push(format!(
+            "the server closed the connection after message {}{reset}",
+            s.sent
+        )),
+        None => {}
+    }
+    if s.sent < s.messages {
+        let left = s.messages - s.sent;
+        parts.push(format!(
+            "{left} of {} message{} not sent",
+            s.messages,
+            plural(s.messages)
+        ));
+    }
+    parts.join("; ")
 }
 
 fn peer_name(stream: &TcpStream) -> String {
@@ -200,6 +289,58 @@ impl Receiver {
         Ok((n > 0).then_some(n))
     }
 
+    /// Print the reply to a message just sent: wait up to `wait` for it to start,
+    /// then read until the peer has been quiet for `settle` or closes.
+    fn read_reply(
+        &mut self,
+        stream: &TcpStream,
+        wait: Duration,
+        settle: Duration,
+        out: &mut impl Write,
+        log: &Log,
+    ) -> Result<ReplyEnd, ClientError> {
+        let addr = self.addr.clone();
+        let set_timeout = |t: Duration| {
+            // A zero timeout means "block forever" to the OS: never ask for one.
+            stream
+                .set_read_timeout(Some(t.max(Duration::from_millis(1))))
+                .map_err(|error| ClientError::Io {
+                    addr: addr.clone(),
+                    what: "set timeout",
+                    error,
+                })
+        };
+        set_timeout(wait)?;
+        let mut end = ReplyEnd::default();
+        loop {
+            match self.read_once(stream, out, log) {
+                Ok(Some(_)) => {
+                    if !end.replied {
+                        end.replied = true;
+                        set_timeout(settle)?;
+                    }
+                }
+                Ok(None) => {
+                    log.verbose(format_args!("{} closed the connection", self.addr));
+                    end.closed = true;
+                    return Ok(end);
+                }
+                Err(e) if is_timeout(&e) => return Ok(end),
+                // A peer that closes with our bytes unread (a server that crashed on
+                // them, say) makes its kernel answer with a reset instead of a FIN.
+                Err(ClientError::Io { error, .. })
+                    if error.kind() == io::ErrorKind::ConnectionReset =>
+                {
+                    log.verbose(format_args!("{} reset the connection", self.addr));
+                    end.closed = true;
+                    end.reset = true;
+                    return Ok(end);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Print replies until a read times out (Ok(false)) or the peer closes (Ok(true)).
     fn read_until_quiet(
         &mut self,
@@ -259,6 +400,17 @@ impl Receiver {
     }
 }
 
+/// How the reply to one message ended.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReplyEnd {
+    /// Some bytes came.
+    replied: bool,
+    /// The peer closed (or reset) the connection.
+    closed: bool,
+    /// It was a reset.
+    reset: bool,
+}
+
 fn is_timeout(e: &ClientError) -> bool {
     matches!(e, ClientError::Io { error, .. }
         if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
@@ -286,6 +438,11 @@ pub fn encode_messages(
 
 /// Lesson 02: send each message (as made by [`encode_messages`]), print each reply,
 /// `repeat` times; then close.
+///
+/// Each reply is waited for as [`ClientConfig::wait`] and [`ClientConfig::settle`]
+/// say. A message that gets no reply is reported on `log` and the next one is sent
+/// all the same; a server that closes the connection ends the run. Either shows in
+/// the summary, and [`ClientSummary::check`] turns it into an error.
 pub fn send_messages(
     stream: &TcpStream,
     wires: &[Vec<u8>],
@@ -295,18 +452,11 @@ pub fn send_messages(
 ) -> Result<ClientSummary, ClientError> {
     let addr = peer_name(stream);
     let mut rx = Receiver::new(cfg, addr.clone());
-    let mut summary = ClientSummary::default();
-    if !cfg.wait.is_zero() {
-        stream
-            .set_read_timeout(Some(cfg.wait))
-            .map_err(|error| ClientError::Io {
-                addr: addr.clone(),
-                what: "set timeout",
-                error,
-            })?;
-    }
-    let total = wires.len() * cfg.repeat.max(1) as usize;
-    let mut sent = 0usize;
+    let mut summary = ClientSummary {
+        messages: (wires.len() * cfg.repeat.max(1) as usize) as u64,
+        wait: cfg.wait,
+        ..ClientSummary::default()
+    };
     'rounds: for round in 0..cfg.repeat.max(1) {
         if round > 0 && !cfg.interval.is_zero() {
             thread::sleep(cfg.interval);
@@ -320,23 +470,22 @@ pub fn send_messages(
                     error,
                 })?;
             summary.bytes_out += bytes.len() as u64;
-            sent += 1;
+            summary.sent += 1;
             log.verbose(format_args!("sent {} bytes", bytes.len()));
             if cfg.wait.is_zero() {
                 continue;
             }
-            let before = rx.bytes_in;
-            if rx.read_until_quiet(stream, out, log)? {
+            let end = rx.read_reply(stream, cfg.wait, cfg.settle, out, log)?;
+            if end.closed {
                 summary.peer_closed = true;
-                let left = total - sent;
-                if left > 0 {
-                    log.warn(format_args!(
-                        "{addr} closed the connection; {left} message(s) not sent"
-                    ));
+                summary.reset = end.reset;
+                if !end.replied {
+                    summary.closed_without_reply = Some(summary.sent);
                 }
                 break 'rounds;
             }
-            if rx.bytes_in == before {
+            if !end.replied {
+                summary.no_reply += 1;
                 log.warn(format_args!(
                     "no reply from {addr} within {} s",
                     cfg.wait.as_secs_f64()
@@ -480,6 +629,7 @@ where
         bytes_out: sent.load(Ordering::Relaxed),
         bytes_in: rx.bytes_in,
         peer_closed: true,
+        ..ClientSummary::default()
     })
 }
 
