@@ -224,6 +224,10 @@ struct Receiver {
     bytes_in: u64,
     /// The last reply ended mid-line: start the next one on a new line.
     break_pending: bool,
+    /// A warning held back until the reply's line is finished: stderr and
+    /// stdout share the terminal, and a warning written mid-line would land
+    /// inside the reply's text.
+    warning: Option<String>,
 }
 
 impl Receiver {
@@ -237,6 +241,7 @@ impl Receiver {
             addr,
             bytes_in: 0,
             break_pending: false,
+            warning: None,
         }
     }
 
@@ -284,9 +289,18 @@ impl Receiver {
         out.write_all(&self.printed).map_err(ClientError::Output)?;
         out.flush().map_err(ClientError::Output)?;
         if self.incoming.take_error_warning() {
-            log.warn(format_args!("{}", self.incoming.error_warning()));
+            self.warning = Some(self.incoming.error_warning());
+        }
+        if !self.incoming.mid_line() {
+            self.warn_now(log);
         }
         Ok((n > 0).then_some(n))
+    }
+
+    fn warn_now(&mut self, log: &Log) {
+        if let Some(w) = self.warning.take() {
+            log.warn(format_args!("{w}"));
+        }
     }
 
     /// Print the reply to a message just sent: wait up to `wait` for it to start,
@@ -365,7 +379,12 @@ impl Receiver {
     /// so the rest of a character split across replies is not cut off by it). At the
     /// end of the conversation, flush a dangling partial character (shown as
     /// U+FFFD, never dropped) and end the line.
-    fn end_message(&mut self, at_end: bool, out: &mut impl Write) -> Result<(), ClientError> {
+    fn end_message(
+        &mut self,
+        at_end: bool,
+        out: &mut impl Write,
+        log: &Log,
+    ) -> Result<(), ClientError> {
         self.break_pending = !at_end;
         if !at_end {
             return Ok(());
@@ -374,7 +393,9 @@ impl Receiver {
         self.incoming.finish(&mut self.printed);
         self.incoming.end_line(&mut self.printed);
         out.write_all(&self.printed).map_err(ClientError::Output)?;
-        out.flush().map_err(ClientError::Output)
+        out.flush().map_err(ClientError::Output)?;
+        self.warn_now(log);
+        Ok(())
     }
 
     fn frames(&mut self, at_end: bool) -> Result<(), ClientError> {
@@ -492,7 +513,7 @@ pub fn send_messages(
                 ));
             }
             // Each reply on its own line, even when the peer sends no newline.
-            rx.end_message(false, out)?;
+            rx.end_message(false, out, log)?;
         }
     }
     if !summary.peer_closed {
@@ -509,7 +530,7 @@ pub fn send_messages(
         let _ = stream.set_read_timeout(Some(linger));
         summary.peer_closed = rx.read_until_quiet(stream, out, log)?;
     }
-    rx.end_message(true, out)?;
+    rx.end_message(true, out, log)?;
     summary.bytes_in = rx.bytes_in;
     Ok(summary)
 }

@@ -180,7 +180,9 @@ pub fn rewrite(readme: &str, blocks: &[Block], new: &HashMap<usize, String>) -> 
 /// - the time at the start of a trace line, `+0.000182` → `+<t>`;
 /// - how many blocks a TFTP transfer sent again (`, 7 retransmitted`, left
 ///   out when none): on a loaded machine an ACK can come later than the timer
-///   adapted to loopback's round trip expects.
+///   adapted to loopback's round trip expects;
+/// - `--timestamps` times (`08:07:00.699` → `<time>`) and process ids
+///   (`pid 20729` → `pid <pid>`).
 ///
 /// (A server the test binds to 127.0.0.1 where README's command has none,
 /// and the real ports of servers, are not normalized but mapped back to the
@@ -221,6 +223,11 @@ pub fn normalize(text: &str) -> String {
             continue;
         }
         if word_start {
+            if let Some(n) = rest.strip_prefix("pid ").map(digits_len).filter(|&n| n > 0) {
+                out.push_str("pid <pid>");
+                i += 4 + n;
+                continue;
+            }
             if clock_len(rest) {
                 out.push_str("<time>");
                 i += "HH:MM:SS.mmm".len();
@@ -374,6 +381,15 @@ pub enum Step {
     /// A TCP server standing for README port `.0` that takes one client, reads
     /// until it stops sending, then sends all of it back in one write and closes.
     EchoAtEnd(u16),
+    /// [`Step::Open`] on a terminal of its own (a pty, made by `script`), for
+    /// what a tool does only when a person types at it.
+    OpenTty(&'static str, &'static str),
+    /// The [`Step::Silent`] socket for README port `.0` answers the datagram
+    /// it received with `.1`, as the notes' receiver does who types a reply.
+    Answer(u16, &'static str),
+    /// README port `.0` is held only by a connection in TIME-WAIT, closed a
+    /// moment ago by a server without SO_REUSEADDR (the notes' lesson 03).
+    TimeWait(u16),
 }
 
 /// A file the scenario's directory starts with.
@@ -503,6 +519,8 @@ pub struct Runner {
     scenario: Scenario,
     /// README port → real port, in the order servers started.
     ports: Vec<(u16, u16)>,
+    /// [`Step::Silent`] sockets by README port.
+    udp: HashMap<u16, UdpSocket>,
     terms: HashMap<&'static str, Term>,
     pending: HashMap<&'static str, VecDeque<String>>,
     out: Transcripts,
@@ -546,6 +564,7 @@ impl Runner {
             course_dir: course_dir.to_string(),
             scenario,
             ports: Vec::new(),
+            udp: HashMap::new(),
             terms: HashMap::new(),
             pending,
             out: HashMap::new(),
@@ -694,7 +713,7 @@ impl Runner {
                 .replace("listen on 127.0.0.1:", "listen on [::]:");
         }
         for (readme, real) in ports {
-            for form in [":", "-p ", "--port "] {
+            for form in [":", "-p ", "--port ", "port "] {
                 text = replace_number(&text, &format!("{form}{real}"), &format!("{form}{readme}"));
             }
         }
@@ -841,8 +860,26 @@ impl Runner {
             Step::Close(t) => self.close_socket(t, true)?,
             Step::Silent(port) => {
                 let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(TIMEOUT)).unwrap();
                 self.ports.push((port, s.local_addr().unwrap().port()));
-                self.held.push(Box::new(s));
+                self.udp.insert(port, s);
+            }
+            Step::Answer(port, text) => {
+                let s = self.udp.get(&port).ok_or("no silent socket there")?;
+                let mut buf = [0u8; 2048];
+                let (_, from) = s.recv_from(&mut buf).map_err(|e| format!("answer: {e}"))?;
+                s.send_to(text.as_bytes(), from)
+                    .map_err(|e| format!("answer: {e}"))?;
+            }
+            Step::TimeWait(port) => {
+                let real = time_wait().map_err(|e| format!("TIME-WAIT: {e}"))?;
+                self.ports.push((port, real));
+            }
+            Step::OpenTty(t, cmd) => {
+                let line = self.line(t, cmd)?;
+                let line = self.real_ports(&line);
+                let quoted = format!("'{}'", line.replace('\'', "'\\''"));
+                self.spawn(t, &format!("script -qec {quoted} /dev/null"), true)?;
             }
             Step::Free(port) => {
                 let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -967,4 +1004,24 @@ pub fn replace_number(text: &str, from: &str, to: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A port held only by TIME-WAIT: a listener without SO_REUSEADDR (std sets
+/// it on Unix, so socket2) accepts a connection and closes it first, as the
+/// notes' lesson 03 server does; the client reads the end and closes too.
+fn time_wait() -> std::io::Result<u16> {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    listener.listen(1)?;
+    let addr = listener.local_addr()?.as_socket().expect("an IP address");
+    let client = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    client.set_read_timeout(Some(TIMEOUT))?;
+    let (accepted, _) = listener.accept()?;
+    drop(accepted);
+    let mut rest = Vec::new();
+    (&client).read_to_end(&mut rest)?;
+    drop(client);
+    drop(listener);
+    Ok(addr.port())
 }
