@@ -10,8 +10,8 @@
 //! cargo run --example 03_tcp_server -- 8080
 //! ```
 //!
-//! `--gbk` decodes and replies in GBK, for NetAssist on Windows or the notes' 003
-//! client. Then, in another terminal, play the client — any of:
+//! `--gbk` decodes and replies in GBK, for the notes' 003 client (NetAssist sends
+//! GBK but shows UTF-8: `tcp-server --recv-encoding gbk` suits it). Then, in another terminal, play the client — any of:
 //!
 //! ```text
 //! cargo run --bin tcp-client -- 127.0.0.1 8080 你好服务端

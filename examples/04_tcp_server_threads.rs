@@ -11,8 +11,8 @@
 //! cargo run --example 04_tcp_server_threads -- 8080
 //! ```
 //!
-//! `--gbk` decodes and replies in GBK, for NetAssist on Windows or the notes' 003
-//! clients. Then open two or three more terminals and connect from each — any of:
+//! `--gbk` decodes and replies in GBK, for the notes' 003 clients (NetAssist sends
+//! GBK but shows UTF-8: `tcp-server --recv-encoding gbk` suits it). Then open two or three more terminals and connect from each — any of:
 //!
 //! ```text
 //! cargo run --bin tcp-client -- 127.0.0.1 8080          # type lines; Ctrl-D leaves

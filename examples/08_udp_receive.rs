@@ -12,7 +12,8 @@
 //! cargo run --example 08_udp_receive -- 8888 --ask
 //! ```
 //!
-//! `--gbk` decodes (and replies) in GBK, for NetAssist on Windows. `--reply TEXT`
+//! `--gbk` decodes (and replies) in GBK, for the notes' 003 scripts (NetAssist
+//! sends GBK but shows UTF-8: `udp-echo serve --recv-encoding gbk` suits it). `--reply TEXT`
 //! answers the sender; `--ask` asks you for the answer, as the receiver in notes
 //! 004 p170 does with `input('请输入要回复的数据:')` — take your time: `udp-echo
 //! send` on a terminal keeps listening for it past its `--wait`. Step by step it does

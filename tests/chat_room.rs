@@ -337,6 +337,31 @@ fn gbk_and_utf8_members_read_each_other() {
     assert_eq!(n.line_bytes(), want);
 }
 
+/// NetAssist types GBK and shows what it receives as UTF-8: `/enc gbk utf-8`.
+#[test]
+fn a_netassist_member_types_gbk_and_reads_utf8() {
+    let mut srv = room(&[]);
+    let mut n = Member::join(&srv);
+    let mut u = Member::join(&srv);
+    n.expect("joined");
+    n.send("/enc gbk utf-8\n");
+    assert_eq!(n.line(), "* you type GBK and read UTF-8");
+    n.send("/enc\n");
+    assert!(n.line().starts_with("* you type GBK and read UTF-8;"));
+    n.send(b"\xc4\xe3\xba\xc3\n"); // 你好 in GBK
+    assert_eq!(u.line(), format!("{}> 你好", n.name));
+    u.send("世界\n");
+    assert_eq!(n.line(), format!("{}> 世界", u.name), "UTF-8 bytes");
+    n.send("/enc gbk utf-8 big5\n");
+    assert!(
+        n.line()
+            .starts_with("* usage: /enc LABEL, or /enc TYPED READ")
+    );
+    n.send("/enc gbk klingon\n");
+    assert!(n.line().starts_with("* unknown encoding \"klingon\""));
+    srv.stderr.expect("types GBK, reads UTF-8");
+}
+
 #[test]
 fn commands_nick_who_enc_quit_help() {
     let srv = room(&[]);

@@ -38,7 +38,7 @@ Examples:
   chat listen                          TCP on port 8008, like the notes' QQ chat server (lesson 11)
   chat listen 9000 --name alice        another port; another chat is told your name
   chat --udp listen                    UDP on port 8888, like the notes' service desk (lesson 10)
-  chat listen -e gbk                   the peer is NetAssist on Windows, typing GBK
+  chat listen --recv-encoding gbk      the peer is NetAssist on Windows (sends GBK, shows UTF-8)
   chat listen --eol lf                 the peer is nc and you speak first
 
 How lines end: until the peer has sent a line ending, ours end with nothing,
@@ -61,13 +61,14 @@ for how lines end on the wire.";
 const ROOM_EXAMPLES: &str = "\
 Examples:
   chat room                          a room on port 8008, every interface; Ctrl-C closes it
-  chat room 9000 --encoding gbk      members who do not say /enc speak GBK (NetAssist)
+  chat room 9000 --encoding gbk      members who do not say /enc speak GBK
   chat room 0 --bind 127.0.0.1       any free port, loopback only
   chat room > transcript.txt         keep what was said (stdout: name> text, UTF-8)
 
 Members join with `chat connect HOST 8008`, `nc HOST 8008` or `telnet HOST 8008`, and type
-lines. Commands: /nick NAME, /who, /enc LABEL (their encoding: utf-8, gbk, big5, ...),
-/quit, /help; a line starting with // sends a message starting with /.";
+lines. Commands: /nick NAME, /who, /enc LABEL (their encoding: utf-8, gbk, big5, ...;
+/enc TYPED READ when they differ: NetAssist, which sends GBK and shows UTF-8, says
+/enc gbk utf-8), /quit, /help; a line starting with // sends a message starting with /.";
 
 #[derive(Parser)]
 #[command(name = "chat", version, propagate_version = true, about = "Chat with one peer over TCP or UDP, both sides typing at any time.", after_help = EXAMPLES)]

@@ -566,7 +566,7 @@ fn same_name(a: &str, b: &str) -> bool {
     a == b || a.to_lowercase() == b.to_lowercase()
 }
 
-const HELP: &str = "* commands: /nick NAME (change your name), /who (who is here), /enc LABEL (the encoding you type and read: utf-8, gbk, big5, ...), /quit (leave), /help; start a line with // to send a message that starts with /";
+const HELP: &str = "* commands: /nick NAME (change your name), /who (who is here), /enc LABEL (the encoding you type and read: utf-8, gbk, big5, ...; /enc TYPED READ when they differ, NetAssist: /enc gbk utf-8), /quit (leave), /help; start a line with // to send a message that starts with /";
 
 // ---------------------------------------------------------------------------
 // The outgoing queue
@@ -1054,7 +1054,11 @@ struct Session<'a> {
     conn: &'a Conn,
     id: u64,
     name: String,
+    /// What they type in (the room decodes their lines from it).
     enc: &'static Encoding,
+    /// What they read (the room encodes for them in it): NetAssist types GBK
+    /// and shows UTF-8, so the two may differ.
+    read_enc: &'static Encoding,
     /// Told once that their bytes do not decode.
     hinted: bool,
 }
@@ -1150,8 +1154,8 @@ impl Session<'_> {
                 self.notice(&who);
             }
             Command::Enc("") => self.notice(&format!(
-                "* your encoding is {}; /enc LABEL changes it (utf-8, gbk, gb18030, big5, ...)",
-                codec::display_name(self.enc)
+                "* {}; /enc LABEL changes it (utf-8, gbk, gb18030, big5, ...), /enc TYPED READ sets each way",
+                self.encodings()
             )),
             Command::Enc(label) => self.set_encoding(label),
             Command::Quit => {
@@ -1167,35 +1171,67 @@ impl Session<'_> {
         ControlFlow::Continue(())
     }
 
-    fn set_encoding(&mut self, label: &str) {
-        let enc = match codec::parse_label(label) {
-            Ok(enc) => enc,
-            // Not the usual list of labels: it names UTF-16, which the room refuses.
-            Err(_) => {
-                return self.notice(&format!(
-                    "* unknown encoding \"{}\"; try utf-8, gbk, gb18030, big5, shift_jis, euc-kr or another WHATWG label",
-                    visible(label)
-                ));
+    /// `your encoding is GBK`, or `you type GBK and read UTF-8`.
+    fn encodings(&self) -> String {
+        if self.enc == self.read_enc {
+            format!("your encoding is {}", codec::display_name(self.enc))
+        } else {
+            format!(
+                "you type {} and read {}",
+                codec::display_name(self.enc),
+                codec::display_name(self.read_enc)
+            )
+        }
+    }
+
+    /// `/enc LABEL` (both ways) or `/enc TYPED READ` (NetAssist: `/enc gbk utf-8`).
+    fn set_encoding(&mut self, labels: &str) {
+        let words: Vec<&str> = labels.split_whitespace().collect();
+        let (typed, read) = match words[..] {
+            [one] => (one, one),
+            [typed, read] => (typed, read),
+            _ => {
+                return self.notice(
+                    "* usage: /enc LABEL, or /enc TYPED READ when you type in one encoding and read another (NetAssist: /enc gbk utf-8)",
+                );
             }
         };
-        if let Some(problem) = encoding_problem(enc) {
-            return self.notice(&format!("* {problem}"));
-        }
+        let [typed, read] = [typed, read].map(|label| match codec::parse_label(label) {
+            Ok(enc) => match encoding_problem(enc) {
+                Some(problem) => Err(format!("* {problem}")),
+                None => Ok(enc),
+            },
+            // Not the usual list of labels: it names UTF-16, which the room refuses.
+            Err(_) => Err(format!(
+                "* unknown encoding \"{}\"; try utf-8, gbk, gb18030, big5, shift_jis, euc-kr or another WHATWG label",
+                visible(label)
+            )),
+        });
+        let (typed, read) = match (typed, read) {
+            (Ok(t), Ok(r)) => (t, r),
+            (Err(why), _) | (_, Err(why)) => return self.notice(&why),
+        };
         // The room encodes for this member from now on; so do their own notices.
         if let Some(m) = self.room.lock().members.get_mut(&self.id) {
-            m.enc = enc;
+            m.enc = read;
         }
-        self.enc = enc;
+        self.enc = typed;
+        self.read_enc = read;
         self.hinted = false;
-        self.notice(&format!(
-            "* your encoding is now {}",
-            codec::display_name(enc)
-        ));
-        self.room.log.info(format_args!(
-            "{}: encoding {}",
-            self.name,
-            codec::display_name(enc)
-        ));
+        let now = self
+            .encodings()
+            .replacen("your encoding is", "your encoding is now", 1);
+        self.notice(&format!("* {now}"));
+        let log = if typed == read {
+            format!("encoding {}", codec::display_name(typed))
+        } else {
+            format!(
+                "types {}, reads {}",
+                codec::display_name(typed),
+                codec::display_name(read)
+            )
+        };
+        self.room.log.info(format_args!("{}: {log}", self.name));
     }
 }
 
@@ -1262,6 +1298,7 @@ fn member(room: &Room, conn: Arc<Conn>, peer: SocketAddr, slot: Slot) {
         id,
         name,
         enc: room.cfg.encoding,
+        read_enc: room.cfg.encoding,
         hinted: false,
     };
     let end = session.read_loop();

@@ -370,7 +370,8 @@ pub enum Step {
     /// is the transcript (a server that keeps running).
     Kill(&'static str),
     /// A TCP connection from the test, to README port `.1`, its screen decoded
-    /// with encoding `.2` (what NetAssist or a Python client would show).
+    /// with encoding `.2` (what NetAssist or a Python client would show), and
+    /// what it types encoded so too; `gbk/utf-8` types GBK and shows UTF-8.
     Connect(&'static str, u16, &'static str),
     /// Close a [`Step::Connect`]ed socket.
     Close(&'static str),
@@ -480,6 +481,9 @@ struct Term {
     stdin: Option<ChildStdin>,
     socket: Option<TcpStream>,
     encoding: &'static Encoding,
+    /// What a [`Step::Connect`]ed socket types in (NetAssist: GBK, while it
+    /// shows what it receives as UTF-8).
+    typed: &'static Encoding,
     /// `--bind 127.0.0.1` was added to its command: show `listening on [::]`.
     bound: bool,
     /// Exit code of its last command, for a later `echo $?`.
@@ -495,6 +499,7 @@ impl Term {
             stdin: None,
             socket: None,
             encoding: encoding_rs::UTF_8,
+            typed: encoding_rs::UTF_8,
             bound: false,
             status: 0,
         }
@@ -793,7 +798,7 @@ impl Runner {
             Step::Type(t, text) => {
                 let term = self.term(t);
                 if let Some(s) = term.socket.as_mut() {
-                    let (bytes, _, _) = term.encoding.encode(text);
+                    let (bytes, _, _) = term.typed.encode(text);
                     s.write_all(&bytes).map_err(|e| format!("send: {e}"))?;
                 } else {
                     let stdin = term.stdin.as_mut().ok_or("stdin is closed")?;
@@ -851,8 +856,12 @@ impl Runner {
                 s.set_write_timeout(Some(TIMEOUT)).unwrap();
                 let reader = s.try_clone().map_err(|e| e.to_string())?;
                 let term = self.term(t);
-                term.encoding = Encoding::for_label(encoding.as_bytes())
-                    .ok_or_else(|| format!("unknown encoding {encoding}"))?;
+                let label = |l: &str| {
+                    Encoding::for_label(l.as_bytes()).ok_or_else(|| format!("unknown encoding {l}"))
+                };
+                let (typed, shown) = encoding.split_once('/').unwrap_or((encoding, encoding));
+                term.typed = label(typed)?;
+                term.encoding = label(shown)?;
                 term.screen = Screen::spawn_reader(reader);
                 term.seen = 0;
                 term.socket = Some(s);
