@@ -439,3 +439,49 @@ fn notes_style_python_client_three_sends() {
     let records = shown.iter().filter(|l| l.starts_with('[')).count();
     assert_eq!(records, reads, "{shown:?} {:?}", srv.stderr.seen);
 }
+
+fn chat(args: &[&str]) -> Server {
+    let mut c = cmd("chat", args);
+    c.env("TZ", "CST-8")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    Server::start_command(c, true)
+}
+
+/// The notes' programs and nc are not chats: what one read brings is one
+/// record, as in the other tools (lesson 13), with its time.
+#[test]
+fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
+    let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "--timestamps"]);
+    let s = connect(srv.addr);
+    let before = china_seconds_now();
+    (&s).write_all(b"one\ntwo\n").unwrap();
+    let first = srv.out().next().unwrap();
+    let (t, rest) = timestamp(&first);
+    assert_about(t, before, china_seconds_now());
+    assert_eq!(rest, "peer> one");
+    let pad = indent("12:34:56.789 peer> ");
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
+    assert_eq!(
+        srv.out().next().unwrap(),
+        format!("{pad}└ 8 bytes in one read")
+    );
+    (&s).write_all(b"three\n").unwrap();
+    let line = srv.out().next().unwrap();
+    assert_eq!(timestamp(&line).1, "peer> three");
+}
+
+#[test]
+fn chat_room_timestamps_each_transcript_line() {
+    let mut srv = chat(&["room", "0", "--bind", "127.0.0.1", "--timestamps"]);
+    let a = connect(srv.addr);
+    srv.stderr.expect("user-1 (");
+    let _b = connect(srv.addr);
+    srv.stderr.expect("user-2 (");
+    let before = china_seconds_now();
+    (&a).write_all("你好\n".as_bytes()).unwrap();
+    let line = srv.out().next().unwrap();
+    let (t, rest) = timestamp(&line);
+    assert_about(t, before, china_seconds_now());
+    assert_eq!(rest, "user-1> 你好");
+}

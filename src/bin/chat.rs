@@ -13,7 +13,7 @@ use socktools::cli::{self, CommonArgs, UsageError, parse_seconds, parse_size};
 use socktools::codec::{Encoding, parse_label};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
-use socktools::output::{Log, Output, Verbosity};
+use socktools::output::{Log, Output, Timestamps, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 
@@ -189,6 +189,10 @@ struct RoomArgs {
     /// Only errors on stderr.
     #[arg(short = 'q', long)]
     quiet: bool,
+
+    /// Local time (HH:MM:SS.mmm) before each line of the transcript.
+    #[arg(long)]
+    timestamps: bool,
 }
 
 impl RoomArgs {
@@ -198,6 +202,7 @@ impl RoomArgs {
             max_line: self.max_line,
             max_queue: self.max_queue,
             encoding: self.encoding,
+            stamps: self.timestamps.then(Timestamps::local),
             ..RoomConfig::default()
         }
     }

@@ -92,7 +92,7 @@ use crate::cli::UsageError;
 use crate::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable};
 use crate::message::{escape, is_invisible, push_visible};
 use crate::net::{Places, Slot};
-use crate::output::{Log, Output};
+use crate::output::{Log, Output, Timestamps};
 use crate::shutdown::Shutdown;
 
 /// The start of the first line the room sends to a new member. `chat connect`
@@ -139,7 +139,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// How the room behaves (the flags of `chat room`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RoomConfig {
     /// Most members at once (`--max-users`); one more is told the room is full.
     pub max_users: usize,
@@ -153,6 +153,8 @@ pub struct RoomConfig {
     pub encoding: &'static Encoding,
     /// A member whose socket accepts nothing for this long is disconnected.
     pub write_timeout: Duration,
+    /// `--timestamps`: the local time before each transcript line.
+    pub stamps: Option<Timestamps>,
 }
 
 impl Default for RoomConfig {
@@ -163,6 +165,7 @@ impl Default for RoomConfig {
             max_queue: DEFAULT_MAX_QUEUE,
             encoding: encoding_rs::UTF_8,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            stamps: None,
         }
     }
 }
@@ -966,6 +969,7 @@ struct Transcript {
     thread: Mutex<Option<JoinHandle<()>>>,
     dropped: AtomicU64,
     log: Log,
+    stamps: Option<Timestamps>,
 }
 
 impl Transcript {
@@ -1000,10 +1004,19 @@ impl Transcript {
             thread: Mutex::new(Some(thread)),
             dropped: AtomicU64::new(0),
             log,
+            stamps: None,
         })
     }
 
-    fn push(&self, line: Vec<u8>) {
+    fn with_timestamps(mut self, stamps: Option<Timestamps>) -> Self {
+        self.stamps = stamps;
+        self
+    }
+
+    fn push(&self, mut line: Vec<u8>) {
+        if let Some(stamps) = &self.stamps {
+            line.splice(0..0, format!("{} ", stamps.now()).into_bytes());
+        }
         if self.outbox.push(line.into()) == Err(Refused::Full)
             && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
         {
@@ -1380,10 +1393,11 @@ pub fn serve(
     let local = listener.local_addr().map_err(RoomError::Io)?;
     let wake = shutdown.wake_listener(&listener).map_err(RoomError::Io)?;
     let transcript = Transcript::start(out, log.clone(), shutdown.clone(), TRANSCRIPT_QUEUE)
-        .map_err(RoomError::Io)?;
+        .map_err(RoomError::Io)?
+        .with_timestamps(cfg.stamps.clone());
     log.always(format_args!("listening on {local}"));
     let room = Arc::new(Room {
-        cfg: *cfg,
+        cfg: cfg.clone(),
         log,
         state: Mutex::new(State::default()),
         transcript,
