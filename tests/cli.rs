@@ -369,3 +369,32 @@ fn subcommands_answer_version() {
         assert!(said.contains(env!("CARGO_PKG_VERSION")), "{args:?}: {said}");
     }
 }
+
+/// README promises it: every tool, and each of its subcommands, ends its
+/// `--help` with examples to copy, each a command of that tool.
+#[test]
+fn every_help_page_has_examples() {
+    for name in BINARIES {
+        let mut pages = vec![vec![]];
+        pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
+        for page in pages {
+            let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
+            args.push("--help");
+            let out = tool(name, &args);
+            assert!(out.status.success(), "{name} {args:?}");
+            let help = text(&out.stdout);
+            let examples: Vec<&str> = help
+                .lines()
+                .skip_while(|l| l.trim() != "Examples:")
+                .skip(1)
+                .take_while(|l| l.starts_with("  "))
+                .collect();
+            assert!(
+                examples
+                    .iter()
+                    .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+                "{name} {args:?}: no Examples section with a {name} command:\n{help}"
+            );
+        }
+    }
+}
