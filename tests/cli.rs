@@ -338,6 +338,8 @@ fn vv_is_refused_where_it_shows_nothing_more() {
         ("udp-echo", &["serve", "-vv", "0"]),
         ("udp-echo", &["send", "-vv", "127.0.0.1", "1", "x"]),
         ("chat", &["connect", "--verbose", "-v", "127.0.0.1", "1"]),
+        ("chat", &["room", "-vv", "0"]),
+        ("chat", &["listen", "-vv", "0"]),
     ] {
         refused(
             name,
@@ -397,4 +399,53 @@ fn every_help_page_has_examples() {
             );
         }
     }
+}
+
+/// README's commands, in prose, the lesson map and the Chinese section as
+/// well as in transcripts (which tests/readme.rs runs), use only flags the
+/// tool has: a renamed flag cannot linger in the text.
+#[test]
+fn readme_commands_use_only_real_flags() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let known: Vec<(&str, BTreeSet<String>)> = BINARIES.iter().map(|&b| (b, flags(b).0)).collect();
+    let mut checked = 0;
+    let mut unknown = Vec::new();
+    for line in readme.lines() {
+        // Inline `code` spans, and `$ ` lines of the console blocks.
+        let spans: Vec<&str> = match line.strip_prefix("$ ") {
+            Some(cmd) => vec![cmd],
+            None => line.split('`').skip(1).step_by(2).collect(),
+        };
+        for span in spans {
+            let mut words = span.split_whitespace();
+            let Some((tool, long)) = words
+                .next()
+                .and_then(|w| known.iter().find(|(b, _)| *b == w))
+            else {
+                continue;
+            };
+            for word in words.take_while(|w| !matches!(*w, "|" | ">" | "<" | "#" | "&&")) {
+                let Some(flag) = word.strip_prefix("--") else {
+                    continue;
+                };
+                let flag = flag.split('=').next().unwrap();
+                if flag.is_empty() || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    continue;
+                }
+                checked += 1;
+                if !long.contains(flag) {
+                    unknown.push(format!("{tool} --{flag}: {span}"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} flags found: is the scan broken?"
+    );
+    assert!(
+        unknown.is_empty(),
+        "flags README uses that the tools lack:\n{}",
+        unknown.join("\n")
+    );
 }

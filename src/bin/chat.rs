@@ -183,8 +183,8 @@ struct RoomArgs {
     ipv6: bool,
 
     /// More detail on stderr: every relayed line, every read and write (there is no -vv).
-    #[arg(short = 'v', long = "verbose", conflicts_with = "quiet")]
-    verbose: bool,
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
 
     /// Only errors on stderr.
     #[arg(short = 'q', long)]
@@ -208,7 +208,7 @@ impl RoomArgs {
     }
 
     fn verbosity(&self) -> Verbosity {
-        match (self.quiet, self.verbose) {
+        match (self.quiet, self.verbose > 0) {
             (true, _) => Verbosity::Quiet,
             (_, true) => Verbosity::Verbose,
             _ => Verbosity::Normal,

@@ -4,7 +4,8 @@
 #   python3 type_in_chat.py PROGRAM ARGS...
 # Commands on stdin, one per line, answered on stdout:
 #   type TEXT     send TEXT (Python escapes allowed, e.g. \r, \x03, \x1b[D) to the terminal
-#   wait TEXT     wait until a row of the screen contains TEXT (escapes allowed); prints "seen"
+#   wait TEXT     wait until a row of the screen contains TEXT (escapes allowed), or a
+#                 line wrapped over several rows does; prints "seen"
 #   rows          once the output has been quiet for a moment, print the screen:
 #                 "rows N", then its first N rows (down to the last non-blank one),
 #                 each as "| ROW"
@@ -179,7 +180,9 @@ for line in sys.stdin:
     elif cmd == "wait":
         want = unescape(arg).decode("utf-8")
         deadline = time.time() + 20
-        while not any(want in row for row in screen.rows()):
+        # A line longer than the terminal wraps onto the next row: look in
+        # the rows joined too (a wrapped row is full, so nothing is lost).
+        while not (any(want in row for row in screen.rows()) or want in "".join(screen.rows())):
             if time.time() > deadline or pump(0.1) is None:
                 print("missing %r in rows %r" % (want, screen.rows()), flush=True)
                 sys.exit(1)
