@@ -553,7 +553,10 @@ pub fn examine(
         };
     }
     let matches = cmd.try_get_matches_from_mut(args).map_err(|e| {
-        match nc_flag(&e).and_then(|flag| nc_hint(cmd.get_name(), &flag)) {
+        let hint = nc_flag(&e).and_then(|flag| {
+            nc_hint(cmd.get_name(), &flag).or_else(|| elsewhere_hint(cmd, args, &flag))
+        });
+        match hint {
             Some(hint) => Refusal::Usage(hint),
             None => Refusal::Clap(e),
         }
@@ -591,6 +594,58 @@ fn nc_flag(e: &clap::Error) -> Option<String> {
     }
     match e.get(ContextKind::InvalidArg)? {
         ContextValue::String(flag) => Some(flag.split('=').next().unwrap_or(flag).to_owned()),
+        _ => None,
+    }
+}
+
+/// A flag another subcommand takes (`chat room --name`, or `chat -v listen`
+/// with the flag before the subcommand): say which ones take it, instead
+/// of clap's tip to pass it as a value.
+fn elsewhere_hint(cmd: &clap::Command, args: &[std::ffi::OsString], flag: &str) -> Option<String> {
+    let takes = |a: &clap::Arg| match flag.strip_prefix("--") {
+        Some(long) => a.get_long() == Some(long),
+        None => flag.len() == 2 && a.get_short() == flag.chars().nth(1),
+    };
+    let takers: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(takes))
+        .map(|s| s.get_name())
+        .collect();
+    let prog = cmd.get_name();
+    let words: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let (at, used) = words
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, w)| {
+            let name = cmd
+                .get_subcommands()
+                .map(|s| s.get_name())
+                .find(|n| n == w)?;
+            Some((i, name))
+        })
+        .unzip();
+    let before = words.iter().position(|w| w.starts_with(flag)) < at;
+    let list = |names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|n| format!("{prog} {n}")).collect();
+        match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    };
+    let after = used
+        .filter(|u| takers.contains(u))
+        .or(takers.first().copied())?;
+    match used {
+        Some(used) if !takers.contains(&used) => Some(format!(
+            "{flag} is a flag of {}, not of {prog} {used}",
+            list(&takers)
+        )),
+        _ if before || used.is_none() => Some(format!(
+            "{flag} goes after the subcommand: {prog} {after} {flag} … (it is a flag of {})",
+            list(&takers)
+        )),
         _ => None,
     }
 }

@@ -502,24 +502,6 @@ fn nc_gets_no_name_and_lines_like_its_own() {
 /// The notes' ports: UDP chat 8888 (lesson 10), TCP chat 8008 (lesson 11).
 /// Shown either by listening there or by failing to, if the port is taken.
 #[test]
-fn default_ports_are_the_notes() {
-    for (args, port) in [
-        (&["--udp", "listen", "-b", "127.0.0.1"][..], "8888"),
-        (&["listen", "--udp", "-b", "127.0.0.1"], "8888"),
-        (&["listen", "-b", "127.0.0.1"], "8008"),
-    ] {
-        let mut p = Proc::spawn(chat(args));
-        let line = p.err.next().unwrap();
-        assert!(
-            line == format!("listening on 127.0.0.1:{port}") || line.contains(port),
-            "{args:?}: {line}"
-        );
-        p.signal("INT");
-        p.wait();
-    }
-}
-
-#[test]
 fn each_subcommand_shows_only_its_flags_with_examples() {
     let help = |args: &[&str]| {
         let out = run(chat(args), b"");
@@ -871,4 +853,45 @@ fn room_lines_are_shown_with_invisible_characters_escaped() {
     );
     drop(s);
     assert!(a.wait().success());
+}
+
+/// What a peer behind a network that clears TCP's urgent flag would see:
+/// the hello as a NUL in front of the first line (here SO_OOBINLINE puts it
+/// inline). `--no-hello` sends only what was typed.
+#[test]
+fn no_hello_sends_only_what_was_typed() {
+    for (extra, want) in [(None, &b"\0hi"[..]), (Some("--no-hello"), b"hi")] {
+        let listener =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener.set_out_of_band_inline(true).unwrap();
+        listener
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        listener.listen(1).unwrap();
+        let port = listener
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap()
+            .port()
+            .to_string();
+        let mut args = vec!["connect", "127.0.0.1", &port];
+        args.extend(extra);
+        let mut c = chat(&args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        let peer: TcpStream = peer.into();
+        peer.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hi\n").unwrap();
+        drop(stdin);
+        let mut got = Vec::new();
+        let _ = (&peer).read_to_end(&mut got);
+        drop(peer);
+        wait_timeout(&mut child, TIMEOUT).expect("chat ends");
+        assert_eq!(got, want, "{extra:?}");
+    }
 }

@@ -303,7 +303,8 @@ fn gbk_and_utf8_members_read_each_other() {
     assert_eq!(u.line(), format!("{}> \u{FFFD}\u{FFFD}\u{FFFD}", g.name));
     let hint = g.line();
     assert!(
-        hint.starts_with("* your text is not valid UTF-8") && hint.ends_with("send /enc gbk"),
+        hint.starts_with("* your text is not valid UTF-8")
+            && hint.contains("it is valid GBK: if you type GBK, send /enc gbk utf-8 (you read UTF-8, as NetAssist does), or /enc gbk if you read GBK too"),
         "{hint}"
     );
 

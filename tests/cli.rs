@@ -449,3 +449,30 @@ fn readme_commands_use_only_real_flags() {
         unknown.join("\n")
     );
 }
+
+/// A flag given to a subcommand that does not take it, or before the
+/// subcommand, is answered with where it goes, not clap's tip to pass it as
+/// a value.
+#[test]
+fn a_flag_in_the_wrong_place_says_where_it_goes() {
+    refused(
+        "chat",
+        &["room", "--name", "x"],
+        &["--name is a flag of chat listen and chat connect, not of chat room"],
+    );
+    refused(
+        "chat",
+        &["listen", "--max-users", "3"],
+        &["--max-users is a flag of chat room, not of chat listen"],
+    );
+    refused(
+        "chat",
+        &["-v", "listen"],
+        &["-v goes after the subcommand: chat listen -v"],
+    );
+    refused(
+        "udp-echo",
+        &["--raw", "send", "127.0.0.1", "1"],
+        &["--raw goes after the subcommand: udp-echo send --raw"],
+    );
+}

@@ -485,3 +485,32 @@ fn chat_room_timestamps_each_transcript_line() {
     assert_about(t, before, china_seconds_now());
     assert_eq!(rest, "user-1> 你好");
 }
+
+/// Lesson 06 in chat: NetAssist's GBK `你好` at a UTF-8 chat is one read, so
+/// one record (not `��` now and `�` with the next message), and the warning
+/// names GBK; `-v` logs the read.
+#[test]
+fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
+    let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "-v"]);
+    let s = connect(srv.addr);
+    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
+    assert_eq!(srv.out().next().unwrap(), "peer> \u{FFFD}\u{FFFD}\u{FFFD}");
+    srv.stderr.expect("received 4 bytes");
+    let warning = srv.stderr.expect("not valid UTF-8");
+    assert!(
+        warning.contains("they are valid GBK (\"你好\"): try --recv-encoding gbk"),
+        "{warning}"
+    );
+    (&s).write_all(b"ok").unwrap();
+    assert_eq!(srv.out().next().unwrap(), "peer> ok");
+    // A blank line inside one read is part of it.
+    (&s).write_all(b"a\n\nb\n").unwrap();
+    assert_eq!(srv.out().next().unwrap(), "peer> a");
+    let pad = indent("peer> ");
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│"));
+    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
+    assert_eq!(
+        srv.out().next().unwrap(),
+        format!("{pad}└ 5 bytes in one read")
+    );
+}

@@ -22,6 +22,11 @@ use socktools::udp;
 const TCP_PORT: u16 = 8008;
 const UDP_PORT: u16 = 8888;
 
+/// `chat listen`'s port when none is given.
+fn default_port(udp: bool) -> u16 {
+    if udp { UDP_PORT } else { TCP_PORT }
+}
+
 const EXAMPLES: &str = "\
 Examples:
   chat listen                          wait on port 8008 for one peer (lesson 11)
@@ -139,6 +144,10 @@ struct ChatArgs {
     #[arg(long, value_enum, value_name = "EOL")]
     eol: Option<Eol>,
 
+    /// Send nothing but what is typed: no hello (one byte of TCP urgent data that tells another chat we are one), so names are not told to another chat either; for a network that clears TCP's urgent flag.
+    #[arg(long)]
+    no_hello: bool,
+
     /// Another word that ends the chat when typed or received (besides exit and bye; repeatable).
     #[arg(long = "quit-word", value_name = "WORD")]
     quit_words: Vec<String>,
@@ -250,7 +259,7 @@ fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Resul
     let family = peer.chat().common.family();
     match peer {
         Peer::Listen(a) => {
-            let port = a.port.unwrap_or(if udp { UDP_PORT } else { TCP_PORT });
+            let port = a.port.unwrap_or(default_port(udp));
             let spec = ListenSpec::parse(a.bind.as_deref(), port, family)?;
             if udp {
                 let socket = udp_socket(spec)?;
@@ -342,6 +351,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         send: opts.common.send_options(Framing::Raw, false),
         linger: Duration::from_secs(1),
         stamps: opts.common.timestamps(),
+        hello: !opts.no_hello,
     };
     let log = Log::stderr(verbosity);
     let Some(link) = link(&peer, udp, &log, &shutdown)? else {
@@ -379,5 +389,28 @@ fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::report("chat", e.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The notes' ports, without binding them (tests never use fixed ports):
+    /// the default chosen, and what `chat listen --help` says it is.
+    #[test]
+    fn listen_defaults_to_the_notes_ports() {
+        assert_eq!((default_port(false), default_port(true)), (8008, 8888));
+        let mut cmd = Args::command();
+        let help = cmd
+            .find_subcommand_mut("listen")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            help.contains("[default: 8008, or 8888 with --udp]"),
+            "{help}"
+        );
     }
 }

@@ -1126,21 +1126,9 @@ impl Session<'_> {
         }
         if bad_bytes && !self.hinted {
             self.hinted = true;
-            let other = if codec::is_utf8(self.enc) {
-                "gbk"
-            } else {
-                "utf-8"
-            };
-            self.notice(&format!(
-                "* your text is not valid {} (the others see \u{FFFD}); if you type {}, send /enc {other}",
-                codec::display_name(self.enc),
-                other.to_uppercase()
-            ));
-            self.room.log.warn(format_args!(
-                "{}: received bytes that are not valid {}",
-                self.name,
-                codec::display_name(self.enc)
-            ));
+            let (notice, log) = self.encoding_hint(line.bytes);
+            self.notice(&notice);
+            self.room.log.warn(format_args!("{}: {log}", self.name));
         }
         match parse_input(&text) {
             Input::Empty => ControlFlow::Continue(()),
@@ -1182,6 +1170,47 @@ impl Session<'_> {
             )),
         }
         ControlFlow::Continue(())
+    }
+
+    /// What to tell a member whose line is not valid in the encoding they
+    /// type in (and what to log): the `/enc` that reads it, found by trying
+    /// the likely encodings on the line itself. They keep reading what they
+    /// read now, so NetAssist (GBK in, UTF-8 shown) is told `/enc gbk utf-8`.
+    fn encoding_hint(&self, bytes: &[u8]) -> (String, String) {
+        let typed = codec::display_name(self.enc);
+        let start = format!("* your text is not valid {typed} (the others see \u{FFFD})");
+        match codec::suggest_encoding(self.enc, bytes) {
+            Some((enc, _)) => {
+                let label = codec::label(enc);
+                let read = codec::label(self.read_enc);
+                let name = codec::display_name(enc);
+                let advice = if enc == self.read_enc {
+                    format!("/enc {label}")
+                } else {
+                    format!("/enc {label} {read}")
+                };
+                let told = if enc == self.read_enc {
+                    format!("{start}; it is valid {name}: if you type {name}, send {advice}")
+                } else {
+                    format!(
+                        "{start}; it is valid {name}: if you type {name}, send {advice} (you read {}, as NetAssist does), or /enc {label} if you read {name} too",
+                        codec::display_name(self.read_enc)
+                    )
+                };
+                (
+                    told,
+                    format!(
+                        "received bytes that are not valid {typed}; they are valid {name} ({advice} would read them)"
+                    ),
+                )
+            }
+            None => (
+                format!("{start}; /enc LABEL says which encoding you type (utf-8, gbk, big5, ...)"),
+                format!(
+                    "received bytes that are not valid {typed}, nor in another likely encoding"
+                ),
+            ),
+        }
     }
 
     /// `your encoding is GBK`, or `you type GBK and read UTF-8`.

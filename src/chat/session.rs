@@ -128,6 +128,10 @@ pub struct ChatConfig {
     pub linger: Duration,
     /// `--timestamps`: the local time before each message shown.
     pub stamps: Option<Timestamps>,
+    /// Send the hello (TCP urgent data) that tells another chat we are one;
+    /// `--no-hello` for a path that clears the urgent flag, where it would
+    /// arrive as a NUL in front of our first line.
+    pub hello: bool,
 }
 
 impl Default for ChatConfig {
@@ -140,6 +144,7 @@ impl Default for ChatConfig {
             send: SendOptions::default(),
             linger: Duration::from_secs(1),
             stamps: None,
+            hello: true,
         }
     }
 }
@@ -379,11 +384,11 @@ impl Chat {
             _ => None,
         };
         let hello_deadline = match &link {
-            Link::Tcp(stream) => {
+            Link::Tcp(stream) if cfg.hello => {
                 say_hello(stream, log);
                 Some(Instant::now() + HELLO_WAIT)
             }
-            Link::Udp(..) => None,
+            _ => None,
         };
         Ok(Chat {
             link,
@@ -834,26 +839,27 @@ impl PeerView {
                 self.label = name.to_string();
                 continue;
             }
-            if line.is_empty() || self.hex.is_some() {
-                continue;
-            }
             said.push(line);
         }
         let head = format!("{time}{}> ", self.label);
-        if self.peer.get().kind == Kind::Chat {
-            for line in said {
-                push_record(&head, line, line.len(), Unit::Message, &mut self.shown);
-            }
-        } else if !said.is_empty() {
-            let unit = if self.udp { Unit::Datagram } else { Unit::Read };
-            push_record(&head, &said.join("\n"), raw.len(), unit, &mut self.shown);
-        }
+        let unit = if self.udp { Unit::Datagram } else { Unit::Read };
         if let Some(dumper) = &mut self.hex {
             let dump = dumper.dump(raw);
-            for line in dump.lines() {
-                self.shown.extend_from_slice(head.as_bytes());
-                self.shown.extend_from_slice(line.as_bytes());
-                self.shown.push(b'\n');
+            if !dump.is_empty() {
+                push_record(&head, &dump, raw.len(), unit, &mut self.shown);
+            }
+        } else if self.peer.get().kind == Kind::Chat {
+            for line in said.into_iter().filter(|l| !l.is_empty()) {
+                push_record(&head, line, line.len(), Unit::Message, &mut self.shown);
+            }
+        } else {
+            // Blank lines inside a read are part of what it brought; around
+            // it, they are only the line endings of a peer that sends them.
+            let first = said.iter().position(|l| !l.is_empty());
+            let last = said.iter().rposition(|l| !l.is_empty());
+            if let (Some(first), Some(last)) = (first, last) {
+                let body = said[first..=last].join("\n");
+                push_record(&head, &body, raw.len(), unit, &mut self.shown);
             }
         }
         if !self.shown.is_empty() {
@@ -933,7 +939,17 @@ fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
                 return;
             }
         };
-        let text = decoder.decode(&buf[..n], n == 0);
+        if n > 0 {
+            view.log.verbose(format_args!("received {n} bytes"));
+        }
+        let mut text = String::new();
+        if n == 0 {
+            decoder.decode_into(&[], true, &mut text);
+        } else {
+            // One read, one record: a read that is not valid text shows its
+            // unfinished last character now, not in front of the next read.
+            decoder.decode_read_into(&buf[..n], &mut text);
+        }
         if decoder.take_error_warning() {
             view.log.warn(format_args!(
                 "{}",
@@ -1002,6 +1018,10 @@ impl UdpReader {
                     *last = Some(from);
                 }
             }
+            view.log.verbose(format_args!(
+                "received {n} bytes from {}",
+                display_addr(&from)
+            ));
             // Each datagram is a message of its own, decoded on its own.
             let mut decoder = TextDecoder::new(view.encoding);
             let text = decoder.decode(&buf[..n], true);
