@@ -746,8 +746,8 @@ pub struct SendConfig {
     /// removed (and replies should be shown [`Show::Raw`]); `None`: one datagram
     /// per stdin line. The quit word does not apply.
     pub raw: Option<usize>,
-    /// Stdin is a terminal, a person typing: a late reply is listened for while
-    /// they type, and after the last MESSAGE until they press Enter or Ctrl-D.
+    /// Stdin is a terminal, a person typing: after the last MESSAGE a missing
+    /// reply is listened for until they press Enter or Ctrl-D.
     pub interactive: bool,
 }
 
@@ -863,10 +863,24 @@ struct Client<'a, W: Write> {
     printed: Vec<u8>,
     summary: SendSummary,
     warned_decode: bool,
-    /// A reply that did not come within the wait but is still listened for
-    /// (a person at the terminal, typing their answer): datagrams from the
-    /// destination are taken for it until the next message is sent.
+    /// The last message's reply did not come within the wait and the user was
+    /// told it is still listened for (a person at the terminal, typing their
+    /// answer): after the last MESSAGE, listen until it comes or they say stop.
     overdue: bool,
+}
+
+/// What a datagram received by the client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// The reply to the message being waited for.
+    Reply,
+    /// A reply that came after its wait: counted for the oldest message still
+    /// without one (UDP cannot tell which message a reply answers; a server
+    /// answers in order, so the oldest is the best guess, and the count is right
+    /// either way).
+    Late,
+    /// From someone else, or from the server with no reply owed.
+    Other,
 }
 
 impl<W: Write> Client<'_, W> {
@@ -893,8 +907,6 @@ impl<W: Write> Client<'_, W> {
             // such now, rather than mistake it for the answer later.
             self.drain()?;
         }
-        // From now on a datagram from the destination answers this message.
-        self.overdue = false;
         // 4. 发送数据 — sendto(data, (ip, port)).
         let n = self
             .socket
@@ -967,20 +979,23 @@ impl<W: Write> Client<'_, W> {
             if !ready {
                 continue;
             }
-            let Some((from, is_reply)) = self.receive_one(true)? else {
+            let Some((from, kind)) = self.receive_one(true)? else {
                 continue;
             };
-            if is_reply {
-                answered = true;
-                if !self.cfg.broadcast {
-                    return Ok(true);
+            match kind {
+                Received::Reply => {
+                    answered = true;
+                    if !self.cfg.broadcast {
+                        return Ok(true);
+                    }
                 }
-            } else {
-                self.log.verbose(format_args!(
+                // An earlier message's reply: this one's may still come.
+                Received::Late => {}
+                Received::Other => self.log.verbose(format_args!(
                     "{} is not {}: not the reply",
                     display_addr(&from),
                     self.name
-                ));
+                )),
             }
         }
     }
@@ -988,7 +1003,7 @@ impl<W: Write> Client<'_, W> {
     /// Print what is already queued, without waiting.
     fn drain(&mut self) -> Result<(), UdpError> {
         while wait_ready(&self.socket, false, Duration::ZERO).unwrap_or(false) {
-            if self.receive_one(self.overdue)?.is_none() {
+            if self.receive_one(false)?.is_none() {
                 break;
             }
         }
@@ -997,7 +1012,7 @@ impl<W: Write> Client<'_, W> {
 
     /// Wait for the next piece of input from `feed`, showing every datagram that
     /// arrives meanwhile: a reply that comes while the tool runs is never left
-    /// unseen. With `until_answered`, also stop (None) when an overdue reply comes.
+    /// unseen. With `until_answered`, also stop (None) when no reply is owed any more.
     fn listen(
         &mut self,
         feed: &mut StdinFeed,
@@ -1005,7 +1020,7 @@ impl<W: Write> Client<'_, W> {
     ) -> Result<Option<Input>, UdpError> {
         use std::os::fd::AsFd;
         loop {
-            if until_answered && !self.overdue {
+            if until_answered && self.summary.missing == 0 {
                 return Ok(None);
             }
             match feed.rx.try_recv() {
@@ -1027,10 +1042,12 @@ impl<W: Write> Client<'_, W> {
         }
     }
 
-    /// Receive and print one datagram. A reply (from `dest`, when `expect_reply`)
-    /// is printed bare; anything else with its address in front. Returns the
-    /// sender and whether it was the reply; None when the receive came back empty.
-    fn receive_one(&mut self, expect_reply: bool) -> Result<Option<(SocketAddr, bool)>, UdpError> {
+    /// Receive and print one datagram. A reply (from `dest`) is printed bare;
+    /// anything else with its address in front. A reply is owed to every message
+    /// that missed its wait, oldest first, and (`waiting`) to the message being
+    /// waited for. Returns the sender and what the datagram was; None when the
+    /// receive came back empty.
+    fn receive_one(&mut self, waiting: bool) -> Result<Option<(SocketAddr, Received)>, UdpError> {
         let d = match self.reader.recv_from(&self.socket) {
             Ok(d) => d,
             Err(e) if transient(&e) => {
@@ -1046,13 +1063,30 @@ impl<W: Write> Client<'_, W> {
             }
         };
         let from = d.from;
-        let is_reply = (same_endpoint(&from, &self.dest) || self.cfg.broadcast) && expect_reply;
+        // With --broadcast anyone may answer, and the current message comes
+        // first: its window is the one replies are counted in.
+        let kind = if !(same_endpoint(&from, &self.dest) || self.cfg.broadcast) {
+            Received::Other
+        } else if self.cfg.broadcast && waiting {
+            Received::Reply
+        } else if self.summary.missing > 0 {
+            Received::Late
+        } else if waiting {
+            Received::Reply
+        } else {
+            Received::Other
+        };
+        let is_reply = kind != Received::Other;
         let bare = is_reply && !self.cfg.broadcast;
         let name = display_addr(&from);
         self.log.verbose(format_args!(
             "received {} bytes from {name}{}",
             d.payload.len(),
-            if expect_reply { "" } else { " (late)" }
+            if kind == Received::Late {
+                " (the late reply to an earlier message)"
+            } else {
+                ""
+            }
         ));
         if d.truncated {
             self.log.warn(format_args!(
@@ -1062,18 +1096,18 @@ impl<W: Write> Client<'_, W> {
         }
         if self.cfg.raw.is_some() && !bare {
             // Byte for byte means only the replies, in order: a stranger's
-            // datagram, or an echo that came too late, would corrupt the output.
+            // datagram, or an echo nothing was waiting for, would corrupt the output.
             self.summary.others += 1;
             self.log.warn(format_args!(
                 "{} bytes from {name} not written ({}; --raw writes only replies)",
                 d.payload.len(),
                 if is_reply || same_endpoint(&from, &self.dest) {
-                    "too late"
+                    "no reply was owed"
                 } else {
                     "not the server"
                 }
             ));
-            return Ok(Some((from, false)));
+            return Ok(Some((from, Received::Other)));
         }
         let prefix = (!bare).then(|| format!("[{name}] "));
         let mut incoming =
@@ -1083,9 +1117,8 @@ impl<W: Write> Client<'_, W> {
         if is_reply {
             self.summary.replies += 1;
             self.summary.bytes_in += d.payload.len() as u64;
-            if self.overdue {
-                // The reply that was reported missing has come after all.
-                self.overdue = false;
+            if kind == Received::Late {
+                // A reply that was reported missing has come after all.
                 self.summary.missing -= 1;
             }
         } else {
@@ -1098,7 +1131,7 @@ impl<W: Write> Client<'_, W> {
         if incoming.take_error_warning() && !std::mem::replace(&mut self.warned_decode, true) {
             self.log.warn(format_args!("{}", incoming.error_warning()));
         }
-        Ok(Some((from, is_reply)))
+        Ok(Some((from, kind)))
     }
 }
 
@@ -1243,10 +1276,12 @@ fn next_line(
 /// and [`SendSummary::check`] turns them into an error at the end.
 ///
 /// Stdin is read on a thread of its own, and while the client waits for the
-/// next line it keeps printing whatever arrives. With `cfg.interactive` (a
-/// person at a terminal) a reply that misses the wait is still taken for the
-/// reply until the next line is sent, and after the last MESSAGE the client
-/// keeps listening for it until the person presses Enter or Ctrl-D.
+/// next line it keeps printing whatever arrives. A reply that misses its wait
+/// but comes while the client runs is shown and counted for the oldest message
+/// without one; the last message's wait ends early only when no reply is owed.
+/// With `cfg.interactive` (a person at a terminal), after the last MESSAGE the
+/// client keeps listening for a missing reply until the person presses Enter
+/// or Ctrl-D.
 pub fn send<W: Write>(
     target: &Target,
     family: Family,
@@ -1875,8 +1910,13 @@ mod tests {
         let (r, out, log) = run_send(addr, &[], b"one\ntwo\n", &cfg);
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
         let summary = r.unwrap();
+        // UDP cannot tell which line "answer" answers: it counts for the oldest
+        // without one, and line 2 waits its full second. One missing either way.
         assert_eq!(out, "answer\n");
-        assert_eq!(log, format!("warning: no reply from {addr} within 1 s\n"));
+        assert_eq!(
+            log,
+            format!("warning: no reply from {addr} within 1 s\n").repeat(2)
+        );
         assert_eq!((summary.sent, summary.missing), (2, 1));
         let err = summary.check().unwrap_err();
         assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams");
@@ -1994,7 +2034,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_reply_is_shown_while_waiting_for_stdin_and_not_taken_for_the_next_answer() {
+    fn a_late_reply_while_waiting_for_stdin_counts_for_the_line_that_missed_it() {
         let peer = sock();
         let addr = peer.local_addr().unwrap();
         let late = peer.try_clone().unwrap();
@@ -2026,10 +2066,11 @@ mod tests {
         };
         let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
-        assert_eq!(out.text(), format!("[{addr}] late one\ntwo\n"));
+        // Line 1's reply, late, and line 2's: each shown as a reply, none missing.
+        assert_eq!(out.text(), "late one\ntwo\n");
         assert_eq!(
             (summary.replies, summary.others, summary.missing),
-            (1, 1, 1)
+            (2, 0, 0)
         );
         assert_eq!(
             log.text(),

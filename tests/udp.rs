@@ -295,9 +295,47 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "warning: no reply from {addr} within 1 s\nudp-echo: no reply to 1 of 2 datagrams\n"
+            "warning: no reply from {addr} within 1 s\nwarning: no reply from {addr} within 1 s\nudp-echo: no reply to 1 of 2 datagrams\n"
         )
     );
+}
+
+/// `udp-echo send ADDR ARGS…` (stdin `input`) against a server that answers the
+/// first datagram only after `late` and the second 0.1 s after that.
+fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::process::Output {
+    let peer = usock();
+    let addr = peer.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (a, from) = recv(&peer);
+        thread::sleep(late);
+        peer.send_to(b"reply to a", from).unwrap();
+        let (b, from) = recv(&peer);
+        thread::sleep(Duration::from_millis(100));
+        peer.send_to(b"reply to b", from).unwrap();
+        (a, b)
+    });
+    let out = send(addr, args, input);
+    assert_eq!(server.join().unwrap(), (b"a".to_vec(), b"b".to_vec()));
+    out
+}
+
+#[test]
+fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
+    // a's reply comes 2 s after a, half a second after its --wait; b (sent when
+    // a's wait ended) is answered 0.1 s later, well within b's own wait. Both
+    // replies came while the tool ran: both shown, nothing missing.
+    let late = Duration::from_secs(2);
+    let lines = thread::spawn(move || send_to_a_slow_server(&["--wait", "1.5"], b"a\nb\n", late));
+    let args = send_to_a_slow_server(&["a", "b", "--wait", "1.5"], b"", late);
+    for out in [lines.join().unwrap(), args] {
+        assert_eq!(
+            text(&out.stdout),
+            "reply to a\nreply to b\n",
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

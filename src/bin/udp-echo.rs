@@ -53,8 +53,9 @@ Examples:
 
 Exit status: 0 when every datagram got its reply (or --no-wait); 1 when one got none
 within --wait (a missing reply to the quit word does not count); 2 for a bad command
-line. On a terminal a late reply is still shown and counted while you type the next
-line, and after the last MESSAGE until you press Enter or Ctrl-D.";
+line. A reply that comes later, while the tool still runs, is shown and counts for the
+oldest datagram without one. On a terminal, after the last MESSAGE, a missing reply is
+listened for until you press Enter or Ctrl-D.";
 
 #[derive(Parser)]
 #[command(name = "udp-echo", version, about = "UDP without a connection: an echo server that answers every sender, and a client that sends datagrams and prints the replies.", after_help = EXAMPLES)]
