@@ -40,7 +40,7 @@
 //!   own message, in order; with one datagram at a time (a person typing)
 //!   nothing changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, BufRead, IoSlice, IoSliceMut, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -57,7 +57,7 @@ use crate::cli::UsageError;
 use crate::codec::{self, Encoding};
 use crate::message::{Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
 use crate::net::{is_transient, wait_readable_any, wait_ready};
-use crate::output::{Log, Output, Timestamps};
+use crate::output::{Log, Output, Timestamps, no_reply_summary, no_reply_warning, plural};
 use crate::shutdown::Shutdown;
 
 /// `udp-echo serve`'s port when none is given (the notes' lesson 09 server uses 8090).
@@ -141,7 +141,7 @@ pub enum UdpError {
     #[error("cannot write to stdout: {0}")]
     Output(#[source] io::Error),
     /// The run finished, but not everything was answered or sent.
-    #[error("{}", incomplete(*.missing, *.sent, *.not_sent))]
+    #[error("{}", incomplete(*.missing, *.sent, *.not_sent, *.wait))]
     Incomplete {
         /// Datagrams that got no reply within `--wait`.
         missing: u64,
@@ -149,6 +149,8 @@ pub enum UdpError {
         sent: u64,
         /// Lines or messages that could not be sent.
         not_sent: u64,
+        /// How long each reply was waited for (None: no fixed limit).
+        wait: Option<Duration>,
     },
 }
 
@@ -163,22 +165,15 @@ fn send_hint(error: &io::Error, broadcast: bool) -> &'static str {
     }
 }
 
-fn incomplete(missing: u64, sent: u64, not_sent: u64) -> String {
+fn incomplete(missing: u64, sent: u64, not_sent: u64, wait: Option<Duration>) -> String {
     let mut parts = Vec::new();
     if missing > 0 {
-        parts.push(format!(
-            "no reply to {missing} of {sent} datagram{}",
-            plural(sent)
-        ));
+        parts.push(no_reply_summary(missing, sent, "datagram", wait));
     }
     if not_sent > 0 {
         parts.push(format!("{not_sent} message{} not sent", plural(not_sent)));
     }
     parts.join("; ")
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// Why a message cannot be one datagram to `dest`.
@@ -788,6 +783,9 @@ pub struct SendSummary {
     pub missing: u64,
     /// Stdin lines that could not be sent (too long, refused by `--strict-encoding`, bad hex).
     pub not_sent: u64,
+    /// How long each reply was waited for; None without a fixed limit (`--no-wait`,
+    /// or a person at a terminal, who says when to stop).
+    pub wait: Option<Duration>,
 }
 
 impl SendSummary {
@@ -801,6 +799,7 @@ impl SendSummary {
                 missing: self.missing,
                 sent: self.sent,
                 not_sent: self.not_sent,
+                wait: self.wait,
             })
         }
     }
@@ -867,6 +866,23 @@ struct Client<'a, W: Write> {
     /// told it is still listened for (a person at the terminal, typing their
     /// answer): after the last MESSAGE, listen until it comes or they say stop.
     overdue: bool,
+    /// The messages without a reply, oldest first (as many as `summary.missing`):
+    /// which one, and whether the user has been told.
+    owed: VecDeque<Owed>,
+    /// Messages handled so far (sent or not).
+    messages: u64,
+    /// There is only one MESSAGE: a warning need not say which.
+    single: bool,
+}
+
+/// A message whose reply did not come within the wait.
+struct Owed {
+    /// `line 2`, `message 1`, …
+    what: String,
+    /// Its warning has been printed.
+    warned: bool,
+    /// The warning said it is still listened for.
+    listening: bool,
 }
 
 /// What a datagram received by the client is.
@@ -887,6 +903,7 @@ impl<W: Write> Client<'_, W> {
     /// Send one datagram, then wait for its reply as configured. Returns whether
     /// to go on (false after the quit word).
     fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, UdpError> {
+        self.messages += 1;
         let quit = self.cfg.raw.is_none()
             && self
                 .cfg
@@ -907,6 +924,8 @@ impl<W: Write> Client<'_, W> {
             // such now, rather than mistake it for the answer later.
             self.drain()?;
         }
+        // Another message: the replies that did not come can be named now.
+        self.warn_missing();
         // 4. 发送数据 — sendto(data, (ip, port)).
         let n = self
             .socket
@@ -952,10 +971,25 @@ impl<W: Write> Client<'_, W> {
                     Late::ListenUntilEnter => "; still listening (Enter or Ctrl-D stops)",
                 };
                 self.overdue = late != Late::GiveUp;
-                self.log.warn(format_args!(
-                    "no reply from {} within {secs} s{listening}",
-                    self.name
-                ));
+                let mut owed = Owed {
+                    what: what.to_string(),
+                    warned: false,
+                    listening: false,
+                };
+                if late != Late::GiveUp {
+                    // A person waits for it: say now that we still listen.
+                    let what = (!self.single).then_some(what);
+                    self.log.warn(format_args!(
+                        "{}{listening}",
+                        no_reply_warning(what, &self.name, wait)
+                    ));
+                    owed.warned = true;
+                    owed.listening = true;
+                }
+                // Otherwise the warning waits for the next message: with only one,
+                // the summary at the end says it all (one failure, one line); and a
+                // late reply may still come meanwhile.
+                self.owed.push_back(owed);
             }
         }
         Ok(!quit)
@@ -998,6 +1032,28 @@ impl<W: Write> Client<'_, W> {
                 )),
             }
         }
+    }
+
+    /// Warn about each message still without a reply that has not been named
+    /// yet: `no reply to line 2 from ADDR within 2 s`.
+    fn warn_missing(&mut self) {
+        let Some(wait) = self.cfg.wait else { return };
+        for owed in self.owed.iter_mut().filter(|o| !o.warned) {
+            owed.warned = true;
+            self.log.warn(format_args!(
+                "{}",
+                no_reply_warning(Some(&owed.what), &self.name, wait)
+            ));
+        }
+    }
+
+    /// The run is over: name the replies still missing when there were several
+    /// messages (with one, the summary says it all), and say what it did.
+    fn finish(mut self) -> SendSummary {
+        if self.messages > 1 {
+            self.warn_missing();
+        }
+        self.summary
     }
 
     /// Print what is already queued, without waiting.
@@ -1120,6 +1176,17 @@ impl<W: Write> Client<'_, W> {
             if kind == Received::Late {
                 // A reply that was reported missing has come after all.
                 self.summary.missing -= 1;
+                if let Some(owed) = self.owed.pop_front()
+                    && owed.warned
+                    && !owed.listening
+                {
+                    // Told it was missing, and not that we still listen: say
+                    // what this reply is, or the counts would not add up.
+                    self.log.info(format_args!(
+                        "late reply from {name}: counted for {}",
+                        owed.what
+                    ));
+                }
             }
         } else {
             self.summary.others += 1;
@@ -1341,9 +1408,15 @@ pub fn send<W: Write>(
         log,
         reader: DatagramReader::new(),
         printed: Vec::new(),
-        summary: SendSummary::default(),
+        summary: SendSummary {
+            wait: cfg.wait.filter(|_| !cfg.interactive),
+            ..SendSummary::default()
+        },
         warned_decode: false,
         overdue: false,
+        owed: VecDeque::new(),
+        messages: 0,
+        single: messages.len() == 1 && cfg.repeat <= 1,
     };
     let start_feed = |raw, terminal| {
         StdinFeed::spawn(stdin, raw, terminal).map_err(|error| UdpError::Socket {
@@ -1381,7 +1454,7 @@ pub fn send<W: Write>(
             let mut feed = start_feed(None, true)?;
             client.listen(&mut feed, true)?;
         }
-        return Ok(client.summary);
+        return Ok(client.finish());
     }
 
     if cfg.repeat > 1 {
@@ -1453,7 +1526,7 @@ pub fn send<W: Write>(
             client.name
         ));
     }
-    Ok(client.summary)
+    Ok(client.finish())
 }
 
 /// One stdin line (without its ending) as datagram bytes.
@@ -1915,11 +1988,15 @@ mod tests {
         assert_eq!(out, "answer\n");
         assert_eq!(
             log,
-            format!("warning: no reply from {addr} within 1 s\n").repeat(2)
+            format!(
+                "warning: no reply to line 1 from {addr} within 1 s\n\
+                 late reply from {addr}: counted for line 1\n\
+                 warning: no reply to line 2 from {addr} within 1 s\n"
+            )
         );
         assert_eq!((summary.sent, summary.missing), (2, 1));
         let err = summary.check().unwrap_err();
-        assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams");
+        assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams within 1 s");
         assert!(!crate::cli::is_usage(&err));
     }
 
@@ -2037,27 +2114,22 @@ mod tests {
     fn a_late_reply_while_waiting_for_stdin_counts_for_the_line_that_missed_it() {
         let peer = sock();
         let addr = peer.local_addr().unwrap();
-        let late = peer.try_clone().unwrap();
-        let (tx, rx) = mpsc::channel::<SocketAddr>();
         let server = thread::spawn(move || {
+            // A slow server: line 1's answer comes twice its wait after line 1.
             let (one, from) = recv(&peer);
-            tx.send(from).unwrap();
+            thread::sleep(Duration::from_millis(600));
+            peer.send_to(b"late one", from).unwrap();
             let (two, from) = recv(&peer);
             peer.send_to(b"two", from).unwrap();
             (one, two)
         });
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let (o, l) = (out.clone(), log.clone());
-        // Line 2 is "typed" only after the client gave up on line 1 and the late
-        // answer to it has been shown: shown while the client waits for stdin.
+        let o = out.clone();
+        // Line 2 is "typed" only after the late answer to line 1 has been shown:
+        // shown while the client waits for stdin.
         let stdin = Typing {
             first: Cursor::new(b"one\n".to_vec()),
-            then: Some(move || {
-                wait_for(&l, "no reply");
-                let to = rx.recv_timeout(T).unwrap();
-                late.send_to(b"late one", to).unwrap();
-                wait_for(&o, "late one");
-            }),
+            then: Some(move || wait_for(&o, "late one")),
             rest: Cursor::new(b"two\n".to_vec()),
         };
         let cfg = SendConfig {
@@ -2072,10 +2144,8 @@ mod tests {
             (summary.replies, summary.others, summary.missing),
             (2, 0, 0)
         );
-        assert_eq!(
-            log.text(),
-            format!("warning: no reply from {addr} within 0.3 s\n")
-        );
+        // Its warning was to come with line 2; by then the reply had come.
+        assert_eq!(log.text(), "");
     }
 
     #[test]
@@ -2108,7 +2178,7 @@ mod tests {
         assert_eq!(
             log.text(),
             format!(
-                "warning: no reply from {addr} within 0.2 s; still listening (type the next line, or Ctrl-D to stop)\n"
+                "warning: no reply to line 1 from {addr} within 0.2 s; still listening (type the next line, or Ctrl-D to stop)\n"
             )
         );
         assert_eq!((summary.replies, summary.missing), (1, 0));

@@ -1145,10 +1145,24 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
     });
     let out = client(&["127.0.0.1", &port, "hello", "--wait", "0.3"]);
     assert_eq!(peer.join().unwrap(), b"hello");
+    // One failure, one line.
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: no reply to 1 of 1 message within 0.3 s\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // Several: which ones, then how many.
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let out = client(&["127.0.0.1", &port, "a", "b", "--wait", "0.3"]);
+    assert_eq!(peer.join().unwrap(), b"ab");
     assert_eq!(
         text(&out.stderr),
         format!(
-            "warning: no reply from 127.0.0.1:{port} within 0.3 s\ntcp-client: no reply to 1 of 1 message within 0.3 s\n"
+            "warning: no reply to message 1 from 127.0.0.1:{port} within 0.3 s\n\
+             warning: no reply to message 2 from 127.0.0.1:{port} within 0.3 s\n\
+             tcp-client: no reply to 2 of 2 messages within 0.3 s\n"
         )
     );
     assert_eq!(out.status.code(), Some(1));

@@ -241,10 +241,8 @@ fn no_echo_only_prints() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        format!(
-            "warning: no reply from {} within 0.3 s\nudp-echo: no reply to 1 of 1 datagram\n",
-            srv.addr
-        )
+        // One failure, one line.
+        "udp-echo: no reply to 1 of 1 datagram within 0.3 s\n"
     );
 }
 
@@ -295,7 +293,10 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "warning: no reply from {addr} within 1 s\nwarning: no reply from {addr} within 1 s\nudp-echo: no reply to 1 of 2 datagrams\n"
+            "warning: no reply to line 1 from {addr} within 1 s\n\
+             late reply from {addr}: counted for line 1\n\
+             warning: no reply to line 2 from {addr} within 1 s\n\
+             udp-echo: no reply to 1 of 2 datagrams within 1 s\n"
         )
     );
 }
@@ -327,14 +328,17 @@ fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
     let late = Duration::from_secs(2);
     let lines = thread::spawn(move || send_to_a_slow_server(&["--wait", "1.5"], b"a\nb\n", late));
     let args = send_to_a_slow_server(&["a", "b", "--wait", "1.5"], b"", late);
-    for out in [lines.join().unwrap(), args] {
-        assert_eq!(
-            text(&out.stdout),
-            "reply to a\nreply to b\n",
-            "{}",
-            text(&out.stderr)
+    for (out, what) in [(lines.join().unwrap(), "line 1"), (args, "message 1")] {
+        let err = text(&out.stderr);
+        assert_eq!(text(&out.stdout), "reply to a\nreply to b\n", "{err}");
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        // Named when b is sent, then accounted for when it comes.
+        assert!(
+            err.starts_with(&format!("warning: no reply to {what} from 127.0.0.1:"))
+                && err.contains(" within 1.5 s\nlate reply from 127.0.0.1:")
+                && err.ends_with(&format!(": counted for {what}\n")),
+            "{err}"
         );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
 }
 
