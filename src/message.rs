@@ -131,6 +131,15 @@ pub struct Incoming {
     /// The first received bytes that were not valid text (at most
     /// [`SAMPLE`]), to find the encoding they are in for the warning.
     bad_sample: Vec<u8>,
+    /// `bad_sample` is whole (a datagram, a frame, the end of the stream), not a
+    /// read that may stop inside a character.
+    bad_complete: bool,
+    /// The last bytes of the stream's reads so far (at most
+    /// [`codec::MAX_PENDING`]): where a character the stream ends inside of
+    /// started, for the warning about it.
+    tail: [u8; codec::MAX_PENDING],
+    /// How many of `tail` are set.
+    tail_len: usize,
 }
 
 /// Largest decode buffer an [`Incoming`] keeps between messages.
@@ -157,6 +166,9 @@ impl Incoming {
             mid_line: false,
             scratch: String::new(),
             bad_sample: Vec::new(),
+            bad_complete: false,
+            tail: [0; codec::MAX_PENDING],
+            tail_len: 0,
         }
     }
 
@@ -191,10 +203,25 @@ impl Incoming {
         push_record(&self.head(), body, bytes, unit, out);
     }
 
-    fn keep_sample(&mut self, payload: &[u8]) {
+    fn keep_sample(&mut self, payload: &[u8], complete: bool) {
         if self.bad_sample.is_empty() {
             self.bad_sample = payload[..payload.len().min(SAMPLE)].to_vec();
+            // Cut to SAMPLE bytes, it may stop inside a character.
+            self.bad_complete = complete && payload.len() <= SAMPLE;
         }
+    }
+
+    /// Remember the last bytes of a read the decoder took without error.
+    fn keep_tail(&mut self, payload: &[u8]) {
+        let keep = codec::MAX_PENDING;
+        let mut all = [0u8; 2 * codec::MAX_PENDING];
+        let from = &payload[payload.len().saturating_sub(keep)..];
+        all[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        all[self.tail_len..self.tail_len + from.len()].copy_from_slice(from);
+        let len = self.tail_len + from.len();
+        let start = len.saturating_sub(keep);
+        self.tail_len = len - start;
+        self.tail[..self.tail_len].copy_from_slice(&all[start..len]);
     }
 
     /// Append the printable form of one received message to `out`: one `read()`
@@ -225,7 +252,13 @@ impl Incoming {
                         d.decode_read_into(payload, &mut text)
                     };
                     if bad {
-                        self.keep_sample(payload);
+                        self.keep_sample(payload, framed);
+                    }
+                    if bad || framed {
+                        // Nothing is left pending in the decoder.
+                        self.tail_len = 0;
+                    } else {
+                        self.keep_tail(payload);
                     }
                 }
                 if !self.records() {
@@ -268,7 +301,7 @@ impl Incoming {
                 if let Some(d) = &mut self.decoder
                     && d.decode_into(payload, true, &mut text)
                 {
-                    self.keep_sample(payload);
+                    self.keep_sample(payload, true);
                 }
                 if self.records() {
                     self.record(&text, payload.len(), Unit::Datagram, out);
@@ -299,9 +332,15 @@ impl Incoming {
         let Some(d) = &mut self.decoder else { return };
         let mut rest = String::new();
         d.decode_into(&[], true, &mut rest);
+        let tail = std::mem::take(&mut self.tail_len);
         if rest.is_empty() {
             return;
         }
+        // The bytes of that unfinished character are what the warning tests
+        // other encodings on: now known to be whole, nothing more will come.
+        let enc = d.encoding();
+        let pending = codec::pending_suffix(enc, &self.tail[..tail]).to_vec();
+        self.keep_sample(&pending, true);
         if self.records() {
             // The unfinished character of the last read, which the stream's end
             // shows was never completed: no byte of its own, so no size line.
@@ -337,7 +376,7 @@ impl Incoming {
     /// an encoding the bad bytes do decode in (see [`invalid_bytes_warning`]).
     pub fn error_warning(&self) -> String {
         match self.show {
-            Show::Text(enc) => invalid_bytes_warning(enc, &self.bad_sample),
+            Show::Text(enc) => invalid_sample_warning(enc, &self.bad_sample, self.bad_complete),
             _ => invalid_text_warning("text"),
         }
     }
@@ -351,14 +390,21 @@ pub fn invalid_text_warning(name: &str) -> String {
     )
 }
 
-/// The warning for `bytes`, received and not valid in `in_use`: it names an
-/// encoding they do decode in, trying UTF-8, GBK (and GB18030) and Big5 but
-/// never `in_use`, and shows the start of the text they give in it; or says
-/// that none decodes them.
+/// The warning for `bytes`, one read received and not valid in `in_use`: it
+/// names an encoding they do decode in, trying UTF-8, GBK (and GB18030) and
+/// Big5 but never `in_use`, and shows the start of the text they give in it; or
+/// says that none decodes them. The read may stop inside a character (see
+/// [`invalid_sample_warning`] for bytes known to be whole).
 pub fn invalid_bytes_warning(in_use: &'static Encoding, bytes: &[u8]) -> String {
+    invalid_sample_warning(in_use, bytes, false)
+}
+
+/// [`invalid_bytes_warning`] for bytes that are `complete` (a datagram, a frame,
+/// the end of a stream) or may stop inside a character (a read).
+pub fn invalid_sample_warning(in_use: &'static Encoding, bytes: &[u8], complete: bool) -> String {
     let name = in_use.name();
     let start = format!("received bytes that are not valid {name}, shown as \u{FFFD}");
-    match codec::suggest_encoding(in_use, bytes) {
+    match codec::suggest_encoding(in_use, bytes, complete) {
         Some((enc, text)) => {
             format!(
                 "{start}; they are valid {} (\"{}\"): try --recv-encoding {}, or --hex to see the bytes",
@@ -959,6 +1005,30 @@ mod tests {
         assert_eq!(
             inc.error_warning(),
             "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
+        );
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_character_hints_on_that_character() {
+        // UTF-8 你 cut after two bytes, split over two reads: 浣 in GBK.
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
+        assert_eq!(show(&mut inc, &[b"ok\xe4", b"\xbd"], false), "ok\u{FFFD}");
+        assert!(inc.take_error_warning());
+        assert!(
+            inc.error_warning().ends_with(
+                "they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
+            ),
+            "{}",
+            inc.error_warning()
+        );
+        // A lone GBK lead byte: nothing to suggest.
+        let mut inc = Incoming::new(Show::Text(gbk()), None);
+        let _ = show(&mut inc, &[b"ok\xc4"], false);
+        assert!(inc.take_error_warning());
+        assert!(
+            inc.error_warning().contains("either"),
+            "{}",
+            inc.error_warning()
         );
     }
 
