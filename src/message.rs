@@ -364,30 +364,16 @@ impl Incoming {
         self.mid_line
     }
 
-    /// True once per connection, when bytes that are not valid in the receive
-    /// encoding have first been shown as U+FFFD.
-    pub fn take_error_warning(&mut self) -> bool {
-        self.decoder
-            .as_mut()
-            .is_some_and(|d| d.take_error_warning())
+    /// The warning to print, once per connection, when bytes that are not valid
+    /// in the receive encoding have first been shown as U+FFFD: it names an
+    /// encoding the bad bytes do decode in (see [`invalid_sample_warning`]).
+    /// None the rest of the time, and always with `--hex` or `--raw`, which
+    /// decode nothing.
+    pub fn take_error_warning(&mut self) -> Option<String> {
+        let d = self.decoder.as_mut()?;
+        d.take_error_warning()
+            .then(|| invalid_sample_warning(d.encoding(), &self.bad_sample, self.bad_complete))
     }
-
-    /// The warning to print when [`Self::take_error_warning`] says so, naming
-    /// an encoding the bad bytes do decode in (see [`invalid_bytes_warning`]).
-    pub fn error_warning(&self) -> String {
-        match self.show {
-            Show::Text(enc) => invalid_sample_warning(enc, &self.bad_sample, self.bad_complete),
-            _ => invalid_text_warning("text"),
-        }
-    }
-}
-
-/// The warning for received bytes that are not valid in the encoding `name`,
-/// when the bytes themselves are not at hand (prefer [`invalid_bytes_warning`]).
-pub fn invalid_text_warning(name: &str) -> String {
-    format!(
-        "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or the --recv-encoding the peer sends in"
-    )
 }
 
 /// The warning for `bytes`, one read received and not valid in `in_use`: it
@@ -1001,9 +987,8 @@ mod tests {
             show(&mut inc, &[b"\xc4\xe3\xba\xc3"], false),
             "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n"
         );
-        assert!(inc.take_error_warning());
         assert_eq!(
-            inc.error_warning(),
+            inc.take_error_warning().unwrap(),
             "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
         );
     }
@@ -1013,23 +998,18 @@ mod tests {
         // UTF-8 你 cut after two bytes, split over two reads: 浣 in GBK.
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
         assert_eq!(show(&mut inc, &[b"ok\xe4", b"\xbd"], false), "ok\u{FFFD}");
-        assert!(inc.take_error_warning());
+        let w = inc.take_error_warning().unwrap();
         assert!(
-            inc.error_warning().ends_with(
+            w.ends_with(
                 "they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
             ),
-            "{}",
-            inc.error_warning()
+            "{w}"
         );
         // A lone GBK lead byte: nothing to suggest.
         let mut inc = Incoming::new(Show::Text(gbk()), None);
         let _ = show(&mut inc, &[b"ok\xc4"], false);
-        assert!(inc.take_error_warning());
-        assert!(
-            inc.error_warning().contains("either"),
-            "{}",
-            inc.error_warning()
-        );
+        let w = inc.take_error_warning().unwrap();
+        assert!(w.contains("either"), "{w}");
     }
 
     #[test]
@@ -1037,8 +1017,7 @@ mod tests {
         // UTF-8 at a GBK server: 我爱你\n is not valid GBK.
         let mut inc = Incoming::new(Show::Text(gbk()), Some("[a] ".into()));
         let _ = show(&mut inc, &["我爱你\n".as_bytes()], false);
-        assert!(inc.take_error_warning());
-        let w = inc.error_warning();
+        let w = inc.take_error_warning().unwrap();
         assert!(w.contains("not valid GBK"), "{w}");
         assert!(
             w.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
@@ -1161,16 +1140,21 @@ mod tests {
         let mut inc = Incoming::new(Show::Text(gbk()), None);
         assert_eq!(show(&mut inc, &[b"\xc4", b"\xe3\xba\xc3"], false), "你好");
         assert!(inc.mid_line());
-        assert!(!inc.take_error_warning());
+        assert!(inc.take_error_warning().is_none());
     }
 
     #[test]
     fn invalid_bytes_are_visible_and_warned_once() {
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
         assert_eq!(show(&mut inc, &[b"ok\xff"], false), "[a] ok\u{FFFD}\n");
-        assert!(inc.take_error_warning());
-        assert!(!inc.take_error_warning());
-        assert!(inc.error_warning().contains("--hex"));
+        assert!(inc.take_error_warning().unwrap().contains("--hex"));
+        assert!(inc.take_error_warning().is_none());
+        // --hex and --raw decode nothing, so nothing is invalid.
+        for show_as in [Show::Hex, Show::Raw] {
+            let mut inc = Incoming::new(show_as, None);
+            let _ = show_bytes(&mut inc, &[b"ok\xff"], false);
+            assert!(inc.take_error_warning().is_none());
+        }
     }
 
     #[test]
@@ -1195,7 +1179,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "[a] ok\u{FFFD}\n[a] 好\n[a] \n"
         );
-        assert!(inc.take_error_warning());
+        assert!(inc.take_error_warning().is_some());
 
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
         let mut out = Vec::new();

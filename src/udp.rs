@@ -631,9 +631,10 @@ pub fn serve(
             let mut incoming = Incoming::new(cfg.show, Some(format!("[{name}] ")))
                 .with_timestamps(cfg.stamps.clone());
             incoming.render_whole(d.payload, &mut printed);
-            if incoming.take_error_warning() && !std::mem::replace(&mut sender.warned_decode, true)
+            if let Some(w) = incoming.take_error_warning()
+                && !std::mem::replace(&mut sender.warned_decode, true)
             {
-                log.warn(format_args!("{name}: {}", incoming.error_warning()));
+                log.warn(format_args!("{name}: {w}"));
             }
 
             // 6. Answer *this* sender: `sendto(data, addr)` with the address
@@ -1195,8 +1196,10 @@ impl<W: Write> Client<'_, W> {
             .write_all(&self.printed)
             .and_then(|()| self.out.flush())
             .map_err(UdpError::Output)?;
-        if incoming.take_error_warning() && !std::mem::replace(&mut self.warned_decode, true) {
-            self.log.warn(format_args!("{}", incoming.error_warning()));
+        if let Some(w) = incoming.take_error_warning()
+            && !std::mem::replace(&mut self.warned_decode, true)
+        {
+            self.log.warn(format_args!("{w}"));
         }
         Ok(Some((from, kind)))
     }

@@ -286,8 +286,8 @@ impl Receiver {
         }
         out.write_all(&self.printed).map_err(ClientError::Output)?;
         out.flush().map_err(ClientError::Output)?;
-        if self.incoming.take_error_warning() {
-            self.warning = Some(self.incoming.error_warning());
+        if let Some(w) = self.incoming.take_error_warning() {
+            self.warning = Some(w);
         }
         if !self.incoming.mid_line() {
             self.warn_now(log);
