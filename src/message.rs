@@ -827,6 +827,21 @@ fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
 /// when the line is longer, so endless input without newlines is still sent in
 /// pieces and never buffered without bound. Returns 0 at end of input.
 pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    read_chunk_until(reader, buf, max, |window| {
+        window.iter().position(|&b| b == b'\n').map(|i| i + 1)
+    })
+}
+
+/// Read from `reader` into `buf` (cleared first) until it holds `max` bytes or
+/// the input ends, or until `stop`, shown each piece of buffered input (at most
+/// the room left), says to stop after its first N bytes. Returns how many bytes
+/// were read; 0 at end of input. A read interrupted by a signal is retried.
+pub fn read_chunk_until(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut stop: impl FnMut(&[u8]) -> Option<usize>,
+) -> io::Result<usize> {
     buf.clear();
     while buf.len() < max {
         let available = match reader.fill_buf() {
@@ -839,17 +854,14 @@ pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> i
         }
         let room = max - buf.len();
         let window = &available[..available.len().min(room)];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                buf.extend_from_slice(&window[..=i]);
-                reader.consume(i + 1);
-                break;
-            }
-            None => {
-                let n = window.len();
-                buf.extend_from_slice(window);
-                reader.consume(n);
-            }
+        let (n, done) = match stop(window) {
+            Some(n) => (n.min(window.len()), true),
+            None => (window.len(), false),
+        };
+        buf.extend_from_slice(&window[..n]);
+        reader.consume(n);
+        if done {
+            break;
         }
     }
     Ok(buf.len())

@@ -55,7 +55,9 @@ use nix::sys::socket::{
 use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve};
 use crate::cli::UsageError;
 use crate::codec::{self, Encoding};
-use crate::message::{Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
+use crate::message::{
+    Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk, read_chunk_until,
+};
 use crate::net::{is_transient, wait_readable_any, wait_ready};
 use crate::output::{Log, Output, Timestamps, no_reply_summary, no_reply_warning, plural};
 use crate::shutdown::Shutdown;
@@ -1283,24 +1285,7 @@ fn next_chunk(
     size: usize,
     terminal: bool,
 ) -> io::Result<usize> {
-    buf.clear();
-    while buf.len() < size {
-        let have = match input.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if have.is_empty() {
-            break;
-        }
-        let n = have.len().min(size - buf.len());
-        buf.extend_from_slice(&have[..n]);
-        input.consume(n);
-        if terminal {
-            break;
-        }
-    }
-    Ok(buf.len())
+    read_chunk_until(input, buf, size, |have| terminal.then_some(have.len()))
 }
 
 /// Read the next stdin line without its `\n` or `\r\n` into `line`. Ok(None) at
@@ -2238,6 +2223,25 @@ mod tests {
             summary.check().unwrap_err().to_string(),
             "no reply to 1 of 1 datagram"
         );
+    }
+
+    #[test]
+    fn next_chunk_fills_to_size_but_on_a_terminal_takes_one_read() {
+        // A reader that gives 3 bytes per read, like lines typed one by one.
+        let data = b"abcdefgh";
+        let mut buf = Vec::new();
+        let mut r = io::BufReader::with_capacity(3, &data[..]);
+        let mut got = Vec::new();
+        while next_chunk(&mut r, &mut buf, 5, false).unwrap() > 0 {
+            got.push(buf.clone());
+        }
+        assert_eq!(got, [b"abcde".to_vec(), b"fgh".to_vec()]);
+        let mut r = io::BufReader::with_capacity(3, &data[..]);
+        let mut got = Vec::new();
+        while next_chunk(&mut r, &mut buf, 5, true).unwrap() > 0 {
+            got.push(buf.clone());
+        }
+        assert_eq!(got, [b"abc".to_vec(), b"def".to_vec(), b"gh".to_vec()]);
     }
 
     #[test]

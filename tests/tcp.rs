@@ -1064,23 +1064,6 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
     ask();
 }
 
-/// Start one of the notes' TCP servers (kept under tests/course); its stdout
-/// and stderr as lines, once it has said `listening on ADDR`.
-fn python_server(script: &str) -> (KillOnDrop, std::net::SocketAddr, Lines, Lines) {
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script(script))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
-    (py, addr, out, err)
-}
-
 #[test]
 fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
     if !have_peer("python3") {

@@ -47,23 +47,6 @@ fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
     run(cmd("udp-echo", &all), input)
 }
 
-/// Start one of the notes' Python servers; it prints `listening on ADDR` on stderr.
-fn python_server(script: &str) -> (KillOnDrop, SocketAddr, Lines) {
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script(script))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
-    (py, addr, out)
-}
-
 #[test]
 fn lesson_09_send_lines_to_our_server_until_exit() {
     let mut srv = serve(&[]);
@@ -94,7 +77,7 @@ fn lesson_08_send_no_wait_into_the_notes_receiver() {
     if !have_peer("python3") {
         return;
     }
-    let (mut py, addr, mut py_out) = python_server("lesson08_udp_receive.py");
+    let (mut py, addr, mut py_out, _) = python_server("lesson08_udp_receive.py");
     let out = send(addr, &["我爱你", "--no-wait"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "");
@@ -167,7 +150,7 @@ fn lesson_09_our_send_against_the_notes_echo_server() {
     if !have_peer("python3") {
         return;
     }
-    let (_py, addr, mut py_out) = python_server("lesson09_udp_echo_server.py");
+    let (_py, addr, mut py_out, _) = python_server("lesson09_udp_echo_server.py");
     let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
