@@ -1164,8 +1164,9 @@ fn three_messages_to_an_echo_server_take_well_under_a_second() {
     let took = start.elapsed();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a\nb\nc\n");
-    // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was 6 s).
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was
+    // 6 s); the margin is for a loaded machine.
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
 #[test]
