@@ -401,6 +401,35 @@ fn every_help_page_has_examples() {
     }
 }
 
+#[test]
+fn the_echo_rule_is_told_by_the_servers_that_echo_and_only_there() {
+    const RULE: &str = "Echo and encodings: when --recv-encoding and --send-encoding are the same";
+    for (name, args, echoes) in [
+        ("tcp-server", &["--help"][..], true),
+        ("udp-echo", &["serve", "--help"][..], true),
+        ("tcp-client", &["--help"][..], false),
+        ("udp-echo", &["send", "--help"][..], false),
+        ("chat", &["listen", "--help"][..], false),
+        ("chat", &["connect", "--help"][..], false),
+    ] {
+        let help = text(&tool(name, args).stdout);
+        // (Help text is wrapped to the terminal: compare it unwrapped.)
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(flat.contains(RULE), echoes, "{name} {args:?}:\n{help}");
+        assert_eq!(
+            flat.contains("re-encoded"),
+            echoes,
+            "{name} {args:?}:\n{help}"
+        );
+        assert!(
+            flat.contains(
+                "--send-encoding <LABEL> Encoding of the text we send (overrides --encoding)"
+            ),
+            "{name} {args:?}:\n{help}"
+        );
+    }
+}
+
 /// README's commands, in prose, the lesson map and the Chinese section as
 /// well as in transcripts (which tests/readme.rs runs), use only flags the
 /// tool has: a renamed flag cannot linger in the text.

@@ -40,7 +40,11 @@ Examples:
   udp-echo serve --recv-encoding gbk --send-encoding utf-8
                                           NetAssist on Windows (sends GBK, shows UTF-8)
   udp-echo serve 9000 --raw > out         payloads to stdout as they are (and echoed)
-  udp-echo serve 9000 --raw --no-echo > out    receive a file sent with send --raw --no-wait";
+  udp-echo serve 9000 --raw --no-echo > out    receive a file sent with send --raw --no-wait
+
+Echo and encodings: when --recv-encoding and --send-encoding are the same (the default),
+the echo sends back the bytes as they came, even ones that are not valid text; when they
+differ, it decodes the text and sends it back re-encoded.";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
