@@ -80,11 +80,11 @@ pub struct CommonArgs {
     #[arg(short = 'e', long, global = true, value_name = "LABEL", default_value = "utf-8", value_parser = encoding_arg)]
     pub encoding: &'static Encoding,
 
-    /// Encoding of the text we send (overrides --encoding). An echo with two different encodings sends back the text, re-encoded; with one, the bytes as they came.
+    /// Encoding of the text we send (overrides --encoding).
     #[arg(long, global = true, value_name = "LABEL", value_parser = encoding_arg)]
     pub send_encoding: Option<&'static Encoding>,
 
-    /// Encoding received bytes are read in (overrides --encoding). NetAssist on Windows sends GBK and shows what it receives as UTF-8: talk to it with --recv-encoding gbk --send-encoding utf-8.
+    /// Encoding received bytes are decoded in (overrides --encoding). NetAssist on Windows sends GBK and shows what it receives as UTF-8: talk to it with --recv-encoding gbk --send-encoding utf-8.
     #[arg(long, global = true, value_name = "LABEL", value_parser = encoding_arg)]
     pub recv_encoding: Option<&'static Encoding>,
 

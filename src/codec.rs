@@ -162,19 +162,45 @@ pub fn likely_besides(in_use: &'static Encoding) -> Vec<&'static Encoding> {
 
 /// Which likely encoding other than `in_use` decodes `bytes` without an error,
 /// and the text it gives: the hint for bytes that `in_use` could not decode.
-/// `bytes` may stop inside a character (a read cut there): an unfinished last
-/// character does not count against an encoding. None when none of them
-/// decodes the bytes.
+/// Unless `complete` (a datagram, a frame, the end of a stream), `bytes` may
+/// stop inside a character (a read cut there): an unfinished last character
+/// then does not count against an encoding. An encoding must turn the bytes
+/// into some text: a lone lead byte that it would only keep waiting on proves
+/// nothing. None when none of them decodes the bytes.
 pub fn suggest_encoding(
     in_use: &'static Encoding,
     bytes: &[u8],
+    complete: bool,
 ) -> Option<(&'static Encoding, String)> {
     likely_besides(in_use).into_iter().find_map(|e| {
         let mut decoder = TextDecoder::new(e);
         let mut text = String::new();
-        let bad = decoder.decode_into(bytes, false, &mut text);
-        (!bad).then_some((e, text))
+        let bad = decoder.decode_into(bytes, complete, &mut text);
+        (!bad && !text.is_empty()).then_some((e, text))
     })
+}
+
+/// The longest a character of any encoding we decode can be cut short: a UTF-8
+/// or GB18030 four-byte sequence missing its last byte.
+pub const MAX_PENDING: usize = 3;
+
+/// Of `tail`, the last bytes of a stream that `enc` decoded up to its end, the
+/// ones it still holds as an unfinished character: the longest suffix (at most
+/// [`MAX_PENDING`] bytes) a fresh decoder takes whole without producing any text
+/// or error. Empty when there is none.
+pub fn pending_suffix<'a>(enc: &'static Encoding, tail: &'a [u8]) -> &'a [u8] {
+    let start = tail.len().saturating_sub(MAX_PENDING);
+    (start..tail.len())
+        .map(|i| &tail[i..])
+        .find(|s| {
+            let mut decoder = enc.new_decoder_without_bom_handling();
+            // (encoding_rs writes only into room already there.)
+            let room = decoder.max_utf8_buffer_length(s.len()).unwrap_or(16);
+            let mut text = String::with_capacity(room);
+            let (_, read, bad) = decoder.decode_to_string(s, &mut text, false);
+            read == s.len() && !bad && text.is_empty()
+        })
+        .unwrap_or_default()
 }
 
 /// Returns `true` if `enc` is UTF-8.
@@ -813,7 +839,7 @@ mod tests {
     #[test]
     fn suggestion_names_an_encoding_that_decodes_and_never_the_one_in_use() {
         // GBK bytes at a UTF-8 server: GBK.
-        let (enc, text) = suggest_encoding(UTF_8, NIHAO_GBK).unwrap();
+        let (enc, text) = suggest_encoding(UTF_8, NIHAO_GBK, true).unwrap();
         assert_eq!((enc, text.as_str()), (GBK, "你好"));
         // UTF-8 bytes at a GBK server (我爱你\n is not valid GBK): UTF-8.
         let mut utf8 = encode(UTF_8, "我爱你");
@@ -823,22 +849,42 @@ mod tests {
                 .decode(&utf8, true)
                 .contains('\u{fffd}')
         );
-        let (enc, text) = suggest_encoding(GBK, &utf8).unwrap();
+        let (enc, text) = suggest_encoding(GBK, &utf8, true).unwrap();
         assert_eq!((enc, text.as_str()), (UTF_8, "我爱你\n"));
-        assert_eq!(suggest_encoding(GB18030, &utf8).unwrap().0, UTF_8);
-        // A read cut inside a character still counts as decodable.
-        assert_eq!(suggest_encoding(UTF_8, &NIHAO_GBK[..3]).unwrap().0, GBK);
+        assert_eq!(suggest_encoding(GB18030, &utf8, true).unwrap().0, UTF_8);
+        // A read cut inside a character still counts as decodable…
+        assert_eq!(
+            suggest_encoding(UTF_8, &NIHAO_GBK[..3], false).unwrap().0,
+            GBK
+        );
+        // …but not bytes that are whole (a datagram, the end of a stream).
+        assert_eq!(suggest_encoding(UTF_8, &NIHAO_GBK[..3], true), None);
+        // A lone lead byte decodes to nothing anywhere: no suggestion, cut or not.
+        for complete in [false, true] {
+            assert_eq!(suggest_encoding(GBK, b"\xc4", complete), None);
+            assert_eq!(suggest_encoding(GBK, b"", complete), None);
+        }
         // Never the encoding in use, nor its GB18030 twin.
         for in_use in [UTF_8, GBK, GB18030, BIG5] {
             for bytes in [NIHAO_GBK, NIHAO_UTF8, &utf8[..], b"\xff\xfe\x80"] {
-                if let Some((enc, _)) = suggest_encoding(in_use, bytes) {
+                if let Some((enc, _)) = suggest_encoding(in_use, bytes, false) {
                     assert_ne!(enc, in_use);
                     assert!(!(in_use == GB18030 && enc == GBK));
                 }
             }
         }
         // Bytes that nothing likely decodes.
-        assert_eq!(suggest_encoding(UTF_8, b"\xff\xff\xff"), None);
+        assert_eq!(suggest_encoding(UTF_8, b"\xff\xff\xff", false), None);
+    }
+
+    #[test]
+    fn pending_suffix_is_the_unfinished_character() {
+        assert_eq!(pending_suffix(UTF_8, b"k\xe4\xbd"), b"\xe4\xbd");
+        assert_eq!(pending_suffix(UTF_8, b"ok\xc4"), b"\xc4");
+        assert_eq!(pending_suffix(GBK, b"ok\xc4"), b"\xc4");
+        assert_eq!(pending_suffix(UTF_8, b"\xf0\x9f\x98"), b"\xf0\x9f\x98");
+        assert_eq!(pending_suffix(UTF_8, b"ok"), b"");
+        assert_eq!(pending_suffix(UTF_8, b""), b"");
     }
 
     #[test]

@@ -131,6 +131,15 @@ pub struct Incoming {
     /// The first received bytes that were not valid text (at most
     /// [`SAMPLE`]), to find the encoding they are in for the warning.
     bad_sample: Vec<u8>,
+    /// `bad_sample` is whole (a datagram, a frame, the end of the stream), not a
+    /// read that may stop inside a character.
+    bad_complete: bool,
+    /// The last bytes of the stream's reads so far (at most
+    /// [`codec::MAX_PENDING`]): where a character the stream ends inside of
+    /// started, for the warning about it.
+    tail: [u8; codec::MAX_PENDING],
+    /// How many of `tail` are set.
+    tail_len: usize,
 }
 
 /// Largest decode buffer an [`Incoming`] keeps between messages.
@@ -157,6 +166,9 @@ impl Incoming {
             mid_line: false,
             scratch: String::new(),
             bad_sample: Vec::new(),
+            bad_complete: false,
+            tail: [0; codec::MAX_PENDING],
+            tail_len: 0,
         }
     }
 
@@ -191,10 +203,25 @@ impl Incoming {
         push_record(&self.head(), body, bytes, unit, out);
     }
 
-    fn keep_sample(&mut self, payload: &[u8]) {
+    fn keep_sample(&mut self, payload: &[u8], complete: bool) {
         if self.bad_sample.is_empty() {
             self.bad_sample = payload[..payload.len().min(SAMPLE)].to_vec();
+            // Cut to SAMPLE bytes, it may stop inside a character.
+            self.bad_complete = complete && payload.len() <= SAMPLE;
         }
+    }
+
+    /// Remember the last bytes of a read the decoder took without error.
+    fn keep_tail(&mut self, payload: &[u8]) {
+        let keep = codec::MAX_PENDING;
+        let mut all = [0u8; 2 * codec::MAX_PENDING];
+        let from = &payload[payload.len().saturating_sub(keep)..];
+        all[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        all[self.tail_len..self.tail_len + from.len()].copy_from_slice(from);
+        let len = self.tail_len + from.len();
+        let start = len.saturating_sub(keep);
+        self.tail_len = len - start;
+        self.tail[..self.tail_len].copy_from_slice(&all[start..len]);
     }
 
     /// Append the printable form of one received message to `out`: one `read()`
@@ -225,7 +252,13 @@ impl Incoming {
                         d.decode_read_into(payload, &mut text)
                     };
                     if bad {
-                        self.keep_sample(payload);
+                        self.keep_sample(payload, framed);
+                    }
+                    if bad || framed {
+                        // Nothing is left pending in the decoder.
+                        self.tail_len = 0;
+                    } else {
+                        self.keep_tail(payload);
                     }
                 }
                 if !self.records() {
@@ -268,7 +301,7 @@ impl Incoming {
                 if let Some(d) = &mut self.decoder
                     && d.decode_into(payload, true, &mut text)
                 {
-                    self.keep_sample(payload);
+                    self.keep_sample(payload, true);
                 }
                 if self.records() {
                     self.record(&text, payload.len(), Unit::Datagram, out);
@@ -299,9 +332,15 @@ impl Incoming {
         let Some(d) = &mut self.decoder else { return };
         let mut rest = String::new();
         d.decode_into(&[], true, &mut rest);
+        let tail = std::mem::take(&mut self.tail_len);
         if rest.is_empty() {
             return;
         }
+        // The bytes of that unfinished character are what the warning tests
+        // other encodings on: now known to be whole, nothing more will come.
+        let enc = d.encoding();
+        let pending = codec::pending_suffix(enc, &self.tail[..tail]).to_vec();
+        self.keep_sample(&pending, true);
         if self.records() {
             // The unfinished character of the last read, which the stream's end
             // shows was never completed: no byte of its own, so no size line.
@@ -325,40 +364,33 @@ impl Incoming {
         self.mid_line
     }
 
-    /// True once per connection, when bytes that are not valid in the receive
-    /// encoding have first been shown as U+FFFD.
-    pub fn take_error_warning(&mut self) -> bool {
-        self.decoder
-            .as_mut()
-            .is_some_and(|d| d.take_error_warning())
-    }
-
-    /// The warning to print when [`Self::take_error_warning`] says so, naming
-    /// an encoding the bad bytes do decode in (see [`invalid_bytes_warning`]).
-    pub fn error_warning(&self) -> String {
-        match self.show {
-            Show::Text(enc) => invalid_bytes_warning(enc, &self.bad_sample),
-            _ => invalid_text_warning("text"),
-        }
+    /// The warning to print, once per connection, when bytes that are not valid
+    /// in the receive encoding have first been shown as U+FFFD: it names an
+    /// encoding the bad bytes do decode in (see [`invalid_sample_warning`]).
+    /// None the rest of the time, and always with `--hex` or `--raw`, which
+    /// decode nothing.
+    pub fn take_error_warning(&mut self) -> Option<String> {
+        let d = self.decoder.as_mut()?;
+        d.take_error_warning()
+            .then(|| invalid_sample_warning(d.encoding(), &self.bad_sample, self.bad_complete))
     }
 }
 
-/// The warning for received bytes that are not valid in the encoding `name`,
-/// when the bytes themselves are not at hand (prefer [`invalid_bytes_warning`]).
-pub fn invalid_text_warning(name: &str) -> String {
-    format!(
-        "received bytes that are not valid {name}, shown as \u{FFFD}; try --hex to see them, or the --recv-encoding the peer sends in"
-    )
-}
-
-/// The warning for `bytes`, received and not valid in `in_use`: it names an
-/// encoding they do decode in, trying UTF-8, GBK (and GB18030) and Big5 but
-/// never `in_use`, and shows the start of the text they give in it; or says
-/// that none decodes them.
+/// The warning for `bytes`, one read received and not valid in `in_use`: it
+/// names an encoding they do decode in, trying UTF-8, GBK (and GB18030) and
+/// Big5 but never `in_use`, and shows the start of the text they give in it; or
+/// says that none decodes them. The read may stop inside a character (see
+/// [`invalid_sample_warning`] for bytes known to be whole).
 pub fn invalid_bytes_warning(in_use: &'static Encoding, bytes: &[u8]) -> String {
+    invalid_sample_warning(in_use, bytes, false)
+}
+
+/// [`invalid_bytes_warning`] for bytes that are `complete` (a datagram, a frame,
+/// the end of a stream) or may stop inside a character (a read).
+pub fn invalid_sample_warning(in_use: &'static Encoding, bytes: &[u8], complete: bool) -> String {
     let name = in_use.name();
     let start = format!("received bytes that are not valid {name}, shown as \u{FFFD}");
-    match codec::suggest_encoding(in_use, bytes) {
+    match codec::suggest_encoding(in_use, bytes, complete) {
         Some((enc, text)) => {
             format!(
                 "{start}; they are valid {} (\"{}\"): try --recv-encoding {}, or --hex to see the bytes",
@@ -795,6 +827,21 @@ fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
 /// when the line is longer, so endless input without newlines is still sent in
 /// pieces and never buffered without bound. Returns 0 at end of input.
 pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    read_chunk_until(reader, buf, max, |window| {
+        window.iter().position(|&b| b == b'\n').map(|i| i + 1)
+    })
+}
+
+/// Read from `reader` into `buf` (cleared first) until it holds `max` bytes or
+/// the input ends, or until `stop`, shown each piece of buffered input (at most
+/// the room left), says to stop after its first N bytes. Returns how many bytes
+/// were read; 0 at end of input. A read interrupted by a signal is retried.
+pub fn read_chunk_until(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut stop: impl FnMut(&[u8]) -> Option<usize>,
+) -> io::Result<usize> {
     buf.clear();
     while buf.len() < max {
         let available = match reader.fill_buf() {
@@ -807,17 +854,14 @@ pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> i
         }
         let room = max - buf.len();
         let window = &available[..available.len().min(room)];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                buf.extend_from_slice(&window[..=i]);
-                reader.consume(i + 1);
-                break;
-            }
-            None => {
-                let n = window.len();
-                buf.extend_from_slice(window);
-                reader.consume(n);
-            }
+        let (n, done) = match stop(window) {
+            Some(n) => (n.min(window.len()), true),
+            None => (window.len(), false),
+        };
+        buf.extend_from_slice(&window[..n]);
+        reader.consume(n);
+        if done {
+            break;
         }
     }
     Ok(buf.len())
@@ -955,11 +999,29 @@ mod tests {
             show(&mut inc, &[b"\xc4\xe3\xba\xc3"], false),
             "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n"
         );
-        assert!(inc.take_error_warning());
         assert_eq!(
-            inc.error_warning(),
+            inc.take_error_warning().unwrap(),
             "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
         );
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_character_hints_on_that_character() {
+        // UTF-8 你 cut after two bytes, split over two reads: 浣 in GBK.
+        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
+        assert_eq!(show(&mut inc, &[b"ok\xe4", b"\xbd"], false), "ok\u{FFFD}");
+        let w = inc.take_error_warning().unwrap();
+        assert!(
+            w.ends_with(
+                "they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
+            ),
+            "{w}"
+        );
+        // A lone GBK lead byte: nothing to suggest.
+        let mut inc = Incoming::new(Show::Text(gbk()), None);
+        let _ = show(&mut inc, &[b"ok\xc4"], false);
+        let w = inc.take_error_warning().unwrap();
+        assert!(w.contains("either"), "{w}");
     }
 
     #[test]
@@ -967,8 +1029,7 @@ mod tests {
         // UTF-8 at a GBK server: 我爱你\n is not valid GBK.
         let mut inc = Incoming::new(Show::Text(gbk()), Some("[a] ".into()));
         let _ = show(&mut inc, &["我爱你\n".as_bytes()], false);
-        assert!(inc.take_error_warning());
-        let w = inc.error_warning();
+        let w = inc.take_error_warning().unwrap();
         assert!(w.contains("not valid GBK"), "{w}");
         assert!(
             w.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
@@ -1091,16 +1152,21 @@ mod tests {
         let mut inc = Incoming::new(Show::Text(gbk()), None);
         assert_eq!(show(&mut inc, &[b"\xc4", b"\xe3\xba\xc3"], false), "你好");
         assert!(inc.mid_line());
-        assert!(!inc.take_error_warning());
+        assert!(inc.take_error_warning().is_none());
     }
 
     #[test]
     fn invalid_bytes_are_visible_and_warned_once() {
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
         assert_eq!(show(&mut inc, &[b"ok\xff"], false), "[a] ok\u{FFFD}\n");
-        assert!(inc.take_error_warning());
-        assert!(!inc.take_error_warning());
-        assert!(inc.error_warning().contains("--hex"));
+        assert!(inc.take_error_warning().unwrap().contains("--hex"));
+        assert!(inc.take_error_warning().is_none());
+        // --hex and --raw decode nothing, so nothing is invalid.
+        for show_as in [Show::Hex, Show::Raw] {
+            let mut inc = Incoming::new(show_as, None);
+            let _ = show_bytes(&mut inc, &[b"ok\xff"], false);
+            assert!(inc.take_error_warning().is_none());
+        }
     }
 
     #[test]
@@ -1125,7 +1191,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "[a] ok\u{FFFD}\n[a] 好\n[a] \n"
         );
-        assert!(inc.take_error_warning());
+        assert!(inc.take_error_warning().is_some());
 
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
         let mut out = Vec::new();

@@ -779,7 +779,15 @@ mod tests {
         );
         let text = err.to_string();
         assert!(text.contains("nothing listens on port"), "{text}");
-        assert!(text.contains("1 connection of a program that just closed is in TIME-WAIT there; it frees in about 60 s"), "{text}");
+        // The kernel's 60 s, less however long this machine took to get here.
+        let said =
+            "1 connection of a program that just closed is in TIME-WAIT there; it frees in about ";
+        let secs: u64 = text
+            .split_once(said)
+            .and_then(|(_, rest)| rest.split_once(" s."))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("no \"{said}N s.\" in {text}"));
+        assert!((51..=60).contains(&secs), "{text}");
         assert!(text.contains("SO_REUSEADDR (lesson 04)"), "{text}");
     }
 

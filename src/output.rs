@@ -12,7 +12,7 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
 
@@ -90,6 +90,33 @@ impl Log {
     pub fn is_verbose(&self) -> bool {
         self.level >= Verbosity::Verbose
     }
+}
+
+/// `s` when `n` is not 1: `1 message`, `2 messages`.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A client's one-line summary of the replies that did not come, `no reply to 1
+/// of 3 datagrams within 2 s`: one wording for tcp-client (`noun` "message") and
+/// `udp-echo send` ("datagram"). `within`: how long each reply was waited for,
+/// None when there was no fixed limit (a person decided when to stop).
+pub fn no_reply_summary(missing: u64, sent: u64, noun: &str, within: Option<Duration>) -> String {
+    let within = within
+        .map(|w| format!(" within {} s", w.as_secs_f64()))
+        .unwrap_or_default();
+    format!(
+        "no reply to {missing} of {sent} {noun}{}{within}",
+        plural(sent)
+    )
+}
+
+/// A client's warning about one message that got no reply in time, `no reply to
+/// line 2 from ADDR within 2 s`; `what` (which message) is None when there is
+/// only one, and then the summary at the end says it all.
+pub fn no_reply_warning(what: Option<&str>, from: &str, wait: Duration) -> String {
+    let what = what.map(|w| format!(" to {w}")).unwrap_or_default();
+    format!("no reply{what} from {from} within {} s", wait.as_secs_f64())
 }
 
 /// The data stream (stdout), shared by all threads. Every write is flushed, so a

@@ -401,6 +401,35 @@ fn every_help_page_has_examples() {
     }
 }
 
+#[test]
+fn the_echo_rule_is_told_by_the_servers_that_echo_and_only_there() {
+    const RULE: &str = "Echo and encodings: when --recv-encoding and --send-encoding are the same";
+    for (name, args, echoes) in [
+        ("tcp-server", &["--help"][..], true),
+        ("udp-echo", &["serve", "--help"][..], true),
+        ("tcp-client", &["--help"][..], false),
+        ("udp-echo", &["send", "--help"][..], false),
+        ("chat", &["listen", "--help"][..], false),
+        ("chat", &["connect", "--help"][..], false),
+    ] {
+        let help = text(&tool(name, args).stdout);
+        // (Help text is wrapped to the terminal: compare it unwrapped.)
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(flat.contains(RULE), echoes, "{name} {args:?}:\n{help}");
+        assert_eq!(
+            flat.contains("re-encoded"),
+            echoes,
+            "{name} {args:?}:\n{help}"
+        );
+        assert!(
+            flat.contains(
+                "--send-encoding <LABEL> Encoding of the text we send (overrides --encoding)"
+            ),
+            "{name} {args:?}:\n{help}"
+        );
+    }
+}
+
 /// README's commands, in prose, the lesson map and the Chinese section as
 /// well as in transcripts (which tests/readme.rs runs), use only flags the
 /// tool has: a renamed flag cannot linger in the text.
@@ -475,4 +504,87 @@ fn a_flag_in_the_wrong_place_says_where_it_goes() {
         &["--raw", "send", "127.0.0.1", "1"],
         &["--raw goes after the subcommand: udp-echo send --raw"],
     );
+}
+
+/// README's commands are written in the order the tools' help examples write
+/// them: a command with the same words as an example, in another order
+/// (`tftp-serve . --port 6969` for the help's `tftp-serve --port 6969 .`), is
+/// one more thing for a learner to wonder about.
+#[test]
+fn readme_commands_follow_the_help_examples_order() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut examples: Vec<Vec<String>> = Vec::new();
+    for name in BINARIES {
+        let mut pages = vec![vec![]];
+        pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
+        for page in pages {
+            let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
+            args.push("--help");
+            let help = text(&tool(name, &args).stdout);
+            for line in help.lines() {
+                let Some(cmd) = line.strip_prefix("  ") else {
+                    continue;
+                };
+                if !cmd.starts_with(&format!("{name} ")) {
+                    continue;
+                }
+                // The command ends where the description starts: two spaces.
+                let cmd = cmd.split("  ").next().unwrap();
+                examples.push(cmd.split_whitespace().map(str::to_owned).collect());
+            }
+        }
+    }
+    assert!(
+        examples.len() > 30,
+        "only {} examples found",
+        examples.len()
+    );
+    let sorted = |w: &[String]| {
+        let mut w = w.to_vec();
+        w.sort();
+        w
+    };
+    let mut misordered = Vec::new();
+    for line in readme.lines() {
+        let spans: Vec<&str> = match line.strip_prefix("$ ") {
+            Some(cmd) => vec![cmd],
+            None => line.split('`').skip(1).step_by(2).collect(),
+        };
+        for span in spans {
+            let words: Vec<String> = span.split_whitespace().map(str::to_owned).collect();
+            if words.len() < 3 || !BINARIES.contains(&words[0].as_str()) {
+                continue;
+            }
+            if let Some(example) = examples
+                .iter()
+                .find(|e| **e != words && sorted(e) == sorted(&words))
+            {
+                misordered.push(format!("{span}  (help: {})", example.join(" ")));
+            }
+        }
+    }
+    assert!(
+        misordered.is_empty(),
+        "README writes these in another order than the help examples:\n{}",
+        misordered.join("\n")
+    );
+}
+
+/// The lesson map's row for lesson 13 (黏包) tells what the tools show for it:
+/// one read is one record, `--timestamps`, and a datagram is one record.
+#[test]
+fn lesson_map_row_13_says_one_read_is_one_record() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| 13 |"))
+        .expect("lesson 13's row in the lesson map");
+    for needle in [
+        "one read is one record",
+        "`--timestamps`",
+        "one datagram as one record",
+        "--framing line",
+    ] {
+        assert!(row.contains(needle), "no {needle:?} in {row}");
+    }
 }

@@ -361,6 +361,61 @@ fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
     );
 }
 
+/// The first `warning:` line `srv` printed, once it has said `until`.
+fn first_warning(srv: &mut Server, until: &str) -> String {
+    srv.stderr.expect(until);
+    srv.stderr
+        .seen
+        .iter()
+        .find(|l| l.starts_with("warning:"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen))
+}
+
+#[test]
+fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
+    // One datagram of one GBK lead byte: whole, and valid nowhere.
+    let mut srv = server("udp-echo", &["--recv-encoding", "gbk"]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.send_to(b"\xc4", srv.addr).unwrap();
+    s.recv_from(&mut [0u8; 16]).unwrap();
+    let warning = srv.stderr.expect("warning:");
+    assert!(
+        warning.ends_with(
+            "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
+        ),
+        "{warning}"
+    );
+
+    // A stream that ends inside a character: the hint is about that character.
+    let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
+    let c = connect(srv.addr);
+    (&c).write_all(b"ok\xc4").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    read_all(&c);
+    let warning = first_warning(&mut srv, "disconnected");
+    assert!(
+        warning.ends_with(
+            "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
+        ),
+        "{warning}"
+    );
+    // …and when that character's bytes are whole in another encoding, it is named.
+    let mut srv = server("tcp-server", &[]);
+    let c = connect(srv.addr);
+    (&c).write_all(b"ok\xe4\xbd").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    read_all(&c);
+    let warning = first_warning(&mut srv, "disconnected");
+    assert!(
+        warning.ends_with(
+            "not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
+        ),
+        "{warning}"
+    );
+}
+
 fn client_out(args: &[&str]) -> std::process::Output {
     run(cmd("tcp-client", args), b"")
 }

@@ -1064,23 +1064,6 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
     ask();
 }
 
-/// Start one of the notes' TCP servers (kept under tests/course); its stdout
-/// and stderr as lines, once it has said `listening on ADDR`.
-fn python_server(script: &str) -> (KillOnDrop, std::net::SocketAddr, Lines, Lines) {
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script(script))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
-    (py, addr, out, err)
-}
-
 #[test]
 fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
     if !have_peer("python3") {
@@ -1145,10 +1128,24 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
     });
     let out = client(&["127.0.0.1", &port, "hello", "--wait", "0.3"]);
     assert_eq!(peer.join().unwrap(), b"hello");
+    // One failure, one line.
+    assert_eq!(
+        text(&out.stderr),
+        "tcp-client: no reply to 1 of 1 message within 0.3 s\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // Several: which ones, then how many.
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let out = client(&["127.0.0.1", &port, "a", "b", "--wait", "0.3"]);
+    assert_eq!(peer.join().unwrap(), b"ab");
     assert_eq!(
         text(&out.stderr),
         format!(
-            "warning: no reply from 127.0.0.1:{port} within 0.3 s\ntcp-client: no reply to 1 of 1 message within 0.3 s\n"
+            "warning: no reply to message 1 from 127.0.0.1:{port} within 0.3 s\n\
+             warning: no reply to message 2 from 127.0.0.1:{port} within 0.3 s\n\
+             tcp-client: no reply to 2 of 2 messages within 0.3 s\n"
         )
     );
     assert_eq!(out.status.code(), Some(1));
@@ -1159,7 +1156,7 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
 }
 
 #[test]
-fn three_messages_to_an_echo_server_take_well_under_a_second() {
+fn three_messages_to_an_echo_server_do_not_wait_2_s_each() {
     let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
     let port = echo.addr.port().to_string();
     let start = Instant::now();
@@ -1167,8 +1164,9 @@ fn three_messages_to_an_echo_server_take_well_under_a_second() {
     let took = start.elapsed();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "a\nb\nc\n");
-    // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was 6 s).
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was
+    // 6 s); the margin is for a loaded machine.
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
 #[test]

@@ -884,6 +884,17 @@ fn usage_errors_exit_2() {
             &["6969", "/srv/tftp"][..],
             "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 /srv/tftp",
         ),
+        // A number that is no port either: the same hint, and why not that number.
+        (
+            "tftp-serve",
+            &["99999"][..],
+            "no directory \"99999\" to serve, and 99999 is not a valid port either (0-65535): unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port 6969 .)",
+        ),
+        (
+            "tftp-serve",
+            &["99999", "/srv/tftp"][..],
+            "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 /srv/tftp (99999 is not a valid port either way: 0-65535)",
+        ),
         (
             "tftp-serve",
             &["up", "down"][..],

@@ -47,23 +47,6 @@ fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
     run(cmd("udp-echo", &all), input)
 }
 
-/// Start one of the notes' Python servers; it prints `listening on ADDR` on stderr.
-fn python_server(script: &str) -> (KillOnDrop, SocketAddr, Lines) {
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script(script))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
-    (py, addr, out)
-}
-
 #[test]
 fn lesson_09_send_lines_to_our_server_until_exit() {
     let mut srv = serve(&[]);
@@ -94,7 +77,7 @@ fn lesson_08_send_no_wait_into_the_notes_receiver() {
     if !have_peer("python3") {
         return;
     }
-    let (mut py, addr, mut py_out) = python_server("lesson08_udp_receive.py");
+    let (mut py, addr, mut py_out, _) = python_server("lesson08_udp_receive.py");
     let out = send(addr, &["我爱你", "--no-wait"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "");
@@ -167,7 +150,7 @@ fn lesson_09_our_send_against_the_notes_echo_server() {
     if !have_peer("python3") {
         return;
     }
-    let (_py, addr, mut py_out) = python_server("lesson09_udp_echo_server.py");
+    let (_py, addr, mut py_out, _) = python_server("lesson09_udp_echo_server.py");
     let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
@@ -241,10 +224,8 @@ fn no_echo_only_prints() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        format!(
-            "warning: no reply from {} within 0.3 s\nudp-echo: no reply to 1 of 1 datagram\n",
-            srv.addr
-        )
+        // One failure, one line.
+        "udp-echo: no reply to 1 of 1 datagram within 0.3 s\n"
     );
 }
 
@@ -295,9 +276,53 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "warning: no reply from {addr} within 1 s\nudp-echo: no reply to 1 of 2 datagrams\n"
+            "warning: no reply to line 1 from {addr} within 1 s\n\
+             late reply from {addr}: counted for line 1\n\
+             warning: no reply to line 2 from {addr} within 1 s\n\
+             udp-echo: no reply to 1 of 2 datagrams within 1 s\n"
         )
     );
+}
+
+/// `udp-echo send ADDR ARGS…` (stdin `input`) against a server that answers the
+/// first datagram only after `late` and the second 0.1 s after that.
+fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::process::Output {
+    let peer = usock();
+    let addr = peer.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (a, from) = recv(&peer);
+        thread::sleep(late);
+        peer.send_to(b"reply to a", from).unwrap();
+        let (b, from) = recv(&peer);
+        thread::sleep(Duration::from_millis(100));
+        peer.send_to(b"reply to b", from).unwrap();
+        (a, b)
+    });
+    let out = send(addr, args, input);
+    assert_eq!(server.join().unwrap(), (b"a".to_vec(), b"b".to_vec()));
+    out
+}
+
+#[test]
+fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
+    // a's reply comes 2 s after a, half a second after its --wait; b (sent when
+    // a's wait ended) is answered 0.1 s later, well within b's own wait. Both
+    // replies came while the tool ran: both shown, nothing missing.
+    let late = Duration::from_secs(2);
+    let lines = thread::spawn(move || send_to_a_slow_server(&["--wait", "1.5"], b"a\nb\n", late));
+    let args = send_to_a_slow_server(&["a", "b", "--wait", "1.5"], b"", late);
+    for (out, what) in [(lines.join().unwrap(), "line 1"), (args, "message 1")] {
+        let err = text(&out.stderr);
+        assert_eq!(text(&out.stdout), "reply to a\nreply to b\n", "{err}");
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        // Named when b is sent, then accounted for when it comes.
+        assert!(
+            err.starts_with(&format!("warning: no reply to {what} from 127.0.0.1:"))
+                && err.contains(" within 1.5 s\nlate reply from 127.0.0.1:")
+                && err.ends_with(&format!(": counted for {what}\n")),
+            "{err}"
+        );
+    }
 }
 
 #[test]

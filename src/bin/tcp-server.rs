@@ -22,7 +22,11 @@ Examples:
   tcp-server 8092 -v --timestamps              lesson 13: each read is one record, with its time
   tcp-server 0 --bind 127.0.0.1                any free port, loopback only
   tcp-server 9000 --once --raw > file          receive a file, like nc -l > file (a write error ends it with exit 1)
-  tcp-server 8080 --idle-timeout 0 --max-per-client 4   no idle limit, at most 4 connections per address";
+  tcp-server 8080 --idle-timeout 0 --max-per-client 4   no idle limit, at most 4 connections per address
+
+Echo and encodings: when --recv-encoding and --send-encoding are the same (the default),
+the echo sends back the bytes as they came, even ones that are not valid text; when they
+differ, it decodes the text and sends it back re-encoded.";
 
 #[derive(Parser)]
 #[command(name = "tcp-server", version, about = "A multi-client TCP server: prints what each client sends as [ADDR] text, one record per read (or per --framing message), and echoes or replies.", after_help = EXAMPLES)]

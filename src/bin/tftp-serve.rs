@@ -108,8 +108,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let spec = ListenSpec::parse(args.bind.as_deref(), args.port, family)?;
     if let Some(extra) = &args.extra {
         return Err(UsageError(match port_like(&args.dir) {
-            Some(port) => format!(
+            Some(PortLike::Port(port)) => format!(
                 "tftp-serve takes one DIR, and the port as --port: tftp-serve --port {port} {extra}"
+            ),
+            Some(PortLike::OutOfRange(n)) => format!(
+                "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 {extra} ({n} is not a valid port either way: {PORTS})"
             ),
             None => format!("unexpected argument \"{extra}\": tftp-serve serves one DIR"),
         })
@@ -117,9 +120,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let root = Root::new(&args.dir).map_err(|e| match port_like(&args.dir) {
         // Every other server takes the port first; here DIR comes first.
-        Some(port) if e.kind() == io::ErrorKind::NotFound => UsageError(format!(
-            "no directory \"{port}\" to serve: unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port {port} .)"
-        )),
+        Some(like) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = args.dir.display();
+            UsageError(match like {
+                PortLike::Port(port) => format!(
+                    "no directory \"{dir}\" to serve: unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port {port} .)"
+                ),
+                PortLike::OutOfRange(_) => format!(
+                    "no directory \"{dir}\" to serve, and {dir} is not a valid port either ({PORTS}): unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port 6969 .)"
+                ),
+            })
+        }
         _ => UsageError(format!(
             "cannot serve {}: {}",
             args.dir.display(),
@@ -167,9 +178,27 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// DIR when it reads as a port number (`tftp-serve 6969`).
-fn port_like(dir: &std::path::Path) -> Option<u16> {
-    dir.to_str()?.parse().ok()
+/// What ports can be, for the hints below.
+const PORTS: &str = "0-65535";
+
+/// A DIR that is all digits, as a port is typed (`tftp-serve 6969`).
+enum PortLike {
+    /// A port number.
+    Port(u16),
+    /// Digits, but beyond 65535 (`tftp-serve 99999`): not a port either.
+    OutOfRange(String),
+}
+
+/// DIR when it reads as a port number: [`PortLike`], or None.
+fn port_like(dir: &std::path::Path) -> Option<PortLike> {
+    let s = dir.to_str()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match parse_port(s) {
+        Ok(port) => PortLike::Port(port),
+        Err(_) => PortLike::OutOfRange(s.to_string()),
+    })
 }
 
 fn main() -> ExitCode {

@@ -40,7 +40,11 @@ Examples:
   udp-echo serve --recv-encoding gbk --send-encoding utf-8
                                           NetAssist on Windows (sends GBK, shows UTF-8)
   udp-echo serve 9000 --raw > out         payloads to stdout as they are (and echoed)
-  udp-echo serve 9000 --raw --no-echo > out    receive a file sent with send --raw --no-wait";
+  udp-echo serve 9000 --raw --no-echo > out    receive a file sent with send --raw --no-wait
+
+Echo and encodings: when --recv-encoding and --send-encoding are the same (the default),
+the echo sends back the bytes as they came, even ones that are not valid text; when they
+differ, it decodes the text and sends it back re-encoded.";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -53,8 +57,9 @@ Examples:
 
 Exit status: 0 when every datagram got its reply (or --no-wait); 1 when one got none
 within --wait (a missing reply to the quit word does not count); 2 for a bad command
-line. On a terminal a late reply is still shown and counted while you type the next
-line, and after the last MESSAGE until you press Enter or Ctrl-D.";
+line. A reply that comes later, while the tool still runs, is shown and counts for the
+oldest datagram without one. On a terminal, after the last MESSAGE, a missing reply is
+listened for until you press Enter or Ctrl-D.";
 
 #[derive(Parser)]
 #[command(name = "udp-echo", version, about = "UDP without a connection: an echo server that answers every sender, and a client that sends datagrams and prints the replies.", after_help = EXAMPLES)]

@@ -1126,7 +1126,7 @@ impl Session<'_> {
         }
         if bad_bytes && !self.hinted {
             self.hinted = true;
-            let (notice, log) = self.encoding_hint(line.bytes);
+            let (notice, log) = self.encoding_hint(line.bytes, !line.cut);
             self.notice(&notice);
             self.room.log.warn(format_args!("{}: {log}", self.name));
         }
@@ -1176,10 +1176,10 @@ impl Session<'_> {
     /// type in (and what to log): the `/enc` that reads it, found by trying
     /// the likely encodings on the line itself. They keep reading what they
     /// read now, so NetAssist (GBK in, UTF-8 shown) is told `/enc gbk utf-8`.
-    fn encoding_hint(&self, bytes: &[u8]) -> (String, String) {
+    fn encoding_hint(&self, bytes: &[u8], complete: bool) -> (String, String) {
         let typed = codec::display_name(self.enc);
         let start = format!("* your text is not valid {typed} (the others see \u{FFFD})");
-        match codec::suggest_encoding(self.enc, bytes) {
+        match codec::suggest_encoding(self.enc, bytes, complete) {
             Some((enc, _)) => {
                 let label = codec::label(enc);
                 let read = codec::label(self.read_enc);

@@ -62,7 +62,8 @@ use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
 use crate::hex::HexDumper;
 use crate::message::{
-    Outgoing, SendError, SendOptions, Show, Unit, invalid_bytes_warning, push_record, read_chunk,
+    Outgoing, SendError, SendOptions, Show, Unit, invalid_bytes_warning, invalid_sample_warning,
+    push_record, read_chunk,
 };
 use crate::output::{Log, Timestamps};
 use crate::shutdown::Shutdown;
@@ -1028,7 +1029,7 @@ impl UdpReader {
             if decoder.take_error_warning() {
                 view.log.warn(format_args!(
                     "{}",
-                    invalid_bytes_warning(view.encoding, &buf[..n])
+                    invalid_sample_warning(view.encoding, &buf[..n], true)
                 ));
             }
             if !deliver(view, &buf[..n], &text, tx) {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::addr::{describe_io, display_addr};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
 use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
-use crate::output::{Log, Timestamps};
+use crate::output::{Log, Timestamps, no_reply_summary, no_reply_warning, plural};
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
@@ -167,15 +167,13 @@ impl ClientSummary {
 }
 
 fn unanswered(s: &ClientSummary) -> String {
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
     let mut parts = Vec::new();
     if s.no_reply > 0 {
-        parts.push(format!(
-            "no reply to {} of {} message{} within {} s",
+        parts.push(no_reply_summary(
             s.no_reply,
             s.sent,
-            plural(s.sent),
-            s.wait.as_secs_f64()
+            "message",
+            Some(s.wait),
         ));
     }
     let reset = if s.reset {
@@ -288,8 +286,8 @@ impl Receiver {
         }
         out.write_all(&self.printed).map_err(ClientError::Output)?;
         out.flush().map_err(ClientError::Output)?;
-        if self.incoming.take_error_warning() {
-            self.warning = Some(self.incoming.error_warning());
+        if let Some(w) = self.incoming.take_error_warning() {
+            self.warning = Some(w);
         }
         if !self.incoming.mid_line() {
             self.warn_now(log);
@@ -507,10 +505,16 @@ pub fn send_messages(
             }
             if !end.replied {
                 summary.no_reply += 1;
-                log.warn(format_args!(
-                    "no reply from {addr} within {} s",
-                    cfg.wait.as_secs_f64()
-                ));
+                // One failure, one line: with a single message the summary at
+                // the end says it all; with several it says how many, and these
+                // say which.
+                if summary.messages > 1 {
+                    let what = format!("message {}", summary.sent);
+                    log.warn(format_args!(
+                        "{}",
+                        no_reply_warning(Some(&what), &addr, cfg.wait)
+                    ));
+                }
             }
             // Each reply on its own line, even when the peer sends no newline.
             rx.end_message(false, out, log)?;

@@ -698,8 +698,7 @@ impl Conn<'_> {
         if let Err(e) = written {
             return Err(self.ctx.output_failed(e));
         }
-        if self.incoming.take_error_warning() {
-            let w = self.incoming.error_warning();
+        if let Some(w) = self.incoming.take_error_warning() {
             self.ctx.log.warn(format_args!("{}: {w}", self.name));
         }
         Ok(())

@@ -374,6 +374,25 @@ pub fn course_script(name: &str) -> String {
     format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Start one of the notes' Python servers (python3 SCRIPT), which prints
+/// `listening on ADDR` on stderr first: the process, its address, its stdout
+/// and the rest of its stderr.
+pub fn python_server(script: &str) -> (KillOnDrop, SocketAddr, Lines, Lines) {
+    let mut py = KillOnDrop(
+        Command::new("python3")
+            .arg(course_script(script))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
+    let out = Lines::spawn(py.0.stdout.take().unwrap());
+    let addr = parse_listening(&err.expect("listening on")).unwrap();
+    (py, addr, out, err)
+}
+
 /// An interactive process: lines go in through `say`, stdout and stderr come
 /// back as [`Lines`]. Killed when dropped.
 pub struct Proc {
