@@ -596,8 +596,13 @@ fn bad_command_lines_are_one_line_errors() {
             "cannot be used in the room",
         ),
         (&["room", "0", "-e", "klingon"], 2, "unknown encoding"),
-        // Flags of a chat with one peer are not the room's: clap refuses them.
-        (&["room", "0", "--hex"], 2, "unexpected argument '--hex'"),
+        // Flags of a chat with one peer are not the room's: they are refused,
+        // saying where they belong.
+        (
+            &["room", "0", "--hex"],
+            2,
+            "--hex is a flag of chat listen and chat connect, not of chat room",
+        ),
         (&["room", "0", "--max-users", "0"], 2, "--max-users"),
         (&["room", "0", "--max-line", "0"], 2, "invalid size"),
     ];

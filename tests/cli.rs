@@ -430,41 +430,56 @@ fn the_echo_rule_is_told_by_the_servers_that_echo_and_only_there() {
     }
 }
 
+/// README.md as text.
+fn readme() -> String {
+    fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// README's commands of our tools: inline `code` spans and the `$ ` lines of
+/// its console blocks that start with one of [`BINARIES`].
+fn readme_commands(readme: &str) -> Vec<&str> {
+    readme
+        .lines()
+        .flat_map(|line| match line.strip_prefix("$ ") {
+            Some(cmd) => vec![cmd],
+            None => line.split('`').skip(1).step_by(2).collect(),
+        })
+        .filter(|span| {
+            span.split_whitespace()
+                .next()
+                .is_some_and(|w| BINARIES.contains(&w))
+        })
+        .collect()
+}
+
 /// README's commands, in prose, the lesson map and the Chinese section as
 /// well as in transcripts (which tests/readme.rs runs), use only flags the
 /// tool has: a renamed flag cannot linger in the text.
 #[test]
 fn readme_commands_use_only_real_flags() {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme();
     let known: Vec<(&str, BTreeSet<String>)> = BINARIES.iter().map(|&b| (b, flags(b).0)).collect();
     let mut checked = 0;
     let mut unknown = Vec::new();
-    for line in readme.lines() {
-        // Inline `code` spans, and `$ ` lines of the console blocks.
-        let spans: Vec<&str> = match line.strip_prefix("$ ") {
-            Some(cmd) => vec![cmd],
-            None => line.split('`').skip(1).step_by(2).collect(),
+    for span in readme_commands(&readme) {
+        let mut words = span.split_whitespace();
+        let Some((tool, long)) = words
+            .next()
+            .and_then(|w| known.iter().find(|(b, _)| *b == w))
+        else {
+            continue;
         };
-        for span in spans {
-            let mut words = span.split_whitespace();
-            let Some((tool, long)) = words
-                .next()
-                .and_then(|w| known.iter().find(|(b, _)| *b == w))
-            else {
+        for word in words.take_while(|w| !matches!(*w, "|" | ">" | "<" | "#" | "&&")) {
+            let Some(flag) = word.strip_prefix("--") else {
                 continue;
             };
-            for word in words.take_while(|w| !matches!(*w, "|" | ">" | "<" | "#" | "&&")) {
-                let Some(flag) = word.strip_prefix("--") else {
-                    continue;
-                };
-                let flag = flag.split('=').next().unwrap();
-                if flag.is_empty() || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                    continue;
-                }
-                checked += 1;
-                if !long.contains(flag) {
-                    unknown.push(format!("{tool} --{flag}: {span}"));
-                }
+            let flag = flag.split('=').next().unwrap();
+            if flag.is_empty() || !flag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                continue;
+            }
+            checked += 1;
+            if !long.contains(flag) {
+                unknown.push(format!("{tool} --{flag}: {span}"));
             }
         }
     }
@@ -512,7 +527,7 @@ fn a_flag_in_the_wrong_place_says_where_it_goes() {
 /// one more thing for a learner to wonder about.
 #[test]
 fn readme_commands_follow_the_help_examples_order() {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme();
     let mut examples: Vec<Vec<String>> = Vec::new();
     for name in BINARIES {
         let mut pages = vec![vec![]];
@@ -545,22 +560,16 @@ fn readme_commands_follow_the_help_examples_order() {
         w
     };
     let mut misordered = Vec::new();
-    for line in readme.lines() {
-        let spans: Vec<&str> = match line.strip_prefix("$ ") {
-            Some(cmd) => vec![cmd],
-            None => line.split('`').skip(1).step_by(2).collect(),
-        };
-        for span in spans {
-            let words: Vec<String> = span.split_whitespace().map(str::to_owned).collect();
-            if words.len() < 3 || !BINARIES.contains(&words[0].as_str()) {
-                continue;
-            }
-            if let Some(example) = examples
-                .iter()
-                .find(|e| **e != words && sorted(e) == sorted(&words))
-            {
-                misordered.push(format!("{span}  (help: {})", example.join(" ")));
-            }
+    for span in readme_commands(&readme) {
+        let words: Vec<String> = span.split_whitespace().map(str::to_owned).collect();
+        if words.len() < 3 {
+            continue;
+        }
+        if let Some(example) = examples
+            .iter()
+            .find(|e| **e != words && sorted(e) == sorted(&words))
+        {
+            misordered.push(format!("{span}  (help: {})", example.join(" ")));
         }
     }
     assert!(
@@ -574,7 +583,7 @@ fn readme_commands_follow_the_help_examples_order() {
 /// one read is one record, `--timestamps`, and a datagram is one record.
 #[test]
 fn lesson_map_row_13_says_one_read_is_one_record() {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = readme();
     let row = readme
         .lines()
         .find(|l| l.starts_with("| 13 |"))
