@@ -625,7 +625,10 @@ fn elsewhere_hint(cmd: &clap::Command, args: &[std::ffi::OsString], flag: &str) 
             Some((i, name))
         })
         .unzip();
-    let before = words.iter().position(|w| w.starts_with(flag)) < at;
+    let before = matches!(
+        (words.iter().position(|w| w.starts_with(flag)), at),
+        (Some(p), Some(a)) if p < a
+    );
     let list = |names: &[&str]| {
         let names: Vec<String> = names.iter().map(|n| format!("{prog} {n}")).collect();
         match names.split_last() {
