@@ -175,7 +175,7 @@ fn timestamps_on_udp_echo_serve_and_send() {
 }
 
 #[test]
-fn tcp_client_shows_a_stream_but_with_timestamps_each_read_is_a_record() {
+fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
     // A peer that answers with two lines in one write, then closes.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
@@ -188,7 +188,13 @@ fn tcp_client_shows_a_stream_but_with_timestamps_each_read_is_a_record() {
             (&s).write_all(b"one\ntwo\n").unwrap();
         })
     };
-    // Without: the bytes as they came, as nc shows them (and a pipe gets them).
+    // Duplex mode (nc's job): the bytes as they came, for a pipe or a file.
+    let p = peer();
+    let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hi");
+    p.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"one\ntwo\n");
+    // A MESSAGE's reply is for reading: one read, one record (lesson 13).
     let p = peer();
     let out = run(
         cmd("tcp-client", &["127.0.0.1", &port, "hi", "--wait", "5"]),
@@ -196,8 +202,8 @@ fn tcp_client_shows_a_stream_but_with_timestamps_each_read_is_a_record() {
     );
     p.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(out.stdout, b"one\ntwo\n");
-    // With: a record, its time in front.
+    assert_eq!(text(&out.stdout), "one\n│ two\n└ 8 bytes in one read\n");
+    // With --timestamps: the record's time in front.
     let p = peer();
     let mut c = cmd(
         "tcp-client",

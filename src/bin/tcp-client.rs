@@ -25,7 +25,7 @@ closed the connection); 1 when a message got no reply within --wait, or the serv
 closed the connection without replying; 2 for a bad command line.";
 
 #[derive(Parser)]
-#[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies (as the byte stream they are, like nc; with --timestamps one record per read), or pipe stdin/stdout through the connection.", after_help = EXAMPLES)]
+#[command(name = "tcp-client", version, about = "Connect to a TCP server: send messages and print the replies (one record per read, lesson 13), or pipe stdin/stdout through the connection like nc (the byte stream as it is; --timestamps makes each read a record).", after_help = EXAMPLES)]
 struct Args {
     /// Server host name or address (also HOST:PORT or [IPv6]:PORT).
     host: String,

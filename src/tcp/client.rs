@@ -229,9 +229,14 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn new(cfg: &ClientConfig, addr: String) -> Self {
+    /// `records`: show each read as a record of its own (lesson 13), as in
+    /// message mode, whose replies are for reading; without it (duplex mode,
+    /// nc's job) what arrives is the byte stream it is, unless `--timestamps`
+    /// asks for records.
+    fn new(cfg: &ClientConfig, addr: String, records: bool) -> Self {
+        let head = records.then(String::new);
         Receiver {
-            incoming: Incoming::new(cfg.show, None).with_timestamps(cfg.stamps.clone()),
+            incoming: Incoming::new(cfg.show, head).with_timestamps(cfg.stamps.clone()),
             deframer: (cfg.framing != Framing::Raw)
                 .then(|| Deframer::new(cfg.framing, cfg.max_frame)),
             buf: vec![0u8; 64 * 1024],
@@ -470,7 +475,7 @@ pub fn send_messages(
     log: &Log,
 ) -> Result<ClientSummary, ClientError> {
     let addr = peer_name(stream);
-    let mut rx = Receiver::new(cfg, addr.clone());
+    let mut rx = Receiver::new(cfg, addr.clone(), true);
     let mut summary = ClientSummary {
         messages: (wires.len() * cfg.repeat.max(1) as usize) as u64,
         wait: cfg.wait,
@@ -620,7 +625,7 @@ where
         && cfg.stamps.is_none()
         && cfg.framing == Framing::Raw
         && !log.is_verbose();
-    let mut rx = Receiver::new(cfg, addr.clone());
+    let mut rx = Receiver::new(cfg, addr.clone(), false);
     loop {
         let step = if passthrough {
             copy_through(stream, out, &addr)
