@@ -3,7 +3,7 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ fn loopback_listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
-fn accept(l: &TcpListener) -> std::net::TcpStream {
+fn accept(l: &TcpListener) -> TcpStream {
     l.set_nonblocking(false).unwrap();
     let (s, _) = l.accept().unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -30,16 +30,22 @@ fn client(args: &[&str]) -> std::process::Output {
 /// A peer for one client: accept, read `n` bytes, answer `reply`, then read until
 /// the client closes. Returns the port to dial and, on join, the `n` bytes read.
 fn one_shot_peer(n: usize, reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    one_peer(move |s| {
         let got = read_n(&s, n);
         (&s).write_all(reply).unwrap();
         assert!(read_all(&s).is_empty(), "client sent more than expected");
         got
-    });
-    (port, peer)
+    })
+}
+
+/// A peer on a free loopback port that takes one connection and hands it to
+/// `talk`: the port to give the client, and the thread with `talk`'s result.
+fn one_peer<T: Send + 'static>(
+    talk: impl FnOnce(TcpStream) -> T + Send + 'static,
+) -> (String, thread::JoinHandle<T>) {
+    let l = loopback_listener();
+    let port = l.local_addr().unwrap().port().to_string();
+    (port, thread::spawn(move || talk(accept(&l))))
 }
 
 #[test]
@@ -132,10 +138,7 @@ fn echo_is_byte_exact_through_duplex_client() {
 
 #[test]
 fn stdin_eof_half_closes_and_reply_still_arrives() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         // The client's half-close shows up as end of stream (lesson 05: recv → b'')...
         let got = read_all(&s);
         // ...yet its read side is still open for our answer.
@@ -150,10 +153,7 @@ fn stdin_eof_half_closes_and_reply_still_arrives() {
 
 #[test]
 fn no_shutdown_keeps_write_side_open_until_peer_closes() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         assert_eq!(read_n(&s, 3), b"hi\n");
         // With --no-shutdown the client never sends FIN: a short read times out.
         s.set_read_timeout(Some(Duration::from_millis(300)))
@@ -385,9 +385,7 @@ fn client_line_framing_prints_each_frame_on_its_line() {
 
 #[test]
 fn repeat_resends_messages() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let (port, peer) = one_peer(|s| read_all(&s));
     let out = client(&[
         "127.0.0.1",
         &port,
@@ -405,9 +403,7 @@ fn repeat_resends_messages() {
 
 #[test]
 fn crlf_and_transcoding_in_duplex_mode() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let (port, peer) = one_peer(|s| read_all(&s));
     let out = run(
         cmd(
             "tcp-client",
@@ -421,10 +417,7 @@ fn crlf_and_transcoding_in_duplex_mode() {
 
 #[test]
 fn idle_timeout_gives_up_on_silent_peer() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         // Stay silent and keep the connection open until the client leaves.
         read_all(&s)
     });
@@ -1088,10 +1081,7 @@ fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
 #[test]
 fn a_server_that_closes_or_resets_without_replying_fails_with_exit_1() {
     // Closes after reading: the client sees end of stream.
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         read_n(&s, 5);
     });
     let out = client(&["127.0.0.1", &port, "hello"]);
@@ -1103,10 +1093,7 @@ fn a_server_that_closes_or_resets_without_replying_fails_with_exit_1() {
     assert_eq!(out.status.code(), Some(1));
 
     // Closes with the message unread: its kernel resets the connection.
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         let mut b = [0u8; 1];
         s.peek(&mut b).unwrap();
     });
@@ -1121,10 +1108,7 @@ fn a_server_that_closes_or_resets_without_replying_fails_with_exit_1() {
 
 #[test]
 fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         // Read, never answer, and stay until the client closes.
         read_all(&s)
     });
@@ -1137,9 +1121,7 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
     );
     assert_eq!(out.status.code(), Some(1));
     // Several: which ones, then how many.
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || read_all(&accept(&l)));
+    let (port, peer) = one_peer(|s| read_all(&s));
     let out = client(&["127.0.0.1", &port, "a", "b", "--wait", "0.3"]);
     assert_eq!(peer.join().unwrap(), b"ab");
     assert_eq!(
@@ -1173,10 +1155,7 @@ fn three_messages_to_an_echo_server_do_not_wait_2_s_each() {
 
 #[test]
 fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
-    let l = loopback_listener();
-    let port = l.local_addr().unwrap().port().to_string();
-    let peer = thread::spawn(move || {
-        let s = accept(&l);
+    let (port, peer) = one_peer(move |s| {
         read_n(&s, 2);
         // A server that thinks for half a second, then answers in two pieces.
         thread::sleep(Duration::from_millis(500));
