@@ -56,18 +56,30 @@ fn subcommands(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each `--help` page of `name`, its subcommands' included: the page's name
+/// (`udp-echo serve`) and its text.
+fn help_pages(name: &str) -> Vec<(String, String)> {
+    let mut pages = vec![vec![]];
+    pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
+    pages
+        .into_iter()
+        .map(|page| {
+            let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
+            args.push("--help");
+            let out = tool(name, &args);
+            assert!(out.status.success(), "{name} {args:?}");
+            let title = [name].into_iter().chain(page.iter().map(String::as_str));
+            (title.collect::<Vec<_>>().join(" "), text(&out.stdout))
+        })
+        .collect()
+}
+
 /// Every long flag (`recv-encoding`, without dashes) and short letter the
 /// binary's `--help` pages show, its subcommands' included.
 fn flags(name: &str) -> (BTreeSet<String>, BTreeSet<char>) {
-    let mut pages = vec![vec![]];
-    pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
     let (mut long, mut short) = (BTreeSet::new(), BTreeSet::new());
-    for page in pages {
-        let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
-        args.push("--help");
-        let out = tool(name, &args);
-        assert!(out.status.success(), "{name} {args:?}");
-        for line in text(&out.stdout).lines() {
+    for (_, help) in help_pages(name) {
+        for line in help.lines() {
             // Option lines: "  -x, --hex", "      --send-hex", "  -4".
             let Some(rest) = line.strip_prefix("  ") else {
                 continue;
@@ -377,14 +389,7 @@ fn subcommands_answer_version() {
 #[test]
 fn every_help_page_has_examples() {
     for name in BINARIES {
-        let mut pages = vec![vec![]];
-        pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
-        for page in pages {
-            let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
-            args.push("--help");
-            let out = tool(name, &args);
-            assert!(out.status.success(), "{name} {args:?}");
-            let help = text(&out.stdout);
+        for (page, help) in help_pages(name) {
             let examples: Vec<&str> = help
                 .lines()
                 .skip_while(|l| l.trim() != "Examples:")
@@ -395,7 +400,7 @@ fn every_help_page_has_examples() {
                 examples
                     .iter()
                     .any(|l| l.trim_start().starts_with(&format!("{name} "))),
-                "{name} {args:?}: no Examples section with a {name} command:\n{help}"
+                "{page} --help: no Examples section with a {name} command:\n{help}"
             );
         }
     }
@@ -530,12 +535,7 @@ fn readme_commands_follow_the_help_examples_order() {
     let readme = readme();
     let mut examples: Vec<Vec<String>> = Vec::new();
     for name in BINARIES {
-        let mut pages = vec![vec![]];
-        pages.extend(subcommands(name).into_iter().map(|s| vec![s]));
-        for page in pages {
-            let mut args: Vec<&str> = page.iter().map(String::as_str).collect();
-            args.push("--help");
-            let help = text(&tool(name, &args).stdout);
+        for (_, help) in help_pages(name) {
             for line in help.lines() {
                 let Some(cmd) = line.strip_prefix("  ") else {
                     continue;
