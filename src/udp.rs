@@ -2028,6 +2028,21 @@ mod tests {
     }
 
     /// Wait until `buf` holds `needle` (what the client printed or logged).
+    /// The person at the other end: takes a datagram, and answers it with
+    /// `reply` only once `log` shows the client gave up waiting and listens on.
+    fn answer_once_warned(
+        peer: UdpSocket,
+        log: &SharedBuf,
+        reply: &'static [u8],
+    ) -> thread::JoinHandle<()> {
+        let log = log.clone();
+        thread::spawn(move || {
+            let (_, from) = recv(&peer);
+            wait_for(&log, "still listening");
+            peer.send_to(reply, from).unwrap();
+        })
+    }
+
     fn wait_for(buf: &SharedBuf, needle: &str) {
         let deadline = Instant::now() + T;
         while !buf.text().contains(needle) {
@@ -2141,13 +2156,8 @@ mod tests {
         let peer = sock();
         let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let l = log.clone();
         // A person at the other end reads line 1 and takes their time to answer.
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            wait_for(&l, "still listening");
-            peer.send_to("我是人".as_bytes(), from).unwrap();
-        });
+        let server = answer_once_warned(peer, &log, "我是人".as_bytes());
         let o = out.clone();
         let stdin = Typing {
             first: Cursor::new(b"hello\n".to_vec()),
@@ -2179,12 +2189,7 @@ mod tests {
         let peer = sock();
         let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let l = log.clone();
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            wait_for(&l, "still listening");
-            peer.send_to(b"typed by hand", from).unwrap();
-        });
+        let server = answer_once_warned(peer, &log, b"typed by hand");
         let (keys, typed) = io::pipe().unwrap();
         let cfg = SendConfig {
             wait: Some(Duration::from_millis(200)),
