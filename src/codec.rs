@@ -28,6 +28,7 @@
 //! * [`suggest_encoding`] finds which common encoding some bytes that were
 //!   not valid in the chosen one do decode in, so a warning can name it.
 
+use crate::error::Blame;
 use encoding_rs::{CoderResult, Decoder, Encoder, EncoderResult, UTF_8, UTF_16BE, UTF_16LE};
 
 /// Re-exported so callers can name encodings (`&'static Encoding`) without
@@ -93,6 +94,14 @@ pub enum CodecError {
         /// Name of the target encoding, e.g. `"GBK"`.
         encoding: &'static str,
     },
+}
+
+/// Every codec error is about input the user gave: an unknown label, or a message
+/// that cannot be encoded under `--strict-encoding`.
+impl Blame for CodecError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 /// Looks up an encoding by any of its WHATWG labels.

@@ -28,6 +28,7 @@
 //!
 //! [`encode_frame`] is the sending side: it adds the framing to a payload.
 
+use crate::error::Blame;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
@@ -36,7 +37,8 @@ use std::ops::Range;
 /// How a byte stream is cut into messages.
 ///
 /// Used as a command-line value (`--framing raw|line|len`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Framing {
     /// Whatever one read() returns is one message (what the course's Python does; shows sticky packets)
     #[default]
@@ -101,6 +103,13 @@ pub enum FrameError {
     },
     /// I/O error from the reader.
     Io(#[from] io::Error),
+}
+
+/// A frame too large or cut short is the peer's doing, not the command line's.
+impl Blame for FrameError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 // The message depends on more than one field, so Display is written by hand

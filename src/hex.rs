@@ -6,6 +6,8 @@
 //! UTF-8 "你好". Hex mode also lets a learner send exact bytes (a `0d 0a` line
 //! ending, a binary protocol header) that are awkward to type as text.
 
+use crate::error::Blame;
+
 /// Why a hex string could not be parsed.
 ///
 /// Positions count *characters* (not bytes) from 1, the way a person counts
@@ -30,6 +32,13 @@ pub enum HexError {
         /// 1-based character position of the digit without a partner.
         position: usize,
     },
+}
+
+/// Hex comes from the user (`--send-hex`).
+impl Blame for HexError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 /// Is `ch` one of the characters allowed between groups of hex digits?

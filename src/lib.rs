@@ -33,8 +33,10 @@
 
 pub mod addr;
 pub mod chat;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod codec;
+pub mod error;
 pub mod framing;
 pub mod hex;
 pub mod message;
@@ -44,3 +46,5 @@ pub mod shutdown;
 pub mod tcp;
 pub mod tftp;
 pub mod udp;
+
+pub use error::{Blame, Error, UsageError};

@@ -37,6 +37,7 @@ use std::io::{self, BufRead};
 use unicode_width::UnicodeWidthStr;
 
 use crate::codec::{self, CodecError, Encoding, TextDecoder, TextEncoder, Unmappable};
+use crate::error::Blame;
 use crate::framing::{self, FrameError, Framing};
 use crate::hex::{self, HexDumper, HexError};
 use crate::output::Timestamps;
@@ -581,6 +582,15 @@ pub enum SendError {
     /// A message too large for its frame.
     #[error("{0}")]
     Frame(#[from] FrameError),
+}
+
+impl Blame for SendError {
+    fn is_usage(&self) -> bool {
+        match self {
+            SendError::Hex(_) | SendError::Codec(_) => true,
+            SendError::Frame(e) => e.is_usage(),
+        }
+    }
 }
 
 /// The bytes for one message, and any characters that had to be replaced by `?`.

@@ -45,6 +45,13 @@ pub struct BindError {
     pub holder: Option<PortHolder>,
 }
 
+/// A port in use or below 1024 is the world's answer to a valid command line.
+impl crate::error::Blame for BindError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 impl BindError {
     fn new(addr: SocketAddr, error: io::Error, proto: Proto) -> Self {
         let holder = (error.kind() == io::ErrorKind::AddrInUse)

@@ -157,11 +157,10 @@ impl Output {
 #[error("cannot write to stdout: {0}")]
 pub struct StdoutError(#[source] pub io::Error);
 
-impl StdoutError {
-    /// As an `io::Error` of the same kind, so a broken pipe is still
-    /// recognised as one ([`crate::cli::report`] exits 0 quietly then).
-    pub fn into_io(self) -> io::Error {
-        io::Error::new(self.0.kind(), self)
+/// Stdout is the user's file or pipe, not their command line.
+impl crate::error::Blame for StdoutError {
+    fn is_usage(&self) -> bool {
+        false
     }
 }
 

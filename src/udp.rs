@@ -53,8 +53,8 @@ use nix::sys::socket::{
 };
 
 use crate::addr::{AddrError, Family, Target, describe_io, display_addr, resolve};
-use crate::cli::UsageError;
 use crate::codec::{self, Encoding};
+use crate::error::{Blame, UsageError};
 use crate::message::{
     Echo, Incoming, Outgoing, SendError, SendOptions, Show, read_chunk, read_chunk_until,
 };
@@ -154,6 +154,17 @@ pub enum UdpError {
         /// How long each reply was waited for (None: no fixed limit).
         wait: Option<Duration>,
     },
+}
+
+impl Blame for UdpError {
+    fn is_usage(&self) -> bool {
+        match self {
+            UdpError::Addr(e) => e.is_usage(),
+            UdpError::Message(e) => e.is_usage(),
+            UdpError::Usage(_) => true,
+            _ => false,
+        }
+    }
 }
 
 fn send_hint(error: &io::Error, broadcast: bool) -> &'static str {
@@ -1882,7 +1893,7 @@ mod tests {
             &Shutdown::new(),
         )
         .unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.is_usage(), "{err}");
         assert_eq!(log.text(), "");
     }
 
@@ -1985,7 +1996,7 @@ mod tests {
         assert_eq!((summary.sent, summary.missing), (2, 1));
         let err = summary.check().unwrap_err();
         assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams within 1 s");
-        assert!(!crate::cli::is_usage(&err));
+        assert!(!err.is_usage());
     }
 
     #[test]
@@ -2328,7 +2339,7 @@ mod tests {
         };
         let (r, _, _) = run_send(sock().local_addr().unwrap(), &[], b"", &cfg);
         let err = r.unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.is_usage(), "{err}");
         assert!(
             err.to_string()
                 .starts_with("--size 65508: 65508 bytes is more than one UDP datagram can carry"),
@@ -2374,7 +2385,7 @@ mod tests {
         let long = "x".repeat(MAX_PAYLOAD_V4 + 1);
         let (r, _, _) = run_send(addr, &["ok", &long], b"", &SendConfig::default());
         let err = r.unwrap_err();
-        assert!(crate::cli::is_usage(&err));
+        assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
             "message 2: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)"
@@ -2429,7 +2440,7 @@ mod tests {
             err.to_string(),
             "cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)"
         );
-        assert!(!crate::cli::is_usage(&err));
+        assert!(!err.is_usage());
     }
 
     #[test]

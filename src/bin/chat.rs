@@ -9,8 +9,9 @@ use socktools::addr::{self, Family, display_addr, parse_port};
 use socktools::chat::editor::{LineEditor, Screen};
 use socktools::chat::room::{self, RoomConfig};
 use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
-use socktools::cli::{self, CommonArgs, UsageError, parse_seconds, parse_size};
+use socktools::cli::{self, CommonArgs, parse_seconds, parse_size};
 use socktools::codec::{Encoding, parse_label};
+use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
 use socktools::output::{Log, Output, Timestamps, Verbosity};
@@ -224,7 +225,7 @@ impl RoomArgs {
         }
     }
 
-    fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+    fn run(&self, shutdown: &Shutdown) -> Result<(), Error> {
         let family = Family::from_flags(self.ipv4, self.ipv6);
         let spec = ListenSpec::parse(self.bind.as_deref(), self.port, family)?;
         let listener = tcp_listener(spec)?;
@@ -255,7 +256,7 @@ impl Peer<'_> {
 }
 
 /// The socket to chat over; None when Ctrl-C came before a peer did.
-fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Link>> {
+fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> Result<Option<Link>, Error> {
     let family = peer.chat().common.family();
     match peer {
         Peer::Listen(a) => {
@@ -316,7 +317,7 @@ fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Resul
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let peer = match &args.command {
@@ -388,7 +389,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("chat", e.as_ref()),
+        Err(e) => cli::report("chat", &e),
     }
 }
 

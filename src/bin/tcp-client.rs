@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds};
+use socktools::error::Error;
 use socktools::output::Log;
 use socktools::tcp::client::{self, ClientConfig};
 
@@ -73,7 +74,7 @@ struct Args {
     common: CommonArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let log = Log::stderr(args.common.verbosity());
     let words: Vec<String> = std::iter::once(args.host)
         .chain(args.port)
@@ -117,6 +118,6 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tcp-client", e.as_ref()),
+        Err(e) => cli::report("tcp-client", &e),
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
+use socktools::error::Error;
 use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
 use socktools::output::{Log, Output};
 use socktools::shutdown::Shutdown;
@@ -90,7 +91,7 @@ struct Args {
     common: CommonArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let family = args.common.family();
     let reply = match (args.reply, args.sink, args.stdin, args.echo) {
         (Some(text), ..) => Reply::Text(text),
@@ -135,6 +136,6 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tcp-server", e.as_ref()),
+        Err(e) => cli::report("tcp-server", &e),
     }
 }

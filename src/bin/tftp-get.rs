@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use socktools::addr::describe_io;
-use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
+use socktools::cli::{self, TftpArgs, TransferProgress};
+use socktools::error::{Error, UsageError};
 use socktools::output::Log;
 use socktools::tftp::client::{self, ClientError};
 use socktools::tftp::local::LocalFile;
@@ -49,7 +50,7 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Result<()> {
+fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> Result<(), Error> {
     if let Some(extra) = &args.extra {
         return Err(UsageError(match args.remote.parse::<u16>() {
             Ok(port) => format!(
@@ -91,9 +92,9 @@ fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Resul
         cli::stop_on_signals(stop, file.temp_path())?;
         let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)
             .map_err(|e| match e {
-                ClientError::Transfer(TransferError::File { error, .. }) => {
-                    anyhow::anyhow!("cannot write {}: {}", local.display(), describe_io(&error))
-                }
+                ClientError::Transfer(TransferError::File { error, .. }) => Error::runtime(
+                    format!("cannot write {}: {}", local.display(), describe_io(&error)),
+                ),
                 other => other.into(),
             })?;
         if let Err(e) = file.commit() {
@@ -131,6 +132,6 @@ fn main() -> ExitCode {
                 "the server was told, and no file was written or changed"
             },
         ),
-        Err(e) => cli::report("tftp-get", e.as_ref()),
+        Err(e) => cli::report("tftp-get", &e),
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use socktools::addr::{Family, parse_port};
-use socktools::cli::{self, UsageError, parse_seconds, parse_size};
+use socktools::cli::{self, parse_seconds, parse_size};
+use socktools::error::{Error, UsageError};
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Log, Verbosity};
 use socktools::shutdown::Shutdown;
@@ -103,7 +104,7 @@ struct Args {
     verbose: u8,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let family = Family::from_flags(args.ipv4, args.ipv6);
     let spec = ListenSpec::parse(args.bind.as_deref(), args.port, family)?;
     if let Some(extra) = &args.extra {
@@ -154,7 +155,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.trace = args.trace || args.verbose >= 2;
     let socket = udp_socket(spec).map_err(|e| {
         if e.error.kind() == io::ErrorKind::PermissionDenied && e.addr.port() < 1024 {
-            anyhow::anyhow!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port())
+            Error::runtime(format!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port()))
         } else {
             e.into()
         }
@@ -204,6 +205,6 @@ fn port_like(dir: &std::path::Path) -> Option<PortLike> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tftp-serve", e.as_ref()),
+        Err(e) => cli::report("tftp-serve", &e),
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socktools::addr::{parse_port, parse_target_args};
-use socktools::cli::{self, CommonArgs, UsageError, parse_seconds};
+use socktools::cli::{self, CommonArgs, parse_seconds};
 use socktools::codec::{Encoding, parse_label};
+use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Log, Output};
@@ -194,7 +195,7 @@ fn check_raw(common: &CommonArgs, sending: bool) -> Result<(), UsageError> {
     }
 }
 
-fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, common: &CommonArgs) -> Result<(), Error> {
     let family = common.family();
     let reply = match (args.reply, args.no_echo) {
         (Some(text), _) => Reply::Text(text),
@@ -231,7 +232,7 @@ fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
+fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
     let log = Log::stderr(common.verbosity());
     let words: Vec<String> = std::iter::once(args.host)
         .chain(args.port)
@@ -284,6 +285,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("udp-echo", e.as_ref()),
+        Err(e) => cli::report("udp-echo", &e),
     }
 }

@@ -88,8 +88,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
-use crate::cli::UsageError;
 use crate::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable};
+use crate::error::{Blame, UsageError};
 use crate::message::{escape, is_invisible, push_visible};
 use crate::net::{Places, Slot};
 use crate::output::{Log, Output, Timestamps};
@@ -179,6 +179,12 @@ pub enum RoomError {
     /// The listening socket or a thread could not be set up.
     #[error("cannot start the room: {}", describe_io(.0))]
     Io(io::Error),
+}
+
+impl Blame for RoomError {
+    fn is_usage(&self) -> bool {
+        matches!(self, RoomError::Usage(_))
+    }
 }
 
 /// What happened while the room was open, printed when it closes.
@@ -2022,7 +2028,7 @@ mod tests {
             &Shutdown::new(),
         )
         .unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.is_usage(), "{err}");
         assert_eq!(log.text(), "");
     }
 }

@@ -60,6 +60,7 @@ use crate::addr::{describe_io, display_addr};
 use crate::chat::editor::{Keyboard, LineEditor, Screen, Typed};
 use crate::chat::room;
 use crate::codec::{Encoding, TextDecoder};
+use crate::error::Blame;
 use crate::hex::HexDumper;
 use crate::message::{
     Outgoing, SendError, SendOptions, Show, Unit, invalid_bytes_warning, invalid_sample_warning,
@@ -92,7 +93,8 @@ const MAX_LINE: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What ends each line we send (`--eol`; without it, see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Eol {
     /// Nothing: what the notes' peers expect (they compare a whole `recv()` with `'exit'`).
     None,
@@ -228,6 +230,15 @@ pub enum ChatError {
     /// Writing to the screen failed.
     #[error("writing output: {0}")]
     Output(#[source] io::Error),
+}
+
+impl Blame for ChatError {
+    fn is_usage(&self) -> bool {
+        match self {
+            ChatError::Message(e) => e.is_usage(),
+            _ => false,
+        }
+    }
 }
 
 enum Event {

@@ -24,6 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
+use crate::error::Blame;
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
 use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
 use crate::output::{Log, Timestamps, no_reply_summary, no_reply_warning, plural};
@@ -123,6 +124,16 @@ pub enum ClientError {
         /// What was wrong.
         why: String,
     },
+}
+
+impl Blame for ClientError {
+    fn is_usage(&self) -> bool {
+        match self {
+            ClientError::Connect(e) => e.is_usage(),
+            ClientError::Message(e) => e.is_usage(),
+            _ => false,
+        }
+    }
 }
 
 /// What a client run did.

@@ -37,8 +37,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
-use crate::cli::UsageError;
 use crate::codec::Encoding;
+use crate::error::{Blame, UsageError};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
 use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
@@ -407,20 +407,40 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// What stops [`serve`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `--reply` text that `--strict-encoding` refuses.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// Stdout could not be written: the server stopped rather than lose what arrives.
+    #[error(transparent)]
+    Stdout(#[from] StdoutError),
+    /// The listening socket failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Blame for Error {
+    fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
+    }
+}
+
 /// Run a server on `listener` until `--once` is done or `shutdown` is triggered.
 ///
 /// Prints `listening on ADDR` first (scripts and tests wait for that line), then
 /// serves; returns the totals, which it has also logged. If stdout could not be
-/// written, the server stops and the error is a [`StdoutError`] (as an
-/// `io::Error` of the same kind, so a broken pipe is still one).
+/// written, the server stops with [`Error::Stdout`].
 pub fn serve(
     listener: TcpListener,
     mut cfg: ServerConfig,
     io: ServerIo,
     shutdown: &Shutdown,
-) -> io::Result<Summary> {
+) -> Result<Summary, Error> {
     let local = listener.local_addr()?;
-    check_reply_text(&cfg, &io.log).map_err(io::Error::other)?;
+    check_reply_text(&cfg, &io.log)?;
     io.log.always(format_args!("listening on {local}"));
     // Only the accept loop serves clients side by side; --once and --stdin serve one.
     if let Some(limit) = cfg.fd_limit
@@ -474,7 +494,7 @@ pub fn serve(
     let summary = ctx.counters.summary();
     ctx.log.info(format_args!("{summary}"));
     match lock(&ctx.out_failed).take() {
-        Some(e) => Err(StdoutError(e).into_io()),
+        Some(e) => Err(StdoutError(e).into()),
         None => Ok(summary),
     }
 }
@@ -1186,9 +1206,12 @@ mod tests {
             0
         );
         let err = server.join().unwrap().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert!(
+            matches!(&err, Error::Stdout(e) if e.0.kind() == io::ErrorKind::StorageFull),
+            "{err:?}"
+        );
         assert_eq!(
-            crate::cli::one_line(&err),
+            crate::error::one_line(&err),
             "cannot write to stdout: No space left on device (os error 28)"
         );
         let log = log.text();
@@ -1217,7 +1240,7 @@ mod tests {
             stdin: None,
         };
         let err = serve(listener, cfg, io, &Shutdown::new()).unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.is_usage(), "{err}");
         assert!(err.to_string().contains("U+1F600"), "{err}");
         assert_eq!(log.text(), "");
     }

@@ -116,6 +116,13 @@ pub enum ClientError {
     Socket(#[source] io::Error),
 }
 
+/// A TFTP transfer fails because of the network, the server or a file, never the flags.
+impl crate::error::Blame for ClientError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// What a finished transfer reports.
 #[derive(Debug, Clone)]
 pub struct Report {

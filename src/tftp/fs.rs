@@ -76,6 +76,13 @@ pub enum PathError {
     Io(#[source] io::Error),
 }
 
+/// A name a client asked for: the client's problem, not the server operator's command line.
+impl crate::error::Blame for PathError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// One line describing an I/O error, without std's ` (os error N)` suffix:
 /// "Permission denied (os error 13)" becomes "permission denied".
 fn describe(err: &io::Error) -> String {

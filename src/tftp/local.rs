@@ -50,6 +50,13 @@ pub enum LocalError {
     },
 }
 
+/// The local file is checked after the flags parsed: a directory or a dangling link is a runtime failure, as in tftp-hpa.
+impl crate::error::Blame for LocalError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// An open download destination.
 #[derive(Debug)]
 pub enum LocalFile {

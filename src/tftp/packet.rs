@@ -225,6 +225,13 @@ pub enum PacketError {
     UnknownMode(String),
 }
 
+/// A packet from the network.
+impl crate::error::Blame for PacketError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// Splits off a big-endian u16.
 fn take_u16(b: &[u8]) -> Option<(u16, &[u8])> {
     match b {

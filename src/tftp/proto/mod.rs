@@ -169,6 +169,13 @@ pub enum TransferError {
     Aborted,
 }
 
+/// What the peer or the network did.
+impl crate::error::Blame for TransferError {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 impl TransferError {
     /// The ERROR packet that tells the peer about this failure, or `None`
     /// when the peer must not be answered (it sent the ERROR, or it is gone).
