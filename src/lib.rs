@@ -47,4 +47,7 @@ pub mod tcp;
 pub mod tftp;
 pub mod udp;
 
+#[cfg(test)]
+pub(crate) mod testutil;
+
 pub use error::{Blame, Error, UsageError};

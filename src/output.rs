@@ -150,6 +150,37 @@ impl Output {
     }
 }
 
+/// Where a server's words go, the last argument but one of every `serve`: the data
+/// it receives (stdout), what it does (stderr) and, for `tcp-server --stdin`, what
+/// to send.
+pub struct Io {
+    /// What clients send, as records (stdout). The TFTP server writes files, not this.
+    pub out: Output,
+    /// Connections, warnings, summaries (stderr).
+    pub log: Log,
+    /// Lines to send, for `tcp::server::Reply::Stdin`; other servers leave it `None`.
+    pub stdin: Option<Box<dyn io::Read + Send>>,
+}
+
+impl Io {
+    /// Data to `out`, logs to `log`, no input.
+    pub fn new(out: Output, log: Log) -> Io {
+        Io {
+            out,
+            log,
+            stdin: None,
+        }
+    }
+
+    /// The same, with `stdin` as the input.
+    pub fn with_stdin(self, stdin: Box<dyn io::Read + Send>) -> Io {
+        Io {
+            stdin: Some(stdin),
+            ..self
+        }
+    }
+}
+
 /// The data stream could not be written (a full disk under `> file`, a closed
 /// pipe under `| head`). A server that went on would lose everything that
 /// arrives from then on without a word, so it stops with this error instead.

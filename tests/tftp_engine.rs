@@ -6,12 +6,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::Duration;
 
-use socktools::output::{Log, SharedBuf, Verbosity};
+use socktools::output::{Io, Log, Output, SharedBuf, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::tftp::client::{self, ClientConfig, Report};
 use socktools::tftp::fs::Root;
 use socktools::tftp::packet::Request;
-use socktools::tftp::server::{self, ServeConfig, Summary};
+use socktools::tftp::server::{self, Summary};
 use socktools::tftp::{ErrorCode, Mode, Packet};
 use tempfile::TempDir;
 use util::lossy::{Faults, LossyProxy};
@@ -27,9 +27,9 @@ struct InProcessServer {
 }
 
 impl InProcessServer {
-    fn start(configure: impl FnOnce(&mut ServeConfig)) -> InProcessServer {
+    fn start(configure: impl FnOnce(&mut server::Config)) -> InProcessServer {
         let dir = TempDir::new().unwrap();
-        let mut cfg = ServeConfig::new(Root::new(dir.path()).unwrap());
+        let mut cfg = server::Config::new(Root::new(dir.path()).unwrap());
         cfg.allow_write = true;
         cfg.overwrite = true;
         configure(&mut cfg);
@@ -39,7 +39,11 @@ impl InProcessServer {
         let log = SharedBuf::default();
         let (stop, sink) = (shutdown.clone(), log.clone());
         let thread = thread::spawn(move || {
-            server::serve(socket, cfg, &Log::to_writer(sink, Verbosity::Normal), &stop).unwrap()
+            let io = Io::new(
+                Output::to_writer(std::io::sink()),
+                Log::to_writer(sink, Verbosity::Normal),
+            );
+            server::serve(socket, &cfg, io, &stop).unwrap()
         });
         InProcessServer {
             dir,

@@ -9,9 +9,9 @@ use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
 use socktools::error::Error;
 use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
-use socktools::output::{Log, Output};
+use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::tcp::server::{self, Reply, ServerConfig, ServerIo};
+use socktools::tcp::server::{self, Config, Reply};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -100,7 +100,7 @@ fn run(args: Args) -> Result<(), Error> {
         (_, _, _, false) if args.raw => Reply::Nothing,
         _ => Reply::Echo,
     };
-    let cfg = ServerConfig {
+    let cfg = Config {
         reply,
         once: args.once,
         max_clients: args.max_clients as usize,
@@ -118,18 +118,11 @@ fn run(args: Args) -> Result<(), Error> {
     let listener = tcp_listener(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
-    let stdin: Option<Box<dyn io::Read + Send>> =
-        (cfg.reply == Reply::Stdin).then(|| Box::new(io::stdin()) as _);
-    server::serve(
-        listener,
-        cfg,
-        ServerIo {
-            out: Output::stdout(),
-            log: Log::stderr(args.common.verbosity()),
-            stdin,
-        },
-        &shutdown,
-    )?;
+    let mut io = Io::new(Output::stdout(), Log::stderr(args.common.verbosity()));
+    if cfg.reply == Reply::Stdin {
+        io = io.with_stdin(Box::new(io::stdin()));
+    }
+    server::serve(listener, &cfg, io, &shutdown)?;
     Ok(())
 }
 

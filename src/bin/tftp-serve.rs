@@ -10,10 +10,10 @@ use socktools::addr::{Family, parse_port};
 use socktools::cli::{self, parse_seconds, parse_size};
 use socktools::error::{Error, UsageError};
 use socktools::net::{ListenSpec, udp_socket};
-use socktools::output::{Log, Verbosity};
+use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::tftp::fs::Root;
-use socktools::tftp::server::{self, ServeConfig};
+use socktools::tftp::server;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -141,7 +141,7 @@ fn run(args: Args) -> Result<(), Error> {
     if args.timeout < Duration::from_millis(1) {
         return Err(UsageError("--timeout must be above 0".into()).into());
     }
-    let mut cfg = ServeConfig::new(root);
+    let mut cfg = server::Config::new(root);
     cfg.allow_write = args.allow_write || args.overwrite;
     cfg.overwrite = args.overwrite;
     cfg.max_size = args.max_size.map(|n| n as u64);
@@ -167,7 +167,12 @@ fn run(args: Args) -> Result<(), Error> {
     } else {
         Verbosity::Normal
     });
-    let summary = server::serve(socket, cfg, &log, &shutdown)?;
+    let summary = server::serve(
+        socket,
+        &cfg,
+        Io::new(Output::stdout(), log.clone()),
+        &shutdown,
+    )?;
     let total = summary.completed + summary.failed;
     log.info(format_args!(
         "served {total} transfer{} ({} failed), {} bytes sent, {} bytes received",

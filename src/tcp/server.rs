@@ -42,7 +42,7 @@ use crate::error::{Blame, UsageError};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
 use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
-use crate::output::{Log, Output, StdoutError, Timestamps};
+use crate::output::{Io, Log, Output, StdoutError, Timestamps};
 use crate::shutdown::Shutdown;
 
 /// What the server sends back after each message.
@@ -65,7 +65,7 @@ pub enum Reply {
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
+pub struct Config {
     /// Reply mode.
     pub reply: Reply,
     /// Serve one client, then exit.
@@ -109,9 +109,9 @@ pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024 * 1024;
 /// takes, short enough that abandoned connections do not pile up.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-impl Default for ServerConfig {
+impl Default for Config {
     fn default() -> Self {
-        ServerConfig {
+        Config {
             reply: Reply::Echo,
             once: false,
             max_clients: 1024,
@@ -142,14 +142,14 @@ const FD_HEADROOM: u64 = 16;
 /// than fits would make `accept` fail with "too many open files", and every
 /// newcomer would wait in the backlog unanswered instead of being told
 /// `server busy`. At least 1.
-pub fn fit_max_clients(cfg: &ServerConfig, fd_limit: u64) -> usize {
+pub fn fit_max_clients(cfg: &Config, fd_limit: u64) -> usize {
     let room = fd_limit.saturating_sub(FD_HEADROOM) / fds_per_client(cfg);
     usize::try_from(room)
         .unwrap_or(usize::MAX)
         .clamp(1, cfg.max_clients.max(1))
 }
 
-fn fds_per_client(cfg: &ServerConfig) -> u64 {
+fn fds_per_client(cfg: &Config) -> u64 {
     match cfg.reply {
         Reply::Sink => FDS_PER_CLIENT + FDS_PER_SINK,
         _ => FDS_PER_CLIENT,
@@ -178,16 +178,6 @@ impl std::fmt::Display for Summary {
             self.bytes_out
         )
     }
-}
-
-/// Where a server's words go, and where `--stdin` input comes from.
-pub struct ServerIo {
-    /// Received messages (stdout).
-    pub out: Output,
-    /// Connections and errors (stderr).
-    pub log: Log,
-    /// Input for [`Reply::Stdin`].
-    pub stdin: Option<Box<dyn Read + Send>>,
 }
 
 /// The most a client's printing buffer keeps between messages.
@@ -224,7 +214,7 @@ impl Counters {
 
 /// Everything a client thread needs, shared.
 struct Ctx {
-    cfg: ServerConfig,
+    cfg: Config,
     out: Output,
     log: Log,
     shutdown: Shutdown,
@@ -435,12 +425,13 @@ impl Blame for Error {
 /// written, the server stops with [`Error::Stdout`].
 pub fn serve(
     listener: TcpListener,
-    mut cfg: ServerConfig,
-    io: ServerIo,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
 ) -> Result<Summary, Error> {
     let local = listener.local_addr()?;
-    check_reply_text(&cfg, &io.log)?;
+    check_reply_text(cfg, &io.log)?;
+    let mut cfg = cfg.clone();
     io.log.always(format_args!("listening on {local}"));
     // Only the accept loop serves clients side by side; --once and --stdin serve one.
     if let Some(limit) = cfg.fd_limit
@@ -501,7 +492,7 @@ pub fn serve(
 
 /// Refuse (`--strict-encoding`) or warn about a `--reply` text the send encoding
 /// cannot represent, once, before any client connects.
-fn check_reply_text(cfg: &ServerConfig, log: &Log) -> Result<(), UsageError> {
+fn check_reply_text(cfg: &Config, log: &Log) -> Result<(), UsageError> {
     if let Reply::Text(text) = &cfg.reply {
         let wire = Outgoing::new(cfg.send)
             .message(text)
@@ -1066,32 +1057,18 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{ListenSpec, tcp_listener};
-    use crate::output::{SharedBuf, Verbosity};
-    use std::net::Ipv4Addr;
+    use crate::error::Blame;
+    use crate::testutil::Running;
 
     /// The server runs in-process: its stdout and stderr land in memory.
     #[test]
     fn serve_in_process_replies_logs_and_stops_on_trigger() {
-        let listener = tcp_listener(ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            ..ListenSpec::any(0)
-        })
-        .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let shutdown = Shutdown::new();
-        let cfg = ServerConfig {
+        let cfg = Config {
             reply: Reply::Text("hi {peer}".into()),
-            ..ServerConfig::default()
+            ..Config::default()
         };
-        let io = ServerIo {
-            out: Output::to_writer(out.clone()),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let sd = shutdown.clone();
-        let server = thread::spawn(move || serve(listener, cfg, io, &sd).unwrap());
+        let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
+        let addr = server.addr;
 
         let c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -1102,8 +1079,8 @@ mod tests {
         (&c).read_exact(&mut got).unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), expected);
 
-        shutdown.trigger();
-        let summary = server.join().unwrap();
+        let (out, log) = (server.out.clone(), server.log.clone());
+        let summary = server.stop();
         assert_eq!(
             summary,
             Summary {
@@ -1160,14 +1137,14 @@ mod tests {
 
     #[test]
     fn max_clients_is_fitted_to_the_descriptor_limit() {
-        let cfg = ServerConfig::default();
+        let cfg = Config::default();
         // 1024 descriptors, 16 kept aside, 2 per client.
         assert_eq!(fit_max_clients(&cfg, 1024), 504);
         assert_eq!(fit_max_clients(&cfg, 20_000), 1024);
         assert_eq!(fit_max_clients(&cfg, 3), 1);
-        let sink = ServerConfig {
+        let sink = Config {
             reply: Reply::Sink,
-            ..ServerConfig::default()
+            ..Config::default()
         };
         assert_eq!(fit_max_clients(&sink, 1024), 201);
     }
@@ -1186,17 +1163,10 @@ mod tests {
 
     #[test]
     fn unwritable_stdout_disconnects_the_client_and_stops_the_server_with_the_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let log = SharedBuf::new();
-        let io = ServerIo {
-            out: Output::to_writer(Full),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let server =
-            thread::spawn(move || serve(listener, ServerConfig::default(), io, &Shutdown::new()));
-        let c = TcpStream::connect(addr).unwrap();
+        let server = Running::tcp_to(Some(Output::to_writer(Full)), |l, io, sd| {
+            serve(l, &Config::default(), io, sd)
+        });
+        let c = TcpStream::connect(server.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         (&c).write_all(b"where does this go?").unwrap();
         // Not shown, so not echoed: the client is closed.
@@ -1205,7 +1175,7 @@ mod tests {
             (&c).read_to_end(&mut got).map(|_| got.len()).unwrap_or(0),
             0
         );
-        let err = server.join().unwrap().unwrap_err();
+        let err = server.result().unwrap_err();
         assert!(
             matches!(&err, Error::Stdout(e) if e.0.kind() == io::ErrorKind::StorageFull),
             "{err:?}"
@@ -1214,7 +1184,7 @@ mod tests {
             crate::error::one_line(&err),
             "cannot write to stdout: No space left on device (os error 28)"
         );
-        let log = log.text();
+        let log = server.log.text();
         assert!(
             log.contains("disconnected: cannot write to stdout: No space left on device"),
             "{log}"
@@ -1223,25 +1193,19 @@ mod tests {
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let log = SharedBuf::new();
-        let cfg = ServerConfig {
+        let cfg = Config {
             reply: Reply::Text("😀".into()),
             send: SendOptions {
                 encoding: encoding_rs::GBK,
                 unmappable: crate::codec::Unmappable::Refuse,
                 ..SendOptions::default()
             },
-            ..ServerConfig::default()
+            ..Config::default()
         };
-        let io = ServerIo {
-            out: Output::to_writer(SharedBuf::new()),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let err = serve(listener, cfg, io, &Shutdown::new()).unwrap_err();
+        let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
+        let err = server.result().unwrap_err();
         assert!(err.is_usage(), "{err}");
         assert!(err.to_string().contains("U+1F600"), "{err}");
-        assert_eq!(log.text(), "");
+        assert_eq!(server.log.text(), "");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
+use super::engine::{self, FileSide, Ports, Stats, Trace, TransferError, Until};
 use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, Mode, Options};
 use super::proto::negotiate::{self, Client};
@@ -219,7 +219,7 @@ fn negotiate(
     cfg: &ClientConfig,
     client: &mut Client,
     ports: &mut Ports,
-    io: Io<'_>,
+    io: FileSide<'_>,
     progress: &mut dyn Progress,
     size: Option<u64>,
 ) -> Result<(), ClientError> {
@@ -351,13 +351,20 @@ fn receive(
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
 ) -> Result<(), ClientError> {
-    negotiate(cfg, client, ports, Io::Sink(&mut *sink), progress, None)?;
+    negotiate(
+        cfg,
+        client,
+        ports,
+        FileSide::Sink(&mut *sink),
+        progress,
+        None,
+    )?;
     let mut update = |b| progress.update(b);
     let trace = cfg.trace.as_ref();
     engine::drive(
         client,
         ports,
-        Some(Io::Sink(sink)),
+        Some(FileSide::Sink(sink)),
         Until::Done,
         cfg.abort.as_deref(),
         trace,
@@ -406,7 +413,7 @@ pub fn put(
         cfg,
         &mut client,
         &mut ports,
-        Io::Source(&mut *source),
+        FileSide::Source(&mut *source),
         progress,
         size,
     )?;
@@ -415,7 +422,7 @@ pub fn put(
     engine::drive(
         &mut client,
         &mut ports,
-        Some(Io::Source(source)),
+        Some(FileSide::Source(source)),
         Until::Done,
         cfg.abort.as_deref(),
         trace,

@@ -292,7 +292,7 @@ fn human(d: Duration) -> String {
 }
 
 /// The file side of a transfer.
-pub enum Io<'a> {
+pub enum FileSide<'a> {
     /// Blocks to send come from here.
     Source(&'a mut dyn Read),
     /// Blocks received go here.
@@ -378,7 +378,7 @@ pub type Abort<'a> = Option<&'a AtomicBool>;
 pub fn drive(
     machine: &mut dyn Machine,
     ports: &mut Ports,
-    mut io: Option<Io<'_>>,
+    mut io: Option<FileSide<'_>>,
     until: Until,
     abort: Abort<'_>,
     trace: Option<&Trace>,
@@ -389,7 +389,7 @@ pub fn drive(
     let mut proven = machine.proven();
     loop {
         let now = Instant::now();
-        if let Some(Io::Source(source)) = &mut io {
+        if let Some(FileSide::Source(source)) = &mut io {
             while let Some(slot) = machine.buffer() {
                 match read_full(*source, slot) {
                     Ok(n) => machine.filled(n),
@@ -475,8 +475,8 @@ pub fn drive(
 }
 
 /// Writes one block to the sink; a failure ends the transfer (ERROR to the peer).
-fn write_block(machine: &mut dyn Machine, io: &mut Option<Io<'_>>, data: &[u8]) {
-    if let Some(Io::Sink(sink)) = io
+fn write_block(machine: &mut dyn Machine, io: &mut Option<FileSide<'_>>, data: &[u8]) {
+    if let Some(FileSide::Sink(sink)) = io
         && let Err(error) = sink.write_all(data)
     {
         machine.abort(TransferError::File {
