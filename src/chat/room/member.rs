@@ -632,48 +632,29 @@ mod tests {
         }
     }
 
+    /// The text of `bytes` as a line (`cut` or whole) sent in `enc`, and whether it held invalid bytes.
+    fn decode(bytes: &[u8], cut: bool, enc: &'static Encoding) -> (String, bool) {
+        decode_line(Line { bytes, cut }, enc)
+    }
+
     #[test]
     fn cut_lines_end_on_a_character_boundary() {
         // UTF-8: 你好你好 is 12 bytes; cut at 10 keeps 你好你 (9 bytes), not half of 好.
         let utf8 = "你好你好".as_bytes();
-        let (text, bad) = decode_line(
-            Line {
-                bytes: &utf8[..10],
-                cut: true,
-            },
-            encoding_rs::UTF_8,
-        );
+        let (text, bad) = decode(&utf8[..10], true, encoding_rs::UTF_8);
         assert_eq!((text.as_str(), bad), ("你好你", false));
         // GBK: a + 你好 = 61 c4 e3 ba c3; cut at 4 bytes keeps a你, drops the lead byte ba.
         let gbk = b"a\xc4\xe3\xba\xc3";
-        let (text, bad) = decode_line(
-            Line {
-                bytes: &gbk[..4],
-                cut: true,
-            },
-            encoding_rs::GBK,
-        );
+        let (text, bad) = decode(&gbk[..4], true, encoding_rs::GBK);
         assert_eq!((text.as_str(), bad), ("a你", false));
         // A whole line that ends in half a character shows it as U+FFFD.
-        let (text, bad) = decode_line(
-            Line {
-                bytes: &gbk[..4],
-                cut: false,
-            },
-            encoding_rs::GBK,
-        );
+        let (text, bad) = decode(&gbk[..4], false, encoding_rs::GBK);
         assert_eq!((text.as_str(), bad), ("a你\u{FFFD}", true));
     }
 
     #[test]
     fn transcoding_between_gbk_and_utf8() {
-        let (text, bad) = decode_line(
-            Line {
-                bytes: b"\xc4\xe3\xba\xc3",
-                cut: false,
-            },
-            encoding_rs::GBK,
-        );
+        let (text, bad) = decode(b"\xc4\xe3\xba\xc3", false, encoding_rs::GBK);
         assert_eq!((text.as_str(), bad), ("你好", false));
         assert_eq!(
             encode_line(encoding_rs::GBK, "alice> 你好"),
@@ -686,13 +667,7 @@ mod tests {
         // GBK has no emoji: '?' rather than an HTML entity.
         assert_eq!(encode_line(encoding_rs::GBK, "好😀"), b"\xba\xc3?\n");
         // GBK bytes read as UTF-8 are invalid: flagged, shown as U+FFFD.
-        let (_, bad) = decode_line(
-            Line {
-                bytes: b"\xc4\xe3\xba\xc3",
-                cut: false,
-            },
-            encoding_rs::UTF_8,
-        );
+        let (_, bad) = decode(b"\xc4\xe3\xba\xc3", false, encoding_rs::UTF_8);
         assert!(bad);
     }
 
