@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use socktools::addr::{self, Family, display_addr, parse_port};
 use socktools::chat::editor::{LineEditor, Screen};
+use socktools::chat::protocol;
 use socktools::chat::room::{self, RoomConfig};
 use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
 use socktools::cli::{self, CommonArgs, parse_seconds, parse_size};
@@ -338,7 +339,7 @@ fn run(args: Args) -> Result<(), Error> {
     let udp = args.udp || opts.udp;
     let verbosity = opts.common.verbosity();
     if let Some(name) = &opts.name
-        && let Err(why) = room::check_name(name)
+        && let Err(why) = protocol::check_name(name)
     {
         return Err(UsageError(format!("invalid --name \"{name}\": {why}")).into());
     }

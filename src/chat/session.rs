@@ -58,7 +58,7 @@ use nix::sys::socket::{MsgFlags, recv, send};
 
 use crate::addr::{describe_io, display_addr};
 use crate::chat::editor::{Keyboard, LineEditor, Screen, Typed};
-use crate::chat::room;
+use crate::chat::protocol;
 use crate::codec::{Encoding, TextDecoder};
 use crate::error::Blame;
 use crate::hex::HexDumper;
@@ -827,7 +827,7 @@ impl PeerView {
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if std::mem::take(&mut self.first_line)
-                && line.starts_with(room::GREETING)
+                && line.starts_with(protocol::GREETING)
                 && self.peer.learn(|k| k.kind = Kind::Room)
             {
                 let _ = tx.send(Event::PeerKnown);
@@ -841,10 +841,10 @@ impl PeerView {
                 break;
             }
             if let Some(name) = line.strip_prefix("/nick ").map(str::trim)
-                && room::check_name(name).is_ok()
+                && protocol::check_name(name).is_ok()
                 // Our own lines are shown as `me> text`: a peer called `me`
                 // could pass their words off as ours.
-                && !room::looks_alike(name, &self.own)
+                && !protocol::looks_alike(name, &self.own)
             {
                 self.log
                     .info(format_args!("{} is now known as {name}", self.label));
