@@ -8,14 +8,14 @@ use clap::{Parser, Subcommand};
 use socktools::addr::{self, Family, display_addr, parse_port};
 use socktools::chat::editor::{LineEditor, Screen};
 use socktools::chat::protocol;
-use socktools::chat::room::{self, RoomConfig};
+use socktools::chat::room;
 use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
 use socktools::cli::{self, CommonArgs, parse_seconds, parse_size};
 use socktools::codec::{Encoding, parse_label};
 use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
-use socktools::output::{Log, Output, Timestamps, Verbosity};
+use socktools::output::{Io, Log, Output, Timestamps, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 
@@ -207,14 +207,14 @@ struct RoomArgs {
 }
 
 impl RoomArgs {
-    fn config(&self) -> RoomConfig {
-        RoomConfig {
+    fn config(&self) -> room::Config {
+        room::Config {
             max_users: self.max_users as usize,
             max_line: self.max_line,
             max_queue: self.max_queue,
             encoding: self.encoding,
             stamps: self.timestamps.then(Timestamps::local),
-            ..RoomConfig::default()
+            ..room::Config::default()
         }
     }
 
@@ -230,13 +230,8 @@ impl RoomArgs {
         let family = Family::from_flags(self.ipv4, self.ipv6);
         let spec = ListenSpec::parse(self.bind.as_deref(), self.port, family)?;
         let listener = tcp_listener(spec)?;
-        room::serve(
-            listener,
-            &self.config(),
-            Output::stdout(),
-            Log::stderr(self.verbosity()),
-            shutdown,
-        )?;
+        let io = Io::new(Output::stdout(), Log::stderr(self.verbosity()));
+        room::serve(listener, &self.config(), io, shutdown)?;
         Ok(())
     }
 }

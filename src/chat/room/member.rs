@@ -517,7 +517,7 @@ pub(super) fn refuse(room: &Room, stream: TcpStream, peer: SocketAddr) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::RoomConfig;
+    use super::super::Config;
     use super::super::tests::{TestRoom, next};
     use super::*;
     use proptest::prelude::*;
@@ -684,10 +684,10 @@ mod tests {
     /// even when its queue has room to spare.
     #[test]
     fn write_timeout_drops_a_stalled_member() {
-        let room = TestRoom::start(RoomConfig {
+        let room = TestRoom::start(Config {
             max_queue: 256 << 20,
             write_timeout: Duration::from_millis(200),
-            ..RoomConfig::default()
+            ..Config::default()
         });
         let (a, mut ra) = room.member();
         let stalled = TcpStream::connect(room.addr).unwrap();

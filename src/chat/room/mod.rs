@@ -59,7 +59,7 @@
 //! - a *writer* thread: takes bytes out of its member's queue and writes them to
 //!   the socket, with a write timeout. Only this thread ever waits for the member.
 //!
-//! The queue ([`RoomConfig::max_queue`] bytes) absorbs a slow member's bursts. A
+//! The queue ([`Config::max_queue`] bytes) absorbs a slow member's bursts. A
 //! member who falls further behind than that is not going to catch up: they are
 //! disconnected (their socket is shut down) and the others read
 //! `* bob (…) left (too slow: outgoing queue full)`. Memory stays bounded: about
@@ -97,9 +97,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::addr::{describe_io, display_addr};
-use crate::error::{Blame, UsageError};
 use crate::codec::{self, Encoding};
-use crate::output::{Log, Output, Timestamps};
+use crate::error::{Blame, UsageError};
+use crate::output::{Io, Timestamps};
 use crate::shutdown::Shutdown;
 
 pub use member::{Line, LineSplitter, decode_line, encode_line};
@@ -122,7 +122,7 @@ pub const DEFAULT_MAX_LINE: usize = 8 * 1024;
 /// nothing, while 256 stalled members pin at most 64 MiB.
 pub const DEFAULT_MAX_QUEUE: usize = 256 * 1024;
 
-/// Default [`RoomConfig::write_timeout`].
+/// Default [`Config::write_timeout`].
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stack of each member's threads. Their buffers live on the heap, so a small
@@ -146,7 +146,7 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// How the room behaves (the flags of `chat room`).
 #[derive(Debug, Clone)]
-pub struct RoomConfig {
+pub struct Config {
     /// Most members at once (`--max-users`); one more is told the room is full.
     pub max_users: usize,
     /// Longest line, in received bytes (`--max-line`); longer ones are cut.
@@ -163,9 +163,9 @@ pub struct RoomConfig {
     pub stamps: Option<Timestamps>,
 }
 
-impl Default for RoomConfig {
+impl Default for Config {
     fn default() -> Self {
-        RoomConfig {
+        Config {
             max_users: DEFAULT_MAX_USERS,
             max_line: DEFAULT_MAX_LINE,
             max_queue: DEFAULT_MAX_QUEUE,
@@ -178,7 +178,7 @@ impl Default for RoomConfig {
 
 /// Why the room could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum RoomError {
+pub enum Error {
     /// A setting that cannot work, such as a UTF-16 default encoding.
     #[error("{0}")]
     Usage(#[from] UsageError),
@@ -187,15 +187,15 @@ pub enum RoomError {
     Io(io::Error),
 }
 
-impl Blame for RoomError {
+impl Blame for Error {
     fn is_usage(&self) -> bool {
-        matches!(self, RoomError::Usage(_))
+        matches!(self, Error::Usage(_))
     }
 }
 
 /// What happened while the room was open, printed when it closes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RoomSummary {
+pub struct Summary {
     /// Members who joined.
     pub joined: u64,
     /// Messages relayed (each counted once, however many read it).
@@ -206,7 +206,7 @@ pub struct RoomSummary {
     pub too_slow: u64,
 }
 
-impl fmt::Display for RoomSummary {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |n: u64| if n == 1 { "" } else { "s" };
         write!(
@@ -252,23 +252,23 @@ pub fn encoding_problem(enc: &'static Encoding) -> Option<String> {
 ///
 /// # Errors
 ///
-/// [`RoomError::Usage`] for a default encoding the room cannot use (before
-/// anything is printed), [`RoomError::Io`] when the listener cannot be read or
+/// [`Error::Usage`] for a default encoding the room cannot use (before
+/// anything is printed), [`Error::Io`] when the listener cannot be read or
 /// a thread not started.
 pub fn serve(
     listener: TcpListener,
-    cfg: &RoomConfig,
-    out: Output,
-    log: Log,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
-) -> Result<RoomSummary, RoomError> {
+) -> Result<Summary, Error> {
+    let Io { out, log, .. } = io;
     if let Some(problem) = encoding_problem(cfg.encoding) {
         return Err(UsageError(format!("--encoding: {problem}")).into());
     }
-    let local = listener.local_addr().map_err(RoomError::Io)?;
-    let wake = shutdown.wake_listener(&listener).map_err(RoomError::Io)?;
+    let local = listener.local_addr().map_err(Error::Io)?;
+    let wake = shutdown.wake_listener(&listener).map_err(Error::Io)?;
     let transcript = Transcript::start(out, log.clone(), shutdown.clone(), TRANSCRIPT_QUEUE)
-        .map_err(RoomError::Io)?
+        .map_err(Error::Io)?
         .with_timestamps(cfg.stamps.clone());
     log.always(format_args!("listening on {local}"));
     let room = Arc::new(Room::new(cfg.clone(), log, transcript));
@@ -333,10 +333,9 @@ pub fn serve(
 mod tests {
     use super::*;
     use crate::chat::protocol::GREETING;
-    use crate::net::{ListenSpec, tcp_listener};
-    use crate::output::{SharedBuf, Verbosity};
+    use crate::testutil::Running;
     use std::io::{BufRead, BufReader, Write};
-    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+    use std::net::{SocketAddr, TcpStream};
 
     #[test]
     fn encodings_the_room_can_carry() {
@@ -350,7 +349,7 @@ mod tests {
 
     #[test]
     fn summary_text() {
-        let s = RoomSummary {
+        let s = Summary {
             joined: 1,
             messages: 2,
             refused: 0,
@@ -365,34 +364,15 @@ mod tests {
     /// A room running in-process: its transcript and log land in memory.
     pub(super) struct TestRoom {
         pub(super) addr: SocketAddr,
-        shutdown: Shutdown,
-        server: thread::JoinHandle<RoomSummary>,
-        out: SharedBuf,
-        log: SharedBuf,
+        server: Running<Summary, Error>,
     }
 
     impl TestRoom {
-        pub(super) fn start(cfg: RoomConfig) -> TestRoom {
-            let listener = tcp_listener(ListenSpec {
-                bind: Some(Ipv4Addr::LOCALHOST.into()),
-                ..ListenSpec::any(0)
-            })
-            .unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (out, log) = (SharedBuf::new(), SharedBuf::new());
-            let shutdown = Shutdown::new();
-            let (o, l, sd) = (
-                Output::to_writer(out.clone()),
-                Log::to_writer(log.clone(), Verbosity::Normal),
-                shutdown.clone(),
-            );
-            let server = thread::spawn(move || serve(listener, &cfg, o, l, &sd).unwrap());
+        pub(super) fn start(cfg: Config) -> TestRoom {
+            let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
             TestRoom {
-                addr,
-                shutdown,
+                addr: server.addr,
                 server,
-                out,
-                log,
             }
         }
 
@@ -406,10 +386,10 @@ mod tests {
             (s, r)
         }
 
-        pub(super) fn stop(self) -> (RoomSummary, String, String) {
-            self.shutdown.trigger();
-            let summary = self.server.join().unwrap();
-            (summary, self.out.text(), self.log.text())
+        pub(super) fn stop(self) -> (Summary, String, String) {
+            let (out, log) = (self.server.out.clone(), self.server.log.clone());
+            let summary = self.server.stop();
+            (summary, out.text(), log.text())
         }
     }
 
@@ -422,7 +402,7 @@ mod tests {
 
     #[test]
     fn serve_in_process() {
-        let room = TestRoom::start(RoomConfig::default());
+        let room = TestRoom::start(Config::default());
         let addr = room.addr;
         let (a, mut ra) = room.member();
         let (b, mut rb) = room.member();
@@ -445,21 +425,13 @@ mod tests {
 
     #[test]
     fn utf16_default_is_refused_before_listening() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let log = SharedBuf::new();
-        let cfg = RoomConfig {
+        let cfg = Config {
             encoding: encoding_rs::UTF_16LE,
-            ..RoomConfig::default()
+            ..Config::default()
         };
-        let err = serve(
-            listener,
-            &cfg,
-            Output::to_writer(SharedBuf::new()),
-            Log::to_writer(log.clone(), Verbosity::Normal),
-            &Shutdown::new(),
-        )
-        .unwrap_err();
+        let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
+        let err = server.result().unwrap_err();
         assert!(err.is_usage(), "{err}");
-        assert_eq!(log.text(), "");
+        assert_eq!(server.log.text(), "");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::member::{encode_line, visible};
 use super::outbox::{Outbox, Refused, lock};
 use super::transcript::Transcript;
-use super::{CLOSE_GRACE, RoomConfig, RoomSummary};
+use super::{CLOSE_GRACE, Config, Summary};
 use crate::chat::protocol::{GREETING, NameError, check_name, looks_alike, same_name};
 use crate::codec::Encoding;
 use crate::net::{Places, Slot};
@@ -125,7 +125,7 @@ pub(super) struct Counters {
 }
 
 pub(super) struct Room {
-    pub(super) cfg: RoomConfig,
+    pub(super) cfg: Config,
     pub(super) log: Log,
     state: Mutex<State>,
     transcript: Transcript,
@@ -134,7 +134,7 @@ pub(super) struct Room {
 
 impl Room {
     /// An empty room.
-    pub(super) fn new(cfg: RoomConfig, log: Log, transcript: Transcript) -> Self {
+    pub(super) fn new(cfg: Config, log: Log, transcript: Transcript) -> Self {
         Room {
             cfg,
             log,
@@ -316,9 +316,9 @@ impl Room {
             .finish(deadline.max(Instant::now() + Duration::from_millis(100)));
     }
 
-    pub(super) fn summary(&self) -> RoomSummary {
+    pub(super) fn summary(&self) -> Summary {
         let c = &self.counters;
-        RoomSummary {
+        Summary {
             joined: c.joined.load(Ordering::Relaxed),
             messages: c.messages.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
@@ -336,7 +336,7 @@ mod tests {
     /// The spoofs of issue 12, in process: each refused, or escaped on the way.
     #[test]
     fn nobody_can_pass_for_someone_else() {
-        let room = TestRoom::start(RoomConfig::default());
+        let room = TestRoom::start(Config::default());
         let (a, mut ra) = room.member();
         let (b, mut rb) = room.member();
         assert!(next(&mut ra).ends_with(") joined\n"));
