@@ -330,13 +330,10 @@ impl TftpArgs {
     }
 
     /// Resolves HOST (`host`, `host:port`, `[v6]:port`, `::1`) and builds the client's settings.
-    pub fn client_config(
-        &self,
-        host: &str,
-    ) -> Result<crate::tftp::client::ClientConfig, AddrError> {
+    pub fn client_config(&self, host: &str) -> Result<crate::tftp::client::Config, AddrError> {
         let target = crate::addr::parse_host_or_target(host, self.port)?;
         let server = crate::addr::resolve(&target, self.family())?[0];
-        let mut cfg = crate::tftp::client::ClientConfig::new(server);
+        let mut cfg = crate::tftp::client::Config::new(server);
         cfg.mode = self.mode;
         cfg.blksize = Some(self.blksize);
         cfg.windowsize = Some(self.windowsize);

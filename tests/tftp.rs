@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socktools::tftp::client::{self, ClientConfig};
+use socktools::tftp::client;
 use socktools::tftp::packet::Request;
 use socktools::tftp::{Mode, Packet};
 use tempfile::TempDir;
@@ -1150,7 +1150,7 @@ fn two_hundred_concurrent_downloads() {
         .map(|_| {
             let (start, addr) = (Arc::clone(&start), srv.addr);
             thread::spawn(move || {
-                let cfg = ClientConfig::new(addr);
+                let cfg = client::Config::new(addr);
                 let mut got = Vec::with_capacity(1 << 20);
                 start.wait();
                 let download = client::get(&cfg, b"one.bin", &mut got, &mut ());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socktools::output::{Io, Log, Output, SharedBuf, Verbosity};
 use socktools::shutdown::Shutdown;
-use socktools::tftp::client::{self, ClientConfig, Report};
+use socktools::tftp::client::{self, Report};
 use socktools::tftp::fs::Root;
 use socktools::tftp::packet::Request;
 use socktools::tftp::server::{self, Summary};
@@ -77,21 +77,21 @@ impl Drop for InProcessServer {
     }
 }
 
-fn config(server: SocketAddr, blksize: u16, windowsize: u16) -> ClientConfig {
-    let mut cfg = ClientConfig::new(server);
+fn config(server: SocketAddr, blksize: u16, windowsize: u16) -> client::Config {
+    let mut cfg = client::Config::new(server);
     cfg.blksize = Some(blksize);
     cfg.windowsize = Some(windowsize);
     cfg
 }
 
-fn download(cfg: &ClientConfig, name: &str) -> (Vec<u8>, Report) {
+fn download(cfg: &client::Config, name: &str) -> (Vec<u8>, Report) {
     let mut got = Vec::new();
     let d = client::get(cfg, name.as_bytes(), &mut got, &mut ())
         .unwrap_or_else(|e| panic!("get {name}: {e}"));
     (got, d.confirm())
 }
 
-fn upload(cfg: &ClientConfig, name: &str, data: &[u8]) -> Report {
+fn upload(cfg: &client::Config, name: &str, data: &[u8]) -> Report {
     client::put(
         cfg,
         name.as_bytes(),

@@ -9,7 +9,7 @@ use socktools::addr::{self, Family, display_addr, parse_port};
 use socktools::chat::editor::{LineEditor, Screen};
 use socktools::chat::protocol;
 use socktools::chat::room;
-use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
+use socktools::chat::session::{self, Eol, Input, Link};
 use socktools::cli::{self, CommonArgs, parse_seconds, parse_size};
 use socktools::codec::{Encoding, parse_label};
 use socktools::error::{Error, UsageError};
@@ -340,7 +340,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let mut quit_words = vec!["exit".to_string(), "bye".to_string()];
     quit_words.extend(opts.quit_words.iter().cloned());
-    let cfg = ChatConfig {
+    let cfg = session::Config {
         name: opts.name.clone(),
         eol: opts.eol,
         quit_words,

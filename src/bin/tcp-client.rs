@@ -8,7 +8,7 @@ use clap::Parser;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds};
 use socktools::error::Error;
 use socktools::output::Log;
-use socktools::tcp::client::{self, ClientConfig};
+use socktools::tcp::client;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -81,7 +81,7 @@ fn run(args: Args) -> Result<(), Error> {
         .chain(args.messages)
         .collect();
     let (target, messages) = socktools::addr::parse_target_args(&words)?;
-    let cfg = ClientConfig {
+    let cfg = client::Config {
         wait: args.wait,
         settle: args.settle,
         idle: args.idle,

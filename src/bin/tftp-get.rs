@@ -11,7 +11,7 @@ use socktools::addr::describe_io;
 use socktools::cli::{self, TftpArgs, TransferProgress};
 use socktools::error::{Error, UsageError};
 use socktools::output::Log;
-use socktools::tftp::client::{self, ClientError};
+use socktools::tftp::client;
 use socktools::tftp::local::LocalFile;
 use socktools::tftp::proto::TransferError;
 
@@ -92,7 +92,7 @@ fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> Result<(), Er
         cli::stop_on_signals(stop, file.temp_path())?;
         let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)
             .map_err(|e| match e {
-                ClientError::Transfer(TransferError::File { error, .. }) => Error::runtime(
+                client::Error::Transfer(TransferError::File { error, .. }) => Error::runtime(
                     format!("cannot write {}: {}", local.display(), describe_io(&error)),
                 ),
                 other => other.into(),

@@ -116,7 +116,7 @@ impl Eol {
 
 /// How a chat behaves.
 #[derive(Debug, Clone)]
-pub struct ChatConfig {
+pub struct Config {
     /// Our name, announced as `/nick NAME` to a peer known to be a chat or a room.
     pub name: Option<String>,
     /// What ends each line we send; None: as the peer does (module docs).
@@ -137,9 +137,9 @@ pub struct ChatConfig {
     pub hello: bool,
 }
 
-impl Default for ChatConfig {
+impl Default for Config {
     fn default() -> Self {
-        ChatConfig {
+        Config {
             name: None,
             eol: None,
             quit_words: vec!["exit".into(), "bye".into()],
@@ -152,7 +152,7 @@ impl Default for ChatConfig {
     }
 }
 
-impl ChatConfig {
+impl Config {
     fn quit_word(&self, line: &str) -> Option<String> {
         let line = line.trim();
         self.quit_words.iter().find(|w| *w == line).cloned()
@@ -210,7 +210,7 @@ impl std::fmt::Display for Ending {
 
 /// Why a chat failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ChatError {
+pub enum Error {
     /// Sending or receiving failed.
     #[error("{addr}: {what}: {}", describe_io(.error))]
     Io {
@@ -232,10 +232,10 @@ pub enum ChatError {
     Output(#[source] io::Error),
 }
 
-impl Blame for ChatError {
+impl Blame for Error {
     fn is_usage(&self) -> bool {
         match self {
-            ChatError::Message(e) => e.is_usage(),
+            Error::Message(e) => e.is_usage(),
             _ => false,
         }
     }
@@ -263,12 +263,12 @@ enum Event {
 /// terminal, so it lands on a line of its own.
 pub fn run(
     link: Link,
-    cfg: &ChatConfig,
+    cfg: &Config,
     input: Input,
     screen: &Screen,
     log: &Log,
     shutdown: &Shutdown,
-) -> Result<Ending, ChatError> {
+) -> Result<Ending, Error> {
     let (tx, rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let _waker = {
@@ -280,7 +280,7 @@ pub fn run(
     let peer = Arc::new(PeerInfo::default());
     let mut chat = Chat::new(link, cfg, peer.clone(), log)?;
     let mut keyboard =
-        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(ChatError::Input)?;
+        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(Error::Input)?;
     let reader = chat.spawn_reader(cfg, screen, log, peer, tx, stop.clone())?;
     let result = chat.converse(&rx, cfg);
     stop.store(true, Ordering::SeqCst);
@@ -378,15 +378,10 @@ struct Chat {
 }
 
 impl Chat {
-    fn new(
-        link: Link,
-        cfg: &ChatConfig,
-        peer: Arc<PeerInfo>,
-        log: &Log,
-    ) -> Result<Chat, ChatError> {
+    fn new(link: Link, cfg: &Config, peer: Arc<PeerInfo>, log: &Log) -> Result<Chat, Error> {
         let fixed = match &link {
             Link::Udp(socket, Some(peer)) => {
-                socket.connect(peer).map_err(|error| ChatError::Io {
+                socket.connect(peer).map_err(|error| Error::Io {
                     addr: display_addr(peer),
                     what: "connect",
                     error,
@@ -426,16 +421,16 @@ impl Chat {
 
     fn spawn_reader(
         &self,
-        cfg: &ChatConfig,
+        cfg: &Config,
         screen: &Screen,
         log: &Log,
         peer: Arc<PeerInfo>,
         tx: Sender<Event>,
         stop: Arc<AtomicBool>,
-    ) -> Result<thread::JoinHandle<()>, ChatError> {
+    ) -> Result<thread::JoinHandle<()>, Error> {
         let udp = matches!(self.link, Link::Udp(..));
         let mut view = PeerView::new(cfg, screen.clone(), log.clone(), peer, udp);
-        let clone_err = |error| ChatError::Io {
+        let clone_err = |error| Error::Io {
             addr: self.peer_name(),
             what: "receive",
             error,
@@ -475,7 +470,7 @@ impl Chat {
 
     /// Tell the peer our name as `/nick NAME`, the way a room learns it, once
     /// the peer is known to be a chat or a room: anyone else would print it.
-    fn announce(&mut self) -> Result<(), ChatError> {
+    fn announce(&mut self) -> Result<(), Error> {
         let Some(name) = &self.name else {
             return Ok(());
         };
@@ -489,7 +484,7 @@ impl Chat {
     }
 
     /// Wait for lines to send and for news from the peer, until the chat ends.
-    fn converse(&mut self, rx: &Receiver<Event>, cfg: &ChatConfig) -> Result<Ending, ChatError> {
+    fn converse(&mut self, rx: &Receiver<Event>, cfg: &Config) -> Result<Ending, Error> {
         loop {
             let event = rx.recv().unwrap_or(Event::InputEnded);
             let ending = match event {
@@ -506,18 +501,18 @@ impl Chat {
                     continue;
                 }
                 Event::InputEnded => Ending::InputEnded,
-                Event::InputFailed(e) => return Err(ChatError::Input(e)),
+                Event::InputFailed(e) => return Err(Error::Input(e)),
                 Event::PeerQuit(word) => Ending::PeerQuit(word),
                 Event::PeerClosed => Ending::PeerClosed,
                 Event::PeerReset => Ending::PeerReset,
                 Event::PeerFailed(error) => {
-                    return Err(ChatError::Io {
+                    return Err(Error::Io {
                         addr: self.peer_name(),
                         what: "receive",
                         error,
                     });
                 }
-                Event::OutputFailed(e) => return Err(ChatError::Output(e)),
+                Event::OutputFailed(e) => return Err(Error::Output(e)),
                 Event::Interrupted => Ending::Interrupted,
             };
             self.goodbye(&ending, rx, cfg.linger);
@@ -557,7 +552,7 @@ impl Chat {
         }
     }
 
-    fn send_line(&mut self, line: &[u8]) -> Result<(), ChatError> {
+    fn send_line(&mut self, line: &[u8]) -> Result<(), Error> {
         // The first line waits (a moment at most) for the peer's hello or
         // greeting: how it must end depends on who the peer is.
         if let Some(deadline) = self.hello_deadline.take() {
@@ -575,12 +570,12 @@ impl Chat {
         self.send_bytes(&bytes)
     }
 
-    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChatError> {
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match &self.link {
             Link::Tcp(stream) => {
                 (&mut &*stream)
                     .write_all(bytes)
-                    .map_err(|error| ChatError::Io {
+                    .map_err(|error| Error::Io {
                         addr: self.peer_name(),
                         what: "send",
                         error,
@@ -616,7 +611,7 @@ impl Chat {
                         ));
                     }
                     Err(error) => {
-                        return Err(ChatError::Io {
+                        return Err(Error::Io {
                             addr: display_addr(&peer),
                             what: "send",
                             error,
@@ -738,7 +733,7 @@ struct PeerView {
 }
 
 impl PeerView {
-    fn new(cfg: &ChatConfig, screen: Screen, log: Log, peer: Arc<PeerInfo>, udp: bool) -> Self {
+    fn new(cfg: &Config, screen: Screen, log: Log, peer: Arc<PeerInfo>, udp: bool) -> Self {
         PeerView {
             label: "peer".into(),
             own: cfg.name.clone().unwrap_or_else(|| "me".into()),

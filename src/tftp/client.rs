@@ -20,7 +20,7 @@ use super::proto::negotiate::{self, Client};
 
 /// What the client asks for.
 #[derive(Clone)]
-pub struct ClientConfig {
+pub struct Config {
     /// The server's request address (port 69 by default).
     pub server: SocketAddr,
     /// octet or netascii.
@@ -47,11 +47,11 @@ pub struct ClientConfig {
     pub abort: Option<Arc<AtomicBool>>,
 }
 
-impl ClientConfig {
+impl Config {
     /// Fast and safe defaults: blksize 1468 (one Ethernet frame), window 16,
     /// `tsize`, `utimeout` 50 ms, 1 s timeout, 6 retries.
-    pub fn new(server: SocketAddr) -> ClientConfig {
-        ClientConfig {
+    pub fn new(server: SocketAddr) -> Config {
+        Config {
             server,
             mode: Mode::Octet,
             blksize: Some(1468),
@@ -86,7 +86,7 @@ impl ClientConfig {
 
 /// Why a download or upload failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum Error {
     /// The transfer itself failed (including ERROR packets from the server).
     #[error(transparent)]
     Transfer(#[from] TransferError),
@@ -117,7 +117,7 @@ pub enum ClientError {
 }
 
 /// A TFTP transfer fails because of the network, the server or a file, never the flags.
-impl crate::error::Blame for ClientError {
+impl crate::error::Blame for Error {
     fn is_usage(&self) -> bool {
         false
     }
@@ -169,9 +169,9 @@ impl Progress for () {}
 /// then costs a quarter of a second rather than the fixed timeout.
 const ADAPTIVE_FIRST_WAIT: Duration = Duration::from_millis(250);
 
-impl std::fmt::Debug for ClientConfig {
+impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
+        f.debug_struct("Config")
             .field("server", &self.server)
             .field("mode", &self.mode)
             .field("options", &self.options(None))
@@ -184,17 +184,17 @@ impl std::fmt::Debug for ClientConfig {
 
 /// The state machine and its sockets, for one request.
 fn start(
-    cfg: &ClientConfig,
+    cfg: &Config,
     write: bool,
     filename: &[u8],
     tsize: Option<u64>,
-) -> Result<(Client, Ports), ClientError> {
+) -> Result<(Client, Ports), Error> {
     let bind: SocketAddr = if cfg.server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let ports = Ports::client(bind).map_err(ClientError::Socket)?;
+    let ports = Ports::client(bind).map_err(Error::Socket)?;
     let first_wait = if cfg.utimeout.is_some() {
         cfg.timeout.min(ADAPTIVE_FIRST_WAIT)
     } else {
@@ -216,13 +216,13 @@ fn start(
 /// Runs the request until it is answered, then sizes the socket buffers
 /// for the negotiated window and tells `progress` the size to expect.
 fn negotiate(
-    cfg: &ClientConfig,
+    cfg: &Config,
     client: &mut Client,
     ports: &mut Ports,
     io: FileSide<'_>,
     progress: &mut dyn Progress,
     size: Option<u64>,
-) -> Result<(), ClientError> {
+) -> Result<(), Error> {
     let mut update = |b| progress.update(b);
     engine::drive(
         client,
@@ -245,20 +245,18 @@ fn negotiate(
 }
 
 /// The error of a failed transfer; no answer at all to the request is its own.
-fn failure(cfg: &ClientConfig, client: &Client, e: TransferError) -> ClientError {
+fn failure(cfg: &Config, client: &Client, e: TransferError) -> Error {
     match e {
-        TransferError::TimedOut { .. } if !client.answered() => ClientError::NoAnswer {
+        TransferError::TimedOut { .. } if !client.answered() => Error::NoAnswer {
             server: cfg.server,
             tries: client.requests_sent(),
         },
-        TransferError::PeerGone(_) if !client.answered() => {
-            ClientError::NoServer { server: cfg.server }
-        }
+        TransferError::PeerGone(_) if !client.answered() => Error::NoServer { server: cfg.server },
         TransferError::Peer {
             code: ErrorCode::UnknownTransferId,
             ..
-        } if !client.answered() && !client.writes() => ClientError::CourseMissingFile(e),
-        e => ClientError::Transfer(e),
+        } if !client.answered() && !client.writes() => Error::CourseMissingFile(e),
+        e => Error::Transfer(e),
     }
 }
 
@@ -313,11 +311,11 @@ impl Download {
 
 /// Downloads `remote` into `sink` (converting netascii to local line ends).
 pub fn get(
-    cfg: &ClientConfig,
+    cfg: &Config,
     remote: &[u8],
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
-) -> Result<Download, ClientError> {
+) -> Result<Download, Error> {
     let started = Instant::now();
     let tsize = (cfg.mode == Mode::Octet).then_some(0);
     let (mut client, mut ports) = start(cfg, false, remote, tsize)?;
@@ -345,12 +343,12 @@ pub fn get(
 
 /// The download's request and transfer, up to the last block.
 fn receive(
-    cfg: &ClientConfig,
+    cfg: &Config,
     client: &mut Client,
     ports: &mut Ports,
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
-) -> Result<(), ClientError> {
+) -> Result<(), Error> {
     negotiate(
         cfg,
         client,
@@ -379,13 +377,13 @@ fn write_failed(
     ports: &mut Ports,
     error: io::Error,
     trace: Option<&Trace>,
-) -> ClientError {
+) -> Error {
     client.fail(TransferError::File {
         what: "write error",
         error,
     });
     let e = engine::drive(client, ports, None, Until::Done, None, trace, &mut |_| {});
-    ClientError::Transfer(
+    Error::Transfer(
         e.err()
             .unwrap_or(TransferError::Protocol("write error".into())),
     )
@@ -393,12 +391,12 @@ fn write_failed(
 
 /// Uploads `source` as `remote`; `size` (when known) is announced as `tsize`.
 pub fn put(
-    cfg: &ClientConfig,
+    cfg: &Config,
     remote: &[u8],
     source: &mut dyn Read,
     size: Option<u64>,
     progress: &mut dyn Progress,
-) -> Result<Report, ClientError> {
+) -> Result<Report, Error> {
     let started = Instant::now();
     let tsize = if cfg.mode == Mode::Octet { size } else { None };
     let (mut client, mut ports) = start(cfg, true, remote, tsize)?;
