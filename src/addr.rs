@@ -46,6 +46,7 @@ impl Family {
 
 /// Errors from parsing, resolving or connecting to an address.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddrError {
     /// A port that is not a number from 0 to 65535.
     #[error("invalid port \"{0}\": expected 0-65535")]

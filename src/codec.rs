@@ -78,6 +78,7 @@ const MAX_RESERVE: usize = 1 << 20;
 
 /// Everything that can go wrong in this module.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The user asked for an encoding name we do not know.
     #[error("unknown encoding {label:?}; try one of: {COMMON_LABELS}")]

@@ -74,6 +74,7 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 /// starts), so the usual reaction is to report the error and close the
 /// connection.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The frame is bigger than allowed.
     ///

@@ -13,6 +13,7 @@ use crate::error::Blame;
 /// Positions count *characters* (not bytes) from 1, the way a person counts
 /// along the line they typed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HexError {
     /// A character that is neither a hex digit nor a separator.
     #[error("invalid hex digit {ch:?} at position {position}")]

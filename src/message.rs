@@ -572,6 +572,7 @@ fn pictographic(c: char) -> bool {
 
 /// Why a message could not be turned into bytes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// `--send-hex` input that is not hex.
     #[error("bad hex in message: {0}")]

@@ -36,6 +36,7 @@ pub const BACKLOG: i32 = 1024;
 /// A server socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {}{}", describe_io(.error), hint(.addr, .error, .holder.as_ref()))]
+#[non_exhaustive]
 pub struct BindError {
     /// The address we tried.
     pub addr: SocketAddr,

@@ -208,14 +208,13 @@ struct RoomArgs {
 
 impl RoomArgs {
     fn config(&self) -> room::Config {
-        room::Config {
-            max_users: self.max_users as usize,
-            max_line: self.max_line,
-            max_queue: self.max_queue,
-            encoding: self.encoding,
-            stamps: self.timestamps.then(Timestamps::local),
-            ..room::Config::default()
-        }
+        let mut cfg = room::Config::default();
+        cfg.max_users = self.max_users as usize;
+        cfg.max_line = self.max_line;
+        cfg.max_queue = self.max_queue;
+        cfg.encoding = self.encoding;
+        cfg.stamps = self.timestamps.then(Timestamps::local);
+        cfg
     }
 
     fn verbosity(&self) -> Verbosity {
@@ -340,16 +339,15 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let mut quit_words = vec!["exit".to_string(), "bye".to_string()];
     quit_words.extend(opts.quit_words.iter().cloned());
-    let cfg = session::Config {
-        name: opts.name.clone(),
-        eol: opts.eol,
-        quit_words,
-        show: opts.common.show(false),
-        send: opts.common.send_options(Framing::Raw, false),
-        linger: Duration::from_secs(1),
-        stamps: opts.common.timestamps(),
-        hello: !opts.no_hello,
-    };
+    let mut cfg = session::Config::default();
+    cfg.name = opts.name.clone();
+    cfg.eol = opts.eol;
+    cfg.quit_words = quit_words;
+    cfg.show = opts.common.show(false);
+    cfg.send = opts.common.send_options(Framing::Raw, false);
+    cfg.linger = Duration::from_secs(1);
+    cfg.stamps = opts.common.timestamps();
+    cfg.hello = !opts.no_hello;
     let log = Log::stderr(verbosity);
     let Some(link) = link(&peer, udp, &log, &shutdown)? else {
         return Ok(());

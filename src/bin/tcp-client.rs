@@ -81,19 +81,18 @@ fn run(args: Args) -> Result<(), Error> {
         .chain(args.messages)
         .collect();
     let (target, messages) = socktools::addr::parse_target_args(&words)?;
-    let cfg = client::Config {
-        wait: args.wait,
-        settle: args.settle,
-        idle: args.idle,
-        repeat: args.repeat,
-        interval: Duration::from_millis(args.interval),
-        shutdown_on_eof: !args.no_shutdown,
-        framing: args.framing.framing,
-        max_frame: args.framing.max_frame,
-        show: args.common.show(false),
-        stamps: args.common.timestamps(),
-        send: args.common.send_options(args.framing.framing, args.crlf),
-    };
+    let mut cfg = client::Config::default();
+    cfg.wait = args.wait;
+    cfg.settle = args.settle;
+    cfg.idle = args.idle;
+    cfg.repeat = args.repeat;
+    cfg.interval = Duration::from_millis(args.interval);
+    cfg.shutdown_on_eof = !args.no_shutdown;
+    cfg.framing = args.framing.framing;
+    cfg.max_frame = args.framing.max_frame;
+    cfg.show = args.common.show(false);
+    cfg.stamps = args.common.timestamps();
+    cfg.send = args.common.send_options(args.framing.framing, args.crlf);
     if messages.is_empty() {
         // Duplex mode: bytes may be spliced straight between these pipes and the socket.
         use std::os::fd::AsFd;

@@ -100,21 +100,20 @@ fn run(args: Args) -> Result<(), Error> {
         (_, _, _, false) if args.raw => Reply::Nothing,
         _ => Reply::Echo,
     };
-    let cfg = Config {
-        reply,
-        once: args.once,
-        max_clients: args.max_clients as usize,
-        framing: args.framing.framing,
-        max_frame: args.framing.max_frame,
-        show: args.common.show(args.raw),
-        stamps: args.common.timestamps(),
-        recv_encoding: args.common.recv_encoding(),
-        send: args.common.send_options(args.framing.framing, args.crlf),
-        max_buffered: args.max_buffered,
-        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
-        max_per_client: args.max_per_client.map(|n| n as usize),
-        fd_limit: raise_fd_limit(),
-    };
+    let mut cfg = Config::default();
+    cfg.reply = reply;
+    cfg.once = args.once;
+    cfg.max_clients = args.max_clients as usize;
+    cfg.framing = args.framing.framing;
+    cfg.max_frame = args.framing.max_frame;
+    cfg.show = args.common.show(args.raw);
+    cfg.stamps = args.common.timestamps();
+    cfg.recv_encoding = args.common.recv_encoding();
+    cfg.send = args.common.send_options(args.framing.framing, args.crlf);
+    cfg.max_buffered = args.max_buffered;
+    cfg.idle_timeout = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
+    cfg.max_per_client = args.max_per_client.map(|n| n as usize);
+    cfg.fd_limit = raise_fd_limit();
     let listener = tcp_listener(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;

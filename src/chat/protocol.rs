@@ -87,6 +87,7 @@ pub fn parse_input(line: &str) -> Input<'_> {
 /// Why a name cannot be taken. The texts are what the member reads, after
 /// `cannot rename to "NAME": `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// Empty, or more than [`MAX_NAME_CHARS`] characters.
     #[error("a name has 1 to 32 characters")]

@@ -116,6 +116,7 @@ impl Eol {
 
 /// How a chat behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Our name, announced as `/nick NAME` to a peer known to be a chat or a room.
     pub name: Option<String>,
@@ -210,6 +211,7 @@ impl std::fmt::Display for Ending {
 
 /// Why a chat failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Sending or receiving failed.
     #[error("{addr}: {what}: {}", describe_io(.error))]

@@ -31,6 +31,7 @@ use crate::output::{Log, Timestamps, no_reply_summary, no_reply_warning, plural}
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// How long to wait for a reply to start (message mode). Zero: do not wait at all.
     pub wait: Duration,
@@ -83,6 +84,7 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(100);
 
 /// Why a client run failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Resolving or connecting failed.
     #[error("{0}")]
@@ -138,6 +140,7 @@ impl Blame for Error {
 
 /// What a client run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Bytes sent.
     pub bytes_out: u64,

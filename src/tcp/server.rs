@@ -65,6 +65,7 @@ pub enum Reply {
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Reply mode.
     pub reply: Reply,
@@ -158,6 +159,7 @@ fn fds_per_client(cfg: &Config) -> u64 {
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Clients served (refused ones not counted).
     pub clients: u64,

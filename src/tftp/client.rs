@@ -20,6 +20,7 @@ use super::proto::negotiate::{self, Client};
 
 /// What the client asks for.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The server's request address (port 69 by default).
     pub server: SocketAddr,
@@ -86,6 +87,7 @@ impl Config {
 
 /// Why a download or upload failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The transfer itself failed (including ERROR packets from the server).
     #[error(transparent)]
@@ -125,6 +127,7 @@ impl crate::error::Blame for Error {
 
 /// What a finished transfer reports.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report {
     /// Engine statistics.
     pub stats: Stats,
@@ -274,6 +277,7 @@ fn report(client: &Client, started: Instant) -> Report {
 /// A download whose data has all arrived; the final ACK is still to be sent.
 ///
 /// Make the file safe first (rename it into place), then [`Download::confirm`].
+#[non_exhaustive]
 pub struct Download {
     client: Client,
     ports: Ports,

@@ -49,6 +49,7 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 /// ("file not found"), [`PathError::Exists`] to 6 ("file already exists"),
 /// everything else to 2 ("access violation").
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// The name was empty, or held nothing but separators and `.`.
     #[error("empty file name")]

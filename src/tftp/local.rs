@@ -20,6 +20,7 @@ use crate::addr::describe_io;
 
 /// Why the local destination cannot be written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalError {
     /// The destination is a directory.
     #[error("{} is a directory; give a file name, such as -o {}/NAME", .0.display(), .0.display())]

@@ -210,6 +210,7 @@ pub enum Packet<'a> {
 
 /// Why bytes are not a valid TFTP packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PacketError {
     /// Fewer bytes than the packet's fixed part.
     #[error("packet too short ({0} bytes)")]

@@ -35,6 +35,7 @@ use crate::shutdown::Shutdown;
 
 /// How `tftp-serve` behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The directory served.
     pub root: Root,
@@ -87,6 +88,7 @@ impl Config {
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Transfers that completed.
     pub completed: u64,

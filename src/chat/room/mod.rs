@@ -146,6 +146,7 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// How the room behaves (the flags of `chat room`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Most members at once (`--max-users`); one more is told the room is full.
     pub max_users: usize,
@@ -178,6 +179,7 @@ impl Default for Config {
 
 /// Why the room could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A setting that cannot work, such as a UTF-16 default encoding.
     #[error("{0}")]
@@ -195,6 +197,7 @@ impl Blame for Error {
 
 /// What happened while the room was open, printed when it closes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Members who joined.
     pub joined: u64,
