@@ -1,5 +1,8 @@
 //! chat: lessons 10 and 11's chat between two people (TCP or UDP), full duplex, and a multi-user room.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! tcp-client: lesson 02's TCP client (send, print the reply, close) and a full-duplex `nc -N`.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! tcp-server: lessons 03 and 04's TCP server — one thread per client, echo or reply to each message.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! tftp-get: lesson 12's TFTP download — fetch a file from any TFTP server (tftpd-hpa, atftpd, the notes' Python server, tftp-serve).
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

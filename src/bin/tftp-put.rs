@@ -1,5 +1,8 @@
 //! tftp-put: upload a file (or stdin) to a TFTP server (tftpd-hpa -c, atftpd, tftp-serve --allow-write).
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;

@@ -1,5 +1,8 @@
 //! tftp-serve: lesson 12's TFTP server — serve a directory to any TFTP client, one thread per transfer.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;

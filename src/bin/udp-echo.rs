@@ -1,5 +1,8 @@
 //! udp-echo: lessons 07–09's UDP — an echo server that answers every sender, and a client that sends and waits for the reply.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
