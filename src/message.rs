@@ -367,7 +367,7 @@ impl Incoming {
 
     /// The warning to print, once per connection, when bytes that are not valid
     /// in the receive encoding have first been shown as U+FFFD: it names an
-    /// encoding the bad bytes do decode in (see [`invalid_sample_warning`]).
+    /// encoding the bad bytes do decode in (the same words `invalid_sample_warning` gives whole bytes).
     /// None the rest of the time, and always with `--hex` or `--raw`, which
     /// decode nothing.
     pub fn take_error_warning(&mut self) -> Option<String> {
@@ -381,14 +381,18 @@ impl Incoming {
 /// names an encoding they do decode in, trying UTF-8, GBK (and GB18030) and
 /// Big5 but never `in_use`, and shows the start of the text they give in it; or
 /// says that none decodes them. The read may stop inside a character (see
-/// [`invalid_sample_warning`] for bytes known to be whole).
+/// `invalid_sample_warning` for bytes known to be whole).
 pub fn invalid_bytes_warning(in_use: &'static Encoding, bytes: &[u8]) -> String {
     invalid_sample_warning(in_use, bytes, false)
 }
 
 /// [`invalid_bytes_warning`] for bytes that are `complete` (a datagram, a frame,
 /// the end of a stream) or may stop inside a character (a read).
-pub fn invalid_sample_warning(in_use: &'static Encoding, bytes: &[u8], complete: bool) -> String {
+pub(crate) fn invalid_sample_warning(
+    in_use: &'static Encoding,
+    bytes: &[u8],
+    complete: bool,
+) -> String {
     let name = in_use.name();
     let start = format!("received bytes that are not valid {name}, shown as \u{FFFD}");
     match codec::suggest_encoding(in_use, bytes, complete) {
@@ -685,7 +689,7 @@ impl Outgoing {
         self.convert(text.as_bytes(), false)
     }
 
-    /// One chunk of stdin: normally a line including its `\n` (see [`read_chunk`]).
+    /// One chunk of stdin: normally a line including its `\n` (as `read_chunk` cuts it).
     pub fn stdin_chunk(&mut self, chunk: &[u8]) -> Result<Wire, SendError> {
         self.convert(chunk, true)
     }
@@ -837,7 +841,11 @@ fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
 /// Read one line (with its `\n`) from `reader` into `buf`, or at most `max` bytes
 /// when the line is longer, so endless input without newlines is still sent in
 /// pieces and never buffered without bound. Returns 0 at end of input.
-pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+pub(crate) fn read_chunk(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
     read_chunk_until(reader, buf, max, |window| {
         window.iter().position(|&b| b == b'\n').map(|i| i + 1)
     })
@@ -847,7 +855,7 @@ pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> i
 /// the input ends, or until `stop`, shown each piece of buffered input (at most
 /// the room left), says to stop after its first N bytes. Returns how many bytes
 /// were read; 0 at end of input. A read interrupted by a signal is retried.
-pub fn read_chunk_until(
+pub(crate) fn read_chunk_until(
     reader: &mut impl BufRead,
     buf: &mut Vec<u8>,
     max: usize,

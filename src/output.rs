@@ -93,7 +93,7 @@ impl Log {
 }
 
 /// `s` when `n` is not 1: `1 message`, `2 messages`.
-pub fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -101,7 +101,12 @@ pub fn plural(n: u64) -> &'static str {
 /// of 3 datagrams within 2 s`: one wording for tcp-client (`noun` "message") and
 /// `udp-echo send` ("datagram"). `within`: how long each reply was waited for,
 /// None when there was no fixed limit (a person decided when to stop).
-pub fn no_reply_summary(missing: u64, sent: u64, noun: &str, within: Option<Duration>) -> String {
+pub(crate) fn no_reply_summary(
+    missing: u64,
+    sent: u64,
+    noun: &str,
+    within: Option<Duration>,
+) -> String {
     let within = within
         .map(|w| format!(" within {} s", w.as_secs_f64()))
         .unwrap_or_default();
@@ -114,7 +119,7 @@ pub fn no_reply_summary(missing: u64, sent: u64, noun: &str, within: Option<Dura
 /// A client's warning about one message that got no reply in time, `no reply to
 /// line 2 from ADDR within 2 s`; `what` (which message) is None when there is
 /// only one, and then the summary at the end says it all.
-pub fn no_reply_warning(what: Option<&str>, from: &str, wait: Duration) -> String {
+pub(crate) fn no_reply_warning(what: Option<&str>, from: &str, wait: Duration) -> String {
     let what = what.map(|w| format!(" to {w}")).unwrap_or_default();
     format!("no reply{what} from {from} within {} s", wait.as_secs_f64())
 }
@@ -246,7 +251,8 @@ impl Timestamps {
     }
 
     /// The same clock stopped at `at`, so that tests know what it shows.
-    pub fn frozen_at(mut self, at: SystemTime) -> Self {
+    #[cfg(test)]
+    pub(crate) fn frozen_at(mut self, at: SystemTime) -> Self {
         self.frozen = Some(at);
         self
     }

@@ -143,7 +143,7 @@ const FD_HEADROOM: u64 = 16;
 /// than fits would make `accept` fail with "too many open files", and every
 /// newcomer would wait in the backlog unanswered instead of being told
 /// `server busy`. At least 1.
-pub fn fit_max_clients(cfg: &Config, fd_limit: u64) -> usize {
+pub(crate) fn fit_max_clients(cfg: &Config, fd_limit: u64) -> usize {
     let room = fd_limit.saturating_sub(FD_HEADROOM) / fds_per_client(cfg);
     usize::try_from(room)
         .unwrap_or(usize::MAX)

@@ -594,7 +594,7 @@ pub fn linger(machine: &mut dyn Machine, ports: &mut Ports, via: Via, trace: Opt
 /// Makes the socket's kernel buffers big enough for a whole window, so a
 /// burst of W blocks is not dropped by a full receive queue. The kernel
 /// caps the size (`net.core.rmem_max`); what it grants is what we get.
-pub fn size_buffers(socket: &UdpSocket, blksize: usize, windowsize: u16) {
+pub(crate) fn size_buffers(socket: &UdpSocket, blksize: usize, windowsize: u16) {
     // Each datagram also costs the kernel some bookkeeping (sk_buff), so
     // count generously per block.
     let want = (blksize + DATA_HEADER + 1024) * usize::from(windowsize) * 2;

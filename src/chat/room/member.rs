@@ -23,7 +23,7 @@ use crate::output::Log;
 
 /// One line cut out of a member's byte stream, without its `\n` (or `\r\n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// The line's bytes, as received (still in the sender's encoding).
     pub bytes: &'a [u8],
     /// The line was longer than the limit: these are its first `max_line`
@@ -42,7 +42,7 @@ pub struct Line<'a> {
 /// The buffer never holds more than `max_line + 1` bytes (the extra byte may be
 /// the `\r` of a `\r\n`).
 #[derive(Debug)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     buf: Vec<u8>,
     max: usize,
     /// Skipping the rest of a line that was already cut.
@@ -136,7 +136,7 @@ impl LineSplitter {
 /// encoding the room accepts (see [`encoding_problem`]). A cut line is decoded
 /// with `last = false`, so a character the cut split in two is left inside the
 /// decoder and dropped: the relayed text always ends on a character boundary.
-pub fn decode_line(line: Line<'_>, enc: &'static Encoding) -> (String, bool) {
+pub(crate) fn decode_line(line: Line<'_>, enc: &'static Encoding) -> (String, bool) {
     let mut decoder = TextDecoder::new(enc);
     let text = decoder.decode(line.bytes, !line.cut);
     (text, decoder.had_errors())
@@ -152,7 +152,7 @@ pub(super) fn visible(text: &str) -> String {
 }
 
 /// One line to send: `text` in `enc` (`?` for characters it lacks), then `\n`.
-pub fn encode_line(enc: &'static Encoding, text: &str) -> Vec<u8> {
+pub(crate) fn encode_line(enc: &'static Encoding, text: &str) -> Vec<u8> {
     let mut bytes = match TextEncoder::new(enc).encode(text, Unmappable::Substitute) {
         Ok(encoded) => encoded.bytes,
         // Substitute never refuses; UTF-8 is the only sensible fallback anyway.

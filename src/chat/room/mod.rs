@@ -11,7 +11,7 @@
 //! `recv()` may return `hello\nwor` and the next `ld\n`. A room that relayed each
 //! read as it came (as `ncat --chat` does) would show `alice> hello\nwor` and
 //! then `alice> ld`: a message cut in two, with half a line glued to the next
-//! speaker's. So the room cuts the stream at `\n` ([`LineSplitter`]) and relays
+//! speaker's. So the room cuts the stream at `\n` (`member::LineSplitter`) and relays
 //! whole lines only. A line is bounded (`--max-line`): a peer that never sends a
 //! newline must not make us buffer without end, so a longer line is cut, relayed
 //! as far as the limit, and the rest of it up to the next newline is skipped.
@@ -101,8 +101,6 @@ use crate::codec::{self, Encoding};
 use crate::error::{Blame, UsageError};
 use crate::output::{Io, Timestamps};
 use crate::shutdown::Shutdown;
-
-pub use member::{Line, LineSplitter, decode_line, encode_line};
 
 use member::{member, refuse};
 use state::{Conn, Room};
@@ -238,7 +236,7 @@ impl fmt::Display for Summary {
 /// above `7f`). In UTF-16 `\n` is two bytes and `0a` may be half of any
 /// character, so lines cannot be found without decoding first; ISO-2022-JP
 /// switches what ASCII bytes mean. Those are refused.
-pub fn encoding_problem(enc: &'static Encoding) -> Option<String> {
+pub(crate) fn encoding_problem(enc: &'static Encoding) -> Option<String> {
     (!enc.is_ascii_compatible()).then(|| {
         format!(
             "{} cannot be used in the room: it does not keep ASCII as ASCII, so lines and commands could not be found (try utf-8 or gbk)",
