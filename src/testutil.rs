@@ -33,48 +33,55 @@ pub(crate) struct Running<S, E> {
     done: mpsc::Receiver<Result<S, E>>,
 }
 
-impl<S, E> Running<S, E> {
-    /// `serve(listener, io, shutdown)` on a TCP listener.
-    pub fn tcp<F>(serve: F) -> Self
-    where
-        F: FnOnce(TcpListener, Io, &Shutdown) -> Result<S, E> + Send + 'static,
-        S: Send + 'static,
-        E: Send + 'static,
-    {
-        Self::tcp_to(None, serve)
-    }
+/// A socket a server can be handed, and where it listens.
+pub(crate) trait Bound: Send + 'static {
+    /// Bind one on loopback, any free port.
+    fn loopback() -> Self;
+    /// Its address.
+    fn addr(&self) -> SocketAddr;
+}
 
-    /// The same, with stdout going to `out` instead of memory.
-    pub fn tcp_to<F>(out: Option<Output>, serve: F) -> Self
-    where
-        F: FnOnce(TcpListener, Io, &Shutdown) -> Result<S, E> + Send + 'static,
-        S: Send + 'static,
-        E: Send + 'static,
-    {
-        let listener = tcp_listener(loopback()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        Self::spawn(listener, addr, out, serve)
+impl Bound for TcpListener {
+    fn loopback() -> Self {
+        tcp_listener(loopback()).unwrap()
+    }
+    fn addr(&self) -> SocketAddr {
+        self.local_addr().unwrap()
+    }
+}
+
+impl Bound for UdpSocket {
+    fn loopback() -> Self {
+        udp_socket(loopback()).unwrap()
+    }
+    fn addr(&self) -> SocketAddr {
+        self.local_addr().unwrap()
+    }
+}
+
+impl<S: Send + 'static, E: Send + 'static> Running<S, E> {
+    /// `serve(listener, io, shutdown)` on a TCP listener.
+    pub fn tcp(
+        serve: impl FnOnce(TcpListener, Io, &Shutdown) -> Result<S, E> + Send + 'static,
+    ) -> Self {
+        Self::start(None, serve)
     }
 
     /// `serve(socket, io, shutdown)` on a UDP socket.
-    pub fn udp<F>(serve: F) -> Self
-    where
-        F: FnOnce(UdpSocket, Io, &Shutdown) -> Result<S, E> + Send + 'static,
-        S: Send + 'static,
-        E: Send + 'static,
-    {
-        let socket = udp_socket(loopback()).unwrap();
-        let addr = socket.local_addr().unwrap();
-        Self::spawn(socket, addr, None, serve)
+    pub fn udp(
+        serve: impl FnOnce(UdpSocket, Io, &Shutdown) -> Result<S, E> + Send + 'static,
+    ) -> Self {
+        Self::start(None, serve)
     }
 
-    fn spawn<T, F>(socket: T, addr: SocketAddr, out: Option<Output>, serve: F) -> Self
-    where
-        T: Send + 'static,
-        F: FnOnce(T, Io, &Shutdown) -> Result<S, E> + Send + 'static,
-        S: Send + 'static,
-        E: Send + 'static,
-    {
+    /// `serve` on a new loopback socket of type `T`, its stdout going to `out`
+    /// (default: memory, in [`Running::out`]).
+    pub fn start<T: Bound>(
+        out: Option<Output>,
+        serve: impl FnOnce(T, Io, &Shutdown) -> Result<S, E> + Send + 'static,
+    ) -> Self {
+        let socket = T::loopback();
+        let addr = socket.addr();
         let (stdout, log) = (SharedBuf::new(), SharedBuf::new());
         let io = Io::new(
             out.unwrap_or_else(|| Output::to_writer(stdout.clone())),
@@ -92,7 +99,9 @@ impl<S, E> Running<S, E> {
             done,
         }
     }
+}
 
+impl<S, E> Running<S, E> {
     /// What `serve` returned, once it has stopped by itself.
     pub fn result(&self) -> Result<S, E> {
         self.done

@@ -1165,7 +1165,7 @@ mod tests {
 
     #[test]
     fn unwritable_stdout_disconnects_the_client_and_stops_the_server_with_the_error() {
-        let server = Running::tcp_to(Some(Output::to_writer(Full)), |l, io, sd| {
+        let server = Running::start(Some(Output::to_writer(Full)), |l: TcpListener, io, sd| {
             serve(l, &Config::default(), io, sd)
         });
         let c = TcpStream::connect(server.addr).unwrap();
