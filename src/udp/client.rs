@@ -19,6 +19,7 @@ use crate::output::{Log, Timestamps, no_reply_warning, plural};
 /// one datagram in any encoding we support (even `--send-hex` spells a byte with
 /// at least two characters), so it is refused without being held in memory.
 const MAX_LINE: usize = 256 * 1024;
+
 /// How [`send`] behaves.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
@@ -884,6 +885,7 @@ mod tests {
         );
         (r, String::from_utf8_lossy(&out).into_owned(), log.text())
     }
+
     #[test]
     fn send_stdin_lines_to_our_server_and_stop_after_exit() {
         let srv = start(ServeConfig::default());

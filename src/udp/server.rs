@@ -20,6 +20,7 @@ use crate::shutdown::Shutdown;
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
 const MAX_TRACKED_SENDERS: usize = 1 << 16;
+
 /// What the server sends back for each datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
