@@ -641,6 +641,13 @@ mod tests {
         assert!(!dec.had_errors());
     }
 
+    /// `dec` has met a malformed sequence, and has a warning for it once.
+    fn assert_warns_once(dec: &mut TextDecoder) {
+        assert!(dec.had_errors());
+        assert!(dec.take_error_warning());
+        assert!(!dec.take_error_warning());
+    }
+
     #[test]
     fn invalid_utf8_becomes_replacement_char() {
         let mut dec = TextDecoder::new(UTF_8);
@@ -648,9 +655,7 @@ mod tests {
         assert_eq!(dec.decode(b"ok", false), "ok");
         assert!(!dec.had_errors());
         assert_eq!(dec.decode(b"\xff\xfe", false), "\u{fffd}\u{fffd}");
-        assert!(dec.had_errors());
-        assert!(dec.take_error_warning());
-        assert!(!dec.take_error_warning());
+        assert_warns_once(&mut dec);
         // More errors on the same connection: still no second warning.
         assert_eq!(dec.decode(b"\xff", true), "\u{fffd}");
         assert!(!dec.take_error_warning());
@@ -666,9 +671,7 @@ mod tests {
         // The stream ends before the second byte: the half character is lost,
         // and we say so with U+FFFD.
         assert_eq!(dec.decode(b"", true), "\u{fffd}");
-        assert!(dec.had_errors());
-        assert!(dec.take_error_warning());
-        assert!(!dec.take_error_warning());
+        assert_warns_once(&mut dec);
         // Reusable for a new stream after `last`.
         assert_eq!(dec.decode(NIHAO_GBK, true), "你好");
     }

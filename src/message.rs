@@ -908,12 +908,36 @@ mod tests {
     }
 
     #[test]
-    fn one_read_is_one_record_whatever_it_holds() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"hi\r\n", b"x\r\ny", b"\n"], false),
-            "[a] hi\n[a] x\n  \u{2502} y\n  \u{2514} 4 bytes in one read\n[a] \n"
-        );
+    fn each_read_at_a_utf8_server_is_shown_as_one_record() {
+        // (reads, what is shown, the warning)
+        type Case = (&'static [&'static [u8]], &'static str, Option<&'static str>);
+        let cases: [Case; 3] = [
+            // One read is one record, whatever it holds.
+            (
+                &[b"hi\r\n", b"x\r\ny", b"\n"],
+                "[a] hi\n[a] x\n  \u{2502} y\n  \u{2514} 4 bytes in one read\n[a] \n",
+                None,
+            ),
+            // A GBK read is one record, and the hint names GBK.
+            (
+                &[b"\xc4\xe3\xba\xc3"],
+                "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n",
+                Some(
+                    "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes",
+                ),
+            ),
+            // Control characters are made visible in prefixed lines.
+            (
+                &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"],
+                "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n",
+                None,
+            ),
+        ];
+        for (reads, shown, warning) in cases {
+            let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+            assert_eq!(show(&mut inc, reads, false), shown);
+            assert_eq!(inc.take_error_warning().as_deref(), warning, "{shown}");
+        }
     }
 
     #[test]
@@ -1012,19 +1036,6 @@ mod tests {
     }
 
     #[test]
-    fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"\xc4\xe3\xba\xc3"], false),
-            "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n"
-        );
-        assert_eq!(
-            inc.take_error_warning().unwrap(),
-            "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
-        );
-    }
-
-    #[test]
     fn a_stream_that_ends_inside_a_character_hints_on_that_character() {
         // UTF-8 你 cut after two bytes, split over two reads: 浣 in GBK.
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
@@ -1080,15 +1091,6 @@ mod tests {
         assert!(lines[0].starts_with("[a] 00000000  78 78"), "{text}");
         assert!(lines[1].starts_with("  \u{2502} 00000010  78 78"), "{text}");
         assert_eq!(lines[2], "  \u{2514} 20 bytes in one read");
-    }
-
-    #[test]
-    fn control_characters_are_made_visible_in_prefixed_lines() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"], false),
-            "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n"
-        );
     }
 
     fn visible(line: &str) -> String {

@@ -79,20 +79,14 @@ pub trait Machine {
     fn confirm(&mut self, _now: Instant, _repeat: bool) {}
 }
 
-/// The methods [`Sender`] and [`Receiver`] answer alike: one port, a known peer.
-macro_rules! one_port_machine {
+/// What every machine answers with its own method of the same meaning.
+macro_rules! machine_basics {
     () => {
-        fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
-            self.poll_transmit(now).map(|t| (0, t))
-        }
         fn deadline(&self) -> Option<Instant> {
             self.poll_timeout()
         }
         fn timeout(&mut self, now: Instant) {
             self.handle_timeout(now)
-        }
-        fn unreachable(&mut self, _: Via, dest: SocketAddr) {
-            self.handle_unreachable(dest)
         }
         fn event(&mut self) -> Option<Event> {
             self.poll_event()
@@ -106,6 +100,19 @@ macro_rules! one_port_machine {
         fn abort(&mut self, error: TransferError) {
             self.fail(error)
         }
+    };
+}
+
+/// The methods [`Sender`] and [`Receiver`] answer alike: one port, a known peer.
+macro_rules! one_port_machine {
+    () => {
+        machine_basics!();
+        fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
+            self.poll_transmit(now).map(|t| (0, t))
+        }
+        fn unreachable(&mut self, _: Via, dest: SocketAddr) {
+            self.handle_unreachable(dest)
+        }
         fn peer(&self) -> Option<SocketAddr> {
             Some(Self::peer(self))
         }
@@ -118,8 +125,38 @@ macro_rules! one_port_machine {
     };
 }
 
+/// What a machine that reads the file ([`Sender`], an upload's [`Client`])
+/// answers: where the next block goes.
+macro_rules! reading_machine {
+    () => {
+        fn buffer(&mut self) -> Option<&mut [u8]> {
+            Self::buffer(self)
+        }
+        fn filled(&mut self, len: usize) {
+            Self::filled(self, len)
+        }
+    };
+}
+
+/// What a machine that writes the file ([`Receiver`], a download's
+/// [`Client`]) answers: blocks kept for later, and when the file is safe.
+macro_rules! writing_machine {
+    () => {
+        fn stashed(&mut self) -> Option<Vec<u8>> {
+            self.poll_stashed()
+        }
+        fn recycle(&mut self, buf: Vec<u8>) {
+            Self::recycle(self, buf)
+        }
+        fn confirm(&mut self, now: Instant, repeat: bool) {
+            Self::confirm(self, now, repeat)
+        }
+    };
+}
+
 impl Machine for Sender {
     one_port_machine!();
+    reading_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -130,16 +167,11 @@ impl Machine for Sender {
         self.handle(now, from, b);
         None
     }
-    fn buffer(&mut self) -> Option<&mut [u8]> {
-        Sender::buffer(self)
-    }
-    fn filled(&mut self, len: usize) {
-        Sender::filled(self, len)
-    }
 }
 
 impl Machine for Receiver {
     one_port_machine!();
+    writing_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -149,26 +181,14 @@ impl Machine for Receiver {
     ) -> Option<&'d [u8]> {
         self.handle(now, from, b)
     }
-    fn stashed(&mut self) -> Option<Vec<u8>> {
-        self.poll_stashed()
-    }
-    fn recycle(&mut self, buf: Vec<u8>) {
-        Receiver::recycle(self, buf)
-    }
-    fn confirm(&mut self, now: Instant, repeat: bool) {
-        Receiver::confirm(self, now, repeat)
-    }
 }
 
 impl Machine for Client {
+    machine_basics!();
+    reading_machine!();
+    writing_machine!();
     fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
         self.poll_transmit(now)
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now)
     }
     fn datagram<'d>(
         &mut self,
@@ -179,41 +199,14 @@ impl Machine for Client {
     ) -> Option<&'d [u8]> {
         self.handle(via, now, from, b)
     }
-    fn stashed(&mut self) -> Option<Vec<u8>> {
-        self.poll_stashed()
-    }
-    fn recycle(&mut self, buf: Vec<u8>) {
-        Client::recycle(self, buf)
-    }
-    fn buffer(&mut self) -> Option<&mut [u8]> {
-        Client::buffer(self)
-    }
-    fn filled(&mut self, len: usize) {
-        Client::filled(self, len)
-    }
     fn unreachable(&mut self, via: Via, dest: SocketAddr) {
         self.handle_unreachable(via, dest)
-    }
-    fn event(&mut self) -> Option<Event> {
-        self.poll_event()
-    }
-    fn status(&self) -> Status {
-        Client::status(self)
-    }
-    fn error(&mut self) -> Option<TransferError> {
-        self.take_error()
-    }
-    fn abort(&mut self, error: TransferError) {
-        self.fail(error)
     }
     fn peer(&self) -> Option<SocketAddr> {
         self.outcome().map(|o| o.peer)
     }
     fn bytes(&self) -> u64 {
         self.bytes()
-    }
-    fn confirm(&mut self, now: Instant, repeat: bool) {
-        Client::confirm(self, now, repeat)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::output::{Log, Timestamps, no_reply_warning, plural};
 /// one datagram in any encoding we support (even `--send-hex` spells a byte with
 /// at least two characters), so it is refused without being held in memory.
 const MAX_LINE: usize = 256 * 1024;
+
 /// How [`send`] behaves.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
@@ -885,6 +886,24 @@ mod tests {
         );
         (r, String::from_utf8_lossy(&out).into_owned(), log.text())
     }
+
+    /// A peer on loopback that answers nothing (the test reads what it got):
+    /// its socket and address.
+    fn silent_peer() -> (UdpSocket, SocketAddr) {
+        let socket = sock();
+        let addr = socket.local_addr().unwrap();
+        (socket, addr)
+    }
+
+    /// A peer on loopback that does `act` with its socket on a thread of its
+    /// own: its address, and the thread to join.
+    fn spawn_peer<T: Send + 'static>(
+        act: impl FnOnce(UdpSocket) -> T + Send + 'static,
+    ) -> (SocketAddr, thread::JoinHandle<T>) {
+        let (socket, addr) = silent_peer();
+        (addr, thread::spawn(move || act(socket)))
+    }
+
     #[test]
     fn send_stdin_lines_to_our_server_and_stop_after_exit() {
         let srv = start(ServeConfig::default());
@@ -907,9 +926,7 @@ mod tests {
 
     #[test]
     fn non_utf8_stdin_line_goes_out_byte_exact() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let echo = thread::spawn(move || {
+        let (addr, echo) = spawn_peer(move |peer| {
             let (got, from) = recv(&peer);
             peer.send_to(&got, from).unwrap();
             got
@@ -926,10 +943,8 @@ mod tests {
 
     #[test]
     fn gbk_stdin_lines_are_converted_each_on_its_own() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
-        let collect = thread::spawn(move || {
+        let (addr, collect) = spawn_peer(move |peer| {
             for _ in 0..2 {
                 let (got, from) = recv(&peer);
                 peer.send_to(b"ok", from).unwrap();
@@ -955,9 +970,7 @@ mod tests {
 
     #[test]
     fn a_lost_reply_is_reported_and_the_next_line_still_sent() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let (first, _) = recv(&peer); // dropped, as the network might
             let (second, from) = recv(&peer);
             peer.send_to(b"answer", from).unwrap();
@@ -989,9 +1002,7 @@ mod tests {
 
     #[test]
     fn no_reply_to_the_quit_word_is_not_a_failure() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let (_, from) = recv(&peer);
             peer.send_to(b"hi", from).unwrap();
             recv(&peer).0 // `exit`, not answered: this server quits on it
@@ -1011,14 +1022,7 @@ mod tests {
 
     #[test]
     fn a_datagram_from_a_third_address_is_shown_with_it_not_taken_for_the_reply() {
-        let (peer, third) = (sock(), sock());
-        let addr = peer.local_addr().unwrap();
-        let third_addr = third.local_addr().unwrap();
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            third.send_to(b"intruder", from).unwrap();
-            peer.send_to(b"real", from).unwrap();
-        });
+        let (addr, third_addr, server) = answered_twice(b"intruder", b"real");
         let (r, out, _) = run_send(addr, &["ping"], b"", &SendConfig::default());
         server.join().unwrap();
         assert_eq!(out, format!("[{third_addr}] intruder\nreal\n"));
@@ -1026,22 +1030,38 @@ mod tests {
         assert_eq!((summary.replies, summary.others), (1, 1));
     }
 
-    /// Wait until `buf` holds `needle` (what the client printed or logged).
+    /// A peer whose one datagram is answered twice: with `other_says` from
+    /// another address, then with `it_says` by the peer. The peer's address,
+    /// the other's, and the thread.
+    fn answered_twice(
+        other_says: &'static [u8],
+        it_says: &'static [u8],
+    ) -> (SocketAddr, SocketAddr, thread::JoinHandle<()>) {
+        let other = sock();
+        let other_addr = other.local_addr().unwrap();
+        let (addr, server) = spawn_peer(move |peer| {
+            let (_, from) = recv(&peer);
+            other.send_to(other_says, from).unwrap();
+            peer.send_to(it_says, from).unwrap();
+        });
+        (addr, other_addr, server)
+    }
+
     /// The person at the other end: takes a datagram, and answers it with
     /// `reply` only once `log` shows the client gave up waiting and listens on.
     fn answer_once_warned(
-        peer: UdpSocket,
         log: &SharedBuf,
         reply: &'static [u8],
-    ) -> thread::JoinHandle<()> {
+    ) -> (SocketAddr, thread::JoinHandle<()>) {
         let log = log.clone();
-        thread::spawn(move || {
+        spawn_peer(move |peer| {
             let (_, from) = recv(&peer);
             wait_for(&log, "still listening");
             peer.send_to(reply, from).unwrap();
         })
     }
 
+    /// Wait until `buf` holds `needle` (what the client printed or logged).
     fn wait_for(buf: &SharedBuf, needle: &str) {
         let deadline = Instant::now() + T;
         while !buf.text().contains(needle) {
@@ -1114,9 +1134,7 @@ mod tests {
 
     #[test]
     fn a_late_reply_while_waiting_for_stdin_counts_for_the_line_that_missed_it() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             // A slow server: line 1's answer comes twice its wait after line 1.
             let (one, from) = recv(&peer);
             thread::sleep(Duration::from_millis(600));
@@ -1152,11 +1170,9 @@ mod tests {
 
     #[test]
     fn on_a_terminal_a_reply_typed_after_the_wait_is_the_reply() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
         // A person at the other end reads line 1 and takes their time to answer.
-        let server = answer_once_warned(peer, &log, "我是人".as_bytes());
+        let (addr, server) = answer_once_warned(&log, "我是人".as_bytes());
         let o = out.clone();
         let stdin = Typing {
             first: Cursor::new(b"hello\n".to_vec()),
@@ -1185,10 +1201,8 @@ mod tests {
     #[test]
     fn on_a_terminal_a_message_waits_for_its_reply_until_enter() {
         // Answered late: the reply ends the run.
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let server = answer_once_warned(peer, &log, b"typed by hand");
+        let (addr, server) = answer_once_warned(&log, b"typed by hand");
         let (keys, typed) = io::pipe().unwrap();
         let cfg = SendConfig {
             wait: Some(Duration::from_millis(200)),
@@ -1209,12 +1223,10 @@ mod tests {
         drop(typed);
 
         // Never answered: Enter stops it, and the reply is missing.
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
         let (keys, mut typed) = io::pipe().unwrap();
         let l = log.clone();
-        let person = thread::spawn(move || {
+        let (addr, person) = spawn_peer(move |peer| {
             wait_for(&l, "still listening");
             typed.write_all(b"\n").unwrap();
             recv(&peer)
@@ -1250,13 +1262,11 @@ mod tests {
 
     #[test]
     fn raw_cuts_stdin_into_datagrams_of_size_and_writes_only_the_replies() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let third = sock();
         let data = (0..2500u32)
             .map(|i| (i * 7 % 256) as u8)
             .collect::<Vec<u8>>();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let mut sizes = Vec::new();
             for i in 0..3 {
                 let (d, from) = recv(&peer);
@@ -1295,9 +1305,7 @@ mod tests {
             log.text()
         );
         // "exit" is data here, not the quit word; nothing is added to it.
-        let echo = sock();
-        let addr = echo.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |echo| {
             let mut got = Vec::new();
             for _ in 0..2 {
                 let (d, from) = recv(&echo);
@@ -1337,8 +1345,7 @@ mod tests {
 
     #[test]
     fn no_wait_only_sends_and_says_so() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
+        let (peer, addr) = silent_peer();
         let cfg = SendConfig {
             wait: None,
             ..SendConfig::default()
@@ -1352,8 +1359,7 @@ mod tests {
 
     #[test]
     fn repeat_sends_the_messages_again() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
+        let (peer, addr) = silent_peer();
         let cfg = SendConfig {
             wait: None,
             repeat: 3,
@@ -1368,8 +1374,7 @@ mod tests {
 
     #[test]
     fn too_long_messages_are_refused_not_truncated() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
+        let (peer, addr) = silent_peer();
         let long = "x".repeat(MAX_PAYLOAD_V4 + 1);
         let (r, _, _) = run_send(addr, &["ok", &long], b"", &SendConfig::default());
         let err = r.unwrap_err();
@@ -1434,13 +1439,7 @@ mod tests {
     #[test]
     fn broadcast_mode_prints_every_answer_with_its_address() {
         // Loopback stands in for a LAN: two "hosts" answer one datagram.
-        let (peer, other) = (sock(), sock());
-        let (addr, other_addr) = (peer.local_addr().unwrap(), other.local_addr().unwrap());
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            other.send_to(b"me too", from).unwrap();
-            peer.send_to(b"here", from).unwrap();
-        });
+        let (addr, other_addr, server) = answered_twice(b"me too", b"here");
         let cfg = SendConfig {
             broadcast: true,
             wait: Some(Duration::from_millis(500)),

@@ -19,6 +19,7 @@ use crate::output::Log;
 /// served in one round; each needs a 64 KiB buffer (see [`BatchReader`]), so this
 /// is 2 MiB, most of it never touched.
 pub(super) const BATCH: usize = 32;
+
 /// One datagram as received: its bytes, who sent it, and whether it was cut.
 #[derive(Debug)]
 pub struct Datagram<'a> {

@@ -20,6 +20,7 @@ use crate::shutdown::Shutdown;
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
 const MAX_TRACKED_SENDERS: usize = 1 << 16;
+
 /// What the server sends back for each datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -337,6 +338,12 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
 
+    /// Send `bytes` from `a` to `to`, and the answer.
+    fn ask(a: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+        a.send_to(bytes, to).unwrap();
+        recv(a).0
+    }
+
     #[test]
     fn serve_echoes_every_sender_and_prints_each_datagram() {
         let srv = start(ServeConfig::default());
@@ -383,9 +390,11 @@ mod tests {
             ..ServeConfig::default()
         });
         let a = sock();
-        a.send_to(b"hi", srv.addr).unwrap();
         let me = a.local_addr().unwrap();
-        assert_eq!(recv(&a).0, format!("你好客户端: {me}").as_bytes());
+        assert_eq!(
+            ask(&a, srv.addr, b"hi"),
+            format!("你好客户端: {me}").as_bytes()
+        );
         srv.stop();
 
         let srv = start(ServeConfig {
@@ -411,8 +420,8 @@ mod tests {
             ..ServeConfig::default()
         });
         let a = sock();
-        a.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK
-        assert_eq!(recv(&a).0, "你好".as_bytes());
+        // 你好 in GBK comes back in UTF-8.
+        assert_eq!(ask(&a, srv.addr, b"\xc4\xe3\xba\xc3"), "你好".as_bytes());
         let out = srv.out.clone();
         srv.stop();
         assert!(out.text().ends_with("] 你好\n"), "{}", out.text());
@@ -427,8 +436,7 @@ mod tests {
             send: gbk,
             ..ServeConfig::default()
         });
-        a.send_to(b"\xc4\xe3\xff", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"\xc4\xe3\xff");
+        assert_eq!(ask(&a, srv.addr, b"\xc4\xe3\xff"), b"\xc4\xe3\xff");
         srv.stop();
 
         // UTF-8 to GBK, with a character GBK lacks: '?' and one warning.
@@ -436,8 +444,7 @@ mod tests {
             send: gbk,
             ..ServeConfig::default()
         });
-        a.send_to("你😀".as_bytes(), srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"\xc4\xe3?");
+        assert_eq!(ask(&a, srv.addr, "你😀".as_bytes()), b"\xc4\xe3?");
         let log = srv.log.clone();
         srv.stop();
         assert!(
@@ -452,11 +459,9 @@ mod tests {
     fn empty_and_largest_datagrams_come_back_whole() {
         let srv = start(ServeConfig::default());
         let a = sock();
-        a.send_to(b"", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"");
+        assert_eq!(ask(&a, srv.addr, b""), b"");
         let big: Vec<u8> = (0..MAX_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
-        a.send_to(&big, srv.addr).unwrap();
-        let (back, _) = recv(&a);
+        let back = ask(&a, srv.addr, &big);
         assert_eq!(back.len(), MAX_PAYLOAD_V4);
         assert!(back == big, "the echo differs");
         let summary = srv.stop();
@@ -469,8 +474,7 @@ mod tests {
         let srv = start(ServeConfig::default());
         let a = sock();
         // The echo proves the server is in its loop, waiting for the next datagram.
-        a.send_to(b"x", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"x");
+        assert_eq!(ask(&a, srv.addr, b"x"), b"x");
         let started = Instant::now();
         srv.shutdown.trigger();
         let summary = srv.finished();
@@ -534,8 +538,10 @@ mod tests {
         } // closed before the echo arrives: the echo goes to a closed port.
         let a = sock();
         for i in 0..3 {
-            a.send_to(format!("{i}").as_bytes(), srv.addr).unwrap();
-            assert_eq!(recv(&a).0, format!("{i}").as_bytes());
+            assert_eq!(
+                ask(&a, srv.addr, format!("{i}").as_bytes()),
+                format!("{i}").as_bytes()
+            );
         }
         assert_eq!(srv.stop().datagrams, 4);
     }
