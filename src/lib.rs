@@ -88,4 +88,5 @@ pub use tcp::client::run as tcp_client;
 pub use tcp::server::serve as tcp_server;
 pub use tftp::client::{get as tftp_get, put as tftp_put};
 pub use tftp::server::serve as tftp_serve;
-pub use udp::{send as udp_echo_send, serve as udp_echo_serve};
+pub use udp::client::send as udp_echo_send;
+pub use udp::server::serve as udp_echo_serve;

@@ -297,7 +297,7 @@ fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> Result<Option
             }
             if udp {
                 let peer = addr::resolve(&target, family)?[0];
-                let socket = udp::client_socket(&peer, false)?;
+                let socket = udp::client::client_socket(&peer, false)?;
                 log.info(format_args!(
                     "chatting with {} over UDP",
                     display_addr(&peer)

@@ -14,9 +14,12 @@ use socktools::codec::{Encoding, parse_label};
 use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, udp_socket};
-use socktools::output::{Log, Output};
+use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::udp::{self, DEFAULT_PORT, DEFAULT_RAW_SIZE, Reply, SendConfig, ServeConfig};
+use socktools::udp;
+use socktools::udp::DEFAULT_PORT;
+use socktools::udp::client::{self, DEFAULT_RAW_SIZE};
+use socktools::udp::server::{self, Reply};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -219,19 +222,18 @@ fn serve(args: ServeArgs, common: &CommonArgs) -> Result<(), Error> {
     if args.raw {
         check_raw(common, false)?;
     }
-    let cfg = ServeConfig {
-        reply,
-        count: args.count,
-        show: common.show(args.raw),
-        stamps: common.timestamps(),
-        recv_encoding: common.recv_encoding(),
-        send,
-    };
+    let mut cfg = server::Config::default();
+    cfg.reply = reply;
+    cfg.count = args.count;
+    cfg.show = common.show(args.raw);
+    cfg.stamps = common.timestamps();
+    cfg.recv_encoding = common.recv_encoding();
+    cfg.send = send;
     let socket = udp_socket(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let log = Log::stderr(common.verbosity());
-    udp::serve(socket, &cfg, &Output::stdout(), &log, &shutdown)?;
+    server::serve(socket, &cfg, Io::new(Output::stdout(), log), &shutdown)?;
     Ok(())
 }
 
@@ -245,20 +247,19 @@ fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
     if args.raw {
         check_raw(common, true)?;
     }
-    let cfg = SendConfig {
-        wait: (!args.no_wait && !args.wait.is_zero()).then_some(args.wait),
-        quit_word: (!args.quit_word.is_empty()).then_some(args.quit_word),
-        repeat: args.repeat,
-        interval: Duration::from_millis(args.interval),
-        broadcast: args.broadcast,
-        show: common.show(args.raw),
-        stamps: common.timestamps(),
-        send: common.send_options(Framing::Raw, false),
-        raw: args.raw.then_some(args.size),
-        interactive: typing_at_terminal(),
-    };
+    let mut cfg = client::Config::default();
+    cfg.wait = (!args.no_wait && !args.wait.is_zero()).then_some(args.wait);
+    cfg.quit_word = (!args.quit_word.is_empty()).then_some(args.quit_word);
+    cfg.repeat = args.repeat;
+    cfg.interval = Duration::from_millis(args.interval);
+    cfg.broadcast = args.broadcast;
+    cfg.show = common.show(args.raw);
+    cfg.stamps = common.timestamps();
+    cfg.send = common.send_options(Framing::Raw, false);
+    cfg.raw = args.raw.then_some(args.size);
+    cfg.interactive = typing_at_terminal();
     let mut out = io::stdout().lock();
-    let summary = udp::send(
+    let summary = client::send(
         &target,
         common.family(),
         messages,

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::datagram::{DatagramReader, transient};
-use super::{TICK, UdpError, too_long};
+use super::{Error, TICK, too_long};
 use crate::addr::{Family, Target, describe_io, display_addr, resolve};
 use crate::codec;
 use crate::error::UsageError;
@@ -22,7 +22,8 @@ const MAX_LINE: usize = 256 * 1024;
 
 /// How [`send`] behaves.
 #[derive(Debug, Clone)]
-pub struct SendConfig {
+#[non_exhaustive]
+pub struct Config {
     /// How long to wait for each reply; `None`: do not wait (`--no-wait`, lesson 07).
     pub wait: Option<Duration>,
     /// After sending this message (and printing its reply), stop — lesson 09's
@@ -53,9 +54,9 @@ pub struct SendConfig {
 /// `--size`'s default: the notes' `recvfrom(1024)` gets each datagram whole.
 pub const DEFAULT_RAW_SIZE: usize = 1024;
 
-impl Default for SendConfig {
+impl Default for Config {
     fn default() -> Self {
-        SendConfig {
+        Config {
             wait: Some(Duration::from_secs(2)),
             quit_word: Some("exit".into()),
             repeat: 1,
@@ -72,7 +73,8 @@ impl Default for SendConfig {
 
 /// What a [`send`] run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendSummary {
+#[non_exhaustive]
+pub struct Summary {
     /// Datagrams sent.
     pub sent: u64,
     /// Payload bytes sent.
@@ -92,14 +94,14 @@ pub struct SendSummary {
     pub wait: Option<Duration>,
 }
 
-impl SendSummary {
+impl Summary {
     /// Ok when every datagram was sent and answered (or no answer was waited for);
     /// otherwise the error that makes the tool exit 1.
-    pub fn check(&self) -> Result<(), UdpError> {
+    pub fn check(&self) -> Result<(), Error> {
         if self.missing == 0 && self.not_sent == 0 {
             Ok(())
         } else {
-            Err(UdpError::Incomplete {
+            Err(Error::Incomplete {
                 missing: self.missing,
                 sent: self.sent,
                 not_sent: self.not_sent,
@@ -159,12 +161,12 @@ struct Client<'a, W: Write> {
     socket: UdpSocket,
     dest: SocketAddr,
     name: String,
-    cfg: &'a SendConfig,
+    cfg: &'a Config,
     out: &'a mut W,
     log: &'a Log,
     reader: DatagramReader,
     printed: Vec<u8>,
-    summary: SendSummary,
+    summary: Summary,
     warned_decode: bool,
     /// The last message's reply did not come within the wait and the user was
     /// told it is still listened for (a person at the terminal, typing their
@@ -206,7 +208,7 @@ enum Received {
 impl<W: Write> Client<'_, W> {
     /// Send one datagram, then wait for its reply as configured. Returns whether
     /// to go on (false after the quit word).
-    fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, UdpError> {
+    fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, Error> {
         self.messages += 1;
         let quit = self.cfg.raw.is_none()
             && self
@@ -234,7 +236,7 @@ impl<W: Write> Client<'_, W> {
         let n = self
             .socket
             .send_to(&bytes, self.dest)
-            .map_err(|error| UdpError::Send {
+            .map_err(|error| Error::Send {
                 addr: self.name.clone(),
                 error,
                 broadcast: self.cfg.broadcast,
@@ -302,18 +304,17 @@ impl<W: Write> Client<'_, W> {
     /// Print datagrams until the reply from `dest` has come (true), or until
     /// `deadline` (false). With `--broadcast`, wait the whole time and print every
     /// datagram with its address: any number of hosts may answer.
-    fn await_reply(&mut self, deadline: Instant) -> Result<bool, UdpError> {
+    fn await_reply(&mut self, deadline: Instant) -> Result<bool, Error> {
         let mut answered = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(answered);
             }
-            let ready =
-                wait_ready(&self.socket, false, left).map_err(|error| UdpError::Socket {
-                    what: "wait for the reply",
-                    error,
-                })?;
+            let ready = wait_ready(&self.socket, false, left).map_err(|error| Error::Socket {
+                what: "wait for the reply",
+                error,
+            })?;
             if !ready {
                 continue;
             }
@@ -353,7 +354,7 @@ impl<W: Write> Client<'_, W> {
 
     /// The run is over: name the replies still missing when there were several
     /// messages (with one, the summary says it all), and say what it did.
-    fn finish(mut self) -> SendSummary {
+    fn finish(mut self) -> Summary {
         if self.messages > 1 {
             self.warn_missing();
         }
@@ -361,7 +362,7 @@ impl<W: Write> Client<'_, W> {
     }
 
     /// Print what is already queued, without waiting.
-    fn drain(&mut self) -> Result<(), UdpError> {
+    fn drain(&mut self) -> Result<(), Error> {
         while wait_ready(&self.socket, false, Duration::ZERO).unwrap_or(false) {
             if self.receive_one(false)?.is_none() {
                 break;
@@ -377,7 +378,7 @@ impl<W: Write> Client<'_, W> {
         &mut self,
         feed: &mut StdinFeed,
         until_answered: bool,
-    ) -> Result<Option<Input>, UdpError> {
+    ) -> Result<Option<Input>, Error> {
         use std::os::fd::AsFd;
         loop {
             if until_answered && self.summary.missing == 0 {
@@ -389,7 +390,7 @@ impl<W: Write> Client<'_, W> {
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
             let fds = [self.socket.as_fd(), feed.wake.as_fd()];
-            let ready = wait_readable_any(&fds, TICK).map_err(|error| UdpError::Socket {
+            let ready = wait_readable_any(&fds, TICK).map_err(|error| Error::Socket {
                 what: "wait for datagrams",
                 error,
             })?;
@@ -407,7 +408,7 @@ impl<W: Write> Client<'_, W> {
     /// that missed its wait, oldest first, and (`waiting`) to the message being
     /// waited for. Returns the sender and what the datagram was; None when the
     /// receive came back empty.
-    fn receive_one(&mut self, waiting: bool) -> Result<Option<(SocketAddr, Received)>, UdpError> {
+    fn receive_one(&mut self, waiting: bool) -> Result<Option<(SocketAddr, Received)>, Error> {
         let d = match self.reader.recv_from(&self.socket) {
             Ok(d) => d,
             Err(e) if transient(&e) => {
@@ -416,7 +417,7 @@ impl<W: Write> Client<'_, W> {
                 return Ok(None);
             }
             Err(error) => {
-                return Err(UdpError::Socket {
+                return Err(Error::Socket {
                     what: "receive",
                     error,
                 });
@@ -498,7 +499,7 @@ impl<W: Write> Client<'_, W> {
         self.out
             .write_all(&self.printed)
             .and_then(|()| self.out.flush())
-            .map_err(UdpError::Output)?;
+            .map_err(Error::Output)?;
         if let Some(w) = incoming.take_error_warning()
             && !std::mem::replace(&mut self.warned_decode, true)
         {
@@ -629,7 +630,7 @@ fn next_line(
 /// `--strict-encoding`) is an error before anything is sent. A stdin line that
 /// cannot be sent is reported and skipped, and a reply that does not come within
 /// the wait is reported and the next line is sent: both show up in the summary,
-/// and [`SendSummary::check`] turns them into an error at the end.
+/// and [`Summary::check`] turns them into an error at the end.
 ///
 /// Stdin is read on a thread of its own, and while the client waits for the
 /// next line it keeps printing whatever arrives. A reply that misses its wait
@@ -643,10 +644,10 @@ pub fn send<W: Write>(
     family: Family,
     messages: &[String],
     stdin: impl BufRead + Send + 'static,
-    cfg: &SendConfig,
+    cfg: &Config,
     out: &mut W,
     log: &Log,
-) -> Result<SendSummary, UdpError> {
+) -> Result<Summary, Error> {
     // The notes' steps, in the order a careful program takes them: the messages
     // are checked before anything happens, and the socket's address family must
     // match the destination's, so step 1 comes after steps 3 and 2.
@@ -677,7 +678,7 @@ pub fn send<W: Write>(
         return Err(UsageError(format!("--size {size}: {why}")).into());
     }
     // 1. 创建套接字 — socket(AF_INET, SOCK_DGRAM), unconnected (see `client_socket`).
-    let socket = client_socket(&dest, cfg.broadcast).map_err(|error| UdpError::Socket {
+    let socket = client_socket(&dest, cfg.broadcast).map_err(|error| Error::Socket {
         what: "create socket",
         error,
     })?;
@@ -697,9 +698,9 @@ pub fn send<W: Write>(
         log,
         reader: DatagramReader::new(),
         printed: Vec::new(),
-        summary: SendSummary {
+        summary: Summary {
             wait: cfg.wait.filter(|_| !cfg.interactive),
-            ..SendSummary::default()
+            ..Summary::default()
         },
         warned_decode: false,
         overdue: false,
@@ -708,7 +709,7 @@ pub fn send<W: Write>(
         single: messages.len() == 1 && cfg.repeat <= 1,
     };
     let start_feed = |raw, terminal| {
-        StdinFeed::spawn(stdin, raw, terminal).map_err(|error| UdpError::Socket {
+        StdinFeed::spawn(stdin, raw, terminal).map_err(|error| Error::Socket {
             what: "start reading stdin",
             error,
         })
@@ -768,7 +769,7 @@ pub fn send<W: Write>(
         };
         let data = match input {
             Input::End => break,
-            Input::Failed(e) => return Err(UdpError::Stdin(e)),
+            Input::Failed(e) => return Err(Error::Stdin(e)),
             Input::Data(data) => data,
         };
         number += 1;
@@ -851,10 +852,11 @@ mod tests {
     use super::*;
     use crate::error::Blame;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{Output, SharedBuf, Verbosity};
+    use crate::output::{Io, Output, SharedBuf, Verbosity};
     use crate::shutdown::Shutdown;
+    use crate::udp::MAX_PAYLOAD_V4;
+    use crate::udp::server::{self, serve};
     use crate::udp::test_support::*;
-    use crate::udp::{MAX_PAYLOAD_V4, ServeConfig, serve};
     use std::io::Cursor;
     use std::sync::mpsc;
 
@@ -870,8 +872,8 @@ mod tests {
         addr: SocketAddr,
         messages: &[&str],
         stdin: &[u8],
-        cfg: &SendConfig,
-    ) -> (Result<SendSummary, UdpError>, String, String) {
+        cfg: &Config,
+    ) -> (Result<Summary, Error>, String, String) {
         let log = SharedBuf::new();
         let mut out = Vec::new();
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
@@ -906,8 +908,8 @@ mod tests {
 
     #[test]
     fn send_stdin_lines_to_our_server_and_stop_after_exit() {
-        let srv = start(ServeConfig::default());
-        let cfg = SendConfig::default();
+        let srv = start(server::Config::default());
+        let cfg = Config::default();
         let (r, out, log) = run_send(
             srv.addr,
             &[],
@@ -931,9 +933,9 @@ mod tests {
             peer.send_to(&got, from).unwrap();
             got
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             show: Show::Hex,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, _) = run_send(addr, &[], b"\xff\xfe\xc4\n", &cfg);
         assert_eq!(echo.join().unwrap(), b"\xff\xfe\xc4");
@@ -951,12 +953,12 @@ mod tests {
                 tx.send(got).unwrap();
             }
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             send: SendOptions {
                 encoding: encoding_rs::GBK,
                 ..SendOptions::default()
             },
-            ..SendConfig::default()
+            ..Config::default()
         };
         // The first line ends in half a UTF-8 character: it must not leak into the second.
         let (r, out, log) = run_send(addr, &[], b"\xe4\xbd\n\xe4\xbd\xa0\xe5\xa5\xbd\n", &cfg);
@@ -976,9 +978,9 @@ mod tests {
             peer.send_to(b"answer", from).unwrap();
             (first, second)
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(1000)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &[], b"one\ntwo\n", &cfg);
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
@@ -1007,9 +1009,9 @@ mod tests {
             peer.send_to(b"hi", from).unwrap();
             recv(&peer).0 // `exit`, not answered: this server quits on it
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(1000)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["hi", "exit", "never"], b"", &cfg);
         assert_eq!(server.join().unwrap(), b"exit");
@@ -1023,7 +1025,7 @@ mod tests {
     #[test]
     fn a_datagram_from_a_third_address_is_shown_with_it_not_taken_for_the_reply() {
         let (addr, third_addr, server) = answered_twice(b"intruder", b"real");
-        let (r, out, _) = run_send(addr, &["ping"], b"", &SendConfig::default());
+        let (r, out, _) = run_send(addr, &["ping"], b"", &Config::default());
         server.join().unwrap();
         assert_eq!(out, format!("[{third_addr}] intruder\nreal\n"));
         let summary = r.unwrap();
@@ -1116,10 +1118,10 @@ mod tests {
         addr: SocketAddr,
         messages: &[&str],
         stdin: impl BufRead + Send + 'static,
-        cfg: &SendConfig,
+        cfg: &Config,
         out: &SharedBuf,
         log: &SharedBuf,
-    ) -> Result<SendSummary, UdpError> {
+    ) -> Result<Summary, Error> {
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
         send(
             &target(addr),
@@ -1152,9 +1154,9 @@ mod tests {
             then: Some(move || wait_for(&o, "late one")),
             rest: Cursor::new(b"two\n".to_vec()),
         };
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(300)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
@@ -1180,10 +1182,10 @@ mod tests {
             then: Some(move || wait_for(&o, "我是人")),
             rest: Cursor::new(Vec::new()),
         };
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(200)),
             interactive: true,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
         server.join().unwrap();
@@ -1204,10 +1206,10 @@ mod tests {
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
         let (addr, server) = answer_once_warned(&log, b"typed by hand");
         let (keys, typed) = io::pipe().unwrap();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(200)),
             interactive: true,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let stdin = io::BufReader::new(keys);
         let summary = run_send_watched(addr, &["hi"], stdin, &cfg, &out, &log).unwrap();
@@ -1279,10 +1281,10 @@ mod tests {
             }
             sizes
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(1000),
             show: Show::Raw,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let log = SharedBuf::new();
         let mut out = Vec::new();
@@ -1314,10 +1316,10 @@ mod tests {
             }
             got
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(4),
             show: Show::Raw,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(addr, &[], b"exit\n\r\n", &cfg);
         assert_eq!(
@@ -1329,9 +1331,9 @@ mod tests {
 
     #[test]
     fn raw_size_larger_than_a_datagram_is_refused() {
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(MAX_PAYLOAD_V4 + 1),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(sock().local_addr().unwrap(), &[], b"", &cfg);
         let err = r.unwrap_err();
@@ -1346,9 +1348,9 @@ mod tests {
     #[test]
     fn no_wait_only_sends_and_says_so() {
         let (peer, addr) = silent_peer();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: None,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["我爱你"], b"", &cfg);
         assert_eq!(recv(&peer).0, "我爱你".as_bytes());
@@ -1360,11 +1362,11 @@ mod tests {
     #[test]
     fn repeat_sends_the_messages_again() {
         let (peer, addr) = silent_peer();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: None,
             repeat: 3,
             interval: Duration::from_millis(1),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(addr, &["a", "b"], b"", &cfg);
         assert_eq!(r.unwrap().sent, 6);
@@ -1376,7 +1378,7 @@ mod tests {
     fn too_long_messages_are_refused_not_truncated() {
         let (peer, addr) = silent_peer();
         let long = "x".repeat(MAX_PAYLOAD_V4 + 1);
-        let (r, _, _) = run_send(addr, &["ok", &long], b"", &SendConfig::default());
+        let (r, _, _) = run_send(addr, &["ok", &long], b"", &Config::default());
         let err = r.unwrap_err();
         assert!(err.is_usage());
         assert_eq!(
@@ -1390,9 +1392,9 @@ mod tests {
 
         // A stdin line: reported, skipped, and the next one still goes.
         peer.set_read_timeout(Some(T)).unwrap();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: None,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let mut input = long.into_bytes();
         input.extend_from_slice(b"\nnext\n");
@@ -1427,7 +1429,7 @@ mod tests {
         assert!(client_socket(&dest, true).unwrap().broadcast().unwrap());
         assert!(!client_socket(&dest, false).unwrap().broadcast().unwrap());
         // Without SO_BROADCAST the kernel refuses before anything is sent.
-        let (r, _, _) = run_send(dest, &["hi"], b"", &SendConfig::default());
+        let (r, _, _) = run_send(dest, &["hi"], b"", &Config::default());
         let err = r.unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -1440,10 +1442,10 @@ mod tests {
     fn broadcast_mode_prints_every_answer_with_its_address() {
         // Loopback stands in for a LAN: two "hosts" answer one datagram.
         let (addr, other_addr, server) = answered_twice(b"me too", b"here");
-        let cfg = SendConfig {
+        let cfg = Config {
             broadcast: true,
             wait: Some(Duration::from_millis(500)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["who is there?"], b"", &cfg);
         server.join().unwrap();
@@ -1463,12 +1465,14 @@ mod tests {
         }
         let socket = udp_socket(ListenSpec::any(0)).unwrap();
         let port = socket.local_addr().unwrap().port();
-        let out = Output::to_writer(SharedBuf::new());
-        let log = Log::to_writer(SharedBuf::new(), Verbosity::Quiet);
+        let io = Io::new(
+            Output::to_writer(SharedBuf::new()),
+            Log::to_writer(SharedBuf::new(), Verbosity::Quiet),
+        );
         let sd = Shutdown::new();
         let sd2 = sd.clone();
         let (tx, done) = mpsc::channel();
-        thread::spawn(move || tx.send(serve(socket, &ServeConfig::default(), &out, &log, &sd2)));
+        thread::spawn(move || tx.send(serve(socket, &server::Config::default(), io, &sd2)));
         for host in ["::1", "127.0.0.1"] {
             let t = Target {
                 host: host.into(),
@@ -1480,7 +1484,7 @@ mod tests {
                 Family::Any,
                 &["six or four".into()],
                 io::empty(),
-                &SendConfig::default(),
+                &Config::default(),
                 &mut printed,
                 &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
             )

@@ -9,7 +9,7 @@ use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
 };
 
-use super::ServeSummary;
+use super::server;
 use crate::addr::describe_io;
 use crate::net::is_transient;
 use crate::output::Log;
@@ -177,7 +177,7 @@ pub(super) fn send_answers(
     socket: &UdpSocket,
     answers: &[Answer],
     headers: &mut MultiHeaders<SockaddrStorage>,
-    summary: &mut ServeSummary,
+    summary: &mut server::Summary,
     log: &Log,
 ) {
     let mut next = 0;

@@ -8,13 +8,13 @@ use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use nix::sys::socket::{MultiHeaders, SockaddrStorage};
 
 use super::datagram::{Answer, BATCH, BatchReader, Datagram, send_answers, transient};
-use super::{MAX_PAYLOAD_V6, TICK, UdpError, too_long};
+use super::{Error, MAX_PAYLOAD_V6, TICK, too_long};
 use crate::addr::{describe_io, display_addr};
 use crate::codec::Encoding;
 use crate::error::UsageError;
 use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show};
 use crate::net::wait_ready;
-use crate::output::{Log, Output, Timestamps, plural};
+use crate::output::{Io, Log, Timestamps, plural};
 use crate::shutdown::Shutdown;
 
 /// The server counts distinct senders up to this many (so a flood of spoofed
@@ -37,7 +37,8 @@ pub enum Reply {
 
 /// How [`serve`] behaves.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+#[non_exhaustive]
+pub struct Config {
     /// What to answer.
     pub reply: Reply,
     /// Stop after this many datagrams (`--count`; lesson 08's server receives one).
@@ -53,9 +54,9 @@ pub struct ServeConfig {
     pub send: SendOptions,
 }
 
-impl Default for ServeConfig {
+impl Default for Config {
     fn default() -> Self {
-        ServeConfig {
+        Config {
             reply: Reply::Echo,
             count: None,
             show: Show::Text(encoding_rs::UTF_8),
@@ -68,7 +69,8 @@ impl Default for ServeConfig {
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServeSummary {
+#[non_exhaustive]
+pub struct Summary {
     /// Datagrams received (empty ones too).
     pub datagrams: u64,
     /// Payload bytes received.
@@ -83,7 +85,7 @@ pub struct ServeSummary {
     pub truncated: u64,
 }
 
-impl fmt::Display for ServeSummary {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -114,7 +116,7 @@ struct Sender {
 
 /// Refuse (`--strict-encoding`, too long) or warn about a `--reply` text once,
 /// before the first datagram.
-fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, UsageError> {
+fn check_reply_text(cfg: &Config, log: &Log) -> Result<Option<Vec<u8>>, UsageError> {
     let Reply::Text(text) = &cfg.reply else {
         return Ok(None);
     };
@@ -149,23 +151,23 @@ fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, Usa
 /// that line) and the totals last. Nothing a sender does stops it: a datagram it
 /// cannot answer is reported on `log` and the next one is served. What stops it
 /// is stdout failing (a full disk, a closed pipe): it returns
-/// [`UdpError::Output`] rather than go on losing every datagram unseen, and
+/// [`Error::Output`] rather than go on losing every datagram unseen, and
 /// the datagrams that could not be shown are not answered either.
 pub fn serve(
     socket: UdpSocket,
-    cfg: &ServeConfig,
-    out: &Output,
-    log: &Log,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
-) -> Result<ServeSummary, UdpError> {
+) -> Result<Summary, Error> {
+    let (out, log) = (&io.out, &io.log);
     let fixed_reply = check_reply_text(cfg, log)?;
-    let local = socket.local_addr().map_err(|error| UdpError::Socket {
+    let local = socket.local_addr().map_err(|error| Error::Socket {
         what: "local address",
         error,
     })?;
     log.always(format_args!("listening on {}", display_addr(&local)));
 
-    let mut summary = ServeSummary::default();
+    let mut summary = Summary::default();
     let mut senders: HashMap<SocketAddr, Sender> = HashMap::new();
     let mut reader = BatchReader::new(BATCH);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
@@ -182,7 +184,7 @@ pub fn serve(
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) => {
-                    return Err(UdpError::Socket {
+                    return Err(Error::Socket {
                         what: "wait for datagrams",
                         error,
                     });
@@ -207,7 +209,7 @@ pub fn serve(
                 continue;
             }
             Err(error) => {
-                return Err(UdpError::Socket {
+                return Err(Error::Socket {
                     what: "receive",
                     error,
                 });
@@ -275,7 +277,7 @@ pub fn serve(
                 log.info(format_args!("stdout was closed (broken pipe): stopping"));
             }
             log.info(format_args!("{summary}"));
-            return Err(UdpError::Output(e));
+            return Err(Error::Output(e));
         }
         send_answers(&socket, &answers, &mut send_headers, &mut summary, log);
     }
@@ -285,7 +287,7 @@ pub fn serve(
 
 /// The bytes to send back for datagram `d`, or None for no reply.
 fn reply_for(
-    cfg: &ServeConfig,
+    cfg: &Config,
     fixed: Option<&[u8]>,
     d: &Datagram<'_>,
     name: &str,
@@ -332,7 +334,7 @@ mod tests {
     use super::*;
     use crate::error::Blame;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{SharedBuf, Verbosity};
+    use crate::output::{Output, SharedBuf, Verbosity};
     use crate::udp::MAX_PAYLOAD_V4;
     use crate::udp::test_support::*;
     use std::net::Ipv4Addr;
@@ -346,7 +348,7 @@ mod tests {
 
     #[test]
     fn serve_echoes_every_sender_and_prints_each_datagram() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let (a, b) = (sock(), sock());
         // Interleaved, as two people at two terminals would: each gets its own echo.
         a.send_to("我爱你".as_bytes(), srv.addr).unwrap();
@@ -364,7 +366,7 @@ mod tests {
         );
         assert_eq!(
             summary,
-            ServeSummary {
+            Summary {
                 datagrams: 3,
                 bytes_in: 20,
                 senders: 2,
@@ -385,9 +387,9 @@ mod tests {
 
     #[test]
     fn reply_text_names_the_peer_and_no_echo_stays_silent() {
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             reply: Reply::Text("你好客户端: {peer}".into()),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         let a = sock();
         let me = a.local_addr().unwrap();
@@ -397,10 +399,10 @@ mod tests {
         );
         srv.stop();
 
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             reply: Reply::Nothing,
             count: Some(1),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         a.send_to(b"lesson 08", srv.addr).unwrap();
         // --count 1: the server ends by itself after one datagram.
@@ -414,10 +416,10 @@ mod tests {
 
     #[test]
     fn echo_with_two_encodings_sends_the_text_back_re_encoded() {
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             recv_encoding: encoding_rs::GBK,
             show: Show::Text(encoding_rs::GBK),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         let a = sock();
         // 你好 in GBK comes back in UTF-8.
@@ -431,18 +433,18 @@ mod tests {
             encoding: encoding_rs::GBK,
             ..SendOptions::default()
         };
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             recv_encoding: encoding_rs::GBK,
             send: gbk,
-            ..ServeConfig::default()
+            ..Config::default()
         });
         assert_eq!(ask(&a, srv.addr, b"\xc4\xe3\xff"), b"\xc4\xe3\xff");
         srv.stop();
 
         // UTF-8 to GBK, with a character GBK lacks: '?' and one warning.
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             send: gbk,
-            ..ServeConfig::default()
+            ..Config::default()
         });
         assert_eq!(ask(&a, srv.addr, "你😀".as_bytes()), b"\xc4\xe3?");
         let log = srv.log.clone();
@@ -457,7 +459,7 @@ mod tests {
 
     #[test]
     fn empty_and_largest_datagrams_come_back_whole() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let a = sock();
         assert_eq!(ask(&a, srv.addr, b""), b"");
         let big: Vec<u8> = (0..MAX_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
@@ -471,7 +473,7 @@ mod tests {
 
     #[test]
     fn shutdown_wakes_a_waiting_server() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let a = sock();
         // The echo proves the server is in its loop, waiting for the next datagram.
         assert_eq!(ask(&a, srv.addr, b"x"), b"x");
@@ -503,18 +505,15 @@ mod tests {
             a.send_to(format!("n{i}").as_bytes(), addr).unwrap();
         }
         let out = SharedBuf::new();
-        let cfg = ServeConfig {
+        let cfg = Config {
             count: Some(35),
-            ..ServeConfig::default()
+            ..Config::default()
         };
-        let summary = serve(
-            socket,
-            &cfg,
-            &Output::to_writer(out.clone()),
-            &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
-            &Shutdown::new(),
-        )
-        .unwrap();
+        let io = Io::new(
+            Output::to_writer(out.clone()),
+            Log::to_writer(SharedBuf::new(), Verbosity::Normal),
+        );
+        let summary = serve(socket, &cfg, io, &Shutdown::new()).unwrap();
         assert_eq!((summary.datagrams, summary.replies), (35, 35));
         assert_eq!((summary.bytes_in, summary.bytes_out), (95, 95));
         let expected: String = (0..35).map(|i| format!("[{me}] n{i}\n")).collect();
@@ -531,7 +530,7 @@ mod tests {
 
     #[test]
     fn a_sender_that_vanished_does_not_stop_the_server() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         {
             let gone = sock();
             gone.send_to(b"bye", srv.addr).unwrap();
@@ -548,26 +547,18 @@ mod tests {
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let socket = sock();
-        let log = SharedBuf::new();
-        let cfg = ServeConfig {
+        let cfg = Config {
             reply: Reply::Text("😀".into()),
             send: SendOptions {
                 encoding: encoding_rs::GBK,
                 unmappable: crate::codec::Unmappable::Refuse,
                 ..SendOptions::default()
             },
-            ..ServeConfig::default()
+            ..Config::default()
         };
-        let err = serve(
-            socket,
-            &cfg,
-            &Output::to_writer(SharedBuf::new()),
-            &Log::to_writer(log.clone(), Verbosity::Normal),
-            &Shutdown::new(),
-        )
-        .unwrap_err();
+        let srv = start(cfg);
+        let err = srv.result().unwrap_err();
         assert!(err.is_usage(), "{err}");
-        assert_eq!(log.text(), "");
+        assert_eq!(srv.log.text(), "");
     }
 }
