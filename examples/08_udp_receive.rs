@@ -37,12 +37,13 @@ use std::process::ExitCode;
 use socktools::addr::{describe_io, display_addr, parse_port};
 use socktools::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable, parse_label};
 use socktools::hex::{self, py_repr};
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 use socktools::udp::datagram::DatagramReader;
-use socktools::udp::server::{self, Reply};
+use socktools::udp::server;
 
 const USAGE: &str = "usage: 08_udp_receive [PORT] [--gbk] [--reply TEXT | --ask] [--lib]   (default port 8090; 0: any free port)";
 

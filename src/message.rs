@@ -42,6 +42,21 @@ use crate::framing::{self, FrameError, Framing};
 use crate::hex::{self, HexDumper, HexError};
 use crate::output::Timestamps;
 
+/// What a server sends back for each message (TCP) or datagram (UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`, the
+    /// default); when the receive and send encodings differ, the same text in the
+    /// send encoding ([`Echo`]).
+    Echo,
+    /// This text, encoded with the send encoding; `{peer}` becomes the sender's
+    /// address (lesson 03's `我是服务器, 你好客户端: (ip, port)`).
+    Text(String),
+    /// Nothing: only receive and show (lesson 08, `--no-echo`; `tcp-server
+    /// --raw`, `--sink` and `--stdin`).
+    Nothing,
+}
+
 /// How received bytes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Show {

@@ -11,10 +11,11 @@ use clap::Parser;
 use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
 use socktools::error::Error;
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
 use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::tcp::server::{self, Config, Reply};
+use socktools::tcp::server::{self, Config};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -96,15 +97,15 @@ struct Args {
 
 fn run(args: Args) -> Result<(), Error> {
     let family = args.common.family();
-    let reply = match (args.reply, args.sink, args.stdin, args.echo) {
+    let reply = match (args.reply, args.sink || args.stdin, args.echo) {
         (Some(text), ..) => Reply::Text(text),
-        (_, true, ..) => Reply::Sink,
-        (_, _, true, _) => Reply::Stdin,
-        (_, _, _, false) if args.raw => Reply::Nothing,
+        (_, true, _) => Reply::Nothing,
+        (_, _, false) if args.raw => Reply::Nothing,
         _ => Reply::Echo,
     };
     let mut cfg = Config::default();
     cfg.reply = reply;
+    cfg.sink = args.sink;
     cfg.once = args.once;
     cfg.max_clients = args.max_clients as usize;
     cfg.framing = args.framing.framing;
@@ -121,7 +122,7 @@ fn run(args: Args) -> Result<(), Error> {
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let mut io = Io::new(Output::stdout(), Log::stderr(args.common.verbosity()));
-    if cfg.reply == Reply::Stdin {
+    if args.stdin {
         io = io.with_stdin(Box::new(io::stdin()));
     }
     server::serve(listener, &cfg, io, &shutdown)?;

@@ -13,13 +13,14 @@ use socktools::cli::{self, CommonArgs, parse_seconds};
 use socktools::codec::{Encoding, parse_label};
 use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 use socktools::udp::DEFAULT_PORT;
 use socktools::udp::client::{self, DEFAULT_RAW_SIZE};
-use socktools::udp::server::{self, Reply};
+use socktools::udp::server;
 
 const EXAMPLES: &str = "\
 Examples:

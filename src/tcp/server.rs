@@ -40,35 +40,21 @@ use crate::addr::{describe_io, display_addr};
 use crate::codec::Encoding;
 use crate::error::{Blame, UsageError};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
-use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show, read_chunk};
+use crate::message::{Echo, Incoming, Outgoing, Reply, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
 use crate::output::{Io, Log, Output, StdoutError, Timestamps};
 use crate::shutdown::Shutdown;
-
-/// What the server sends back after each message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The same bytes, byte for byte (the default); when the receive and send
-    /// encodings differ, the same text in the send encoding ([`Echo`]).
-    Echo,
-    /// This text, encoded; `{peer}` becomes the client's address (lesson 03's
-    /// `我是服务器, 你好客户端: (ip, port)`).
-    Text(String),
-    /// Nothing: read, count and discard (throughput tests).
-    Sink,
-    /// Nothing; what is typed on stdin goes to the client instead, one client at a
-    /// time, like `nc -l`.
-    Stdin,
-    /// Nothing: only receive and show (the default with `--raw`).
-    Nothing,
-}
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Reply mode.
+    /// What goes back after each message (`--echo`, `--reply`; nothing with
+    /// `--raw`, `--sink` or `--stdin`).
     pub reply: Reply,
+    /// `--sink`: read, count and discard; nothing shown, nothing sent (the bytes
+    /// never leave the kernel).
+    pub sink: bool,
     /// Serve one client, then exit.
     pub once: bool,
     /// Most clients served at once.
@@ -114,6 +100,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             reply: Reply::Echo,
+            sink: false,
             once: false,
             max_clients: 1024,
             framing: Framing::Raw,
@@ -151,9 +138,10 @@ pub(crate) fn fit_max_clients(cfg: &Config, fd_limit: u64) -> usize {
 }
 
 fn fds_per_client(cfg: &Config) -> u64 {
-    match cfg.reply {
-        Reply::Sink => FDS_PER_CLIENT + FDS_PER_SINK,
-        _ => FDS_PER_CLIENT,
+    if cfg.sink {
+        FDS_PER_CLIENT + FDS_PER_SINK
+    } else {
+        FDS_PER_CLIENT
     }
 }
 
@@ -431,18 +419,19 @@ pub fn serve(
     io: Io,
     shutdown: &Shutdown,
 ) -> Result<Summary, Error> {
+    let Io { out, log, stdin } = io;
     let local = listener.local_addr()?;
-    check_reply_text(cfg, &io.log)?;
+    check_reply_text(cfg, &log)?;
     let mut cfg = cfg.clone();
-    io.log.always(format_args!("listening on {local}"));
+    log.always(format_args!("listening on {local}"));
     // Only the accept loop serves clients side by side; --once and --stdin serve one.
     if let Some(limit) = cfg.fd_limit
         && !cfg.once
-        && cfg.reply != Reply::Stdin
+        && stdin.is_none()
     {
         let fit = fit_max_clients(&cfg, limit);
         if fit < cfg.max_clients {
-            io.log.warn(format_args!(
+            log.warn(format_args!(
                 "--max-clients lowered from {} to {fit}: this process may open {limit} file descriptors and each client needs {} (raise the limit with `ulimit -n`)",
                 cfg.max_clients,
                 fds_per_client(&cfg),
@@ -454,8 +443,8 @@ pub fn serve(
     let ctx = Arc::new(Ctx {
         cfg,
         budget,
-        out: io.out,
-        log: io.log,
+        out,
+        log,
         shutdown: shutdown.clone(),
         counters: Counters::default(),
         buffered: AtomicUsize::new(0),
@@ -464,8 +453,8 @@ pub fn serve(
         warned_fds: AtomicBool::new(false),
     });
     let wake = shutdown.wake_listener(&listener)?;
-    if ctx.cfg.reply == Reply::Stdin {
-        serve_stdin(&listener, &ctx, io.stdin);
+    if let Some(stdin) = stdin {
+        serve_stdin(&listener, &ctx, stdin);
     } else if ctx.cfg.once {
         // Lesson 03: one client, then the server closes. The listening socket
         // closes first (with the waker's copy of it), so a second client is refused
@@ -657,7 +646,7 @@ impl Conn<'_> {
                 self.reply = Some(reply);
                 sent
             }
-            _ => Ok(()),
+            Reply::Nothing => Ok(()),
         };
         if let Err(e) = sent {
             self.send_failed = Some(describe_io(&e));
@@ -766,7 +755,7 @@ impl Conn<'_> {
     /// The receive loop: read, cut into messages, answer each, until end of stream.
     fn run(&mut self) -> Result<(), String> {
         let cfg = &self.ctx.cfg;
-        let sink = cfg.reply == Reply::Sink;
+        let sink = cfg.sink;
         // A sink has nothing to show, so the bytes need never leave the kernel.
         let stream = self.stream;
         if sink {
@@ -973,15 +962,13 @@ impl StdinTarget {
 /// `--stdin`: clients are served one after another; a thread forwards stdin to
 /// whichever is connected. After stdin ends, each client's write side is shut down
 /// (as `nc -N` does), so it sees end of stream once it has read everything.
-fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Read + Send>>) {
+fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, input: Box<dyn Read + Send>) {
     let target = Arc::new(StdinTarget::default());
-    if let Some(input) = stdin {
-        let (t, c) = (target.clone(), ctx.clone());
-        // Not joined: it may sit in a blocking read of the terminal when we stop.
-        let _ = thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || pump_stdin(input, &t, &c));
-    }
+    let (t, c) = (target.clone(), ctx.clone());
+    // Not joined: it may sit in a blocking read of the terminal when we stop.
+    let _ = thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || pump_stdin(input, &t, &c));
     while !ctx.shutdown.is_triggered() {
         let Some((stream, peer)) = accept_next(listener, ctx) else {
             break;
@@ -1145,7 +1132,7 @@ mod tests {
         assert_eq!(fit_max_clients(&cfg, 20_000), 1024);
         assert_eq!(fit_max_clients(&cfg, 3), 1);
         let sink = Config {
-            reply: Reply::Sink,
+            sink: true,
             ..Config::default()
         };
         assert_eq!(fit_max_clients(&sink, 1024), 201);

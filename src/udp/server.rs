@@ -12,7 +12,7 @@ use super::{Error, MAX_PAYLOAD_V6, TICK, too_long};
 use crate::addr::{describe_io, display_addr};
 use crate::codec::Encoding;
 use crate::error::UsageError;
-use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show};
+use crate::message::{Echo, Incoming, Outgoing, Reply, SendOptions, Show};
 use crate::net::wait_ready;
 use crate::output::{Io, Log, Timestamps, plural};
 use crate::shutdown::Shutdown;
@@ -20,20 +20,6 @@ use crate::shutdown::Shutdown;
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
 const MAX_TRACKED_SENDERS: usize = 1 << 16;
-
-/// What the server sends back for each datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`);
-    /// when the receive and send encodings differ, the same text in the send
-    /// encoding ([`Echo`], the rule `tcp-server` follows too).
-    Echo,
-    /// This text, encoded with the send encoding; `{peer}` becomes the sender's
-    /// address (the notes' `我是服务器, 你好客户端: (ip, port)`).
-    Text(String),
-    /// Nothing: only receive and print (lesson 08, `--no-echo`).
-    Nothing,
-}
 
 /// How [`serve`] behaves.
 #[derive(Debug, Clone)]
