@@ -5,6 +5,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::codec::Unmappable;
+use crate::error::Blame;
+use crate::message::{Reply, SendOptions};
 use crate::net::{ListenSpec, tcp_listener, udp_socket};
 use crate::output::{Io, Log, Output, SharedBuf, Verbosity};
 use crate::shutdown::Shutdown;
@@ -126,4 +129,29 @@ impl<S, E: std::fmt::Debug> Running<S, E> {
     pub fn stop(self) -> S {
         self.stop_result().unwrap()
     }
+}
+
+/// `--reply 😀 --send-encoding gbk --strict-encoding`: a reply the send encoding
+/// cannot carry.
+pub(crate) fn unsendable_reply() -> (Reply, SendOptions) {
+    let send = SendOptions {
+        encoding: encoding_rs::GBK,
+        unmappable: Unmappable::Refuse,
+        ..SendOptions::default()
+    };
+    (Reply::Text("😀".into()), send)
+}
+
+/// The server refused [`unsendable_reply`] before it listened: a usage error
+/// that names the character, and not a word on stderr.
+pub(crate) fn assert_refused_before_listening<S, E: Blame + std::fmt::Display>(
+    server: Running<S, E>,
+) {
+    let err = match server.result() {
+        Ok(_) => panic!("the server started"),
+        Err(e) => e,
+    };
+    assert!(err.is_usage(), "{err}");
+    assert!(err.to_string().contains("U+1F600"), "{err}");
+    assert_eq!(server.log.text(), "");
 }

@@ -1046,8 +1046,7 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Blame;
-    use crate::testutil::Running;
+    use crate::testutil::{Running, assert_refused_before_listening, unsendable_reply};
 
     /// The server runs in-process: its stdout and stderr land in memory.
     #[test]
@@ -1182,19 +1181,8 @@ mod tests {
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let cfg = Config {
-            reply: Reply::Text("😀".into()),
-            send: SendOptions {
-                encoding: encoding_rs::GBK,
-                unmappable: crate::codec::Unmappable::Refuse,
-                ..SendOptions::default()
-            },
-            ..Config::default()
-        };
-        let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
-        let err = server.result().unwrap_err();
-        assert!(err.is_usage(), "{err}");
-        assert!(err.to_string().contains("U+1F600"), "{err}");
-        assert_eq!(server.log.text(), "");
+        let mut cfg = Config::default();
+        (cfg.reply, cfg.send) = unsendable_reply();
+        assert_refused_before_listening(Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd)));
     }
 }

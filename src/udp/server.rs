@@ -318,9 +318,9 @@ fn reply_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Blame;
     use crate::net::{ListenSpec, udp_socket};
     use crate::output::{Output, SharedBuf, Verbosity};
+    use crate::testutil::{assert_refused_before_listening, unsendable_reply};
     use crate::udp::MAX_PAYLOAD_V4;
     use crate::udp::test_support::*;
     use std::net::Ipv4Addr;
@@ -533,18 +533,8 @@ mod tests {
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let cfg = Config {
-            reply: Reply::Text("😀".into()),
-            send: SendOptions {
-                encoding: encoding_rs::GBK,
-                unmappable: crate::codec::Unmappable::Refuse,
-                ..SendOptions::default()
-            },
-            ..Config::default()
-        };
-        let srv = start(cfg);
-        let err = srv.result().unwrap_err();
-        assert!(err.is_usage(), "{err}");
-        assert_eq!(srv.log.text(), "");
+        let mut cfg = Config::default();
+        (cfg.reply, cfg.send) = unsendable_reply();
+        assert_refused_before_listening(start(cfg));
     }
 }
