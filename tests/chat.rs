@@ -17,17 +17,19 @@ fn chat(args: &[&str]) -> Command {
 }
 
 /// `chat listen` on a free loopback port, plus its address.
-fn listen(extra: &[&str]) -> (Proc, std::net::SocketAddr) {
+fn listen(extra: &[&str]) -> (Process, std::net::SocketAddr) {
     let mut args = vec!["listen", "0", "-b", "127.0.0.1"];
     args.extend_from_slice(extra);
-    Proc::listening(chat(&args))
+    let p = Process::listening(chat(&args));
+    let addr = p.addr();
+    (p, addr)
 }
 
-fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Proc {
+fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Process {
     let target = addr.to_string();
     let mut args = vec!["connect", target.as_str()];
     args.extend_from_slice(extra);
-    Proc::spawn(chat(&args))
+    Process::spawn(chat(&args))
 }
 
 fn udp_socket() -> UdpSocket {
@@ -46,19 +48,22 @@ fn recv_text(s: &UdpSocket) -> String {
 fn two_chats_talk_both_ways_and_bye_ends_both() {
     let (mut a, addr) = listen(&[]);
     let mut b = connect(addr, &[]);
-    a.err.expect("connected");
+    a.err().expect("connected");
     b.say("hi from B");
-    assert_eq!(a.out.expect("hi from B"), "peer> hi from B");
+    assert_eq!(a.out().expect("hi from B"), "peer> hi from B");
     a.say("你好, B");
     a.say("second line before any answer");
-    assert_eq!(b.out.expect("你好"), "peer> 你好, B");
-    assert_eq!(b.out.next().unwrap(), "peer> second line before any answer");
+    assert_eq!(b.out().expect("你好"), "peer> 你好, B");
+    assert_eq!(
+        b.out().next().unwrap(),
+        "peer> second line before any answer"
+    );
     a.say("bye");
     assert!(b.wait().success());
-    b.err.expect("the peer said bye");
+    b.err().expect("the peer said bye");
     assert!(a.wait().success());
-    a.err.expect("you said bye");
-    assert!(!a.out.rest().iter().any(|l| l.contains("bye")));
+    a.err().expect("you said bye");
+    assert!(!a.out().rest().iter().any(|l| l.contains("bye")));
 }
 
 #[test]
@@ -66,14 +71,14 @@ fn a_name_is_announced_and_used() {
     let (mut a, addr) = listen(&["--name", "alice"]);
     let mut b = connect(addr, &["--name", "小黑"]);
     b.say("hello");
-    assert_eq!(a.out.expect("hello"), "小黑> hello");
-    a.err.expect("peer is now known as 小黑");
+    assert_eq!(a.out().expect("hello"), "小黑> hello");
+    a.err().expect("peer is now known as 小黑");
     a.say("hi");
-    assert_eq!(b.out.expect("hi"), "alice> hi");
+    assert_eq!(b.out().expect("hi"), "alice> hi");
     a.close_stdin();
     assert!(a.wait().success());
     assert!(b.wait().success());
-    b.err.expect("the peer closed the connection");
+    b.err().expect("the peer closed the connection");
 }
 
 #[test]
@@ -85,8 +90,8 @@ fn end_of_input_sends_what_was_read_then_ends_both() {
     b.close_stdin();
     assert!(b.wait().success());
     assert!(a.wait().success());
-    assert_eq!(a.out.rest(), vec!["peer> one", "peer> two"]);
-    a.err.expect("the peer closed the connection");
+    assert_eq!(a.out().rest(), vec!["peer> one", "peer> two"]);
+    a.err().expect("the peer closed the connection");
 }
 
 #[test]
@@ -94,12 +99,12 @@ fn a_chunk_without_newline_is_one_message_and_disconnect_exits_0() {
     let (mut a, addr) = listen(&[]);
     let s = util::connect(addr);
     (&s).write_all(b"no newline").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> no newline");
+    assert_eq!(a.out().next().unwrap(), "peer> no newline");
     (&s).write_all(b"\x1b[2Jclear\tscreen\r\n").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
+    assert_eq!(a.out().next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
     drop(s);
     assert!(a.wait().success());
-    a.err.expect("the peer closed the connection");
+    a.err().expect("the peer closed the connection");
 }
 
 #[test]
@@ -111,7 +116,7 @@ fn eol_none_and_crlf_on_the_wire() {
     ] {
         let (mut a, addr) = listen(&["--eol", eol]);
         let mut s = util::connect(addr);
-        a.err.expect("connected");
+        a.err().expect("connected");
         a.say("hello");
         assert_eq!(read_n(&s, wire.len()), wire, "--eol {eol}");
         a.close_stdin();
@@ -128,7 +133,7 @@ fn gbk_both_ways() {
     let (mut a, addr) = listen(&["-e", "gbk"]);
     let s = util::connect(addr);
     (&s).write_all(b"\xc4\xe3\xba\xc3\n").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> 你好");
+    assert_eq!(a.out().next().unwrap(), "peer> 你好");
     a.say("我是服务器");
     assert_eq!(
         read_n(&s, 11),
@@ -145,15 +150,15 @@ fn received_quit_word_ends_the_chat_and_extra_quit_words_work() {
     (&s).write_all("first\n再见\nnot shown\n".as_bytes())
         .unwrap();
     assert!(a.wait().success());
-    assert_eq!(a.out.rest(), vec!["peer> first"]);
-    a.err.expect("the peer said 再见");
+    assert_eq!(a.out().rest(), vec!["peer> first"]);
+    a.err().expect("the peer said 再见");
 }
 
 #[test]
 fn only_one_peer_is_taken() {
     let (mut a, addr) = listen(&[]);
     let _first = util::connect(addr);
-    a.err.expect("connected");
+    a.err().expect("connected");
     let second = TcpStream::connect_timeout(&addr, TIMEOUT);
     assert!(second.is_err(), "a second peer was accepted");
 }
@@ -165,7 +170,7 @@ fn ctrl_c_or_sigterm_ends_both_sides() {
         let (mut a, addr) = listen(&[]);
         let mut b = connect(addr, &[]);
         b.say("ping");
-        a.out.expect("ping");
+        a.out().expect("ping");
         let started = Instant::now();
         a.signal(sig);
         let status = a.wait();
@@ -174,7 +179,7 @@ fn ctrl_c_or_sigterm_ends_both_sides() {
         assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
         let status = b.wait();
         assert!(status.success(), "SIG{sig}: peer's exit status {status:?}");
-        b.err.expect("the peer closed the connection");
+        b.err().expect("the peer closed the connection");
     }
 }
 
@@ -217,34 +222,36 @@ fn usage_and_runtime_errors() {
 
 #[test]
 fn udp_chats_talk_and_bye_ends_both() {
-    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let addr = a.addr();
     let mut b = connect(addr, &["--udp"]);
     b.say("在吗?");
-    assert_eq!(a.out.expect("在吗"), "peer> 在吗?");
+    assert_eq!(a.out().expect("在吗"), "peer> 在吗?");
     a.say("在的, 请讲");
-    assert_eq!(b.out.expect("请讲"), "peer> 在的, 请讲");
+    assert_eq!(b.out().expect("请讲"), "peer> 在的, 请讲");
     b.say("bye");
     assert!(b.wait().success());
     assert!(a.wait().success());
-    a.err.expect("the peer said bye");
+    a.err().expect("the peer said bye");
 }
 
 #[test]
 fn udp_datagrams_are_messages_answered_as_they_end() {
-    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let addr = a.addr();
     a.say("too early");
-    a.err.expect("nobody has written yet");
+    a.err().expect("nobody has written yet");
     // A datagram ending in \n (nc -u) gets answers ending in \n; one
     // without (the notes' programs, another chat) answers without.
     let first = udp_socket();
     first.send_to(b"one\n", addr).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> one");
+    assert_eq!(a.out().next().unwrap(), "peer> one");
     a.say("answer 1");
     assert_eq!(recv_text(&first), "answer 1\n");
     // Whoever wrote last gets the answer.
     let second = udp_socket();
     second.send_to("二".as_bytes(), addr).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> 二");
+    assert_eq!(a.out().next().unwrap(), "peer> 二");
     a.say("answer 2");
     assert_eq!(recv_text(&second), "answer 2");
     // End of input says bye, since UDP has no close.
@@ -257,7 +264,7 @@ fn udp_datagrams_are_messages_answered_as_they_end() {
 /// second channel for a hello): `--name` is never sent, and says so.
 #[test]
 fn udp_never_sends_a_name() {
-    let (mut a, addr) = Proc::listening(chat(&[
+    let mut a = Process::listening(chat(&[
         "--udp",
         "listen",
         "0",
@@ -266,11 +273,12 @@ fn udp_never_sends_a_name() {
         "--name",
         "客服",
     ]));
-    a.err.expect("over UDP --name only labels your own lines");
+    let addr = a.addr();
+    a.err().expect("over UDP --name only labels your own lines");
     for who in ["first", "second"] {
         let s = udp_socket();
         s.send_to(who.as_bytes(), addr).unwrap();
-        a.out.expect(who);
+        a.out().expect(who);
         a.say(&format!("hello {who}"));
         assert_eq!(recv_text(&s), format!("hello {who}"));
     }
@@ -293,28 +301,29 @@ fn our_chat_against_the_notes_tcp_server() {
         return;
     }
     for extra in [&[][..], &["--name", "bob"]] {
-        let (mut py, addr) = Proc::listening(python("lesson11_chat_server.py", &[]));
+        let mut py = Process::listening(python("lesson11_chat_server.py", &[]));
+        let addr = py.addr();
         let port = addr.port().to_string();
         let mut args = vec!["connect", "127.0.0.1", port.as_str()];
         args.extend_from_slice(extra);
-        let mut me = Proc::spawn(chat(&args));
+        let mut me = Process::spawn(chat(&args));
         me.say("你好, 我是客户端");
         assert_eq!(
-            py.out.next().unwrap(),
+            py.out().next().unwrap(),
             "客户端： 你好, 我是客户端",
             "{extra:?}"
         );
         py.say("hello client");
-        assert_eq!(me.out.expect("hello client"), "peer> hello client");
+        assert_eq!(me.out().expect("hello client"), "peer> hello client");
         me.say("second message");
-        assert_eq!(py.out.next().unwrap(), "send:客户端： second message");
+        assert_eq!(py.out().next().unwrap(), "send:客户端： second message");
         py.say("ok");
-        me.out.expect("ok");
+        me.out().expect("ok");
         me.say("exit");
-        assert_eq!(py.out.next().unwrap(), "send:客户端： exit");
-        assert_eq!(py.out.next().unwrap(), "客户端已经退出！");
+        assert_eq!(py.out().next().unwrap(), "send:客户端： exit");
+        assert_eq!(py.out().next().unwrap(), "客户端已经退出！");
         assert!(me.wait().success());
-        me.err.expect("you said exit");
+        me.err().expect("you said exit");
         py.signal("KILL");
     }
 }
@@ -330,22 +339,22 @@ fn the_notes_tcp_client_against_our_chat() {
     for extra in [&[][..], &["--name", "alice"]] {
         let (mut me, addr) = listen(extra);
         let port = addr.port().to_string();
-        let mut py = Proc::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
+        let mut py = Process::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
         py.say("你好服务器");
-        assert_eq!(me.out.expect("你好服务器"), "peer> 你好服务器");
+        assert_eq!(me.out().expect("你好服务器"), "peer> 你好服务器");
         me.say("你好客户端");
         assert_eq!(
-            py.out.next().unwrap(),
+            py.out().next().unwrap(),
             "send:服务器： 你好客户端",
             "{extra:?}"
         );
         py.say("again");
-        me.out.expect("again");
+        me.out().expect("again");
         me.say("second answer");
-        assert_eq!(py.out.next().unwrap(), "send:服务器： second answer");
+        assert_eq!(py.out().next().unwrap(), "send:服务器： second answer");
         py.say("exit");
         assert!(me.wait().success());
-        me.err.expect("the peer said exit");
+        me.err().expect("the peer said exit");
         assert!(py.wait().success());
     }
 }
@@ -355,9 +364,10 @@ fn our_udp_chat_against_the_notes_service_desk() {
     if !have_peer("python3") {
         return;
     }
-    let (mut py, addr) = Proc::listening(python("lesson10_udp_service.py", &[]));
+    let mut py = Process::listening(python("lesson10_udp_service.py", &[]));
+    let addr = py.addr();
     let port = addr.port().to_string();
-    let mut me = Proc::spawn(chat(&[
+    let mut me = Process::spawn(chat(&[
         "--udp",
         "connect",
         "127.0.0.1",
@@ -366,14 +376,14 @@ fn our_udp_chat_against_the_notes_service_desk() {
         "customer",
     ]));
     me.say("我的订单到哪了?");
-    assert_eq!(py.out.next().unwrap(), "客户说: 我的订单到哪了?");
-    py.out.expect("客户地址");
+    assert_eq!(py.out().next().unwrap(), "客户说: 我的订单到哪了?");
+    py.out().expect("客户地址");
     py.say("已经发货了");
-    assert_eq!(me.out.expect("发货"), "peer> 已经发货了");
+    assert_eq!(me.out().expect("发货"), "peer> 已经发货了");
     // End of input: we say bye, and the desk closes.
     me.close_stdin();
-    assert_eq!(py.out.next().unwrap(), "回复什么给客户端:客户说: bye");
-    py.out.expect("服务器端即将推出");
+    assert_eq!(py.out().next().unwrap(), "回复什么给客户端:客户说: bye");
+    py.out().expect("服务器端即将推出");
     assert!(me.wait().success());
     assert!(py.wait().success());
 }
@@ -385,20 +395,21 @@ fn the_notes_udp_customer_against_our_chat() {
     if !have_peer("python3") {
         return;
     }
-    let (mut me, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut me = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let addr = me.addr();
     let port = addr.port().to_string();
-    let mut py = Proc::spawn(python("lesson10_udp_customer.py", &["127.0.0.1", &port]));
+    let mut py = Process::spawn(python("lesson10_udp_customer.py", &["127.0.0.1", &port]));
     py.say("你好");
-    assert_eq!(me.out.expect("你好"), "peer> 你好");
+    assert_eq!(me.out().expect("你好"), "peer> 你好");
     me.say("您好, 有什么可以帮您?");
     assert_eq!(
-        py.out.next().unwrap(),
+        py.out().next().unwrap(),
         "客户说:客户端接收数据: 您好, 有什么可以帮您?"
     );
     py.say("bye");
     assert!(py.wait().success());
     assert!(me.wait().success());
-    me.err.expect("the peer said bye");
+    me.err().expect("the peer said bye");
 }
 
 // --- How lines end, and who is a chat ---------------------------------------------
@@ -411,11 +422,11 @@ fn lines_end_as_the_peer_ends_them() {
     for (peer_line, ending) in [(&b"hi\n"[..], &b"\n"[..]), (b"hi\r\n", b"\r\n")] {
         let (mut a, addr) = listen(&[]);
         let s = util::connect(addr);
-        a.err.expect("connected");
+        a.err().expect("connected");
         a.say("first");
         assert_eq!(read_n(&s, 5), b"first");
         (&s).write_all(peer_line).unwrap();
-        assert_eq!(a.out.next().unwrap(), "peer> hi");
+        assert_eq!(a.out().next().unwrap(), "peer> hi");
         a.say("second");
         let mut want = b"second".to_vec();
         want.extend_from_slice(ending);
@@ -463,10 +474,10 @@ fn two_chats_frame_piped_lines() {
         b"one\ntwo\nthree\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(a.out.next().unwrap(), "bob> one");
-    assert_eq!(a.out.next().unwrap(), "bob> two");
-    assert_eq!(a.out.next().unwrap(), "bob> three");
-    a.err.expect("peer is now known as bob");
+    assert_eq!(a.out().next().unwrap(), "bob> one");
+    assert_eq!(a.out().next().unwrap(), "bob> two");
+    assert_eq!(a.out().next().unwrap(), "bob> three");
+    a.err().expect("peer is now known as bob");
     assert!(a.wait().success());
 }
 
@@ -479,22 +490,22 @@ fn nc_gets_no_name_and_lines_like_its_own() {
     }
     let (mut a, addr) = listen(&["--name", "alice"]);
     let port = addr.port().to_string();
-    let mut nc = Proc::spawn({
+    let mut nc = Process::spawn({
         let mut c = Command::new("nc");
         c.args(["127.0.0.1", &port]);
         c
     });
     nc.say("hi from nc");
-    assert_eq!(a.out.next().unwrap(), "peer> hi from nc");
+    assert_eq!(a.out().next().unwrap(), "peer> hi from nc");
     a.say("hello nc");
     a.say("second");
-    assert_eq!(nc.out.next().unwrap(), "hello nc");
-    assert_eq!(nc.out.next().unwrap(), "second");
+    assert_eq!(nc.out().next().unwrap(), "hello nc");
+    assert_eq!(nc.out().next().unwrap(), "second");
     a.say("bye");
     assert!(a.wait().success());
     nc.close_stdin();
     assert!(nc.wait().success());
-    assert!(!nc.out.seen.iter().any(|l| l.contains("/nick")));
+    assert!(!nc.out().seen.iter().any(|l| l.contains("/nick")));
 }
 
 // --- Ports, help -------------------------------------------------------------------
@@ -570,7 +581,7 @@ fn each_subcommand_shows_only_its_flags_with_examples() {
 /// a pseudo-terminal, types keys, and keeps the screen chat draws (with a
 /// small terminal emulator), so a test reads rows as a person would.
 struct Terminal {
-    harness: Proc,
+    harness: Process,
 }
 
 impl Terminal {
@@ -587,7 +598,7 @@ impl Terminal {
         .arg(bin("chat"))
         .args(args);
         Some(Terminal {
-            harness: Proc::spawn(c),
+            harness: Process::spawn(c),
         })
     }
 
@@ -606,7 +617,7 @@ impl Terminal {
         .arg(bin("chat"))
         .args(args);
         Some(Terminal {
-            harness: Proc::spawn(c),
+            harness: Process::spawn(c),
         })
     }
 
@@ -618,18 +629,18 @@ impl Terminal {
     /// Wait until a row of the screen contains `text`.
     fn wait(&mut self, text: &str) {
         self.harness.say(&format!("wait {text}"));
-        assert_eq!(self.harness.out.next().unwrap(), "seen");
+        assert_eq!(self.harness.out().next().unwrap(), "seen");
     }
 
     fn read_rows(&mut self) -> Vec<String> {
-        let head = self.harness.out.next().unwrap();
+        let head = self.harness.out().next().unwrap();
         let n: usize = head
             .strip_prefix("rows ")
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("not a screen: {head:?}"));
         (0..n)
             .map(|_| {
-                let row = self.harness.out.next().unwrap();
+                let row = self.harness.out().next().unwrap();
                 row.strip_prefix("| ").unwrap_or(&row).to_string()
             })
             .collect()
@@ -644,7 +655,7 @@ impl Terminal {
     /// Wait for chat to exit: its exit code and last screen.
     fn exit(&mut self) -> (String, Vec<String>) {
         self.harness.say("exit");
-        let code = self.harness.out.next().unwrap();
+        let code = self.harness.out().next().unwrap();
         (code, self.read_rows())
     }
 }
@@ -814,16 +825,16 @@ fn a_peer_cannot_hide_characters_or_take_our_name() {
     (&s).write_all("ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes())
         .unwrap();
     assert_eq!(
-        a.out.next().unwrap(),
+        a.out().next().unwrap(),
         "peer> ok\\u{2028}me> I agree \\u{202e}txt.exe"
     );
     (&s).write_all("/nick me\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> /nick me");
+    assert_eq!(a.out().next().unwrap(), "peer> /nick me");
     (&s).write_all("/nick b\u{200b}ob\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> /nick b\\u{200b}ob");
+    assert_eq!(a.out().next().unwrap(), "peer> /nick b\\u{200b}ob");
     (&s).write_all("/nick 小明\n".as_bytes()).unwrap();
     (&s).write_all("你好 👩\u{200d}💻\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "小明> 你好 👩\u{200d}💻");
+    assert_eq!(a.out().next().unwrap(), "小明> 你好 👩\u{200d}💻");
     drop(s);
     assert!(a.wait().success());
 }
@@ -842,13 +853,13 @@ fn room_lines_are_shown_with_invisible_characters_escaped() {
     )
     .unwrap();
     assert!(
-        a.out
+        a.out()
             .next()
             .unwrap()
             .starts_with("* welcome to the chat room")
     );
     assert_eq!(
-        a.out.next().unwrap(),
+        a.out().next().unwrap(),
         "bob> hi\\u{2028}alice> send it \\u{2067}to me\\u{2069}"
     );
     drop(s);
@@ -881,17 +892,16 @@ fn no_hello_sends_only_what_was_typed() {
         c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
+        let mut chat = Process::new(c);
         let (peer, _) = listener.accept().unwrap();
         let peer: TcpStream = peer.into();
         peer.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"hi\n").unwrap();
-        drop(stdin);
+        chat.say("hi");
+        chat.close_stdin();
         let mut got = Vec::new();
         let _ = (&peer).read_to_end(&mut got);
         drop(peer);
-        wait_timeout(&mut child, TIMEOUT).expect("chat ends");
+        chat.wait();
         assert_eq!(got, want, "{extra:?}");
     }
 }

@@ -5,7 +5,7 @@ mod util;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,10 +15,10 @@ use util::*;
 const GREETING: &str = "* welcome to the chat room";
 
 /// A room on loopback, any free port, with these extra flags.
-fn room(extra: &[&str]) -> Server {
+fn room(extra: &[&str]) -> Process {
     let mut args = vec!["room", "0", "--bind", "127.0.0.1"];
     args.extend_from_slice(extra);
-    Server::start("chat", &args)
+    Process::server("chat", &args)
 }
 
 /// A member: a plain socket (with timeouts), read line by line.
@@ -32,8 +32,8 @@ struct Member {
 impl Member {
     /// Connect and read the greeting and the who-is-here line. Once the greeting
     /// has arrived the room has counted us in: no sleeping needed.
-    fn join(srv: &Server) -> Member {
-        let s = connect(srv.addr);
+    fn join(srv: &Process) -> Member {
+        let s = connect(srv.addr());
         let r = BufReader::new(s.try_clone().unwrap());
         let mut m = Member {
             s,
@@ -237,7 +237,7 @@ fn stalled_member_is_dropped_and_never_delays_the_others() {
     let mut a = Member::join(&srv);
     let mut b = Member::join(&srv);
     // Connects and never reads a byte.
-    let stalled = connect(srv.addr);
+    let stalled = connect(srv.addr());
     let s_addr = stalled.local_addr().unwrap().to_string();
     a.expect(&format!("({s_addr}) joined"));
     b.expect(&format!("({s_addr}) joined"));
@@ -288,7 +288,7 @@ fn stalled_member_is_dropped_and_never_delays_the_others() {
         Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
     }
     assert!(sink.len() < sent * FLOOD_LINE);
-    srv.stderr.expect("left (too slow: outgoing queue full)");
+    srv.err().expect("left (too slow: outgoing queue full)");
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn a_netassist_member_types_gbk_and_reads_utf8() {
     );
     n.send("/enc gbk klingon\n");
     assert!(n.line().starts_with("* unknown encoding \"klingon\""));
-    srv.stderr.expect("types GBK, reads UTF-8");
+    srv.err().expect("types GBK, reads UTF-8");
 }
 
 #[test]
@@ -443,12 +443,12 @@ fn full_room_refuses_politely_and_frees_places() {
     let mut a = Member::join(&srv);
     let b = Member::join(&srv);
     a.expect("joined");
-    let extra = connect(srv.addr);
+    let extra = connect(srv.addr());
     assert_eq!(
         text(&read_all(&extra)),
         "* the room is full (2 users); try again later\n"
     );
-    srv.stderr.expect("refused: the room is full");
+    srv.err().expect("refused: the room is full");
     b.send("/quit\n");
     a.expect("left");
     // The place is free as soon as the notice is out.
@@ -502,7 +502,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
         let mut srv = room(&["--max-queue", "64M"]);
         let mut a = Member::join(&srv);
         let mut b = Member::join(&srv);
-        let stalled = connect(srv.addr);
+        let stalled = connect(srv.addr());
         b.expect(&format!("({}) joined", stalled.local_addr().unwrap()));
         a.expect("joined");
         let mut all = String::new();
@@ -537,7 +537,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
             "SIG{sig}: stalled member read {} bytes",
             sink.len()
         );
-        let log = srv.stderr.rest().join("\n");
+        let log = srv.err().rest().join("\n");
         assert!(
             log.contains("room closed: 3 members joined"),
             "SIG{sig}: {log}"
@@ -553,18 +553,10 @@ fn nc_is_a_room_member() {
     }
     let srv = room(&[]);
     let mut m = Member::join(&srv);
-    let mut nc = KillOnDrop(
-        Command::new("nc")
-            .args(["127.0.0.1", &srv.addr.port().to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = Lines::spawn(nc.0.stdout.take().unwrap());
-    let mut input = nc.0.stdin.take().unwrap();
-    let greeting = out.next().expect("greeting");
+    let mut nc = Command::new("nc");
+    nc.args(["127.0.0.1", &srv.addr().port().to_string()]);
+    let mut nc = Process::spawn(nc);
+    let greeting = nc.out().next().expect("greeting");
     assert!(greeting.starts_with(GREETING), "{greeting}");
     let joined = m.expect("joined");
     let nc_name = joined
@@ -572,18 +564,15 @@ fn nc_is_a_room_member() {
         .and_then(|l| l.split(' ').next())
         .unwrap()
         .to_string();
-    input.write_all("hello from nc 你好\n".as_bytes()).unwrap();
+    nc.say("hello from nc 你好");
     assert_eq!(m.line(), format!("{nc_name}> hello from nc 你好"));
     m.send("hi nc\n");
-    out.expect(&format!("{}> hi nc", m.name));
-    input.write_all(b"/quit\n").unwrap();
-    drop(input);
-    out.expect("* bye");
+    nc.out().expect(&format!("{}> hi nc", m.name));
+    nc.say("/quit");
+    nc.close_stdin();
+    nc.out().expect("* bye");
     assert!(m.line().starts_with(&format!("* {nc_name} (")));
-    assert!(
-        wait_timeout(&mut nc.0, TIMEOUT).is_some(),
-        "nc did not exit"
-    );
+    nc.wait();
 }
 
 #[test]
@@ -615,7 +604,7 @@ fn bad_command_lines_are_one_line_errors() {
     }
     // A port in use is a runtime failure, exit 1, in one line.
     let srv = room(&[]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let out = run(cmd("chat", &["room", &port, "--bind", "127.0.0.1"]), b"");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -627,17 +616,17 @@ fn bad_command_lines_are_one_line_errors() {
 fn chat_connect_is_a_room_member() {
     let srv = room(&[]);
     let mut bob = Member::join(&srv);
-    let mut alice = Proc::spawn(cmd(
+    let mut alice = Process::spawn(cmd(
         "chat",
-        &["connect", &srv.addr.to_string(), "--name", "alice"],
+        &["connect", &srv.addr().to_string(), "--name", "alice"],
     ));
     // The room's lines are shown as they come, without a second "peer> " prefix.
-    assert!(alice.out.next().unwrap().starts_with(GREETING));
+    assert!(alice.out().next().unwrap().starts_with(GREETING));
     bob.expect("joined");
     bob.expect("is now known as alice");
     bob.send("你好 alice\n");
     assert_eq!(
-        alice.out.expect("你好"),
+        alice.out().expect("你好"),
         format!("{}> 你好 alice", bob.name)
     );
     alice.say("hi bob");

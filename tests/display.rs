@@ -12,7 +12,7 @@ use util::*;
 
 /// `NAME 0 --bind 127.0.0.1 ARGS…` (`udp-echo serve 0 …` for udp-echo), in
 /// China's time zone, so that `--timestamps` can be checked.
-fn server(name: &str, args: &[&str]) -> Server {
+fn server(name: &str, args: &[&str]) -> Process {
     let mut all: Vec<&str> = if name == "udp-echo" {
         vec!["serve"]
     } else {
@@ -24,7 +24,7 @@ fn server(name: &str, args: &[&str]) -> Server {
     c.env("TZ", "CST-8")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    Server::start_command(c, true)
+    Process::serve(c, true)
 }
 
 /// What a record's continuation and size lines start with under `head`.
@@ -76,14 +76,14 @@ fn assert_about(stamp: i64, before: i64, after: i64) {
 #[test]
 fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
     let mut srv = server("tcp-server", &["-v"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     // What the notes' send(b'one\n'); send(b'two\n'); send(b'three\n') does when
     // the three arrive together; one write makes that certain.
     (&s).write_all(b"one\ntwo\nthree\n").unwrap();
     assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
     let head = format!("[{me}] ");
-    srv.stderr.expect(&format!("{me}: received 14 bytes"));
+    srv.err().expect(&format!("{me}: received 14 bytes"));
     assert_eq!(srv.out().next().unwrap(), format!("{head}one"));
     let pad = indent(&head);
     assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
@@ -101,7 +101,7 @@ fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
 #[test]
 fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
     let mut srv = server("tcp-server", &["--framing", "line"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"one\ntwo\nthree\n").unwrap();
     assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
@@ -113,7 +113,7 @@ fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
 #[test]
 fn timestamps_put_the_local_time_before_each_record() {
     let mut srv = server("tcp-server", &["--timestamps"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
     let before = china_seconds_now();
     (&s).write_all(b"one\ntwo\n").unwrap();
@@ -143,7 +143,7 @@ fn timestamps_on_udp_echo_serve_and_send() {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     let before = china_seconds_now();
-    s.send_to(b"a\nb", srv.addr).unwrap();
+    s.send_to(b"a\nb", srv.addr()).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(s.recv_from(&mut buf).unwrap().0, 3);
     let me = s.local_addr().unwrap();
@@ -162,7 +162,7 @@ fn timestamps_on_udp_echo_serve_and_send() {
     // The client's reply, with its time.
     let mut c = cmd(
         "udp-echo",
-        &["send", &srv.addr.to_string(), "hi", "--timestamps"],
+        &["send", &srv.addr().to_string(), "hi", "--timestamps"],
     );
     c.env("TZ", "CST-8");
     let before = china_seconds_now();
@@ -231,7 +231,7 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
         "tcp-server",
         &["--recv-encoding", "gbk", "--send-encoding", "utf-8", "-v"],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
     (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好 in GBK
     assert_eq!(read_n(&s, 6), "你好".as_bytes());
@@ -239,12 +239,12 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
     // 好 split across two reads: the server has read the first byte before the
     // second is sent, and still echoes the whole character.
     (&s).write_all(b"\xba").unwrap();
-    srv.stderr.expect(&format!("{me}: received 1 bytes"));
+    srv.err().expect(&format!("{me}: received 1 bytes"));
     (&s).write_all(b"\xc3").unwrap();
     assert_eq!(read_n(&s, 3), "好".as_bytes());
     // One encoding both ways: the bytes as they came, even invalid ones.
     let srv = server("tcp-server", &["--encoding", "gbk"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"\xc4\xe3\xff").unwrap();
     assert_eq!(read_n(&s, 3), b"\xc4\xe3\xff");
     // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as
@@ -254,14 +254,14 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "line"],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"\xc4\xe3\r\n").unwrap();
     assert_eq!(read_n(&s, 5), "你\r\n".as_bytes());
     let srv = server(
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "len"],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"\0\0\0\x04\xc4\xe3\xba\xc3").unwrap();
     assert_eq!(read_n(&s, 10), "\0\0\0\x06你好".as_bytes());
 }
@@ -274,7 +274,7 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
     );
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap();
+    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap();
     let mut buf = [0u8; 64];
     let n = s.recv_from(&mut buf).unwrap().0;
     assert_eq!(&buf[..n], "你好".as_bytes());
@@ -305,19 +305,19 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
 #[test]
 fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
     let mut srv = server("tcp-server", &[]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
     (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
     read_n(&s, 4);
     drop(s);
-    srv.stderr.expect("disconnected");
+    srv.err().expect("disconnected");
     let warning = srv
-        .stderr
+        .err()
         .seen
         .iter()
         .find(|l| l.starts_with("warning:"))
         .cloned()
-        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen));
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.err().seen));
     assert_eq!(
         warning,
         format!(
@@ -336,10 +336,10 @@ fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
 #[test]
 fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
     let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all("我爱你\n".as_bytes()).unwrap();
     srv.out().next().unwrap();
-    let warning = srv.stderr.expect("warning:");
+    let warning = srv.err().expect("warning:");
     assert!(warning.contains("not valid GBK"), "{warning}");
     assert!(
         warning.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
@@ -368,14 +368,14 @@ fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
 }
 
 /// The first `warning:` line `srv` printed, once it has said `until`.
-fn first_warning(srv: &mut Server, until: &str) -> String {
-    srv.stderr.expect(until);
-    srv.stderr
+fn first_warning(srv: &mut Process, until: &str) -> String {
+    srv.err().expect(until);
+    srv.err()
         .seen
         .iter()
         .find(|l| l.starts_with("warning:"))
         .cloned()
-        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen))
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.err().seen))
 }
 
 #[test]
@@ -384,9 +384,9 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     let mut srv = server("udp-echo", &["--recv-encoding", "gbk"]);
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.send_to(b"\xc4", srv.addr).unwrap();
+    s.send_to(b"\xc4", srv.addr()).unwrap();
     s.recv_from(&mut [0u8; 16]).unwrap();
-    let warning = srv.stderr.expect("warning:");
+    let warning = srv.err().expect("warning:");
     assert!(
         warning.ends_with(
             "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
@@ -396,7 +396,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
 
     // A stream that ends inside a character: the hint is about that character.
     let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
-    let c = connect(srv.addr);
+    let c = connect(srv.addr());
     (&c).write_all(b"ok\xc4").unwrap();
     c.shutdown(std::net::Shutdown::Write).unwrap();
     read_all(&c);
@@ -409,7 +409,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     );
     // …and when that character's bytes are whole in another encoding, it is named.
     let mut srv = server("tcp-server", &[]);
-    let c = connect(srv.addr);
+    let c = connect(srv.addr());
     (&c).write_all(b"ok\xe4\xbd").unwrap();
     c.shutdown(std::net::Shutdown::Write).unwrap();
     read_all(&c);
@@ -467,7 +467,7 @@ fn notes_style_python_client_three_sends() {
         return;
     }
     let mut srv = server("tcp-server", &["--once", "--reply", "", "-v"]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let py = "import socket,sys\n\
               s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
               s.send(b'one\\n'); s.send(b'two\\n'); s.send(b'three\\n')\n\
@@ -492,21 +492,21 @@ fn notes_style_python_client_three_sends() {
     assert_eq!(data, ["one", "two", "three"], "{shown:?}");
     // One record per read, as many as the server's -v log counts.
     let reads = srv
-        .stderr
+        .err()
         .rest()
         .iter()
         .filter(|l| l.contains(": received "))
         .count();
     let records = shown.iter().filter(|l| l.starts_with('[')).count();
-    assert_eq!(records, reads, "{shown:?} {:?}", srv.stderr.seen);
+    assert_eq!(records, reads, "{shown:?} {:?}", srv.err().seen);
 }
 
-fn chat(args: &[&str]) -> Server {
+fn chat(args: &[&str]) -> Process {
     let mut c = cmd("chat", args);
     c.env("TZ", "CST-8")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    Server::start_command(c, true)
+    Process::serve(c, true)
 }
 
 /// The notes' programs and nc are not chats: what one read brings is one
@@ -514,7 +514,7 @@ fn chat(args: &[&str]) -> Server {
 #[test]
 fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "--timestamps"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let before = china_seconds_now();
     (&s).write_all(b"one\ntwo\n").unwrap();
     let first = srv.out().next().unwrap();
@@ -535,10 +535,10 @@ fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
 #[test]
 fn chat_room_timestamps_each_transcript_line() {
     let mut srv = chat(&["room", "0", "--bind", "127.0.0.1", "--timestamps"]);
-    let a = connect(srv.addr);
-    srv.stderr.expect("user-1 (");
-    let _b = connect(srv.addr);
-    srv.stderr.expect("user-2 (");
+    let a = connect(srv.addr());
+    srv.err().expect("user-1 (");
+    let _b = connect(srv.addr());
+    srv.err().expect("user-2 (");
     let before = china_seconds_now();
     (&a).write_all("你好\n".as_bytes()).unwrap();
     let line = srv.out().next().unwrap();
@@ -553,11 +553,11 @@ fn chat_room_timestamps_each_transcript_line() {
 #[test]
 fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "-v"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
     assert_eq!(srv.out().next().unwrap(), "peer> \u{FFFD}\u{FFFD}\u{FFFD}");
-    srv.stderr.expect("received 4 bytes");
-    let warning = srv.stderr.expect("not valid UTF-8");
+    srv.err().expect("received 4 bytes");
+    let warning = srv.err().expect("not valid UTF-8");
     assert!(
         warning.contains("they are valid GBK (\"你好\"): try --recv-encoding gbk"),
         "{warning}"

@@ -50,7 +50,7 @@ fn one_peer<T: Send + 'static>(
 
 #[test]
 fn lesson_02_03_one_client_then_exit() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &[
             "0",
@@ -61,7 +61,7 @@ fn lesson_02_03_one_client_then_exit() {
             "我是服务器, 你好客户端: {peer}",
         ],
     );
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let out = client(&[
         "127.0.0.1",
         &port,
@@ -79,14 +79,14 @@ fn lesson_02_03_one_client_then_exit() {
     let line = srv.out().expect("你好服务端");
     assert!(line.starts_with("[127.0.0.1:") && line.ends_with("] 你好服务端，我是客户端小黑!"));
     assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(log.contains("connected"), "{log}");
     assert!(log.contains("served 1 client,"), "{log}");
 }
 
 #[test]
 fn lesson_04_many_concurrent_clients_each_get_replies() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &[
             "0",
@@ -98,7 +98,7 @@ fn lesson_04_many_concurrent_clients_each_get_replies() {
     );
     const CLIENTS: usize = 200;
     // Connect everyone first, so all 200 are being served at the same time.
-    let streams: Vec<_> = (0..CLIENTS).map(|_| connect(srv.addr)).collect();
+    let streams: Vec<_> = (0..CLIENTS).map(|_| connect(srv.addr())).collect();
     let reply = "ok, 问题正在处理中...".as_bytes();
     let handles: Vec<_> = streams
         .into_iter()
@@ -128,9 +128,9 @@ fn lesson_04_many_concurrent_clients_each_get_replies() {
 
 #[test]
 fn echo_is_byte_exact_through_duplex_client() {
-    let srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "-q"]);
+    let srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "-q"]);
     let data = noise(3 << 20, 7);
-    let out = run(cmd("tcp-client", &[&srv.addr.to_string()]), &data);
+    let out = run(cmd("tcp-client", &[&srv.addr().to_string()]), &data);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(out.stdout.len(), data.len());
     assert!(out.stdout == data, "echoed bytes differ");
@@ -175,7 +175,7 @@ fn no_shutdown_keeps_write_side_open_until_peer_closes() {
 #[test]
 fn gbk_both_ways_with_netassist_style_peer() {
     // A NetAssist-like peer: sends GBK, expects GBK back.
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &[
             "0",
@@ -187,7 +187,7 @@ fn gbk_both_ways_with_netassist_style_peer() {
             "我是服务器",
         ],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好
     assert_eq!(read_n(&s, 10), b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"); // 我是服务器
     assert!(srv.out().expect("你好").ends_with("] 你好"));
@@ -220,15 +220,15 @@ fn hex_shows_raw_reply_bytes() {
 
 #[test]
 fn invalid_bytes_are_shown_and_warned_once() {
-    let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "--reply", "."]);
-    let s = connect(srv.addr);
+    let mut srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "--reply", "."]);
+    let s = connect(srv.addr());
     (&s).write_all(b"ok\xff").unwrap();
     assert_eq!(read_n(&s, 1), b".");
     assert_eq!(
         srv.out().next().unwrap().split("] ").nth(1),
         Some("ok\u{FFFD}")
     );
-    let warning = srv.stderr.expect("warning:");
+    let warning = srv.err().expect("warning:");
     assert!(warning.contains("--hex"), "{warning}");
 }
 
@@ -236,13 +236,13 @@ fn invalid_bytes_are_shown_and_warned_once() {
 #[test]
 fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() {
     for sig in ["INT", "TERM", "HUP"] {
-        let mut srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
-        let idle = connect(srv.addr);
-        let busy = connect(srv.addr);
+        let mut srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+        let idle = connect(srv.addr());
+        let busy = connect(srv.addr());
         (&busy).write_all(b"abc").unwrap();
         assert_eq!(read_n(&busy, 3), b"abc");
-        srv.stderr.expect("connected");
-        srv.stderr.expect("connected");
+        srv.err().expect("connected");
+        srv.err().expect("connected");
         let start = Instant::now();
         srv.signal(sig);
         let status = srv.wait();
@@ -251,7 +251,7 @@ fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() 
         // Both clients see the server close their connection.
         assert!(read_all(&idle).is_empty(), "SIG{sig}: idle client");
         assert!(read_all(&busy).is_empty(), "SIG{sig}: busy client");
-        let log = srv.stderr.rest().join("\n");
+        let log = srv.err().rest().join("\n");
         assert!(
             log.contains("served 2 clients, 3 bytes in, 3 bytes out"),
             "SIG{sig}: {log}"
@@ -262,14 +262,14 @@ fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() 
 
 #[test]
 fn slow_client_does_not_hold_up_others() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--framing", "line"],
     );
-    let silent = connect(srv.addr);
-    let half = connect(srv.addr);
+    let silent = connect(srv.addr());
+    let half = connect(srv.addr());
     (&half).write_all(b"no newline yet").unwrap();
-    let good = connect(srv.addr);
+    let good = connect(srv.addr());
     (&good).write_all(b"ping\n").unwrap();
     assert_eq!(read_n(&good, 5), b"ping\n");
     // A client that leaves mid-line: its partial line is still shown, not lost.
@@ -282,27 +282,27 @@ fn slow_client_does_not_hold_up_others() {
 
 #[test]
 fn max_clients_refuses_politely() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--max-clients", "1"],
     );
-    let first = connect(srv.addr);
+    let first = connect(srv.addr());
     (&first).write_all(b"x").unwrap();
     assert_eq!(read_n(&first, 1), b"x");
-    let second = connect(srv.addr);
+    let second = connect(srv.addr());
     let answer = text(&read_all(&second));
     assert!(answer.starts_with("server busy"), "{answer:?}");
-    srv.stderr.expect("refused");
+    srv.err().expect("refused");
     drop(first);
-    srv.stderr.expect("disconnected");
-    let third = connect(srv.addr);
+    srv.err().expect("disconnected");
+    let third = connect(srv.addr());
     (&third).write_all(b"y").unwrap();
     assert_eq!(read_n(&third, 1), b"y");
 }
 
 #[test]
 fn once_raw_receives_a_file_like_nc_l() {
-    let mut srv = Server::start_raw_stdout(
+    let mut srv = Process::server_raw_stdout(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--once", "--raw"],
     );
@@ -313,10 +313,10 @@ fn once_raw_receives_a_file_like_nc_l() {
         v
     });
     let data = noise(2 << 20, 99);
-    let s = connect(srv.addr);
-    srv.stderr.expect("connected");
+    let s = connect(srv.addr());
+    srv.err().expect("connected");
     // --once: the listening socket is closed while the one client is served.
-    let second = std::net::TcpStream::connect_timeout(&srv.addr, TIMEOUT);
+    let second = std::net::TcpStream::connect_timeout(&srv.addr(), TIMEOUT);
     assert_eq!(
         second.map_err(|e| e.kind()).err(),
         Some(std::io::ErrorKind::ConnectionRefused)
@@ -331,7 +331,7 @@ fn once_raw_receives_a_file_like_nc_l() {
 
 #[test]
 fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &[
             "0",
@@ -345,20 +345,20 @@ fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
             "1K",
         ],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     // Two messages in one write: the sticky-packet case (lesson 13).
     (&s).write_all(b"\0\0\0\x05hello\0\0\0\x05world").unwrap();
     assert_eq!(read_n(&s, 12), b"\0\0\0\x02ok\0\0\0\x02ok");
     assert!(srv.out().next().unwrap().ends_with("] hello"));
     assert!(srv.out().next().unwrap().ends_with("] world"));
 
-    let hostile = connect(srv.addr);
+    let hostile = connect(srv.addr());
     (&hostile).write_all(b"\xff\xff\xff\xff").unwrap();
     assert!(
         read_all(&hostile).is_empty(),
         "hostile client should be dropped"
     );
-    let why = srv.stderr.expect("exceeds");
+    let why = srv.err().expect("exceeds");
     assert!(why.contains("4294967295"), "{why}");
 
     // The server goes on serving.
@@ -423,20 +423,12 @@ fn idle_timeout_gives_up_on_silent_peer() {
     });
     let mut c = cmd("tcp-client", &["127.0.0.1", &port, "-i", "0.3"]);
     c.stdin(Stdio::null());
-    let mut child = c
-        .stdin(Stdio::piped())
+    c.stdin(Stdio::piped())
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = wait_timeout(&mut child, TIMEOUT).expect("client should give up");
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+        .stdout(Stdio::null());
+    let mut child = Process::new(c).read_lines();
+    let status = child.wait();
+    let err = child.err().rest().join("\n");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("idle"), "{err}");
     drop(child);
@@ -489,13 +481,13 @@ fn errors_are_one_line_with_exit_codes() {
 
 #[test]
 fn stdin_mode_sends_lines_to_the_client() {
-    let mut srv = Server::start_with_stdin(
+    let mut srv = Process::server_with_stdin(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--stdin", "--once"],
     );
-    let mut stdin = srv.child.stdin.take().unwrap();
-    let s = connect(srv.addr);
-    srv.stderr.expect("connected");
+    let mut stdin = srv.stdin.take().unwrap();
+    let s = connect(srv.addr());
+    srv.err().expect("connected");
     stdin.write_all("你好\n".as_bytes()).unwrap();
     assert_eq!(read_n(&s, 7), "你好\n".as_bytes());
     (&s).write_all(b"from client\n").unwrap();
@@ -505,14 +497,14 @@ fn stdin_mode_sends_lines_to_the_client() {
     assert!(read_all(&s).is_empty());
     drop(s);
     assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(log.contains("disconnected (12 bytes in, 7 out)"), "{log}");
 }
 
 #[test]
 fn ipv6_loopback_and_dual_stack() {
-    let srv = Server::start("tcp-server", &["0"]);
-    let port = srv.addr.port().to_string();
+    let srv = Process::server("tcp-server", &["0"]);
+    let port = srv.addr().port().to_string();
     let v4 = client(&["127.0.0.1", &port, "four", "--wait", "0.3"]);
     assert_eq!(text(&v4.stdout), "four\n");
     if std::net::TcpListener::bind("[::1]:0").is_ok() {
@@ -528,9 +520,9 @@ fn nc_as_client_of_our_server() {
     if !have_peer("nc") {
         return;
     }
-    let srv = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
     let mut c = Command::new("nc");
-    c.args(["-N", "127.0.0.1", &srv.addr.port().to_string()]);
+    c.args(["-N", "127.0.0.1", &srv.addr().port().to_string()]);
     let data = noise(1 << 20, 3);
     let out = run(c, &data);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -542,25 +534,17 @@ fn nc_as_server_for_our_client() {
     if !have_peer("nc") {
         return;
     }
-    let mut nc = KillOnDrop(
-        Command::new("nc")
-            .args(["-v", "-l", "127.0.0.1", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(nc.0.stderr.take().unwrap());
-    let line = err.expect("Listening on");
+    let mut nc = Command::new("nc");
+    nc.args(["-v", "-l", "127.0.0.1", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut nc = Process::new(nc);
+    let collector = nc.collect_stdout();
+    let mut nc = nc.read_lines();
+    let line = nc.err().expect("Listening on");
     let port = line.rsplit(' ').next().unwrap().to_string();
-    let mut nc_stdin = nc.0.stdin.take().unwrap();
-    let mut nc_stdout = nc.0.stdout.take().unwrap();
-    let collector = thread::spawn(move || {
-        let mut v = Vec::new();
-        nc_stdout.read_to_end(&mut v).unwrap();
-        v
-    });
+    let mut nc_stdin = nc.stdin.take().unwrap();
     let data = noise(1 << 20, 5);
     let client = thread::spawn({
         let data = data.clone();
@@ -583,7 +567,7 @@ fn notes_python_client_against_our_gbk_server() {
     if !have_peer("python3") {
         return;
     }
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &[
             "0",
@@ -599,7 +583,7 @@ fn notes_python_client_against_our_gbk_server() {
     let mut py = Command::new("python3");
     py.args([
         &course_script("lesson02_client.py"),
-        &srv.addr.port().to_string(),
+        &srv.addr().port().to_string(),
     ]);
     let out = run(py, b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -625,17 +609,8 @@ fn our_client_against_notes_python_threaded_server() {
     if !have_peer("python3") {
         return;
     }
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .args([&course_script("lesson04_server.py"), "gbk"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let mut out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
+    let mut py = python_server("lesson04_server.py", &["gbk"]);
+    let addr = py.addr();
     let result = client(&[
         &addr.to_string(),
         "我是客户端1",
@@ -647,10 +622,11 @@ fn our_client_against_notes_python_threaded_server() {
     assert!(result.status.success(), "{}", text(&result.stderr));
     assert_eq!(text(&result.stdout), "ok, 问题正在处理中...\n");
     assert!(
-        out.expect("我是客户端1")
+        py.out()
+            .expect("我是客户端1")
             .starts_with("我是客户端1 ('127.0.0.1', ")
     );
-    out.expect("客户端下线了");
+    py.out().expect("客户端下线了");
 }
 
 #[test]
@@ -680,11 +656,11 @@ fn half_character_at_end_of_reply_is_shown_not_dropped() {
 
 #[test]
 fn replies_get_a_line_each_and_no_wait_loses_nothing() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--framing", "len"],
     );
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     // --wait 0: send and close at once. The server's echoes are still in flight;
     // closing with them unread would reset the connection and lose messages.
     for _ in 0..5 {
@@ -702,27 +678,27 @@ fn replies_get_a_line_each_and_no_wait_loses_nothing() {
         for m in ["one", "two", "three"] {
             assert!(srv.out().next().unwrap().ends_with(&format!("] {m}")));
         }
-        let bye = srv.stderr.expect("disconnected");
+        let bye = srv.err().expect("disconnected");
         assert!(bye.ends_with("(23 bytes in, 23 out)"), "{bye}");
     }
-    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
-    let out = client(&[&echo.addr.to_string(), "a", "b", "--wait", "0.3"]);
+    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let out = client(&[&echo.addr().to_string(), "a", "b", "--wait", "0.3"]);
     assert_eq!(text(&out.stdout), "a\nb\n");
 }
 
 #[test]
 fn sink_counts_every_byte_and_sends_nothing_back() {
-    let mut server = Server::start(
+    let mut server = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--sink", "--once"],
     );
-    let mut c = connect(server.addr);
+    let mut c = connect(server.addr());
     let data = noise(5 * 1024 * 1024 + 3, 7);
     c.write_all(&data).unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     assert!(read_all(&c).is_empty(), "a sink sends nothing");
     assert!(server.wait().success());
-    let log = server.stderr.rest().join("\n");
+    let log = server.err().rest().join("\n");
     assert!(
         log.contains(&format!(
             "served 1 client, {} bytes in, 0 bytes out",
@@ -755,14 +731,14 @@ fn raw_receive_into_a_full_disk_fails_with_exit_1_not_silent_loss() {
         &["0", "--bind", "127.0.0.1", "--once", "--raw"],
     );
     c.stdin(Stdio::null()).stdout(full);
-    let mut srv = Server::start_command(c, false);
-    let s = connect(srv.addr);
+    let mut srv = Process::serve(c, false);
+    let s = connect(srv.addr());
     // The server stops reading at its first failed write and closes with our
     // bytes unread, so this send may well be reset: that is the point.
     let _ = (&s).write_all(&noise(4 << 20, 12));
     assert!(read_until_closed(&s).is_empty());
     let status = srv.wait();
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert_eq!(status.code(), Some(1), "{log}");
     let last = log.lines().last().unwrap_or_default();
     assert!(
@@ -777,14 +753,14 @@ fn raw_receive_into_a_full_disk_fails_with_exit_1_not_silent_loss() {
 
 #[test]
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
-    let mut srv = Server::start_raw_stdout("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let mut srv = Process::server_raw_stdout("tcp-server", &["0", "--bind", "127.0.0.1"]);
     drop(srv.child.stdout.take());
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     (&s).write_all(b"anyone there?\n").unwrap();
     // Not shown, so not echoed either: the client is closed.
     assert!(read_until_closed(&s).is_empty());
     let status = srv.wait();
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     assert!(status.success(), "{status:?} {log:?}");
     let said: Vec<_> = log
         .iter()
@@ -805,14 +781,14 @@ fn low_descriptor_limit_lowers_max_clients_and_the_rest_hear_server_busy() {
     c.args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    let mut srv = Server::start_command(c, false);
+    let mut srv = Process::serve(c, false);
     // 64 descriptors, 16 kept aside, 2 per client (its socket, Ctrl-C's copy).
-    let warning = srv.stderr.next().unwrap_or_default();
+    let warning = srv.err().next().unwrap_or_default();
     assert!(
         warning.contains("--max-clients lowered from 1024 to 24"),
         "{warning}"
     );
-    let clients: Vec<_> = (0..40).map(|_| connect(srv.addr)).collect();
+    let clients: Vec<_> = (0..40).map(|_| connect(srv.addr())).collect();
     let (mut served, mut busy) = (0, 0);
     for (i, c) in clients.iter().enumerate() {
         // A refused client is already closed: this may be reset, and is not read.
@@ -829,7 +805,7 @@ fn low_descriptor_limit_lowers_max_clients_and_the_rest_hear_server_busy() {
     assert_eq!((served, busy), (24, 16));
     srv.interrupt();
     assert!(srv.wait().success());
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     let fd_warnings = log
         .iter()
         .filter(|l| l.contains("too many open files"))
@@ -862,12 +838,12 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
     // The default --max-clients (1024): the idle clients take every place, the
     // ones beyond are told the server is busy, and the idle timeout is what
     // makes room again.
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--idle-timeout", "2"],
     );
     let first_connected = Instant::now();
-    let clients: Vec<_> = (0..n).map(|_| connect(srv.addr)).collect();
+    let clients: Vec<_> = (0..n).map(|_| connect(srv.addr())).collect();
     let told = "closing: idle for 2 s (--idle-timeout)\n";
     let (mut idle, mut busy) = (0, Vec::new());
     for (i, c) in clients.iter().enumerate() {
@@ -896,12 +872,12 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
         let said = format!("server busy: {max} clients connected, try again later\n");
         assert!(busy.iter().all(|b| *b == said), "{:?}", busy[0]);
     }
-    let fresh = connect(srv.addr);
+    let fresh = connect(srv.addr());
     (&fresh).write_all(b"still there?").unwrap();
     assert_eq!(read_n(&fresh, 12), b"still there?");
     srv.interrupt();
     assert!(srv.wait().success());
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     let closed = log
         .iter()
         .filter(|l| l.contains("disconnected: idle for 2 s (--idle-timeout)"))
@@ -911,37 +887,37 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
 
 #[test]
 fn max_per_client_refuses_a_third_connection_from_one_address() {
-    let mut srv = Server::start(
+    let mut srv = Process::server(
         "tcp-server",
         &["0", "--bind", "127.0.0.1", "--max-per-client", "2"],
     );
-    let a = connect(srv.addr);
-    let b = connect(srv.addr);
+    let a = connect(srv.addr());
+    let b = connect(srv.addr());
     for s in [&a, &b] {
         (&*s).write_all(b"hi").unwrap();
         assert_eq!(read_n(s, 2), b"hi");
     }
-    let third = connect(srv.addr);
+    let third = connect(srv.addr());
     let answer = text(&read_until_closed(&third));
     assert!(
         answer.starts_with("server busy: 2 connections from your address already"),
         "{answer:?}"
     );
-    let logged = srv.stderr.expect("refused");
+    let logged = srv.err().expect("refused");
     assert!(logged.contains("(--max-per-client)"), "{logged}");
     drop(a);
-    srv.stderr.expect("disconnected");
-    let again = connect(srv.addr);
+    srv.err().expect("disconnected");
+    let again = connect(srv.addr());
     (&again).write_all(b"ok").unwrap();
     assert_eq!(read_n(&again, 2), b"ok");
 }
 
 /// Waits until the server's `-v` log shows `bytes` received from `name`: only
 /// then does it hold them.
-fn wait_received(srv: &mut Server, name: &str, bytes: usize) {
+fn wait_received(srv: &mut Process, name: &str, bytes: usize) {
     let mut got = 0;
     while got < bytes {
-        let line = srv.stderr.expect(&format!("{name}: received "));
+        let line = srv.err().expect(&format!("{name}: received "));
         got += line
             .split_whitespace()
             .nth(2)
@@ -968,8 +944,8 @@ fn len_notice(s: &std::net::TcpStream) -> String {
 }
 
 /// `tcp-server --framing len -v` with `--max-buffered max`.
-fn len_server(max: &str) -> Server {
-    Server::start(
+fn len_server(max: &str) -> Process {
+    Process::server(
         "tcp-server",
         &[
             "0",
@@ -987,8 +963,8 @@ fn len_server(max: &str) -> Server {
 /// A new client sends a len frame of `size` bytes that would take the
 /// server past `--max-buffered max`: it hears why in its own framing (a len
 /// frame), is closed, and the log says so.
-fn over_the_limit(srv: &mut Server, size: u32, max: usize) {
-    let hog = connect(srv.addr);
+fn over_the_limit(srv: &mut Process, size: u32, max: usize) {
+    let hog = connect(srv.addr());
     let name = hog.local_addr().unwrap().to_string();
     let _ = (&hog).write_all(&len_frame(size, 4));
     let told = len_notice(&hog);
@@ -996,7 +972,7 @@ fn over_the_limit(srv: &mut Server, size: u32, max: usize) {
         "closing: the server holds too many unfinished messages (--max-buffered {max} bytes)"
     );
     assert!(told.starts_with(&why), "{told}");
-    let logged = srv.stderr.expect(&format!("{name} disconnected"));
+    let logged = srv.err().expect(&format!("{name} disconnected"));
     assert!(
         logged.contains(&format!("--max-buffered {max} bytes")),
         "{logged}"
@@ -1008,7 +984,7 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
     let mut srv = len_server("64K");
     // Each of the (up to 1024) clients has a few bytes of its own; the shared
     // half, 32 KiB and a little, is what the two frames compete for.
-    let a = connect(srv.addr);
+    let a = connect(srv.addr());
     let a_name = a.local_addr().unwrap().to_string();
     let a_wire = len_frame(28_000, 3);
     (&a).write_all(&a_wire[..24_004]).unwrap();
@@ -1024,7 +1000,7 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
 #[test]
 fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it() {
     let mut srv = len_server("4M");
-    let small = connect(srv.addr);
+    let small = connect(srv.addr());
     let mut n = 0u64;
     let mut ask = || {
         n += 1;
@@ -1038,7 +1014,7 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
     // a few KiB.
     let mut hogs = Vec::new();
     for seed in 1..=2 {
-        let hog = connect(srv.addr);
+        let hog = connect(srv.addr());
         let name = hog.local_addr().unwrap().to_string();
         let wire = len_frame(1024 * 1024, seed);
         (&hog).write_all(&wire[..wire.len() - 1]).unwrap();
@@ -1066,7 +1042,8 @@ fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
     }
     // 003 §3's server decodes with GBK; "我是客户端" in UTF-8 is not valid GBK,
     // so the server dies on it without a reply.
-    let (mut py, addr, _out, mut err) = python_server("lesson03_gbk_server.py");
+    let mut py = python_server("lesson03_gbk_server.py", &[]);
+    let addr = py.addr();
     let out = client(&["127.0.0.1", &addr.port().to_string(), "我是客户端"]);
     assert_eq!(
         text(&out.stderr),
@@ -1074,8 +1051,8 @@ fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{:?}", text(&out.stdout));
-    err.expect("UnicodeDecodeError");
-    assert!(wait_timeout(&mut py.0, TIMEOUT).is_some());
+    py.err().expect("UnicodeDecodeError");
+    py.wait();
 }
 
 #[test]
@@ -1134,15 +1111,15 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
     );
     assert_eq!(out.status.code(), Some(1));
     // --wait 0 asks for no reply: sent is success.
-    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1", "--sink"]);
-    let out = client(&[&echo.addr.to_string(), "hello", "--wait", "0"]);
+    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "--sink"]);
+    let out = client(&[&echo.addr().to_string(), "hello", "--wait", "0"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]
 fn three_messages_to_an_echo_server_do_not_wait_2_s_each() {
-    let echo = Server::start("tcp-server", &["0", "--bind", "127.0.0.1"]);
-    let port = echo.addr.port().to_string();
+    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let port = echo.addr().port().to_string();
     let start = Instant::now();
     let out = client(&["127.0.0.1", &port, "a", "b", "c"]);
     let took = start.elapsed();
@@ -1177,7 +1154,8 @@ fn lesson_03_server_answers_one_message_then_the_rest_are_not_sent() {
     if !have_peer("python3") {
         return;
     }
-    let (_py, addr, mut out, _err) = python_server("lesson03_server.py");
+    let mut py = python_server("lesson03_server.py", &[]);
+    let addr = py.addr();
     let result = client(&["127.0.0.1", &addr.port().to_string(), "你好", "再见"]);
     assert!(
         text(&result.stdout).starts_with("我是服务器,你好客户端:('127.0.0.1', "),
@@ -1189,7 +1167,7 @@ fn lesson_03_server_answers_one_message_then_the_rest_are_not_sent() {
         "tcp-client: the server closed the connection after message 1; 1 of 2 messages not sent\n"
     );
     assert_eq!(result.status.code(), Some(1));
-    out.expect("接收到客户端消息: 你好");
+    py.out().expect("接收到客户端消息: 你好");
 }
 
 /// `tcp-server PORT --bind 127.0.0.1`'s error line and exit status.
@@ -1208,11 +1186,12 @@ fn after_the_notes_lesson_03_server_tcp_server_explains_time_wait() {
     }
     // The learner's sequence: the notes' server (no SO_REUSEADDR) answers one
     // client and exits; then our server is started on the same port.
-    let (mut py, addr, _out, _err) = python_server("lesson03_server.py");
+    let mut py = python_server("lesson03_server.py", &[]);
+    let addr = py.addr();
     let port = addr.port();
     let result = client(&["127.0.0.1", &port.to_string(), "你好"]);
     assert!(result.status.success(), "{}", text(&result.stderr));
-    assert!(wait_timeout(&mut py.0, TIMEOUT).unwrap().success());
+    assert!(py.wait().success());
     let (err, code) = bind_refused(port);
     assert_eq!(code, Some(1), "{err}");
     assert!(

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
@@ -125,19 +125,19 @@ fn peer(program: &str, args: &[&str], cwd: &Path) -> Output {
 }
 
 /// tftp-serve on `root`, any free port on 127.0.0.1, with `flags`.
-fn serve(root: &Path, flags: &[&str]) -> Server {
+fn serve(root: &Path, flags: &[&str]) -> Process {
     serve_on("127.0.0.1", root, flags)
 }
 
 /// tftp-serve on `root`, any free port on `bind`, with `flags`.
-fn serve_on(bind: &str, root: &Path, flags: &[&str]) -> Server {
+fn serve_on(bind: &str, root: &Path, flags: &[&str]) -> Process {
     let mut args = vec![root.to_str().unwrap(), "--port", "0", "--bind", bind];
     args.extend_from_slice(flags);
-    Server::start("tftp-serve", &args)
+    Process::server("tftp-serve", &args)
 }
 
 /// A directory holding `files`, tftp-serve on it with `flags`, and an empty work directory.
-fn served(files: &[(&str, &[u8])], flags: &[&str]) -> (TempDir, Server, TempDir) {
+fn served(files: &[(&str, &[u8])], flags: &[&str]) -> (TempDir, Process, TempDir) {
     let root = dir_with(files);
     let srv = serve(root.path(), flags);
     (root, srv, TempDir::new().unwrap())
@@ -153,67 +153,6 @@ fn fetch(cwd: &Path, args: &[&str], local: &str, want: &[u8]) {
 fn upload(cwd: &Path, args: &[&str], dest: &Path, want: &[u8]) {
     succeeded(&tool("tftp-put", args, cwd));
     assert_file(dest, want);
-}
-
-/// tftpd-hpa on loopback; killed when dropped.
-struct Tftpd {
-    addr: SocketAddr,
-    _process: KillOnDrop,
-}
-
-/// Starts `in.tftpd -L` on `root` (with `-c`, uploads of new files are allowed).
-///
-/// It serves as `nobody`, so the directory is opened up (0755, or 0777 for
-/// uploads) and its files made world-readable: a `TempDir` is 0700.
-fn tftpd(root: &Path, create: bool) -> Tftpd {
-    let mode = if create { 0o777 } else { 0o755 };
-    fs::set_permissions(root, fs::Permissions::from_mode(mode)).unwrap();
-    for entry in fs::read_dir(root).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
-    // A free port: bind, read it, let it go (in.tftpd has no "port 0").
-    let port = udp().local_addr().unwrap().port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut c = Command::new("in.tftpd");
-    c.args(["-L", "-u", "nobody", "-s"])
-        .arg(root)
-        .args(["-a", &addr.to_string()]);
-    if create {
-        c.arg("-c");
-    }
-    let mut process = KillOnDrop(
-        c.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start in.tftpd"),
-    );
-    // Ready once it answers a request (ERROR 1 for this name).
-    let probe = udp();
-    probe
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = process.0.try_wait().unwrap() {
-            panic!("in.tftpd exited at start: {status}");
-        }
-        probe.send_to(&rrq("readiness-probe"), addr).unwrap();
-        if probe.recv_from(&mut [0u8; 600]).is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "in.tftpd never answered on {addr}"
-        );
-    }
-    Tftpd {
-        addr,
-        _process: process,
-    }
 }
 
 // --- Packets by hand ------------------------------------------------------------
@@ -368,7 +307,7 @@ fn tftp_hpa_client_gets_binary_and_netascii_and_puts() {
         &[("big.bin", &big), ("notes.txt", &notes)],
         &["--allow-write"],
     );
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let hpa = |args: &[&str]| {
         peer(
             "tftp",
@@ -393,7 +332,7 @@ fn atftp_gets_with_big_blocks_and_window_and_puts() {
     }
     let big = noise(BIG, 2);
     let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     peer(
         "atftp",
         &[
@@ -412,7 +351,7 @@ fn atftp_gets_with_big_blocks_and_window_and_puts() {
         work.path(),
     );
     assert_file(&work.path().join("got.bin"), &big);
-    srv.stderr.expect("options: blksize=1468 windowsize=8");
+    srv.err().expect("options: blksize=1468 windowsize=8");
     peer(
         "atftp",
         &["-p", "-r", "up.bin", "-l", "got.bin", "127.0.0.1", &port],
@@ -428,7 +367,7 @@ fn curl_gets_with_and_without_options_and_puts() {
     }
     let big = noise(BIG, 3);
     let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
-    let url = format!("tftp://{}/big.bin", srv.addr);
+    let url = format!("tftp://{}/big.bin", srv.addr());
     for (local, flags) in [
         ("default.bin", &[][..]),
         ("plain.bin", &["--tftp-no-options"][..]),
@@ -438,8 +377,8 @@ fn curl_gets_with_and_without_options_and_puts() {
         peer("curl", &args, work.path());
         assert_file(&work.path().join(local), &big);
     }
-    srv.stderr.expect("blksize=8192");
-    let up = format!("tftp://{}/up.bin", srv.addr);
+    srv.err().expect("blksize=8192");
+    let up = format!("tftp://{}/up.bin", srv.addr());
     peer("curl", &["-sS", "-T", "plain.bin", &up], work.path());
     assert_file(&root.path().join("up.bin"), &big);
 }
@@ -451,7 +390,7 @@ fn busybox_tftp_gets_and_puts_with_blksize() {
     }
     let big = noise(BIG, 4);
     let (root, srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let bb = |dir: &str, remote: &str| {
         let args = [
             "tftp",
@@ -484,7 +423,7 @@ fn our_clients_against_tftpd_hpa() {
     let notes = netascii_sample();
     let root = dir_with(&[("big.bin", &big), ("notes.txt", &notes)]);
     let server = tftpd(root.path(), true);
-    let addr = server.addr.to_string();
+    let addr = server.addr().to_string();
     let work = TempDir::new().unwrap();
     for (local, flags) in [
         ("default.bin", &[][..]),
@@ -515,20 +454,13 @@ fn our_client_falls_back_for_notes_python_server() {
     let file = noise((1 << 20) + 300, 6);
     let root = dir_with(&[("lesson.bin", &file)]);
     // It serves files from its cwd; its stdout (a line per ACK) is not needed.
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script("lesson12_tftp_server.py"))
-            .current_dir(root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on"))
-        .unwrap()
-        .to_string();
+    let mut py = Command::new("python3");
+    py.arg(course_script("lesson12_tftp_server.py"))
+        .current_dir(root.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let py = Process::serve(py, false);
+    let addr = py.addr().to_string();
     let work = TempDir::new().unwrap();
     // No flags: the server ignores our request with options; we must ask again without.
     let started = Instant::now();
@@ -552,7 +484,7 @@ fn notes_python_client_downloads_from_our_server() {
     }
     let file = noise((1 << 20) + 100, 7);
     let (_root, mut srv, _) = served(&[("lesson.bin", &file)], &[]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let notes_client = |name: &str| {
         let work = TempDir::new().unwrap();
         let mut py = Command::new("python3");
@@ -578,8 +510,8 @@ fn notes_python_client_downloads_from_our_server() {
         // It never ACKs the last block; the server goes on serving meanwhile...
     }
     // ...and, after a few tries, counts the file as sent rather than failed.
-    srv.stderr.expect("sent (final ACK never came)");
-    srv.stderr.expect("sent (final ACK never came)");
+    srv.err().expect("sent (final ACK never came)");
+    srv.err().expect("sent (final ACK never came)");
 }
 
 // --- 4. Command lines -----------------------------------------------------------
@@ -590,7 +522,7 @@ fn get_to_stdout_writes_the_file_and_nothing_else() {
     let (_root, srv, work) = served(&[("f.bin", &file)], &[]);
     let out = tool(
         "tftp-get",
-        &[&srv.addr.to_string(), "f.bin", "-o", "-"],
+        &[&srv.addr().to_string(), "f.bin", "-o", "-"],
         work.path(),
     );
     succeeded(&out);
@@ -602,7 +534,7 @@ fn get_to_stdout_writes_the_file_and_nothing_else() {
 fn get_saves_under_the_remote_base_name_in_cwd() {
     let file = noise(50_000, 9);
     let (_root, srv, work) = served(&[("sub/x.bin", &file)], &[]);
-    let args = [&srv.addr.to_string(), "sub/x.bin"];
+    let args = [&srv.addr().to_string(), "sub/x.bin"];
     fetch(work.path(), &args, "x.bin", &file);
     assert_eq!(listing(work.path()), ["x.bin"]);
 }
@@ -615,7 +547,7 @@ fn failed_get_leaves_existing_local_file_untouched() {
     let srv = serve(root.path(), &[]);
     let out = tool(
         "tftp-get",
-        &[&srv.addr.to_string(), "missing.bin", "-o", "keep.bin"],
+        &[&srv.addr().to_string(), "missing.bin", "-o", "keep.bin"],
         work.path(),
     );
     failed(&out, 1, "server error 1");
@@ -663,7 +595,7 @@ fn is_char_device(path: &Path) -> bool {
 #[test]
 fn get_onto_a_device_writes_into_it_and_fails_when_it_is_full() {
     let (_root, srv, work) = served(&[("q.bin", &noise(256 << 10, 30))], &[]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     let dir = work.path();
     // Device nodes of our own in a scratch directory (as root), and links to
     // the system's: a bug here replaces these, never /dev/null itself.
@@ -714,7 +646,7 @@ fn get_into_a_fifo_feeds_its_reader() {
     };
     succeeded(&tool(
         "tftp-get",
-        &[&srv.addr.to_string(), "f.bin", "-o", "pipe", "-q"],
+        &[&srv.addr().to_string(), "f.bin", "-o", "pipe", "-q"],
         work.path(),
     ));
     assert!(reader.join().unwrap() == file, "the reader got other bytes");
@@ -731,7 +663,7 @@ fn get_never_writes_through_a_planted_temporary_name() {
     symlink("v.txt", dir.join(".dl.bin.part")).unwrap();
     succeeded(&tool(
         "tftp-get",
-        &[&srv.addr.to_string(), "dl.bin", "-q"],
+        &[&srv.addr().to_string(), "dl.bin", "-q"],
         dir,
     ));
     assert_file(&dir.join("v.txt"), b"victim");
@@ -743,18 +675,18 @@ fn concurrent_gets_to_one_name_each_install_a_whole_file() {
     let a = noise(400_000, 32);
     let b = noise(400_000, 33);
     let (_root, srv, work) = served(&[("a.bin", &a), ("b.bin", &b)], &[]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     for round in 0..10 {
         let gets: Vec<_> = ["a.bin", "b.bin"]
             .into_iter()
             .map(|remote| {
                 let mut c = cmd("tftp-get", &[&addr, remote, "-o", "out.bin", "-q"]);
                 c.current_dir(work.path()).stdin(Stdio::null());
-                c.spawn().unwrap()
+                Process::new(c)
             })
             .collect();
         for mut get in gets {
-            let status = wait_timeout(&mut get, TIMEOUT).expect("tftp-get hung");
+            let status = get.wait();
             assert!(status.success(), "round {round}: {status:?}");
         }
         let got = fs::read(work.path().join("out.bin")).unwrap();
@@ -797,7 +729,7 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut get = get.spawn().unwrap();
+        let mut get = Process::new(get).read_lines();
         acked.recv_timeout(TIMEOUT).expect("no ACK 1");
         let tid = server.join().unwrap();
         let names = listing(work.path());
@@ -806,7 +738,7 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
             2,
             "a temporary file beside keep.bin: {names:?}"
         );
-        signal(&get, sig);
+        get.signal(sig);
         // The server hears why the client left...
         let message = loop {
             let (packet, _) = recv(&tid);
@@ -815,10 +747,9 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
             }
         };
         assert!(message.contains("aborted"), "SIG{sig}: {message}");
-        let status = wait_timeout(&mut get, TIMEOUT).expect("tftp-get did not stop");
+        let status = get.wait();
         assert_eq!(status.code(), Some(130), "SIG{sig}");
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut get.stderr.take().unwrap(), &mut stderr).unwrap();
+        let stderr = get.err().rest().join("\n");
         assert!(
             stderr.contains("tftp-get: interrupted;"),
             "SIG{sig}: {stderr}"
@@ -930,7 +861,7 @@ fn unreachable_server_fails_in_seconds_naming_it() {
 fn put_of_missing_file_fails_and_stdin_upload_works() {
     let root = TempDir::new().unwrap();
     let srv = serve(root.path(), &["--allow-write"]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     let out = tool("tftp-put", &[&addr, "no-such-file.bin"], root.path());
     let err = failed(&out, 1, "no-such-file.bin");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -948,7 +879,7 @@ fn block_numbers_roll_over_past_65535() {
     // 8-byte blocks: 67 500 of them, so block 65535 is followed by block 0.
     let file = noise(540_000, 19);
     let (root, srv, work) = served(&[("many.bin", &file)], &["--allow-write"]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     fetch(
         work.path(),
         &[&addr, "many.bin", "-B", "8"],
@@ -968,16 +899,19 @@ fn ipv6_loopback() {
     let file = noise(BIG, 20);
     let root = dir_with(&[("f.bin", &file)]);
     let srv = serve_on("::1", root.path(), &["--allow-write"]);
-    assert_eq!(srv.addr.to_string(), format!("[::1]:{}", srv.addr.port()));
+    assert_eq!(
+        srv.addr().to_string(),
+        format!("[::1]:{}", srv.addr().port())
+    );
     let work = TempDir::new().unwrap();
-    let args = [&srv.addr.to_string(), "f.bin", "-o", "a.bin"];
+    let args = [&srv.addr().to_string(), "f.bin", "-o", "a.bin"];
     fetch(work.path(), &args, "a.bin", &file);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let args = ["-6", "::1", "a.bin", "up.bin", "-p", &port];
     upload(work.path(), &args, &root.path().join("up.bin"), &file);
 }
 
-// --- 5. Server safety -----------------------------------------------------------
+// --- 5. Process safety -----------------------------------------------------------
 
 #[test]
 fn paths_outside_the_root_are_refused() {
@@ -999,18 +933,18 @@ fn paths_outside_the_root_are_refused() {
         "escape.txt",
         "outdir/secret.txt",
     ] {
-        expect_error(srv.addr, &rrq(name), 2);
+        expect_error(srv.addr(), &rrq(name), 2);
     }
     let stray = format!("tftp-test-{}.bin", std::process::id());
     for name in [&format!("../{stray}"), "outdir/new.bin", "escape.txt"] {
-        expect_error(srv.addr, &wrq(name), 2);
+        expect_error(srv.addr(), &wrq(name), 2);
     }
     assert!(!root.path().parent().unwrap().join(&stray).exists());
     assert_eq!(listing(outside.path()), ["secret.txt"]);
     assert_file(&outside.path().join("secret.txt"), b"secret");
 
     let work = TempDir::new().unwrap();
-    let out = tool("tftp-get", &[&srv.addr.to_string(), "../x"], work.path());
+    let out = tool("tftp-get", &[&srv.addr().to_string(), "../x"], work.path());
     failed(&out, 1, "server error 2");
 }
 
@@ -1022,15 +956,15 @@ fn a_directory_swapped_for_a_symlink_between_requests_leads_nowhere() {
     let work = TempDir::new().unwrap();
     fetch(
         work.path(),
-        &[&srv.addr.to_string(), "sub/f.txt"],
+        &[&srv.addr().to_string(), "sub/f.txt"],
         "f.txt",
         b"inside",
     );
     // A local user replaces the directory the server just served from.
     fs::rename(root.path().join("sub"), root.path().join("old")).unwrap();
     symlink(outside.path(), root.path().join("sub")).unwrap();
-    expect_error(srv.addr, &rrq("sub/f.txt"), 2);
-    expect_error(srv.addr, &wrq("sub/new.txt"), 2);
+    expect_error(srv.addr(), &rrq("sub/f.txt"), 2);
+    expect_error(srv.addr(), &wrq("sub/new.txt"), 2);
     assert_eq!(listing(outside.path()), ["f.txt"]);
 }
 
@@ -1038,7 +972,7 @@ fn a_directory_swapped_for_a_symlink_between_requests_leads_nowhere() {
 fn leading_slash_means_the_root() {
     let file = noise(3000, 11);
     let (_root, srv, work) = served(&[("sub/f", &file)], &[]);
-    let args = [&srv.addr.to_string(), "/sub/f", "-o", "f"];
+    let args = [&srv.addr().to_string(), "/sub/f", "-o", "f"];
     fetch(work.path(), &args, "f", &file);
 }
 
@@ -1046,13 +980,13 @@ fn leading_slash_means_the_root() {
 fn uploads_need_allow_write_and_overwrite() {
     let root = dir_with(&[("exists.txt", b"original")]);
     let read_only = serve(root.path(), &[]);
-    expect_error(read_only.addr, &wrq("new.bin"), 2);
+    expect_error(read_only.addr(), &wrq("new.bin"), 2);
 
     let writable = serve(root.path(), &["--allow-write"]);
-    expect_error(writable.addr, &wrq("exists.txt"), 6);
+    expect_error(writable.addr(), &wrq("exists.txt"), 6);
     let work = dir_with(&[("new.txt", b"replacement")]);
-    let put = |srv: &Server| {
-        let args = [&srv.addr.to_string(), "new.txt", "exists.txt"];
+    let put = |srv: &Process| {
+        let args = [&srv.addr().to_string(), "new.txt", "exists.txt"];
         tool("tftp-put", &args, work.path())
     };
     failed(&put(&writable), 1, "server error 6");
@@ -1073,7 +1007,7 @@ fn abandoned_upload_leaves_nothing_behind() {
         &["--allow-write", "--timeout", "1", "--retries", "1"],
     );
     let sock = udp();
-    sock.send_to(&wrq("abandoned.bin"), srv.addr).unwrap();
+    sock.send_to(&wrq("abandoned.bin"), srv.addr()).unwrap();
     let tid = expect_ack(&sock, 0);
     // The upload goes to a hidden temporary file, never to its real name.
     let names = listing(root.path());
@@ -1082,7 +1016,7 @@ fn abandoned_upload_leaves_nothing_behind() {
         "{names:?}"
     );
     let hidden = format!("/{}", names[0]);
-    expect_error(srv.addr, &rrq(&hidden), 2);
+    expect_error(srv.addr(), &rrq(&hidden), 2);
     for block in 1..=3u16 {
         sock.send_to(&data(block, &[block as u8; 512]), tid)
             .unwrap();
@@ -1101,14 +1035,14 @@ fn abandoned_upload_leaves_nothing_behind() {
     wait_until("the temporary file is removed", || {
         listing(root.path()).is_empty()
     });
-    srv.stderr.expect("WRQ \"abandoned.bin\" octet: failed");
+    srv.err().expect("WRQ \"abandoned.bin\" octet: failed");
 }
 
 #[test]
 fn max_size_refuses_bigger_uploads() {
     let root = TempDir::new().unwrap();
     let srv = serve(root.path(), &["--allow-write", "--max-size", "1000"]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     let work = dir_with(&[
         ("big.bin", &noise(5000, 12)),
         ("fits.bin", &noise(1000, 13)),
@@ -1131,11 +1065,11 @@ fn max_size_refuses_bigger_uploads() {
 fn bad_modes_and_option_values_are_refused() {
     let root = dir_with(&[("f.txt", b"hello")]);
     let srv = serve(root.path(), &[]);
-    expect_error(srv.addr, &request(false, b"f.txt", Mode::Mail, &[]), 4);
-    expect_error(srv.addr, b"\0\x01f.txt\0klingon\0", 4);
+    expect_error(srv.addr(), &request(false, b"f.txt", Mode::Mail, &[]), 4);
+    expect_error(srv.addr(), b"\0\x01f.txt\0klingon\0", 4);
     for (name, value) in [("blksize", "abc"), ("blksize", "4"), ("windowsize", "0")] {
         let bad = request(false, b"f.txt", Mode::Octet, &[(name, value)]);
-        expect_error(srv.addr, &bad, 8);
+        expect_error(srv.addr(), &bad, 8);
     }
 }
 
@@ -1148,7 +1082,7 @@ fn two_hundred_concurrent_downloads() {
     let start = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (start, addr) = (Arc::clone(&start), srv.addr);
+            let (start, addr) = (Arc::clone(&start), srv.addr());
             thread::spawn(move || {
                 let cfg = ClientConfig::new(addr);
                 let mut got = Vec::with_capacity(1 << 20);
@@ -1175,7 +1109,7 @@ fn concurrent_transfers_get_distinct_transfer_ids() {
     let mut clients = Vec::with_capacity(TRANSFERS);
     for i in 0..TRANSFERS {
         let sock = udp();
-        let tid = request_file(&sock, srv.addr);
+        let tid = request_file(&sock, srv.addr());
         if let Some(other) = seen.insert(tid.port(), i) {
             panic!(
                 "transfers {other} and {i} (both running) share port {}",
@@ -1198,9 +1132,9 @@ fn a_repeated_request_from_one_port_starts_one_transfer() {
         request(false, b"f.bin", Mode::Octet, &[("blksize", "1024")]),
     ] {
         let sock = udp();
-        sock.send_to(&request, srv.addr).unwrap();
-        sock.send_to(&request, srv.addr).unwrap();
-        sock.send_to(&request, srv.addr).unwrap();
+        sock.send_to(&request, srv.addr()).unwrap();
+        sock.send_to(&request, srv.addr()).unwrap();
+        sock.send_to(&request, srv.addr()).unwrap();
         // Long enough for a second transfer's first packet and for the
         // first transfer's own retransmission (1 s) to show up.
         sock.set_read_timeout(Some(Duration::from_millis(1500)))
@@ -1222,7 +1156,7 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
     let root = dir_with(&[("f.bin", &noise(64 * 1024, 23))]);
     let mut srv = serve(root.path(), &[]);
     let sock = udp();
-    let tid = request_file(&sock, srv.addr);
+    let tid = request_file(&sock, srv.addr());
     sock.send_to(&Packet::ack(1), tid).unwrap();
     let (second, _) = recv(&sock);
     assert!(matches!(
@@ -1231,7 +1165,7 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
     ));
     let started = Instant::now();
     drop(sock);
-    let line = srv.stderr.expect("RRQ");
+    let line = srv.err().expect("RRQ");
     assert!(line.contains("failed: the client went away"), "{line}");
     // Its first resend is due after 1 s; the ICMP answer to that one ends it.
     assert!(
@@ -1317,20 +1251,15 @@ fn error_5_to_a_request_says_it_is_the_course_servers_missing_file() {
 fn second_server_on_a_taken_port_fails() {
     let root = TempDir::new().unwrap();
     let first = serve(root.path(), &[]);
-    let port = first.addr.port().to_string();
+    let port = first.addr().port().to_string();
     let dir = root.path().to_str().unwrap();
-    let mut second = KillOnDrop(
-        cmd("tftp-serve", &[dir, "--port", &port, "--bind", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(second.0.stderr.take().unwrap());
-    let line = err.next().unwrap_or_default();
+    let mut second = Process::spawn(cmd(
+        "tftp-serve",
+        &[dir, "--port", &port, "--bind", "127.0.0.1"],
+    ));
+    let line = second.err().next().unwrap_or_default();
     assert!(line.contains("address already in use"), "{line:?}");
-    let status = wait_timeout(&mut second.0, TIMEOUT).expect("it should exit");
+    let status = second.wait();
     assert_eq!(status.code(), Some(1));
 }
 
@@ -1374,7 +1303,7 @@ fn random_datagrams_do_not_hurt_the_server() {
             _ => {}
         }
         if senders[i % senders.len()]
-            .send_to(&datagram, srv.addr)
+            .send_to(&datagram, srv.addr())
             .is_ok()
         {
             sent += 1;
@@ -1383,7 +1312,7 @@ fn random_datagrams_do_not_hurt_the_server() {
     assert!(sent > 99_000, "only {sent} datagrams could be sent");
     fetch(
         work.path(),
-        &[&srv.addr.to_string(), "f.bin"],
+        &[&srv.addr().to_string(), "f.bin"],
         "f.bin",
         &file,
     );
@@ -1405,11 +1334,11 @@ fn garbage_on_the_request_port_gets_no_bigger_answer() {
         b"\0\x03\0\x01 a DATA block sent to the request port",
     ];
     for datagram in garbage {
-        sock.send_to(datagram, srv.addr).unwrap();
+        sock.send_to(datagram, srv.addr()).unwrap();
     }
     // A well-formed request last: once its answer is here, every answer to
     // the garbage before it has been sent.
-    sock.send_to(&rrq("f.txt"), srv.addr).unwrap();
+    sock.send_to(&rrq("f.txt"), srv.addr()).unwrap();
     let mut answers = Vec::new();
     loop {
         let (answer, _) = recv(&sock);
@@ -1460,9 +1389,9 @@ fn flood(server: SocketAddr) -> Vec<UdpSocket> {
 fn silent_requests_cannot_lock_out_a_real_client() {
     let file = noise(200_000, 34);
     let (_root, mut srv, work) = served(&[("f.bin", &file)], &[]);
-    let addr = srv.addr.to_string();
+    let addr = srv.addr().to_string();
     let get = || tool("tftp-get", &[&addr, "f.bin", "-q"], work.path());
-    let _silent = flood(srv.addr);
+    let _silent = flood(srv.addr());
     // A new client: retried once a second while told "busy", as a patient
     // user would; a transfer that has waited a full timeout gives way to it.
     let started = Instant::now();
@@ -1488,10 +1417,10 @@ fn silent_requests_cannot_lock_out_a_real_client() {
     );
     assert!(tries <= 3, "{tries} tries");
     assert_file(&work.path().join("f.bin"), &file);
-    srv.stderr.expect("to make room for");
+    srv.err().expect("to make room for");
     // Now this address has answered: after another flood its next download
     // starts at once.
-    let _silent = flood(srv.addr);
+    let _silent = flood(srv.addr());
     succeeded(&get());
 }
 
@@ -1503,9 +1432,9 @@ fn max_per_client_caps_transfers_from_one_address() {
     );
     let socks: Vec<UdpSocket> = (0..3).map(|_| udp()).collect();
     for sock in &socks[..2] {
-        request_file(sock, srv.addr);
+        request_file(sock, srv.addr());
     }
-    let message = expect_error(srv.addr, &rrq("f.bin"), 0);
+    let message = expect_error(srv.addr(), &rrq("f.bin"), 0);
     assert!(
         message.contains("too many transfers from your address"),
         "{message}"
@@ -1519,7 +1448,7 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
     let root = TempDir::new().unwrap();
     let mut srv = serve(root.path(), &["--allow-write", "--grace", "1"]);
     let sock = udp();
-    sock.send_to(&wrq("up.bin"), srv.addr).unwrap();
+    sock.send_to(&wrq("up.bin"), srv.addr()).unwrap();
     let tid = expect_ack(&sock, 0);
     sock.send_to(&data(1, &[1; 512]), tid).unwrap();
     expect_ack(&sock, 1);
@@ -1529,8 +1458,8 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
         "{names:?}"
     );
     // The uploader stalls; systemd (or docker stop) stops the server.
-    signal(&srv.child, "TERM");
-    srv.stderr
+    srv.signal("TERM");
+    srv.err()
         .expect("stopping: waiting up to 1 s for 1 transfer(s)");
     let message = loop {
         let (packet, _) = recv(&sock);
@@ -1546,7 +1475,7 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
         "{:?}",
         listing(root.path())
     );
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(log.contains("served 1 transfer (1 failed)"), "{log}");
 }
 
@@ -1558,14 +1487,14 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
     let mut srv = serve(root.path(), &["--grace", "2"]);
     // Two lock-step downloads under way: one we will finish, one we never ACK.
     let (finisher, stalled) = (udp(), udp());
-    finisher.send_to(&rrq("slow.bin"), srv.addr).unwrap();
-    stalled.send_to(&rrq("stalled.bin"), srv.addr).unwrap();
+    finisher.send_to(&rrq("slow.bin"), srv.addr()).unwrap();
+    stalled.send_to(&rrq("stalled.bin"), srv.addr()).unwrap();
     let (first, tid) = recv(&finisher);
     recv(&stalled);
 
     let interrupted = Instant::now();
     srv.interrupt();
-    srv.stderr
+    srv.err()
         .expect("stopping: waiting up to 2 s for 2 transfer(s)");
     // The running transfer may still finish...
     assert_eq!(finish_lockstep(&finisher, tid, first), slow);
@@ -1577,7 +1506,8 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
         }
     };
     assert!(message.contains("aborted"), "{message}");
-    let status = wait_timeout(&mut srv.child, grace + Duration::from_secs(5))
+    let status = srv
+        .wait_for(grace + Duration::from_secs(5))
         .expect("tftp-serve did not exit after the grace period");
     let took = interrupted.elapsed();
     assert!(status.success(), "{status:?}");
@@ -1586,7 +1516,7 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
         "{took:?}"
     );
     // ...and the summary counts both.
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(
         log.contains(&format!(
             "served 2 transfers (1 failed), {} bytes sent, 0 bytes received",

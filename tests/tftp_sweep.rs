@@ -22,19 +22,19 @@
 mod util;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use util::lossy::{Faults, Link, LossyProxy, SplitMix64, Stats, TraceEvent};
-use util::{KillOnDrop, TIMEOUT, bin, have_peer, have_tftpd, loopback, noise, parse_listening};
+use util::{Process, bin, have_peer, have_tftpd, noise, tftpd};
 
 // --- The relay's port mapping ----------------------------------------------------
 
@@ -335,130 +335,39 @@ enum Verdict {
     PeerLimit(String),
 }
 
-/// A server for one pairing: its request address and its root directory.
+/// A server for one pairing, and its root directory.
 struct Target {
-    addr: SocketAddr,
+    /// tftp-serve's stderr lines are kept (tftpd-hpa logs to syslog).
+    server: Mutex<Process>,
     root: PathBuf,
-    /// tftp-serve's stderr lines so far (empty for tftpd-hpa).
-    log: Arc<Mutex<Vec<String>>>,
-    _process: KillOnDrop,
     _dir: TempDir,
 }
 
-/// `tftp-serve DIR --port 0 --allow-write --overwrite` on loopback; its stderr is
-/// collected in `log`.
-fn start_tftp_serve() -> Target {
-    let dir = TempDir::new().unwrap();
-    let mut child = Command::new(bin("tftp-serve"))
-        .arg(dir.path())
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--allow-write",
-            "--overwrite",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tftp-serve");
-    // Every line goes to `log`; the first, `listening on ADDR`, also down `first`.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let process = KillOnDrop(child);
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    let (tx, first) = mpsc::channel();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let first = first
-        .recv_timeout(TIMEOUT)
-        .expect("tftp-serve printed nothing on stderr");
-    let addr = loopback(
-        parse_listening(&first).unwrap_or_else(|| panic!("not `listening on ADDR`: {first:?}")),
-    );
-    Target {
-        addr,
-        root: dir.path().to_path_buf(),
-        log,
-        _process: process,
-        _dir: dir,
-    }
-}
-
-/// `in.tftpd -L -s DIR -a 127.0.0.1:PORT -c` on a free port, once it answers.
-fn start_tftpd() -> Target {
-    let dir = TempDir::new().unwrap();
-    // It serves as `nobody`: uploads need a world-writable directory.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut last = String::new();
-    for _attempt in 0..10 {
-        // A free port: bind, read it, let it go (in.tftpd has no "port 0"). Another
-        // process may take it meanwhile: then in.tftpd exits, and we try another.
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut process = KillOnDrop(
-            Command::new("in.tftpd")
-                .args(["-L", "-s"])
-                .arg(dir.path())
-                .args(["-a", &addr.to_string(), "-c"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start in.tftpd"),
+impl Target {
+    /// `tftp-serve DIR --port 0 --allow-write --overwrite` on loopback.
+    fn tftp_serve() -> Target {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let args = [root, "--port", "0", "--bind", "127.0.0.1"];
+        let server = Process::server(
+            "tftp-serve",
+            &[&args[..], &["--allow-write", "--overwrite"]].concat(),
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = process.0.try_wait().unwrap() {
-                last = format!("in.tftpd on {addr} exited at start: {status}");
-                break;
-            }
-            // Ready once it answers a request (ERROR 1 for this name).
-            probe
-                .send_to(b"\x00\x01readiness-probe\x00octet\x00", addr)
-                .unwrap();
-            if probe.recv_from(&mut [0u8; 600]).is_ok() {
-                return Target {
-                    addr,
-                    root: dir.path().to_path_buf(),
-                    log: Arc::default(),
-                    _process: process,
-                    _dir: dir,
-                };
-            }
-            last = format!("in.tftpd never answered on {addr}");
-        }
+        Target::new(server, dir)
     }
-    panic!("could not start in.tftpd: {last}");
-}
 
-/// A child's exit status, or `None` (and the child killed) once `limit` has passed.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for client") {
-            return Some(status);
+    /// `in.tftpd -L -s DIR -c` on a free loopback port.
+    fn tftpd() -> Target {
+        let dir = TempDir::new().unwrap();
+        Target::new(tftpd(dir.path(), true), dir)
+    }
+
+    fn new(server: Process, dir: TempDir) -> Target {
+        Target {
+            server: Mutex::new(server),
+            root: dir.path().to_path_buf(),
+            _dir: dir,
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -485,7 +394,8 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
     fs::write(&source, &data).unwrap();
     fs::set_permissions(&source, fs::Permissions::from_mode(0o644)).unwrap();
 
-    let relay = LossyProxy::start(target.addr, path(), path(), job.relay_seed());
+    let server = target.server.lock().unwrap().addr();
+    let relay = LossyProxy::start(server, path(), path(), job.relay_seed());
     let port = relay.addr().port().to_string();
     let mut cmd = match (pairing, direction) {
         (Pairing::Hpa, dir) => {
@@ -518,8 +428,7 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
         .stdout(out.try_clone().unwrap())
         .stderr(out);
     let start = Instant::now();
-    let mut child = cmd.spawn().expect("start the client");
-    let status = wait_or_kill(&mut child, pairing.limit());
+    let status = Process::new(cmd).wait_for(pairing.limit()).ok();
     let secs = start.elapsed().as_secs_f64();
     let stats = relay.stats();
     let trace = relay.trace();
@@ -603,8 +512,10 @@ fn excerpt(text: &[u8]) -> Vec<String> {
 /// tftp-serve's log lines about `remote` (it logs each transfer when it ends).
 fn server_lines(target: &Target, remote: &str) -> Vec<String> {
     let quoted = format!("\"{remote}\"");
-    let log = target.log.lock().unwrap();
-    let mut lines: Vec<String> = log
+    let mut server = target.server.lock().unwrap();
+    let mut lines: Vec<String> = server
+        .err()
+        .so_far()
         .iter()
         .filter(|l| l.contains(&quoted))
         .cloned()
@@ -752,8 +663,8 @@ fn sweep() {
             continue;
         }
         let target = match p {
-            Pairing::Tftpd => start_tftpd(),
-            Pairing::Ours | Pairing::Hpa => start_tftp_serve(),
+            Pairing::Tftpd => Target::tftpd(),
+            Pairing::Ours | Pairing::Hpa => Target::tftp_serve(),
         };
         targets.push((p, target));
     }
@@ -800,8 +711,10 @@ fn sweep() {
         .iter_mut()
         .filter(|o| !matches!(o.verdict, Verdict::Ok))
     {
-        let target = &targets.iter().find(|(p, _)| *p == o.job.pairing).unwrap().1;
-        o.server_log = server_lines(target, &o.remote);
+        if o.job.pairing != Pairing::Tftpd {
+            let target = &targets.iter().find(|(p, _)| *p == o.job.pairing).unwrap().1;
+            o.server_log = server_lines(target, &o.remote);
+        }
     }
 
     let mut table = format!(

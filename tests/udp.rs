@@ -33,10 +33,10 @@ fn assert_silent(s: &UdpSocket, ms: u64) {
 }
 
 /// `udp-echo serve 0 --bind 127.0.0.1 ARGS…`.
-fn serve(args: &[&str]) -> Server {
+fn serve(args: &[&str]) -> Process {
     let mut all = vec!["serve", "0", "--bind", "127.0.0.1"];
     all.extend_from_slice(args);
-    Server::start("udp-echo", &all)
+    Process::server("udp-echo", &all)
 }
 
 /// `udp-echo send ADDR ARGS…` with `input` on stdin.
@@ -51,7 +51,7 @@ fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
 fn lesson_09_send_lines_to_our_server_until_exit() {
     let mut srv = serve(&[]);
     let out = send(
-        srv.addr,
+        srv.addr(),
         &[],
         "我爱你\n你爱我\nexit\nnever sent\n".as_bytes(),
     );
@@ -65,7 +65,7 @@ fn lesson_09_send_lines_to_our_server_until_exit() {
     }
     srv.interrupt();
     assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(
         log.contains("received 3 datagrams (22 bytes) from 1 sender, sent 3 replies (22 bytes)"),
         "{log}"
@@ -77,15 +77,15 @@ fn lesson_08_send_no_wait_into_the_notes_receiver() {
     if !have_peer("python3") {
         return;
     }
-    let (mut py, addr, mut py_out, _) = python_server("lesson08_udp_receive.py");
+    let mut py = python_server("lesson08_udp_receive.py", &[]);
+    let addr = py.addr();
     let out = send(addr, &["我爱你", "--no-wait"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "");
     // Lesson 07's 发送完成: sent, which is all UDP can tell.
     assert_eq!(text(&out.stderr), format!("sent 9 bytes to {addr}\n"));
-    let status = wait_timeout(&mut py.0, TIMEOUT).expect("the receiver exits");
-    assert!(status.success());
-    let printed = py_out.rest();
+    assert!(py.wait().success());
+    let printed = py.out().rest();
     assert!(
         printed[0].starts_with(r"(b'\xe6\x88\x91\xe7\x88\xb1\xe4\xbd\xa0', ('127.0.0.1', "),
         "{printed:?}"
@@ -103,7 +103,7 @@ fn lesson_07_the_notes_sender_into_serve_count_1() {
     py.args([
         &course_script("lesson07_udp_send.py"),
         "127.0.0.1",
-        &srv.addr.port().to_string(),
+        &srv.addr().port().to_string(),
     ]);
     let out = run(py, "我爱你\n".as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -115,7 +115,7 @@ fn lesson_07_the_notes_sender_into_serve_count_1() {
     );
     // --count 1: the server exits by itself after one datagram.
     assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
+    let log = srv.err().rest().join("\n");
     assert!(
         log.contains("received 1 datagram (9 bytes) from 1 sender, sent 1 reply (9 bytes)"),
         "{log}"
@@ -132,7 +132,7 @@ fn lesson_09_the_notes_client_against_our_server() {
     py.args([
         &course_script("lesson09_udp_echo_client.py"),
         "127.0.0.1",
-        &srv.addr.port().to_string(),
+        &srv.addr().port().to_string(),
     ]);
     let out = run(py, "我爱你\n你爱我\nexit\n".as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -150,12 +150,13 @@ fn lesson_09_our_send_against_the_notes_echo_server() {
     if !have_peer("python3") {
         return;
     }
-    let (_py, addr, mut py_out, _) = python_server("lesson09_udp_echo_server.py");
+    let mut py = python_server("lesson09_udp_echo_server.py", &[]);
+    let addr = py.addr();
     let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
     for m in ["我爱你", "你爱我", "exit"] {
-        assert_eq!(py_out.next().as_deref(), Some(m));
+        assert_eq!(py.out().next().as_deref(), Some(m));
     }
 }
 
@@ -166,20 +167,20 @@ fn every_sender_gets_its_own_answer() {
     let socks: Vec<UdpSocket> = (0..3).map(|_| usock()).collect();
     for round in 0..2 {
         for (i, s) in socks.iter().enumerate() {
-            s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr)
+            s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr())
                 .unwrap();
         }
         for (i, s) in socks.iter().enumerate() {
             assert_eq!(
                 recv(s),
-                (format!("client {i} round {round}").into_bytes(), srv.addr)
+                (format!("client {i} round {round}").into_bytes(), srv.addr())
             );
         }
     }
     // And several udp-echo clients at once.
     let clients: Vec<_> = (0..4)
         .map(|i| {
-            let addr = srv.addr;
+            let addr = srv.addr();
             thread::spawn(move || send(addr, &[&format!("process {i}")], b""))
         })
         .collect();
@@ -193,17 +194,17 @@ fn every_sender_gets_its_own_answer() {
     }
     srv.interrupt();
     assert!(srv.wait().success());
-    assert!(srv.stderr.rest().join("\n").contains("from 7 senders"));
+    assert!(srv.err().rest().join("\n").contains("from 7 senders"));
 }
 
 #[test]
 fn reply_text_names_the_sender() {
     let srv = serve(&["--reply", "我是服务器, 你好客户端: {peer}"]);
     let s = usock();
-    s.send_to("你好".as_bytes(), srv.addr).unwrap();
+    s.send_to("你好".as_bytes(), srv.addr()).unwrap();
     let me = s.local_addr().unwrap();
     assert_eq!(text(&recv(&s).0), format!("我是服务器, 你好客户端: {me}"));
-    let out = send(srv.addr, &["你好"], b"");
+    let out = send(srv.addr(), &["你好"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
@@ -216,11 +217,11 @@ fn reply_text_names_the_sender() {
 fn no_echo_only_prints() {
     let mut srv = serve(&["--no-echo"]);
     let s = usock();
-    s.send_to(b"only printed", srv.addr).unwrap();
+    s.send_to(b"only printed", srv.addr()).unwrap();
     assert!(srv.out().next().unwrap().ends_with("] only printed"));
     assert_silent(&s, 300);
     // Our client waiting for an answer that never comes: reported, exit 1.
-    let out = send(srv.addr, &["anyone?", "--wait", "0.3"], b"");
+    let out = send(srv.addr(), &["anyone?", "--wait", "0.3"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -233,19 +234,19 @@ fn no_echo_only_prints() {
 fn reply_encoding_sends_gbk_text_back_as_utf8() {
     let mut srv = serve(&["--recv-encoding", "gbk", "--reply-encoding", "utf-8"]);
     let s = usock();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK, as NetAssist sends it
+    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap(); // 你好 in GBK, as NetAssist sends it
     assert_eq!(recv(&s).0, "你好".as_bytes());
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // Same encoding both ways: untouched, even bytes that are not valid GBK.
     let srv = serve(&["-e", "gbk", "--reply-encoding", "gbk"]);
-    s.send_to(b"\xc4\xe3\x80\xff", srv.addr).unwrap();
+    s.send_to(b"\xc4\xe3\x80\xff", srv.addr()).unwrap();
     assert_eq!(recv(&s).0, b"\xc4\xe3\x80\xff");
 }
 
 #[test]
 fn hex_dumps_on_both_sides() {
     let mut srv = serve(&["--hex"]);
-    let out = send(srv.addr, &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
+    let out = send(srv.addr(), &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -385,12 +386,12 @@ fn repeat_interval_count_and_byte_exact_stdin() {
 
     let mut srv = serve(&["--count", "2"]);
     let (a, b) = (usock(), usock());
-    a.send_to(b"1", srv.addr).unwrap();
-    b.send_to(b"2", srv.addr).unwrap();
+    a.send_to(b"1", srv.addr()).unwrap();
+    b.send_to(b"2", srv.addr()).unwrap();
     assert_eq!(recv(&a).0, b"1");
     assert_eq!(recv(&b).0, b"2");
     assert!(srv.wait().success());
-    assert!(srv.stderr.rest().join("\n").contains("from 2 senders"));
+    assert!(srv.err().rest().join("\n").contains("from 2 senders"));
 }
 
 #[test]
@@ -493,7 +494,7 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
     for sig in ["INT", "TERM"] {
         let mut srv = serve(&[]);
         let s = usock();
-        s.send_to(b"abc", srv.addr).unwrap();
+        s.send_to(b"abc", srv.addr()).unwrap();
         assert_eq!(recv(&s).0, b"abc");
         let start = Instant::now();
         srv.signal(sig);
@@ -501,7 +502,7 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
         let took = start.elapsed();
         assert!(status.success(), "SIG{sig}: exit status {status:?}");
         assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
-        let log = srv.stderr.rest();
+        let log = srv.err().rest();
         assert_eq!(
             log.last().map(String::as_str),
             Some("received 1 datagram (3 bytes) from 1 sender, sent 1 reply (3 bytes)"),
@@ -512,8 +513,8 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
 
 #[test]
 fn ipv6_loopback_and_dual_stack() {
-    let srv = Server::start("udp-echo", &["serve", "0"]);
-    let port = srv.addr.port().to_string();
+    let srv = Process::server("udp-echo", &["serve", "0"]);
+    let port = srv.addr().port().to_string();
     let v4 = run(cmd("udp-echo", &["send", "127.0.0.1", &port, "four"]), b"");
     assert_eq!(text(&v4.stdout), "four\n", "{}", text(&v4.stderr));
     if UdpSocket::bind("[::1]:0").is_ok() {
@@ -536,7 +537,7 @@ fn nc_u_clients_each_get_their_echo() {
     // Two nc -u clients, one after the other, from two ports: both answered.
     for line in ["hello from nc", "和另一个 nc"] {
         let mut nc = Command::new("nc");
-        nc.args(["-u", "-w1", "127.0.0.1", &srv.addr.port().to_string()]);
+        nc.args(["-u", "-w1", "127.0.0.1", &srv.addr().port().to_string()]);
         let out = run(nc, format!("{line}\n").as_bytes());
         assert_eq!(
             text(&out.stdout),
@@ -553,11 +554,11 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
     let Some(full) = dev_full() else { return };
     let mut c = cmd("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
     c.stdin(Stdio::null()).stdout(full);
-    let mut srv = Server::start_command(c, false);
+    let mut srv = Process::serve(c, false);
     let s = usock();
-    s.send_to(b"lost?", srv.addr).unwrap();
+    s.send_to(b"lost?", srv.addr()).unwrap();
     let status = srv.wait();
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     assert_eq!(status.code(), Some(1), "{log:?}");
     assert_eq!(
         log.last().map(String::as_str),
@@ -570,11 +571,11 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
 
 #[test]
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
-    let mut srv = Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    let mut srv = Process::server_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
     drop(srv.child.stdout.take());
-    usock().send_to(b"anyone?", srv.addr).unwrap();
+    usock().send_to(b"anyone?", srv.addr()).unwrap();
     let status = srv.wait();
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     assert!(status.success(), "{status:?} {log:?}");
     let said = log
         .iter()
@@ -586,7 +587,7 @@ fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
 
 /// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
 /// (pseudo-)terminal, driven by tests/pty/type_in_chat.py.
-fn on_a_terminal(args: &[&str]) -> Proc {
+fn on_a_terminal(args: &[&str]) -> Process {
     let mut c = Command::new("python3");
     c.arg(format!(
         "{}/tests/pty/type_in_chat.py",
@@ -594,14 +595,14 @@ fn on_a_terminal(args: &[&str]) -> Proc {
     ))
     .arg(bin("udp-echo"))
     .args(args);
-    Proc::spawn(c)
+    Process::spawn(c)
 }
 
 /// Tell the pty driver `command` and check it says `answer`.
-fn pty_step(term: &mut Proc, command: &str, answer: &str) {
+fn pty_step(term: &mut Process, command: &str, answer: &str) {
     term.say(command);
-    let got = term.out.next().unwrap_or_default();
-    assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out.seen);
+    let got = term.out().next().unwrap_or_default();
+    assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out().seen);
 }
 
 #[test]
@@ -665,7 +666,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
     let data = noise(100_000, 13);
     std::fs::write(&file, &data).unwrap();
     let mut srv =
-        Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1", "--raw"]);
+        Process::server_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1", "--raw"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
@@ -681,7 +682,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
                 &format!(
                     "exec '{}' send {} --raw < '{}'",
                     bin("udp-echo").display(),
-                    srv.addr,
+                    srv.addr(),
                     file.display()
                 ),
             ]);
@@ -699,7 +700,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
         "serve --raw wrote other bytes"
     );
     // 97 datagrams of 1024 bytes and one of 672: nothing added or removed.
-    srv.stderr.expect(
+    srv.err().expect(
         "received 98 datagrams (100000 bytes) from 1 sender, sent 98 replies (100000 bytes)",
     );
 }
@@ -707,7 +708,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
 #[test]
 fn raw_one_way_with_no_echo_and_no_wait() {
     let data = noise(20_000, 17);
-    let mut srv = Server::start_raw_stdout(
+    let mut srv = Process::server_raw_stdout(
         "udp-echo",
         &[
             "serve",
@@ -726,11 +727,11 @@ fn raw_one_way_with_no_echo_and_no_wait() {
         std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
         v
     });
-    let out = send(srv.addr, &["--raw", "--no-wait", "--size", "500"], &data);
+    let out = send(srv.addr(), &["--raw", "--no-wait", "--size", "500"], &data);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),
-        format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr)
+        format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr())
     );
     assert!(out.stdout.is_empty());
     assert!(srv.wait().success());

@@ -1,14 +1,15 @@
-//! The measuring core of `cargo bench --bench peers`: rounds run A B A B …, medians, the table, and the process plumbing (free ports, readiness, kill on drop).
+//! The measuring core of `cargo bench --bench peers`: rounds run A B A B …, medians, the table, and the process plumbing (free ports, readiness; processes are the tests' `Process`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use crate::util::{Process, find};
 
 /// Anything a bench step waits on gives up after this long, so a hung peer costs
 /// one failed row, not a hung benchmark.
@@ -432,85 +433,14 @@ pub fn peer(cmd: &str) -> bool {
     !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
 }
 
-/// Is `cmd` on PATH (or an absolute path that exists)?
-pub fn find(cmd: &str) -> Option<PathBuf> {
-    if cmd.contains('/') {
-        return Path::new(cmd).exists().then(|| cmd.into());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(extra)
-        .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-}
-
-/// A child process that is killed when dropped.
-pub struct Proc {
-    pub child: Child,
-    pub what: String,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: Command) -> Result<Proc, String> {
-        let what = format!("{cmd:?}");
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {what}: {e}"))?;
-        Ok(Proc { child, what })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for it to exit by itself, at most `limit`; a non-zero exit is an error.
-    pub fn finish(&mut self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) if st.success() => return Ok(()),
-                Ok(Some(st)) => return Err(format!("{} exited with {st}", self.what)),
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = self.child.kill();
-                    return Err(format!("{} did not finish in {limit:?}", self.what));
-                }
-                Ok(None) => thread::sleep(Duration::from_micros(200)),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Start one of our servers (stdout to /dev/null) and read the address from its
-/// first stderr line, `listening on ADDR`; the rest of stderr is drained on a thread
-/// so a chatty log can never block it.
-pub fn start_ours(mut cmd: Command) -> Result<(Proc, SocketAddr), String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut p = Proc::spawn(cmd)?;
-    let stderr = p.child.stderr.take().expect("piped");
-    let mut lines = BufReader::new(stderr);
-    let mut first = String::new();
-    // The server prints this line first thing, or exits (EOF) on failure.
-    lines
-        .read_line(&mut first)
-        .map_err(|e| format!("{}: {e}", p.what))?;
-    let addr = crate::util::parse_listening(&first)
-        .ok_or_else(|| format!("{}: first stderr line was {first:?}", p.what))?;
-    thread::spawn(move || {
-        let mut sink = [0u8; 4096];
-        while matches!(lines.read(&mut sink), Ok(n) if n > 0) {}
-    });
-    let addr = crate::util::loopback(addr);
+/// first stderr line, `listening on ADDR`; the rest of stderr is drained
+/// (and dropped) so a chatty log can never block it.
+pub fn start_ours(mut cmd: Command) -> Result<(Process, SocketAddr), String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let mut p = Process::try_serve(cmd, false)?;
+    p.discard_output();
+    let addr = p.addr();
     Ok((p, addr))
 }
 
@@ -552,11 +482,11 @@ fn bound(proto: Proto, port: u16) -> bool {
 }
 
 /// Start a peer server on `port` and wait until the kernel shows it bound.
-pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, String> {
+pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Process, String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut p = Proc::spawn(cmd)?;
+    let mut p = Process::start(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !bound(proto, port) {
         if let Ok(Some(st)) = p.child.try_wait() {
@@ -575,8 +505,7 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, Str
 pub fn run_timed(mut cmd: Command, limit: Duration) -> Result<Duration, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let started = Instant::now();
-    let mut p = Proc::spawn(cmd)?;
-    p.finish(limit)?;
+    Process::start(cmd)?.finish(limit)?;
     Ok(started.elapsed())
 }
 

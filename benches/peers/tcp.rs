@@ -9,12 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    MIB_S, Metric, Outcome, PATIENCE, Plan, Proc, Proto, Trial, cpu_seconds, free_port, mib,
+    MIB_S, Metric, Outcome, PATIENCE, Plan, Process, Proto, Trial, cpu_seconds, free_port, mib,
     peak_rss, run_timed, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
 };
 use crate::{Config, bin, course_script};
 
-fn our_server(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
+fn our_server(args: &[&str]) -> Result<(Process, SocketAddr), String> {
     let mut c = Command::new(bin("tcp-server"));
     c.args(["0", "-b", "127.0.0.1", "-q"]).args(args);
     start_ours(c)
@@ -22,11 +22,11 @@ fn our_server(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
 
 /// Time `head -c BYTES /dev/zero | CLIENT` until the server has it all (it exits
 /// after its one connection).
-fn pipe_into(bytes: u64, mut server: Proc, client: &str) -> Result<Trial, String> {
+fn pipe_into(bytes: u64, mut server: Process, client: &str) -> Result<Trial, String> {
     let started = Instant::now();
     let mut c = sh(&format!("head -c {bytes} /dev/zero | {client}"));
     c.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut p = Proc::spawn(c)?;
+    let mut p = Process::start(c)?;
     p.finish(PATIENCE)?;
     server.finish(PATIENCE)?;
     Ok(Trial::new(mib(bytes) / started.elapsed().as_secs_f64()))
@@ -292,8 +292,8 @@ fn timed_with_input(mut cmd: Command, input: &[u8]) -> Result<Duration, String> 
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let mut p = Proc::spawn(cmd)?;
-    let mut stdin = p.child.stdin.take().expect("piped");
+    let mut p = Process::start(cmd)?;
+    let mut stdin = p.stdin.take().expect("piped");
     stdin.write_all(input).map_err(|e| e.to_string())?;
     drop(stdin);
     p.finish(PATIENCE)?;

@@ -7,9 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    MIB_S, Outcome, PATIENCE, Plan, Proc, Proto, Trial, data_file, find, free_port, mib, peer,
+    MIB_S, Outcome, PATIENCE, Plan, Process, Proto, Trial, data_file, find, free_port, mib, peer,
     run_timed, start_ours, start_peer,
 };
+use crate::util::is_root;
 use crate::util::lossy::{Faults, LossyProxy};
 use crate::{Config, bin};
 
@@ -99,24 +100,13 @@ fn set_mode(p: &Path, mode: u32) {
     let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
 }
 
-fn our_server(dir: &Path) -> Result<(Proc, SocketAddr), String> {
+fn our_server(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let mut c = Command::new(bin("tftp-serve"));
     c.arg(dir).args(["-p", "0", "-b", "127.0.0.1", "-q"]);
     start_ours(c)
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
+fn tftpd_hpa(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let port = free_port(Proto::Udp);
     let mut c = Command::new(find("in.tftpd").ok_or("in.tftpd is not installed")?);
     c.args(["-L", "-s"])
@@ -132,7 +122,7 @@ fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
 
 /// tftpd-hpa serving `dir`, if `needed_by` (its client in a scenario) and
 /// in.tftpd are both installed.
-fn tftpd_for(needed_by: &str, dir: &Path) -> Option<(Proc, SocketAddr)> {
+fn tftpd_for(needed_by: &str, dir: &Path) -> Option<(Process, SocketAddr)> {
     (peer(needed_by) && peer("in.tftpd"))
         .then(|| tftpd_hpa(dir).ok())
         .flatten()

@@ -17,19 +17,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-/// Longest wait for any one thing (a line on a screen, a command to end).
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+use crate::util::{Process, TIMEOUT};
 
 /// Marker of a block that is shown but cannot be run on loopback.
 pub const ILLUSTRATIVE: &str = "illustrative";
@@ -477,8 +474,8 @@ struct Term {
     screen: Arc<Screen>,
     /// How far [`Step::Wait`] has read, in bytes of the decoded screen.
     seen: usize,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
+    /// In a process group of its own, so that Ctrl-C reaches a pipeline whole.
+    child: Option<Process>,
     socket: Option<TcpStream>,
     encoding: &'static Encoding,
     /// What a [`Step::Connect`]ed socket types in (NetAssist: GBK, while it
@@ -496,7 +493,6 @@ impl Term {
             screen: Arc::new(Screen::default()),
             seen: 0,
             child: None,
-            stdin: None,
             socket: None,
             encoding: encoding_rs::UTF_8,
             typed: encoding_rs::UTF_8,
@@ -681,9 +677,8 @@ impl Runner {
                 .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
                 // One pipe for both: the order a terminal would show.
                 .stdout(Stdio::from(writer))
-                .stderr(Stdio::from(writer2))
-                .process_group(0);
-            c.spawn().map_err(|e| format!("sh -c {script:?}: {e}"))?
+                .stderr(Stdio::from(writer2));
+            Process::start_group(c)?
             // `c` and its copies of the pipe's write end are dropped here, so
             // the screen ends when the program does.
         };
@@ -691,8 +686,6 @@ impl Runner {
         term.screen = Screen::spawn_reader(reader);
         term.seen = 0;
         term.bound = false;
-        let mut child = child;
-        term.stdin = child.stdin.take();
         term.child = Some(child);
         Ok(())
     }
@@ -704,10 +697,11 @@ impl Runner {
         let tmp = self.dir.path().display().to_string();
         let shown = self.shown(t);
         let term = self.term(t);
-        term.stdin = None;
-        term.child = None;
         term.status = status;
         let (bytes, done) = term.screen.wait_for(|_, done| done);
+        // Only now: what is left of its process group (nothing, normally) is
+        // killed with it, after the check that nothing holds the pipe.
+        term.child = None;
         if !done {
             return Err("its output did not end (something still holds the pipe)".into());
         }
@@ -738,21 +732,11 @@ impl Runner {
             .child
             .as_mut()
             .ok_or_else(|| format!("{t} runs nothing"))?;
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                use std::os::unix::process::ExitStatusExt;
-                return Ok(status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
-            }
-            if Instant::now() > deadline {
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(format!("did not end within {TIMEOUT:?}"));
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        let status = child.wait_for(TIMEOUT)?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     fn signal(&mut self, t: &'static str, sig: Signal) -> Result<(), String> {
@@ -761,7 +745,7 @@ impl Runner {
             .child
             .as_ref()
             .ok_or_else(|| format!("{t} runs nothing"))?;
-        killpg(Pid::from_raw(child.id() as i32), sig).map_err(|e| format!("kill: {e}"))
+        child.try_signal(sig).map_err(|e| format!("kill: {e}"))
     }
 
     fn step(&mut self, step: Step) -> Result<(), String> {
@@ -801,14 +785,22 @@ impl Runner {
                     let (bytes, _, _) = term.typed.encode(text);
                     s.write_all(&bytes).map_err(|e| format!("send: {e}"))?;
                 } else {
-                    let stdin = term.stdin.as_mut().ok_or("stdin is closed")?;
+                    let stdin = term
+                        .child
+                        .as_mut()
+                        .and_then(|p| p.stdin.as_mut())
+                        .ok_or("stdin is closed")?;
                     stdin
                         .write_all(format!("{text}\n").as_bytes())
                         .and_then(|_| stdin.flush())
                         .map_err(|e| format!("type: {e}"))?;
                 }
             }
-            Step::Eof(t) => self.term(t).stdin = None,
+            Step::Eof(t) => {
+                if let Some(p) = self.term(t).child.as_mut() {
+                    p.close_stdin();
+                }
+            }
             Step::Wait(t, needle) => {
                 let term = self.term(t);
                 let enc = term.encoding;
@@ -944,11 +936,8 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        // Their processes are killed as they are dropped.
         for t in self.terms.values_mut() {
-            if let Some(mut child) = t.child.take() {
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
-            }
             if let Some(s) = t.socket.take() {
                 let _ = s.shutdown(Shutdown::Both);
             }
