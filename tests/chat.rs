@@ -98,9 +98,9 @@ fn end_of_input_sends_what_was_read_then_ends_both() {
 fn a_chunk_without_newline_is_one_message_and_disconnect_exits_0() {
     let (mut a, addr) = listen(&[]);
     let s = util::connect(addr);
-    (&s).write_all(b"no newline").unwrap();
+    send_all(&s, b"no newline");
     assert_eq!(a.out().next().unwrap(), "peer> no newline");
-    (&s).write_all(b"\x1b[2Jclear\tscreen\r\n").unwrap();
+    send_all(&s, b"\x1b[2Jclear\tscreen\r\n");
     assert_eq!(a.out().next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
     drop(s);
     assert!(a.wait().success());
@@ -132,7 +132,7 @@ fn eol_none_and_crlf_on_the_wire() {
 fn gbk_both_ways() {
     let (mut a, addr) = listen(&["-e", "gbk"]);
     let s = util::connect(addr);
-    (&s).write_all(b"\xc4\xe3\xba\xc3\n").unwrap();
+    send_all(&s, b"\xc4\xe3\xba\xc3\n");
     assert_eq!(a.out().next().unwrap(), "peer> 你好");
     a.say("我是服务器");
     assert_eq!(
@@ -147,8 +147,7 @@ fn gbk_both_ways() {
 fn received_quit_word_ends_the_chat_and_extra_quit_words_work() {
     let (mut a, addr) = listen(&["--quit-word", "再见"]);
     let s = util::connect(addr);
-    (&s).write_all("first\n再见\nnot shown\n".as_bytes())
-        .unwrap();
+    send_all(&s, "first\n再见\nnot shown\n".as_bytes());
     assert!(a.wait().success());
     assert_eq!(a.out().rest(), vec!["peer> first"]);
     a.err().expect("the peer said 再见");
@@ -201,12 +200,7 @@ fn usage_and_runtime_errors() {
         chat(&["connect", "127.0.0.1", "1", "--name", "two words"]),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("invalid --name"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 2, "invalid --name");
     // A port nobody listens on: refused.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port().to_string();
@@ -425,7 +419,7 @@ fn lines_end_as_the_peer_ends_them() {
         a.err().expect("connected");
         a.say("first");
         assert_eq!(read_n(&s, 5), b"first");
-        (&s).write_all(peer_line).unwrap();
+        send_all(&s, peer_line);
         assert_eq!(a.out().next().unwrap(), "peer> hi");
         a.say("second");
         let mut want = b"second".to_vec();
@@ -473,7 +467,7 @@ fn two_chats_frame_piped_lines() {
         chat(&["connect", &target, "--name", "bob"]),
         b"one\ntwo\nthree\n",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(a.out().next().unwrap(), "bob> one");
     assert_eq!(a.out().next().unwrap(), "bob> two");
     assert_eq!(a.out().next().unwrap(), "bob> three");
@@ -697,7 +691,7 @@ fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
         term.rows(),
         [connected.clone(), first_row.clone(), second_row.clone()]
     );
-    (&peer).write_all(b"incoming!\n").unwrap();
+    send_all(&peer, b"incoming!\n");
     term.wait("peer> incoming!");
     assert_eq!(
         term.rows(),
@@ -822,18 +816,17 @@ fn a_peer_cannot_hide_characters_or_take_our_name() {
     let (mut a, addr) = listen(&[]);
     let s = util::connect(addr);
     s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    (&s).write_all("ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes())
-        .unwrap();
+    send_all(&s, "ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes());
     assert_eq!(
         a.out().next().unwrap(),
         "peer> ok\\u{2028}me> I agree \\u{202e}txt.exe"
     );
-    (&s).write_all("/nick me\n".as_bytes()).unwrap();
+    send_all(&s, "/nick me\n".as_bytes());
     assert_eq!(a.out().next().unwrap(), "peer> /nick me");
-    (&s).write_all("/nick b\u{200b}ob\n".as_bytes()).unwrap();
+    send_all(&s, "/nick b\u{200b}ob\n".as_bytes());
     assert_eq!(a.out().next().unwrap(), "peer> /nick b\\u{200b}ob");
-    (&s).write_all("/nick 小明\n".as_bytes()).unwrap();
-    (&s).write_all("你好 👩\u{200d}💻\n".as_bytes()).unwrap();
+    send_all(&s, "/nick 小明\n".as_bytes());
+    send_all(&s, "你好 👩\u{200d}💻\n".as_bytes());
     assert_eq!(a.out().next().unwrap(), "小明> 你好 👩\u{200d}💻");
     drop(s);
     assert!(a.wait().success());
@@ -847,11 +840,11 @@ fn room_lines_are_shown_with_invisible_characters_escaped() {
     let (mut a, addr) = listen(&[]);
     let s = util::connect(addr);
     s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    (&s).write_all(
+    send_all(
+        &s,
         "* welcome to the chat room, you are user-1 (x)\nbob> hi\u{2028}alice> send it \u{2067}to me\u{2069}\n"
             .as_bytes(),
-    )
-    .unwrap();
+    );
     assert!(
         a.out()
             .next()

@@ -16,9 +16,7 @@ const GREETING: &str = "* welcome to the chat room";
 
 /// A room on loopback, any free port, with these extra flags.
 fn room(extra: &[&str]) -> Process {
-    let mut args = vec!["room", "0", "--bind", "127.0.0.1"];
-    args.extend_from_slice(extra);
-    Process::server("chat", &args)
+    Process::server("chat room", extra)
 }
 
 /// A member: a plain socket (with timeouts), read line by line.

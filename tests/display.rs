@@ -2,9 +2,8 @@
 
 mod util;
 
-use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,18 +12,14 @@ use util::*;
 /// `NAME 0 --bind 127.0.0.1 ARGS…` (`udp-echo serve 0 …` for udp-echo), in
 /// China's time zone, so that `--timestamps` can be checked.
 fn server(name: &str, args: &[&str]) -> Process {
-    let mut all: Vec<&str> = if name == "udp-echo" {
-        vec!["serve"]
+    let tool = if name == "udp-echo" {
+        "udp-echo serve"
     } else {
-        vec![]
+        name
     };
-    all.extend(["0", "--bind", "127.0.0.1"]);
-    all.extend_from_slice(args);
-    let mut c = cmd(name, &all);
-    c.env("TZ", "CST-8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    Process::serve(c, true)
+    let mut c = server_cmd(tool, args);
+    c.env("TZ", "CST-8");
+    Process::serving(c)
 }
 
 /// What a record's continuation and size lines start with under `head`.
@@ -79,8 +74,7 @@ fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
     let s = connect(srv.addr());
     // What the notes' send(b'one\n'); send(b'two\n'); send(b'three\n') does when
     // the three arrive together; one write makes that certain.
-    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
-    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    echoes(&s, b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
     let head = format!("[{me}] ");
     srv.err().expect(&format!("{me}: received 14 bytes"));
@@ -93,8 +87,7 @@ fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
         format!("{pad}└ 14 bytes in one read")
     );
     // A read of one line is that line alone.
-    (&s).write_all(b"four\n").unwrap();
-    assert_eq!(read_n(&s, 5), b"four\n");
+    echoes(&s, b"four\n");
     assert_eq!(srv.out().next().unwrap(), format!("{head}four"));
 }
 
@@ -102,8 +95,7 @@ fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
 fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
     let mut srv = server("tcp-server", &["--framing", "line"]);
     let s = connect(srv.addr());
-    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
-    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    echoes(&s, b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
     for m in ["one", "two", "three"] {
         assert_eq!(srv.out().next().unwrap(), format!("[{me}] {m}"));
@@ -116,10 +108,8 @@ fn timestamps_put_the_local_time_before_each_record() {
     let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
     let before = china_seconds_now();
-    (&s).write_all(b"one\ntwo\n").unwrap();
-    read_n(&s, 8);
-    (&s).write_all(b"three\n").unwrap();
-    read_n(&s, 6);
+    ask(&s, b"one\ntwo\n", 8);
+    ask(&s, b"three\n", 6);
     let after = china_seconds_now();
     let first = srv.out().next().unwrap();
     let (t, rest) = timestamp(&first);
@@ -167,7 +157,7 @@ fn timestamps_on_udp_echo_serve_and_send() {
     c.env("TZ", "CST-8");
     let before = china_seconds_now();
     let out = run(c, b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let printed = text(&out.stdout);
     let (t, rest) = timestamp(printed.trim_end());
     assert_about(t, before, china_seconds_now());
@@ -185,14 +175,14 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
             let (s, _) = l.accept().unwrap();
             s.set_read_timeout(Some(TIMEOUT)).unwrap();
             read_n(&s, 2);
-            (&s).write_all(b"one\ntwo\n").unwrap();
+            send_all(&s, b"one\ntwo\n");
         })
     };
     // Duplex mode (nc's job): the bytes as they came, for a pipe or a file.
     let p = peer();
     let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hi");
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(out.stdout, b"one\ntwo\n");
     // A MESSAGE's reply is for reading: one read, one record (lesson 13).
     let p = peer();
@@ -201,7 +191,7 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
         b"",
     );
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "one\n│ two\n└ 8 bytes in one read\n");
     // With --timestamps: the record's time in front.
     let p = peer();
@@ -213,7 +203,7 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
     let before = china_seconds_now();
     let out = run(c, b"");
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let printed = text(&out.stdout);
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 3, "{printed}");
@@ -233,20 +223,17 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
     );
     let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好 in GBK
-    assert_eq!(read_n(&s, 6), "你好".as_bytes());
+    assert_eq!(ask(&s, b"\xc4\xe3\xba\xc3", 6), "你好".as_bytes()); // 你好 in GBK
     assert_eq!(srv.out().next().unwrap(), format!("[{me}] 你好"));
     // 好 split across two reads: the server has read the first byte before the
     // second is sent, and still echoes the whole character.
-    (&s).write_all(b"\xba").unwrap();
+    send_all(&s, b"\xba");
     srv.err().expect(&format!("{me}: received 1 bytes"));
-    (&s).write_all(b"\xc3").unwrap();
-    assert_eq!(read_n(&s, 3), "好".as_bytes());
+    assert_eq!(ask(&s, b"\xc3", 3), "好".as_bytes());
     // One encoding both ways: the bytes as they came, even invalid ones.
     let srv = server("tcp-server", &["--encoding", "gbk"]);
     let s = connect(srv.addr());
-    (&s).write_all(b"\xc4\xe3\xff").unwrap();
-    assert_eq!(read_n(&s, 3), b"\xc4\xe3\xff");
+    echoes(&s, b"\xc4\xe3\xff");
     // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as
     // UTF-8, framed as it came: a line with its own ending, a len frame with its
     // new length.
@@ -255,15 +242,16 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
         &["--recv-encoding", "gbk", "--framing", "line"],
     );
     let s = connect(srv.addr());
-    (&s).write_all(b"\xc4\xe3\r\n").unwrap();
-    assert_eq!(read_n(&s, 5), "你\r\n".as_bytes());
+    assert_eq!(ask(&s, b"\xc4\xe3\r\n", 5), "你\r\n".as_bytes());
     let srv = server(
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "len"],
     );
     let s = connect(srv.addr());
-    (&s).write_all(b"\0\0\0\x04\xc4\xe3\xba\xc3").unwrap();
-    assert_eq!(read_n(&s, 10), "\0\0\0\x06你好".as_bytes());
+    assert_eq!(
+        ask(&s, b"\0\0\0\x04\xc4\xe3\xba\xc3", 10),
+        "\0\0\0\x06你好".as_bytes()
+    );
 }
 
 #[test]
@@ -294,11 +282,10 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
         ),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--reply-encoding is another name for --send-encoding"),
-        "{}",
-        text(&out.stderr)
+    failed(
+        &out,
+        2,
+        "--reply-encoding is another name for --send-encoding",
     );
 }
 
@@ -307,8 +294,7 @@ fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
     let mut srv = server("tcp-server", &[]);
     let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
-    read_n(&s, 4);
+    ask(&s, b"\xc4\xe3\xba\xc3", 4);
     drop(s);
     srv.err().expect("disconnected");
     let warning = srv
@@ -337,7 +323,7 @@ fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
 fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
     let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
     let s = connect(srv.addr());
-    (&s).write_all("我爱你\n".as_bytes()).unwrap();
+    send_all(&s, "我爱你\n".as_bytes());
     srv.out().next().unwrap();
     let warning = srv.err().expect("warning:");
     assert!(warning.contains("not valid GBK"), "{warning}");
@@ -354,7 +340,7 @@ fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
         let (s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         read_n(&s, 2);
-        (&s).write_all(b"\xff\xff").unwrap();
+        send_all(&s, b"\xff\xff");
     });
     let out = client_out(&["127.0.0.1", &port, "hi", "--recv-encoding", "gbk"]);
     peer.join().unwrap();
@@ -397,7 +383,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // A stream that ends inside a character: the hint is about that character.
     let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
     let c = connect(srv.addr());
-    (&c).write_all(b"ok\xc4").unwrap();
+    send_all(&c, b"ok\xc4");
     c.shutdown(std::net::Shutdown::Write).unwrap();
     read_all(&c);
     let warning = first_warning(&mut srv, "disconnected");
@@ -410,7 +396,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // …and when that character's bytes are whole in another encoding, it is named.
     let mut srv = server("tcp-server", &[]);
     let c = connect(srv.addr());
-    (&c).write_all(b"ok\xe4\xbd").unwrap();
+    send_all(&c, b"ok\xe4\xbd");
     c.shutdown(std::net::Shutdown::Write).unwrap();
     read_all(&c);
     let warning = first_warning(&mut srv, "disconnected");
@@ -475,7 +461,7 @@ fn notes_style_python_client_three_sends() {
     let mut c = Command::new("python3");
     c.args(["-c", py, &port]);
     let out = run(c, b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(srv.wait().success());
     let shown = srv.out().rest();
     // However the bytes were cut into reads, each line of data is shown once,
@@ -503,10 +489,8 @@ fn notes_style_python_client_three_sends() {
 
 fn chat(args: &[&str]) -> Process {
     let mut c = cmd("chat", args);
-    c.env("TZ", "CST-8")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    Process::serve(c, true)
+    c.env("TZ", "CST-8");
+    Process::listening(c)
 }
 
 /// The notes' programs and nc are not chats: what one read brings is one
@@ -516,7 +500,7 @@ fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "--timestamps"]);
     let s = connect(srv.addr());
     let before = china_seconds_now();
-    (&s).write_all(b"one\ntwo\n").unwrap();
+    send_all(&s, b"one\ntwo\n");
     let first = srv.out().next().unwrap();
     let (t, rest) = timestamp(&first);
     assert_about(t, before, china_seconds_now());
@@ -527,7 +511,7 @@ fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
         srv.out().next().unwrap(),
         format!("{pad}└ 8 bytes in one read")
     );
-    (&s).write_all(b"three\n").unwrap();
+    send_all(&s, b"three\n");
     let line = srv.out().next().unwrap();
     assert_eq!(timestamp(&line).1, "peer> three");
 }
@@ -540,7 +524,7 @@ fn chat_room_timestamps_each_transcript_line() {
     let _b = connect(srv.addr());
     srv.err().expect("user-2 (");
     let before = china_seconds_now();
-    (&a).write_all("你好\n".as_bytes()).unwrap();
+    send_all(&a, "你好\n".as_bytes());
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
     assert_about(t, before, china_seconds_now());
@@ -554,7 +538,7 @@ fn chat_room_timestamps_each_transcript_line() {
 fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "-v"]);
     let s = connect(srv.addr());
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
+    send_all(&s, b"\xc4\xe3\xba\xc3");
     assert_eq!(srv.out().next().unwrap(), "peer> \u{FFFD}\u{FFFD}\u{FFFD}");
     srv.err().expect("received 4 bytes");
     let warning = srv.err().expect("not valid UTF-8");
@@ -562,10 +546,10 @@ fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
         warning.contains("they are valid GBK (\"你好\"): try --recv-encoding gbk"),
         "{warning}"
     );
-    (&s).write_all(b"ok").unwrap();
+    send_all(&s, b"ok");
     assert_eq!(srv.out().next().unwrap(), "peer> ok");
     // A blank line inside one read is part of it.
-    (&s).write_all(b"a\n\nb\n").unwrap();
+    send_all(&s, b"a\n\nb\n");
     assert_eq!(srv.out().next().unwrap(), "peer> a");
     let pad = indent("peer> ");
     assert_eq!(srv.out().next().unwrap(), format!("{pad}│"));

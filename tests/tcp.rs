@@ -32,7 +32,7 @@ fn client(args: &[&str]) -> std::process::Output {
 fn one_shot_peer(n: usize, reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
     one_peer(move |s| {
         let got = read_n(&s, n);
-        (&s).write_all(reply).unwrap();
+        send_all(&s, reply);
         assert!(read_all(&s).is_empty(), "client sent more than expected");
         got
     })
@@ -52,14 +52,7 @@ fn one_peer<T: Send + 'static>(
 fn lesson_02_03_one_client_then_exit() {
     let mut srv = Process::server(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--once",
-            "--reply",
-            "我是服务器, 你好客户端: {peer}",
-        ],
+        &["--once", "--reply", "我是服务器, 你好客户端: {peer}"],
     );
     let port = srv.addr().port().to_string();
     let out = client(&[
@@ -69,7 +62,7 @@ fn lesson_02_03_one_client_then_exit() {
         "--wait",
         "0.5",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let reply = text(&out.stdout);
     assert!(
         reply.starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
@@ -86,16 +79,7 @@ fn lesson_02_03_one_client_then_exit() {
 
 #[test]
 fn lesson_04_many_concurrent_clients_each_get_replies() {
-    let mut srv = Process::server(
-        "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--reply",
-            "ok, 问题正在处理中...",
-        ],
-    );
+    let mut srv = Process::server("tcp-server", &["--reply", "ok, 问题正在处理中..."]);
     const CLIENTS: usize = 200;
     // Connect everyone first, so all 200 are being served at the same time.
     let streams: Vec<_> = (0..CLIENTS).map(|_| connect(srv.addr())).collect();
@@ -106,8 +90,7 @@ fn lesson_04_many_concurrent_clients_each_get_replies() {
         .map(|(i, s)| {
             thread::spawn(move || {
                 for round in 0..3 {
-                    (&s).write_all(format!("client {i} round {round}").as_bytes())
-                        .unwrap();
+                    send_all(&s, format!("client {i} round {round}").as_bytes());
                     assert_eq!(read_n(&s, reply.len()), reply);
                 }
                 s.shutdown(Shutdown::Write).unwrap();
@@ -128,10 +111,10 @@ fn lesson_04_many_concurrent_clients_each_get_replies() {
 
 #[test]
 fn echo_is_byte_exact_through_duplex_client() {
-    let srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "-q"]);
+    let srv = Process::server("tcp-server", &["-q"]);
     let data = noise(3 << 20, 7);
     let out = run(cmd("tcp-client", &[&srv.addr().to_string()]), &data);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(out.stdout.len(), data.len());
     assert!(out.stdout == data, "echoed bytes differ");
 }
@@ -142,11 +125,11 @@ fn stdin_eof_half_closes_and_reply_still_arrives() {
         // The client's half-close shows up as end of stream (lesson 05: recv → b'')...
         let got = read_all(&s);
         // ...yet its read side is still open for our answer.
-        (&s).write_all(b"got it").unwrap();
+        send_all(&s, b"got it");
         got
     });
     let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hello\n");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(peer.join().unwrap(), b"hello\n");
     assert_eq!(out.stdout, b"got it");
 }
@@ -161,7 +144,7 @@ fn no_shutdown_keeps_write_side_open_until_peer_closes() {
         let mut b = [0u8; 1];
         let r = (&s).read(&mut b);
         assert!(r.is_err(), "expected a timeout, got {r:?}");
-        (&s).write_all(b"bye").unwrap();
+        send_all(&s, b"bye");
     });
     let out = run(
         cmd("tcp-client", &["127.0.0.1", &port, "--no-shutdown"]),
@@ -177,19 +160,13 @@ fn gbk_both_ways_with_netassist_style_peer() {
     // A NetAssist-like peer: sends GBK, expects GBK back.
     let mut srv = Process::server(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--encoding",
-            "gbk",
-            "--reply",
-            "我是服务器",
-        ],
+        &["--encoding", "gbk", "--reply", "我是服务器"],
     );
     let s = connect(srv.addr());
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好
-    assert_eq!(read_n(&s, 10), b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"); // 我是服务器
+    assert_eq!(
+        ask(&s, b"\xc4\xe3\xba\xc3", 10),
+        b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"
+    ); // 你好 // 我是服务器
     assert!(srv.out().expect("你好").ends_with("] 你好"));
 
     // And tcp-client speaking GBK to a GBK peer, printing UTF-8 on our terminal.
@@ -220,10 +197,9 @@ fn hex_shows_raw_reply_bytes() {
 
 #[test]
 fn invalid_bytes_are_shown_and_warned_once() {
-    let mut srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "--reply", "."]);
+    let mut srv = Process::server("tcp-server", &["--reply", "."]);
     let s = connect(srv.addr());
-    (&s).write_all(b"ok\xff").unwrap();
-    assert_eq!(read_n(&s, 1), b".");
+    assert_eq!(ask(&s, b"ok\xff", 1), b".");
     assert_eq!(
         srv.out().next().unwrap().split("] ").nth(1),
         Some("ok\u{FFFD}")
@@ -236,11 +212,10 @@ fn invalid_bytes_are_shown_and_warned_once() {
 #[test]
 fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() {
     for sig in ["INT", "TERM", "HUP"] {
-        let mut srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+        let mut srv = Process::server("tcp-server", &[]);
         let idle = connect(srv.addr());
         let busy = connect(srv.addr());
-        (&busy).write_all(b"abc").unwrap();
-        assert_eq!(read_n(&busy, 3), b"abc");
+        echoes(&busy, b"abc");
         srv.err().expect("connected");
         srv.err().expect("connected");
         let start = Instant::now();
@@ -262,33 +237,24 @@ fn ctrl_c_sigterm_or_sighup_stops_server_with_idle_clients_and_prints_summary() 
 
 #[test]
 fn slow_client_does_not_hold_up_others() {
-    let mut srv = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--framing", "line"],
-    );
+    let mut srv = Process::server("tcp-server", &["--framing", "line"]);
     let silent = connect(srv.addr());
     let half = connect(srv.addr());
-    (&half).write_all(b"no newline yet").unwrap();
+    send_all(&half, b"no newline yet");
     let good = connect(srv.addr());
-    (&good).write_all(b"ping\n").unwrap();
-    assert_eq!(read_n(&good, 5), b"ping\n");
+    echoes(&good, b"ping\n");
     // A client that leaves mid-line: its partial line is still shown, not lost.
     drop(half);
     srv.out().expect("no newline yet");
     drop(silent);
-    (&good).write_all(b"again\n").unwrap();
-    assert_eq!(read_n(&good, 6), b"again\n");
+    echoes(&good, b"again\n");
 }
 
 #[test]
 fn max_clients_refuses_politely() {
-    let mut srv = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--max-clients", "1"],
-    );
+    let mut srv = Process::server("tcp-server", &["--max-clients", "1"]);
     let first = connect(srv.addr());
-    (&first).write_all(b"x").unwrap();
-    assert_eq!(read_n(&first, 1), b"x");
+    echoes(&first, b"x");
     let second = connect(srv.addr());
     let answer = text(&read_all(&second));
     assert!(answer.starts_with("server busy"), "{answer:?}");
@@ -296,16 +262,12 @@ fn max_clients_refuses_politely() {
     drop(first);
     srv.err().expect("disconnected");
     let third = connect(srv.addr());
-    (&third).write_all(b"y").unwrap();
-    assert_eq!(read_n(&third, 1), b"y");
+    echoes(&third, b"y");
 }
 
 #[test]
 fn once_raw_receives_a_file_like_nc_l() {
-    let mut srv = Process::server_raw_stdout(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--once", "--raw"],
-    );
+    let mut srv = Process::server_raw_stdout("tcp-server", &["--once", "--raw"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let reader = thread::spawn(move || {
         let mut v = Vec::new();
@@ -321,7 +283,7 @@ fn once_raw_receives_a_file_like_nc_l() {
         second.map_err(|e| e.kind()).err(),
         Some(std::io::ErrorKind::ConnectionRefused)
     );
-    (&s).write_all(&data).unwrap();
+    send_all(&s, &data);
     s.shutdown(Shutdown::Write).unwrap();
     // --raw without a mode flag only receives: nothing comes back.
     assert!(read_all(&s).is_empty());
@@ -333,27 +295,19 @@ fn once_raw_receives_a_file_like_nc_l() {
 fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
     let mut srv = Process::server(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--framing",
-            "len",
-            "--reply",
-            "ok",
-            "--max-frame",
-            "1K",
-        ],
+        &["--framing", "len", "--reply", "ok", "--max-frame", "1K"],
     );
     let s = connect(srv.addr());
     // Two messages in one write: the sticky-packet case (lesson 13).
-    (&s).write_all(b"\0\0\0\x05hello\0\0\0\x05world").unwrap();
-    assert_eq!(read_n(&s, 12), b"\0\0\0\x02ok\0\0\0\x02ok");
+    assert_eq!(
+        ask(&s, b"\0\0\0\x05hello\0\0\0\x05world", 12),
+        b"\0\0\0\x02ok\0\0\0\x02ok"
+    );
     assert!(srv.out().next().unwrap().ends_with("] hello"));
     assert!(srv.out().next().unwrap().ends_with("] world"));
 
     let hostile = connect(srv.addr());
-    (&hostile).write_all(b"\xff\xff\xff\xff").unwrap();
+    send_all(&hostile, b"\xff\xff\xff\xff");
     assert!(
         read_all(&hostile).is_empty(),
         "hostile client should be dropped"
@@ -362,8 +316,7 @@ fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
     assert!(why.contains("4294967295"), "{why}");
 
     // The server goes on serving.
-    (&s).write_all(b"\0\0\0\x01!").unwrap();
-    assert_eq!(read_n(&s, 6), b"\0\0\0\x02ok");
+    assert_eq!(ask(&s, b"\0\0\0\x01!", 6), b"\0\0\0\x02ok");
 }
 
 #[test]
@@ -411,7 +364,7 @@ fn crlf_and_transcoding_in_duplex_mode() {
         ),
         "你好\nhi\n".as_bytes(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3\r\nhi\r\n");
 }
 
@@ -453,44 +406,29 @@ fn errors_are_one_line_with_exit_codes() {
     );
 
     let out = client(&["127.0.0.1", "1", "--encoding", "klingon"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown encoding \"klingon\""));
+    failed(&out, 2, "unknown encoding \"klingon\"");
 
     let out = client(&["127.0.0.1:1", "😀", "-e", "gbk", "--strict-encoding"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("'😀' (U+1F600)"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 2, "'😀' (U+1F600)");
 
     let out = run(cmd("tcp-server", &["99999"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("invalid port \"99999\""));
+    failed(&out, 2, "invalid port \"99999\"");
 
     let taken = loopback_listener();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = run(cmd("tcp-server", &[&port, "--bind", "127.0.0.1"]), b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("address already in use"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 1, "address already in use");
 }
 
 #[test]
 fn stdin_mode_sends_lines_to_the_client() {
-    let mut srv = Process::server_with_stdin(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--stdin", "--once"],
-    );
+    let mut srv = Process::server_with_stdin("tcp-server", &["--stdin", "--once"]);
     let mut stdin = srv.stdin.take().unwrap();
     let s = connect(srv.addr());
     srv.err().expect("connected");
     stdin.write_all("你好\n".as_bytes()).unwrap();
     assert_eq!(read_n(&s, 7), "你好\n".as_bytes());
-    (&s).write_all(b"from client\n").unwrap();
+    send_all(&s, b"from client\n");
     srv.out().expect("from client");
     // stdin ends: the server half-closes, like nc -N.
     drop(stdin);
@@ -503,7 +441,7 @@ fn stdin_mode_sends_lines_to_the_client() {
 
 #[test]
 fn ipv6_loopback_and_dual_stack() {
-    let srv = Process::server("tcp-server", &["0"]);
+    let srv = Process::serving(cmd("tcp-server", &["0"]));
     let port = srv.addr().port().to_string();
     let v4 = client(&["127.0.0.1", &port, "four", "--wait", "0.3"]);
     assert_eq!(text(&v4.stdout), "four\n");
@@ -520,12 +458,12 @@ fn nc_as_client_of_our_server() {
     if !have_peer("nc") {
         return;
     }
-    let srv = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let srv = Process::server("tcp-server", &[]);
     let mut c = Command::new("nc");
     c.args(["-N", "127.0.0.1", &srv.addr().port().to_string()]);
     let data = noise(1 << 20, 3);
     let out = run(c, &data);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(out.stdout == data, "nc got different bytes back");
 }
 
@@ -554,7 +492,7 @@ fn nc_as_server_for_our_client() {
     nc_stdin.write_all(b"reply from nc").unwrap();
     drop(nc_stdin);
     let out = client.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(out.stdout, b"reply from nc");
     assert!(
         collector.join().unwrap() == data,
@@ -569,16 +507,7 @@ fn notes_python_client_against_our_gbk_server() {
     }
     let mut srv = Process::server(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--once",
-            "-e",
-            "gbk",
-            "--reply",
-            "我是服务器",
-        ],
+        &["--once", "-e", "gbk", "--reply", "我是服务器"],
     );
     let mut py = Command::new("python3");
     py.args([
@@ -586,7 +515,7 @@ fn notes_python_client_against_our_gbk_server() {
         &srv.addr().port().to_string(),
     ]);
     let out = run(py, b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let printed = text(&out.stdout);
     assert!(
         printed.contains(r"b'\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7'"),
@@ -606,10 +535,9 @@ fn notes_python_client_against_our_gbk_server() {
 
 #[test]
 fn our_client_against_notes_python_threaded_server() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson04_server.py", &["gbk"]) else {
         return;
-    }
-    let mut py = python_server("lesson04_server.py", &["gbk"]);
+    };
     let addr = py.addr();
     let result = client(&[
         &addr.to_string(),
@@ -619,7 +547,7 @@ fn our_client_against_notes_python_threaded_server() {
         "--wait",
         "0.5",
     ]);
-    assert!(result.status.success(), "{}", text(&result.stderr));
+    succeeded(&result);
     assert_eq!(text(&result.stdout), "ok, 问题正在处理中...\n");
     assert!(
         py.out()
@@ -642,7 +570,7 @@ fn half_character_at_end_of_reply_is_shown_not_dropped() {
         "--wait",
         "0.3",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     // The read's record is `ok`; its last byte waited for the rest of its
     // character, and the end of the stream shows it as U+FFFD, never dropped.
     assert_eq!(text(&out.stdout), "ok\n\u{FFFD}\n");
@@ -656,10 +584,7 @@ fn half_character_at_end_of_reply_is_shown_not_dropped() {
 
 #[test]
 fn replies_get_a_line_each_and_no_wait_loses_nothing() {
-    let mut srv = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--framing", "len"],
-    );
+    let mut srv = Process::server("tcp-server", &["--framing", "len"]);
     let addr = srv.addr().to_string();
     // --wait 0: send and close at once. The server's echoes are still in flight;
     // closing with them unread would reset the connection and lose messages.
@@ -674,24 +599,21 @@ fn replies_get_a_line_each_and_no_wait_loses_nothing() {
             "--wait",
             "0",
         ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         for m in ["one", "two", "three"] {
             assert!(srv.out().next().unwrap().ends_with(&format!("] {m}")));
         }
         let bye = srv.err().expect("disconnected");
         assert!(bye.ends_with("(23 bytes in, 23 out)"), "{bye}");
     }
-    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let echo = Process::server("tcp-server", &[]);
     let out = client(&[&echo.addr().to_string(), "a", "b", "--wait", "0.3"]);
     assert_eq!(text(&out.stdout), "a\nb\n");
 }
 
 #[test]
 fn sink_counts_every_byte_and_sends_nothing_back() {
-    let mut server = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--sink", "--once"],
-    );
+    let mut server = Process::server("tcp-server", &["--sink", "--once"]);
     let mut c = connect(server.addr());
     let data = noise(5 * 1024 * 1024 + 3, 7);
     c.write_all(&data).unwrap();
@@ -726,10 +648,7 @@ fn read_until_closed(mut s: &std::net::TcpStream) -> Vec<u8> {
 #[test]
 fn raw_receive_into_a_full_disk_fails_with_exit_1_not_silent_loss() {
     let Some(full) = dev_full() else { return };
-    let mut c = cmd(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--once", "--raw"],
-    );
+    let mut c = server_cmd("tcp-server", &["--once", "--raw"]);
     c.stdin(Stdio::null()).stdout(full);
     let mut srv = Process::serve(c, false);
     let s = connect(srv.addr());
@@ -753,10 +672,10 @@ fn raw_receive_into_a_full_disk_fails_with_exit_1_not_silent_loss() {
 
 #[test]
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
-    let mut srv = Process::server_raw_stdout("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let mut srv = Process::server_raw_stdout("tcp-server", &[]);
     drop(srv.child.stdout.take());
     let s = connect(srv.addr());
-    (&s).write_all(b"anyone there?\n").unwrap();
+    send_all(&s, b"anyone there?\n");
     // Not shown, so not echoed either: the client is closed.
     assert!(read_until_closed(&s).is_empty());
     let status = srv.wait();
@@ -838,10 +757,7 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
     // The default --max-clients (1024): the idle clients take every place, the
     // ones beyond are told the server is busy, and the idle timeout is what
     // makes room again.
-    let mut srv = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--idle-timeout", "2"],
-    );
+    let mut srv = Process::server("tcp-server", &["--idle-timeout", "2"]);
     let first_connected = Instant::now();
     let clients: Vec<_> = (0..n).map(|_| connect(srv.addr())).collect();
     let told = "closing: idle for 2 s (--idle-timeout)\n";
@@ -873,8 +789,7 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
         assert!(busy.iter().all(|b| *b == said), "{:?}", busy[0]);
     }
     let fresh = connect(srv.addr());
-    (&fresh).write_all(b"still there?").unwrap();
-    assert_eq!(read_n(&fresh, 12), b"still there?");
+    echoes(&fresh, b"still there?");
     srv.interrupt();
     assert!(srv.wait().success());
     let log = srv.err().rest();
@@ -887,10 +802,7 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
 
 #[test]
 fn max_per_client_refuses_a_third_connection_from_one_address() {
-    let mut srv = Process::server(
-        "tcp-server",
-        &["0", "--bind", "127.0.0.1", "--max-per-client", "2"],
-    );
+    let mut srv = Process::server("tcp-server", &["--max-per-client", "2"]);
     let a = connect(srv.addr());
     let b = connect(srv.addr());
     for s in [&a, &b] {
@@ -908,8 +820,7 @@ fn max_per_client_refuses_a_third_connection_from_one_address() {
     drop(a);
     srv.err().expect("disconnected");
     let again = connect(srv.addr());
-    (&again).write_all(b"ok").unwrap();
-    assert_eq!(read_n(&again, 2), b"ok");
+    echoes(&again, b"ok");
 }
 
 /// Waits until the server's `-v` log shows `bytes` received from `name`: only
@@ -947,16 +858,7 @@ fn len_notice(s: &std::net::TcpStream) -> String {
 fn len_server(max: &str) -> Process {
     Process::server(
         "tcp-server",
-        &[
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--framing",
-            "len",
-            "--max-buffered",
-            max,
-            "-v",
-        ],
+        &["--framing", "len", "--max-buffered", max, "-v"],
     )
 }
 
@@ -987,13 +889,13 @@ fn max_buffered_disconnects_the_client_that_would_pass_it_and_serves_the_rest() 
     let a = connect(srv.addr());
     let a_name = a.local_addr().unwrap().to_string();
     let a_wire = len_frame(28_000, 3);
-    (&a).write_all(&a_wire[..24_004]).unwrap();
+    send_all(&a, &a_wire[..24_004]);
     wait_received(&mut srv, &a_name, 24_004);
     // 24 004 + 16 004 bytes, less two small shares, is over 33 000: this one
     // passes the limit.
     over_the_limit(&mut srv, 16_000, 65536);
     // The others go on: the first client finishes its frame and gets it back.
-    (&a).write_all(&a_wire[24_004..]).unwrap();
+    send_all(&a, &a_wire[24_004..]);
     assert!(read_n(&a, a_wire.len()) == a_wire, "echo differs");
 }
 
@@ -1005,7 +907,7 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
     let mut ask = || {
         n += 1;
         let wire = len_frame(10, n);
-        (&small).write_all(&wire).unwrap();
+        send_all(&small, &wire);
         assert_eq!(read_n(&small, wire.len()), wire, "message {n}");
     };
     ask();
@@ -1017,7 +919,7 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
         let hog = connect(srv.addr());
         let name = hog.local_addr().unwrap().to_string();
         let wire = len_frame(1024 * 1024, seed);
-        (&hog).write_all(&wire[..wire.len() - 1]).unwrap();
+        send_all(&hog, &wire[..wire.len() - 1]);
         wait_received(&mut srv, &name, wire.len() - 1);
         hogs.push((hog, wire));
         ask();
@@ -1037,12 +939,11 @@ fn max_buffered_never_cuts_off_a_client_with_small_messages_while_hogs_fill_it()
 
 #[test]
 fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
-    if !have_peer("python3") {
-        return;
-    }
     // 003 §3's server decodes with GBK; "我是客户端" in UTF-8 is not valid GBK,
     // so the server dies on it without a reply.
-    let mut py = python_server("lesson03_gbk_server.py", &[]);
+    let Some(mut py) = python_server("lesson03_gbk_server.py", &[]) else {
+        return;
+    };
     let addr = py.addr();
     let out = client(&["127.0.0.1", &addr.port().to_string(), "我是客户端"]);
     assert_eq!(
@@ -1111,19 +1012,19 @@ fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
     );
     assert_eq!(out.status.code(), Some(1));
     // --wait 0 asks for no reply: sent is success.
-    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1", "--sink"]);
+    let echo = Process::server("tcp-server", &["--sink"]);
     let out = client(&[&echo.addr().to_string(), "hello", "--wait", "0"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
 }
 
 #[test]
 fn three_messages_to_an_echo_server_do_not_wait_2_s_each() {
-    let echo = Process::server("tcp-server", &["0", "--bind", "127.0.0.1"]);
+    let echo = Process::server("tcp-server", &[]);
     let port = echo.addr().port().to_string();
     let start = Instant::now();
     let out = client(&["127.0.0.1", &port, "a", "b", "c"]);
     let took = start.elapsed();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "a\nb\nc\n");
     // Each reply ends after a 100 ms quiet gap, not 2 s of silence (that was
     // 6 s); the margin is for a loaded machine.
@@ -1136,14 +1037,14 @@ fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
         read_n(&s, 2);
         // A server that thinks for half a second, then answers in two pieces.
         thread::sleep(Duration::from_millis(500));
-        (&s).write_all(b"thought ").unwrap();
+        send_all(&s, b"thought ");
         thread::sleep(Duration::from_millis(50));
-        (&s).write_all(b"about it").unwrap();
+        send_all(&s, b"about it");
         read_all(&s)
     });
     let out = client(&["127.0.0.1", &port, "hi", "--settle", "1"]);
     peer.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     // One reply (--settle waited for its second piece), shown as the two
     // reads it came in: one read, one record (lesson 13).
     assert_eq!(text(&out.stdout), "thought \nabout it\n");
@@ -1151,10 +1052,9 @@ fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
 
 #[test]
 fn lesson_03_server_answers_one_message_then_the_rest_are_not_sent() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson03_server.py", &[]) else {
         return;
-    }
-    let mut py = python_server("lesson03_server.py", &[]);
+    };
     let addr = py.addr();
     let result = client(&["127.0.0.1", &addr.port().to_string(), "你好", "再见"]);
     assert!(
@@ -1181,16 +1081,15 @@ fn bind_refused(port: u16) -> (String, Option<i32>) {
 
 #[test]
 fn after_the_notes_lesson_03_server_tcp_server_explains_time_wait() {
-    if !have_peer("python3") {
-        return;
-    }
     // The learner's sequence: the notes' server (no SO_REUSEADDR) answers one
     // client and exits; then our server is started on the same port.
-    let mut py = python_server("lesson03_server.py", &[]);
+    let Some(mut py) = python_server("lesson03_server.py", &[]) else {
+        return;
+    };
     let addr = py.addr();
     let port = addr.port();
     let result = client(&["127.0.0.1", &port.to_string(), "你好"]);
-    assert!(result.status.success(), "{}", text(&result.stderr));
+    succeeded(&result);
     assert!(py.wait().success());
     let (err, code) = bind_refused(port);
     assert_eq!(code, Some(1), "{err}");

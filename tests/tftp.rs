@@ -96,25 +96,6 @@ fn tool(name: &str, args: &[&str], cwd: &Path) -> Output {
     run(c, b"")
 }
 
-/// The run succeeded (else fail with what it printed).
-fn succeeded(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{:?}: {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// The run failed with `code`, and its stderr mentions `needle`; returns stderr.
-fn failed(out: &Output, code: i32, needle: &str) -> String {
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{err}");
-    assert!(err.contains(needle), "no {needle:?} in {err:?}");
-    err
-}
-
 /// A peer program run in `cwd`; it must exit 0.
 fn peer(program: &str, args: &[&str], cwd: &Path) -> Output {
     let mut c = Command::new(program);
@@ -131,9 +112,10 @@ fn serve(root: &Path, flags: &[&str]) -> Process {
 
 /// tftp-serve on `root`, any free port on `bind`, with `flags`.
 fn serve_on(bind: &str, root: &Path, flags: &[&str]) -> Process {
-    let mut args = vec![root.to_str().unwrap(), "--port", "0", "--bind", bind];
-    args.extend_from_slice(flags);
-    Process::server("tftp-serve", &args)
+    let root = root.to_str().unwrap();
+    let mut c = cmd("tftp-serve", &[root, "--port", "0", "--bind", bind]);
+    c.args(flags);
+    Process::serving(c)
 }
 
 /// A directory holding `files`, tftp-serve on it with `flags`, and an empty work directory.

@@ -348,11 +348,18 @@ impl Target {
     fn tftp_serve() -> Target {
         let dir = TempDir::new().unwrap();
         let root = dir.path().to_str().unwrap();
-        let args = [root, "--port", "0", "--bind", "127.0.0.1"];
-        let server = Process::server(
+        let server = Process::serving(util::cmd(
             "tftp-serve",
-            &[&args[..], &["--allow-write", "--overwrite"]].concat(),
-        );
+            &[
+                root,
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--allow-write",
+                "--overwrite",
+            ],
+        ));
         Target::new(server, dir)
     }
 

@@ -34,9 +34,7 @@ fn assert_silent(s: &UdpSocket, ms: u64) {
 
 /// `udp-echo serve 0 --bind 127.0.0.1 ARGS…`.
 fn serve(args: &[&str]) -> Process {
-    let mut all = vec!["serve", "0", "--bind", "127.0.0.1"];
-    all.extend_from_slice(args);
-    Process::server("udp-echo", &all)
+    Process::server("udp-echo serve", args)
 }
 
 /// `udp-echo send ADDR ARGS…` with `input` on stdin.
@@ -55,7 +53,7 @@ fn lesson_09_send_lines_to_our_server_until_exit() {
         &[],
         "我爱你\n你爱我\nexit\nnever sent\n".as_bytes(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
     assert_eq!(text(&out.stderr), "");
     for m in ["我爱你", "你爱我", "exit"] {
@@ -74,13 +72,12 @@ fn lesson_09_send_lines_to_our_server_until_exit() {
 
 #[test]
 fn lesson_08_send_no_wait_into_the_notes_receiver() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson08_udp_receive.py", &[]) else {
         return;
-    }
-    let mut py = python_server("lesson08_udp_receive.py", &[]);
+    };
     let addr = py.addr();
     let out = send(addr, &["我爱你", "--no-wait"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "");
     // Lesson 07's 发送完成: sent, which is all UDP can tell.
     assert_eq!(text(&out.stderr), format!("sent 9 bytes to {addr}\n"));
@@ -106,7 +103,7 @@ fn lesson_07_the_notes_sender_into_serve_count_1() {
         &srv.addr().port().to_string(),
     ]);
     let out = run(py, "我爱你\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "请输入数据：发送完成\n");
     let line = srv.out().next().unwrap();
     assert!(
@@ -135,7 +132,7 @@ fn lesson_09_the_notes_client_against_our_server() {
         &srv.addr().port().to_string(),
     ]);
     let out = run(py, "我爱你\n你爱我\nexit\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         "请输入数据：返回的数据是: 我爱你\n请输入数据：返回的数据是: 你爱我\n请输入数据：返回的数据是: exit\n"
@@ -147,13 +144,12 @@ fn lesson_09_the_notes_client_against_our_server() {
 
 #[test]
 fn lesson_09_our_send_against_the_notes_echo_server() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson09_udp_echo_server.py", &[]) else {
         return;
-    }
-    let mut py = python_server("lesson09_udp_echo_server.py", &[]);
+    };
     let addr = py.addr();
     let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
     for m in ["我爱你", "你爱我", "exit"] {
         assert_eq!(py.out().next().as_deref(), Some(m));
@@ -186,7 +182,7 @@ fn every_sender_gets_its_own_answer() {
         .collect();
     for (i, c) in clients.into_iter().enumerate() {
         let out = c.join().unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         assert_eq!(text(&out.stdout), format!("process {i}\n"));
     }
     for _ in 0..10 {
@@ -205,7 +201,7 @@ fn reply_text_names_the_sender() {
     let me = s.local_addr().unwrap();
     assert_eq!(text(&recv(&s).0), format!("我是服务器, 你好客户端: {me}"));
     let out = send(srv.addr(), &["你好"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(
         text(&out.stdout).starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
         "{}",
@@ -247,7 +243,7 @@ fn reply_encoding_sends_gbk_text_back_as_utf8() {
 fn hex_dumps_on_both_sides() {
     let mut srv = serve(&["--hex"]);
     let out = send(srv.addr(), &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         "00000000  c4 e3 ba c3                                       |....|\n"
@@ -341,7 +337,7 @@ fn no_reply_to_the_quit_word_is_not_a_failure() {
         b"hi\nbye\nlost\n",
     );
     assert_eq!(server.join().unwrap(), b"bye");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "hi\n");
 }
 
@@ -357,7 +353,7 @@ fn a_datagram_from_a_third_address_is_shown_with_its_address() {
     });
     let out = send(addr, &["question"], b"");
     server.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         format!("[{third_addr}] not the answer\nthe answer\n")
@@ -373,7 +369,7 @@ fn repeat_interval_count_and_byte_exact_stdin() {
         &["x", "--repeat", "3", "--interval", "10", "--no-wait"],
         b"",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     for _ in 0..3 {
         assert_eq!(recv(&peer).0, b"x");
     }
@@ -404,8 +400,7 @@ fn errors_are_one_line_with_exit_codes() {
     );
 
     let out = run(cmd("udp-echo", &["serve", "99999"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("invalid port \"99999\""));
+    failed(&out, 2, "invalid port \"99999\"");
 
     let out = run(cmd("udp-echo", &["serve", "0", "--bind", "999.1.1.1"]), b"");
     assert_eq!(out.status.code(), Some(2));
@@ -451,12 +446,7 @@ fn errors_are_one_line_with_exit_codes() {
         ),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("'😀' (U+1F600)"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 2, "'😀' (U+1F600)");
 
     // The kernel refuses a broadcast address without SO_BROADCAST: nothing is sent.
     let out = run(
@@ -513,7 +503,7 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
 
 #[test]
 fn ipv6_loopback_and_dual_stack() {
-    let srv = Process::server("udp-echo", &["serve", "0"]);
+    let srv = Process::serving(cmd("udp-echo", &["serve", "0"]));
     let port = srv.addr().port().to_string();
     let v4 = run(cmd("udp-echo", &["send", "127.0.0.1", &port, "four"]), b"");
     assert_eq!(text(&v4.stdout), "four\n", "{}", text(&v4.stderr));
@@ -552,7 +542,7 @@ fn nc_u_clients_each_get_their_echo() {
 #[test]
 fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
     let Some(full) = dev_full() else { return };
-    let mut c = cmd("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    let mut c = server_cmd("udp-echo serve", &[]);
     c.stdin(Stdio::null()).stdout(full);
     let mut srv = Process::serve(c, false);
     let s = usock();
@@ -571,7 +561,7 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
 
 #[test]
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
-    let mut srv = Process::server_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    let mut srv = Process::server_raw_stdout("udp-echo serve", &[]);
     drop(srv.child.stdout.take());
     usock().send_to(b"anyone?", srv.addr()).unwrap();
     let status = srv.wait();
@@ -665,8 +655,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
     let file = dir.path().join("file.bin");
     let data = noise(100_000, 13);
     std::fs::write(&file, &data).unwrap();
-    let mut srv =
-        Process::server_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1", "--raw"]);
+    let mut srv = Process::server_raw_stdout("udp-echo serve", &["--raw"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
@@ -690,7 +679,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
         },
         b"",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(out.stdout == data, "the echoes differ from the file");
     assert_eq!(text(&out.stderr), "");
     srv.interrupt();
@@ -708,19 +697,8 @@ fn raw_100_kb_file_round_trips_byte_exact() {
 #[test]
 fn raw_one_way_with_no_echo_and_no_wait() {
     let data = noise(20_000, 17);
-    let mut srv = Process::server_raw_stdout(
-        "udp-echo",
-        &[
-            "serve",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--raw",
-            "--no-echo",
-            "--count",
-            "40",
-        ],
-    );
+    let mut srv =
+        Process::server_raw_stdout("udp-echo serve", &["--raw", "--no-echo", "--count", "40"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
@@ -728,7 +706,7 @@ fn raw_one_way_with_no_echo_and_no_wait() {
         v
     });
     let out = send(srv.addr(), &["--raw", "--no-wait", "--size", "500"], &data);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(
         text(&out.stderr),
         format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr())

@@ -102,6 +102,25 @@ pub fn run(mut cmd: Command, input: &[u8]) -> Output {
     }
 }
 
+/// The run succeeded (else fail with what it printed).
+pub fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The run failed with `code`, and its stderr mentions `needle`; returns stderr.
+pub fn failed(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "no {needle:?} in {err:?}");
+    err
+}
+
 /// One of our binaries as a command.
 pub fn cmd(name: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin(name));
@@ -115,6 +134,22 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s.set_write_timeout(Some(TIMEOUT)).unwrap();
     s
+}
+
+/// Write all of `msg` to `s`.
+pub fn send_all(mut s: &TcpStream, msg: &[u8]) {
+    s.write_all(msg).expect("send");
+}
+
+/// Send `msg` and read `n` bytes of answer.
+pub fn ask(s: &TcpStream, msg: &[u8], n: usize) -> Vec<u8> {
+    send_all(s, msg);
+    read_n(s, n)
+}
+
+/// Send `msg` and expect the same bytes back, as from an echo server.
+pub fn echoes(s: &TcpStream, msg: &[u8]) {
+    assert!(ask(s, msg, msg.len()) == msg, "the echo differs");
 }
 
 /// Read until the peer closes.
@@ -155,14 +190,18 @@ pub fn course_script(name: &str) -> String {
 }
 
 /// One of the notes' Python servers (python3 SCRIPT ARGS), which prints
-/// `listening on ADDR` on stderr first; its stdout is read as lines.
-pub fn python_server(script: &str, args: &[&str]) -> Process {
+/// `listening on ADDR` on stderr first; its stdout is read as lines. None
+/// (skip the test) without python3.
+pub fn python_server(script: &str, args: &[&str]) -> Option<Process> {
+    if !have_peer("python3") {
+        return None;
+    }
     let mut c = Command::new("python3");
     c.arg(course_script(script))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    Process::serve(c, true)
+    Some(Process::serve(c, true))
 }
 
 /// tftpd-hpa (`in.tftpd -L`) serving `root` on a free loopback port, once it

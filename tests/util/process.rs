@@ -126,6 +126,15 @@ impl Lines {
     }
 }
 
+/// `TOOL [SUBCOMMAND] 0 --bind 127.0.0.1 FLAGS…`: one of our servers on a
+/// free loopback port (`tool`: `tcp-server`, `udp-echo serve`, `chat room`…).
+pub fn server_cmd(tool: &str, flags: &[&str]) -> Command {
+    let mut words = tool.split_whitespace();
+    let mut c = Command::new(super::bin(words.next().expect("a tool")));
+    c.args(words).args(["0", "--bind", "127.0.0.1"]).args(flags);
+    c
+}
+
 /// All of `pipe`, read to the end on a thread.
 pub fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
@@ -236,24 +245,31 @@ impl Process {
         Process::serve(cmd, true)
     }
 
-    /// Our server `name ARGS` (which should ask for port 0), stdin closed,
-    /// stdout read as lines.
-    pub fn server(name: &str, args: &[&str]) -> Process {
-        Process::server_with(name, args, Stdio::null(), true)
+    /// Our server `TOOL [SUBCOMMAND] 0 --bind 127.0.0.1 FLAGS…` on a free
+    /// loopback port (`tool`: `tcp-server`, `udp-echo serve`, `chat room`…),
+    /// stdin closed, stdout read as lines.
+    pub fn server(tool: &str, flags: &[&str]) -> Process {
+        Process::server_with(tool, flags, Stdio::null(), true)
     }
 
     /// [`Process::server`] with a piped stdin (in `stdin`).
-    pub fn server_with_stdin(name: &str, args: &[&str]) -> Process {
-        Process::server_with(name, args, Stdio::piped(), true)
+    pub fn server_with_stdin(tool: &str, flags: &[&str]) -> Process {
+        Process::server_with(tool, flags, Stdio::piped(), true)
     }
 
     /// [`Process::server`] with its stdout left in `child` for the caller.
-    pub fn server_raw_stdout(name: &str, args: &[&str]) -> Process {
-        Process::server_with(name, args, Stdio::null(), false)
+    pub fn server_raw_stdout(tool: &str, flags: &[&str]) -> Process {
+        Process::server_with(tool, flags, Stdio::null(), false)
     }
 
-    fn server_with(name: &str, args: &[&str], stdin: Stdio, line_stdout: bool) -> Process {
-        let mut c = super::cmd(name, args);
+    /// Server command `cmd` with stdin closed and stdout read as lines.
+    pub fn serving(mut cmd: Command) -> Process {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        Process::serve(cmd, true)
+    }
+
+    fn server_with(tool: &str, flags: &[&str], stdin: Stdio, line_stdout: bool) -> Process {
+        let mut c = server_cmd(tool, flags);
         c.stdin(stdin).stdout(Stdio::piped());
         Process::serve(c, line_stdout)
     }
