@@ -32,16 +32,8 @@ fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Process {
     Process::spawn(chat(&args))
 }
 
-fn udp_socket() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s
-}
-
 fn recv_text(s: &UdpSocket) -> String {
-    let mut buf = [0u8; 2048];
-    let (n, _) = s.recv_from(&mut buf).expect("datagram");
-    text(&buf[..n])
+    text(&recv_from(s).0)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod util;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::process::Command;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -130,12 +130,10 @@ fn timestamps_put_the_local_time_before_each_record() {
 #[test]
 fn timestamps_on_udp_echo_serve_and_send() {
     let mut srv = server("udp-echo", &["--timestamps"]);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let s = udp_socket();
     let before = china_seconds_now();
     s.send_to(b"a\nb", srv.addr()).unwrap();
-    let mut buf = [0u8; 16];
-    assert_eq!(s.recv_from(&mut buf).unwrap().0, 3);
+    assert_eq!(recv_from(&s).0.len(), 3);
     let me = s.local_addr().unwrap();
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
@@ -260,12 +258,9 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
         "udp-echo",
         &["--recv-encoding", "gbk", "--send-encoding", "utf-8"],
     );
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let s = udp_socket();
     s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.recv_from(&mut buf).unwrap().0;
-    assert_eq!(&buf[..n], "你好".as_bytes());
+    assert_eq!(recv_from(&s).0, "你好".as_bytes());
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // The older name of --send-encoding still works; two different values do not.
     let out = run(
@@ -368,10 +363,9 @@ fn first_warning(srv: &mut Process, until: &str) -> String {
 fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // One datagram of one GBK lead byte: whole, and valid nowhere.
     let mut srv = server("udp-echo", &["--recv-encoding", "gbk"]);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let s = udp_socket();
     s.send_to(b"\xc4", srv.addr()).unwrap();
-    s.recv_from(&mut [0u8; 16]).unwrap();
+    recv_from(&s);
     let warning = srv.err().expect("warning:");
     assert!(
         warning.ends_with(

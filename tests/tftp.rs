@@ -171,31 +171,6 @@ fn data(block: u16, bytes: &[u8]) -> Vec<u8> {
     Packet::Data { block, data: bytes }.encode()
 }
 
-/// A loopback UDP socket whose reads give up after `TIMEOUT`.
-fn udp() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    s
-}
-
-/// The next datagram and its sender.
-fn recv(sock: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                buf.truncate(n);
-                return (buf, from);
-            }
-            // A wait with a timeout can end in EINTR even without a signal
-            // handler (after a stop and continue of the process, say): wait on.
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("no datagram in time: {e}"),
-        }
-    }
-}
-
 /// The code and message of an ERROR packet, or `None` for any other packet.
 fn error_of(bytes: &[u8]) -> Option<(u16, String)> {
     match Packet::parse(bytes) {
@@ -216,7 +191,7 @@ fn ack_of(bytes: &[u8]) -> Option<u16> {
 /// returns the transfer ID it came from.
 fn request_file(sock: &UdpSocket, addr: SocketAddr) -> SocketAddr {
     sock.send_to(&rrq("f.bin"), addr).unwrap();
-    let (first, tid) = recv(sock);
+    let (first, tid) = recv_from(sock);
     assert!(
         matches!(Packet::parse(&first), Ok(Packet::Data { block: 1, .. })),
         "{first:?}"
@@ -226,7 +201,7 @@ fn request_file(sock: &UdpSocket, addr: SocketAddr) -> SocketAddr {
 
 /// Waits for ACK `block` on `sock`; returns its sender.
 fn expect_ack(sock: &UdpSocket, block: u16) -> SocketAddr {
-    let (answer, from) = recv(sock);
+    let (answer, from) = recv_from(sock);
     assert_eq!(ack_of(&answer), Some(block), "{answer:?}");
     from
 }
@@ -235,9 +210,9 @@ fn expect_ack(sock: &UdpSocket, block: u16) -> SocketAddr {
 /// `code`, with nothing before it (no DATA, no OACK) and nothing after it.
 /// Returns the error message.
 fn expect_error(addr: SocketAddr, packet: &[u8], code: u16) -> String {
-    let sock = udp();
+    let sock = udp_socket();
     sock.send_to(packet, addr).unwrap();
-    let (answer, _) = recv(&sock);
+    let (answer, _) = recv_from(&sock);
     let (got, message) = error_of(&answer)
         .unwrap_or_else(|| panic!("expected ERROR {code}, got {:?}", Packet::parse(&answer)));
     assert_eq!(got, code, "ERROR {got} ({message}) instead of ERROR {code}");
@@ -269,7 +244,7 @@ fn finish_lockstep(sock: &UdpSocket, tid: SocketAddr, first: Vec<u8>) -> Vec<u8>
             }
             expected += 1;
         }
-        let (next, from) = recv(sock);
+        let (next, from) = recv_from(sock);
         assert_eq!(from, tid);
         packet = next;
     }
@@ -537,11 +512,11 @@ fn failed_get_leaves_existing_local_file_untouched() {
     assert_file(&work.path().join("keep.bin"), b"precious");
 
     // A server that dies mid-transfer: it sends DATA 1, takes ACK 1, then is gone.
-    let request_port = udp();
+    let request_port = udp_socket();
     let addr = request_port.local_addr().unwrap().to_string();
     let server = thread::spawn(move || {
-        let (_request, client) = recv(&request_port);
-        let tid = udp();
+        let (_request, client) = recv_from(&request_port);
+        let tid = udp_socket();
         tid.send_to(&data(1, &[7u8; 512]), client).unwrap();
         expect_ack(&tid, 1);
     });
@@ -687,12 +662,12 @@ fn stalling_server() -> (
     thread::JoinHandle<UdpSocket>,
     std::sync::mpsc::Receiver<()>,
 ) {
-    let request_port = udp();
+    let request_port = udp_socket();
     let addr = request_port.local_addr().unwrap().to_string();
     let (acked, acked_rx) = std::sync::mpsc::channel();
     let server = thread::spawn(move || {
-        let (_request, client) = recv(&request_port);
-        let tid = udp();
+        let (_request, client) = recv_from(&request_port);
+        let tid = udp_socket();
         tid.send_to(&data(1, &[7u8; 512]), client).unwrap();
         expect_ack(&tid, 1);
         acked.send(()).unwrap();
@@ -723,7 +698,7 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
         get.signal(sig);
         // The server hears why the client left...
         let message = loop {
-            let (packet, _) = recv(&tid);
+            let (packet, _) = recv_from(&tid);
             if let Some((_, message)) = error_of(&packet) {
                 break message;
             }
@@ -827,7 +802,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn unreachable_server_fails_in_seconds_naming_it() {
     // A server that never answers: a bound socket nobody reads.
-    let silent = udp();
+    let silent = udp_socket();
     let addr = silent.local_addr().unwrap().to_string();
     let work = TempDir::new().unwrap();
     let started = Instant::now();
@@ -988,7 +963,7 @@ fn abandoned_upload_leaves_nothing_behind() {
         root.path(),
         &["--allow-write", "--timeout", "1", "--retries", "1"],
     );
-    let sock = udp();
+    let sock = udp_socket();
     sock.send_to(&wrq("abandoned.bin"), srv.addr()).unwrap();
     let tid = expect_ack(&sock, 0);
     // The upload goes to a hidden temporary file, never to its real name.
@@ -1006,7 +981,7 @@ fn abandoned_upload_leaves_nothing_behind() {
     }
     // Silence. The server repeats ACK 3, then gives up and says so.
     let (code, _) = loop {
-        let (packet, from) = recv(&sock);
+        let (packet, from) = recv_from(&sock);
         assert_eq!(from, tid);
         if let Some(error) = error_of(&packet) {
             break error;
@@ -1090,7 +1065,7 @@ fn concurrent_transfers_get_distinct_transfer_ids() {
     let mut seen = HashMap::new();
     let mut clients = Vec::with_capacity(TRANSFERS);
     for i in 0..TRANSFERS {
-        let sock = udp();
+        let sock = udp_socket();
         let tid = request_file(&sock, srv.addr());
         if let Some(other) = seen.insert(tid.port(), i) {
             panic!(
@@ -1113,7 +1088,7 @@ fn a_repeated_request_from_one_port_starts_one_transfer() {
         rrq("f.bin"),
         request(false, b"f.bin", Mode::Octet, &[("blksize", "1024")]),
     ] {
-        let sock = udp();
+        let sock = udp_socket();
         sock.send_to(&request, srv.addr()).unwrap();
         sock.send_to(&request, srv.addr()).unwrap();
         sock.send_to(&request, srv.addr()).unwrap();
@@ -1137,10 +1112,10 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
     // now, not after 39 s of resending into the void.
     let root = dir_with(&[("f.bin", &noise(64 * 1024, 23))]);
     let mut srv = serve(root.path(), &[]);
-    let sock = udp();
+    let sock = udp_socket();
     let tid = request_file(&sock, srv.addr());
     sock.send_to(&Packet::ack(1), tid).unwrap();
-    let (second, _) = recv(&sock);
+    let (second, _) = recv_from(&sock);
     assert!(matches!(
         Packet::parse(&second),
         Ok(Packet::Data { block: 2, .. })
@@ -1166,7 +1141,7 @@ fn a_closed_request_port_is_reported_at_once() {
         ("tftp-put", &["up.bin"][..]),
     ] {
         // A port nothing listens on: Linux answers with ICMP port unreachable.
-        let closed = udp();
+        let closed = udp_socket();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
         let started = Instant::now();
@@ -1188,11 +1163,11 @@ fn a_closed_request_port_is_reported_at_once() {
 /// A request port that answers a download request with `answer`, sent from a
 /// transfer ID of its own, then closes (as the course's server does).
 fn answering_once(answer: Vec<Vec<u8>>) -> (String, thread::JoinHandle<()>) {
-    let request_port = udp();
+    let request_port = udp_socket();
     let addr = request_port.local_addr().unwrap().to_string();
     let server = thread::spawn(move || {
-        let (_request, client) = recv(&request_port);
-        let tid = udp();
+        let (_request, client) = recv_from(&request_port);
+        let tid = udp_socket();
         for datagram in answer {
             tid.send_to(&datagram, client).unwrap();
         }
@@ -1250,7 +1225,7 @@ fn random_datagrams_do_not_hurt_the_server() {
     let file = noise(300_000, 15);
     let (_root, mut srv, work) = served(&[("f.bin", &file)], &["-q"]);
     let pool = noise(1 << 20, 16);
-    let senders: Vec<UdpSocket> = (0..4).map(|_| udp()).collect();
+    let senders: Vec<UdpSocket> = (0..4).map(|_| udp_socket()).collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         x ^= x << 13;
@@ -1305,7 +1280,7 @@ fn random_datagrams_do_not_hurt_the_server() {
 fn garbage_on_the_request_port_gets_no_bigger_answer() {
     let root = dir_with(&[("f.txt", b"hello")]);
     let srv = serve(root.path(), &["-q"]);
-    let sock = udp();
+    let sock = udp_socket();
     let garbage = [
         &b"\0\x01"[..],
         b"\0\x04\0\x01",
@@ -1323,7 +1298,7 @@ fn garbage_on_the_request_port_gets_no_bigger_answer() {
     sock.send_to(&rrq("f.txt"), srv.addr()).unwrap();
     let mut answers = Vec::new();
     loop {
-        let (answer, _) = recv(&sock);
+        let (answer, _) = recv_from(&sock);
         if matches!(Packet::parse(&answer), Ok(Packet::Data { .. })) {
             break;
         }
@@ -1346,7 +1321,7 @@ fn garbage_on_the_request_port_gets_no_bigger_answer() {
 /// 257 requests from one host, each from its own port, none ever answered:
 /// the table of 256 transfers is full of clients that never answer.
 fn flood(server: SocketAddr) -> Vec<UdpSocket> {
-    let silent: Vec<UdpSocket> = (0..257).map(|_| udp()).collect();
+    let silent: Vec<UdpSocket> = (0..257).map(|_| udp_socket()).collect();
     for sock in &silent {
         sock.send_to(&rrq("f.bin"), server).unwrap();
     }
@@ -1412,7 +1387,7 @@ fn max_per_client_caps_transfers_from_one_address() {
         &[("f.bin", &noise(100_000, 35))],
         &["--max-per-client", "2"],
     );
-    let socks: Vec<UdpSocket> = (0..3).map(|_| udp()).collect();
+    let socks: Vec<UdpSocket> = (0..3).map(|_| udp_socket()).collect();
     for sock in &socks[..2] {
         request_file(sock, srv.addr());
     }
@@ -1429,7 +1404,7 @@ fn max_per_client_caps_transfers_from_one_address() {
 fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
     let root = TempDir::new().unwrap();
     let mut srv = serve(root.path(), &["--allow-write", "--grace", "1"]);
-    let sock = udp();
+    let sock = udp_socket();
     sock.send_to(&wrq("up.bin"), srv.addr()).unwrap();
     let tid = expect_ack(&sock, 0);
     sock.send_to(&data(1, &[1; 512]), tid).unwrap();
@@ -1444,7 +1419,7 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
     srv.err()
         .expect("stopping: waiting up to 1 s for 1 transfer(s)");
     let message = loop {
-        let (packet, _) = recv(&sock);
+        let (packet, _) = recv_from(&sock);
         if let Some((_, message)) = error_of(&packet) {
             break message;
         }
@@ -1468,11 +1443,11 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
     let grace = Duration::from_secs(2);
     let mut srv = serve(root.path(), &["--grace", "2"]);
     // Two lock-step downloads under way: one we will finish, one we never ACK.
-    let (finisher, stalled) = (udp(), udp());
+    let (finisher, stalled) = (udp_socket(), udp_socket());
     finisher.send_to(&rrq("slow.bin"), srv.addr()).unwrap();
     stalled.send_to(&rrq("stalled.bin"), srv.addr()).unwrap();
-    let (first, tid) = recv(&finisher);
-    recv(&stalled);
+    let (first, tid) = recv_from(&finisher);
+    recv_from(&stalled);
 
     let interrupted = Instant::now();
     srv.interrupt();
@@ -1482,7 +1457,7 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
     assert_eq!(finish_lockstep(&finisher, tid, first), slow);
     // ...the stalled transfer is aborted when the grace period ends...
     let message = loop {
-        let (packet, _) = recv(&stalled);
+        let (packet, _) = recv_from(&stalled);
         if let Some((_, message)) = error_of(&packet) {
             break message;
         }

@@ -9,21 +9,6 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
-/// A loopback UDP socket with timeouts, for playing a peer by hand.
-fn usock() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    s
-}
-
-/// One datagram and its sender.
-fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 65_536];
-    let (n, from) = s.recv_from(&mut buf).expect("a datagram");
-    (buf[..n].to_vec(), from)
-}
-
 /// Nothing arrives within `ms` milliseconds.
 fn assert_silent(s: &UdpSocket, ms: u64) {
     s.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
@@ -160,7 +145,7 @@ fn lesson_09_our_send_against_the_notes_echo_server() {
 fn every_sender_gets_its_own_answer() {
     // The nc -u -l bug: a connected server socket hears only its first peer.
     let mut srv = serve(&[]);
-    let socks: Vec<UdpSocket> = (0..3).map(|_| usock()).collect();
+    let socks: Vec<UdpSocket> = (0..3).map(|_| udp_socket()).collect();
     for round in 0..2 {
         for (i, s) in socks.iter().enumerate() {
             s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr())
@@ -168,7 +153,7 @@ fn every_sender_gets_its_own_answer() {
         }
         for (i, s) in socks.iter().enumerate() {
             assert_eq!(
-                recv(s),
+                recv_from(s),
                 (format!("client {i} round {round}").into_bytes(), srv.addr())
             );
         }
@@ -196,10 +181,13 @@ fn every_sender_gets_its_own_answer() {
 #[test]
 fn reply_text_names_the_sender() {
     let srv = serve(&["--reply", "我是服务器, 你好客户端: {peer}"]);
-    let s = usock();
+    let s = udp_socket();
     s.send_to("你好".as_bytes(), srv.addr()).unwrap();
     let me = s.local_addr().unwrap();
-    assert_eq!(text(&recv(&s).0), format!("我是服务器, 你好客户端: {me}"));
+    assert_eq!(
+        text(&recv_from(&s).0),
+        format!("我是服务器, 你好客户端: {me}")
+    );
     let out = send(srv.addr(), &["你好"], b"");
     succeeded(&out);
     assert!(
@@ -212,7 +200,7 @@ fn reply_text_names_the_sender() {
 #[test]
 fn no_echo_only_prints() {
     let mut srv = serve(&["--no-echo"]);
-    let s = usock();
+    let s = udp_socket();
     s.send_to(b"only printed", srv.addr()).unwrap();
     assert!(srv.out().next().unwrap().ends_with("] only printed"));
     assert_silent(&s, 300);
@@ -229,14 +217,14 @@ fn no_echo_only_prints() {
 #[test]
 fn reply_encoding_sends_gbk_text_back_as_utf8() {
     let mut srv = serve(&["--recv-encoding", "gbk", "--reply-encoding", "utf-8"]);
-    let s = usock();
+    let s = udp_socket();
     s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap(); // 你好 in GBK, as NetAssist sends it
-    assert_eq!(recv(&s).0, "你好".as_bytes());
+    assert_eq!(recv_from(&s).0, "你好".as_bytes());
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // Same encoding both ways: untouched, even bytes that are not valid GBK.
     let srv = serve(&["-e", "gbk", "--reply-encoding", "gbk"]);
     s.send_to(b"\xc4\xe3\x80\xff", srv.addr()).unwrap();
-    assert_eq!(recv(&s).0, b"\xc4\xe3\x80\xff");
+    assert_eq!(recv_from(&s).0, b"\xc4\xe3\x80\xff");
 }
 
 #[test]
@@ -257,12 +245,12 @@ fn hex_dumps_on_both_sides() {
 
 #[test]
 fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
-    let peer = usock();
+    let peer = udp_socket();
     let addr = peer.local_addr().unwrap();
     // A server that drops the first datagram, as a network may, and answers the second.
     let server = thread::spawn(move || {
-        let (first, _) = recv(&peer);
-        let (second, from) = recv(&peer);
+        let (first, _) = recv_from(&peer);
+        let (second, from) = recv_from(&peer);
         peer.send_to(b"answer", from).unwrap();
         (first, second)
     });
@@ -284,13 +272,13 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
 /// `udp-echo send ADDR ARGS…` (stdin `input`) against a server that answers the
 /// first datagram only after `late` and the second 0.1 s after that.
 fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::process::Output {
-    let peer = usock();
+    let peer = udp_socket();
     let addr = peer.local_addr().unwrap();
     let server = thread::spawn(move || {
-        let (a, from) = recv(&peer);
+        let (a, from) = recv_from(&peer);
         thread::sleep(late);
         peer.send_to(b"reply to a", from).unwrap();
-        let (b, from) = recv(&peer);
+        let (b, from) = recv_from(&peer);
         thread::sleep(Duration::from_millis(100));
         peer.send_to(b"reply to b", from).unwrap();
         (a, b)
@@ -324,12 +312,12 @@ fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
 
 #[test]
 fn no_reply_to_the_quit_word_is_not_a_failure() {
-    let peer = usock();
+    let peer = udp_socket();
     let addr = peer.local_addr().unwrap();
     let server = thread::spawn(move || {
-        let (_, from) = recv(&peer);
+        let (_, from) = recv_from(&peer);
         peer.send_to(b"hi", from).unwrap();
-        recv(&peer).0 // a server that quits on `bye` without answering it
+        recv_from(&peer).0 // a server that quits on `bye` without answering it
     });
     let out = send(
         addr,
@@ -343,11 +331,11 @@ fn no_reply_to_the_quit_word_is_not_a_failure() {
 
 #[test]
 fn a_datagram_from_a_third_address_is_shown_with_its_address() {
-    let (peer, third) = (usock(), usock());
+    let (peer, third) = (udp_socket(), udp_socket());
     let addr = peer.local_addr().unwrap();
     let third_addr = third.local_addr().unwrap();
     let server = thread::spawn(move || {
-        let (_, from) = recv(&peer);
+        let (_, from) = recv_from(&peer);
         third.send_to(b"not the answer", from).unwrap();
         peer.send_to(b"the answer", from).unwrap();
     });
@@ -362,7 +350,7 @@ fn a_datagram_from_a_third_address_is_shown_with_its_address() {
 
 #[test]
 fn repeat_interval_count_and_byte_exact_stdin() {
-    let peer = usock();
+    let peer = udp_socket();
     let addr = peer.local_addr().unwrap();
     let out = send(
         addr,
@@ -371,21 +359,21 @@ fn repeat_interval_count_and_byte_exact_stdin() {
     );
     succeeded(&out);
     for _ in 0..3 {
-        assert_eq!(recv(&peer).0, b"x");
+        assert_eq!(recv_from(&peer).0, b"x");
     }
     assert_eq!(text(&out.stderr).matches("sent 1 bytes to").count(), 3);
 
     // A stdin line that is not UTF-8 goes out exactly as it was, without its line ending.
     let out = send(addr, &["--no-wait"], b"\xff\xfe\xc4\r\n");
     assert!(out.status.success());
-    assert_eq!(recv(&peer).0, b"\xff\xfe\xc4");
+    assert_eq!(recv_from(&peer).0, b"\xff\xfe\xc4");
 
     let mut srv = serve(&["--count", "2"]);
-    let (a, b) = (usock(), usock());
+    let (a, b) = (udp_socket(), udp_socket());
     a.send_to(b"1", srv.addr()).unwrap();
     b.send_to(b"2", srv.addr()).unwrap();
-    assert_eq!(recv(&a).0, b"1");
-    assert_eq!(recv(&b).0, b"2");
+    assert_eq!(recv_from(&a).0, b"1");
+    assert_eq!(recv_from(&b).0, b"2");
     assert!(srv.wait().success());
     assert!(srv.err().rest().join("\n").contains("from 2 senders"));
 }
@@ -459,7 +447,7 @@ fn errors_are_one_line_with_exit_codes() {
         "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n"
     );
 
-    let taken = usock();
+    let taken = udp_socket();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = run(
         cmd("udp-echo", &["serve", &port, "--bind", "127.0.0.1"]),
@@ -483,9 +471,9 @@ fn errors_are_one_line_with_exit_codes() {
 fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
     for sig in ["INT", "TERM"] {
         let mut srv = serve(&[]);
-        let s = usock();
+        let s = udp_socket();
         s.send_to(b"abc", srv.addr()).unwrap();
-        assert_eq!(recv(&s).0, b"abc");
+        assert_eq!(recv_from(&s).0, b"abc");
         let start = Instant::now();
         srv.signal(sig);
         let status = srv.wait();
@@ -545,7 +533,7 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
     let mut c = server_cmd("udp-echo serve", &[]);
     c.stdin(Stdio::null()).stdout(full);
     let mut srv = Process::serve(c, false);
-    let s = usock();
+    let s = udp_socket();
     s.send_to(b"lost?", srv.addr()).unwrap();
     let status = srv.wait();
     let log = srv.err().rest();
@@ -563,7 +551,7 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
     let mut srv = Process::server_raw_stdout("udp-echo serve", &[]);
     drop(srv.child.stdout.take());
-    usock().send_to(b"anyone?", srv.addr()).unwrap();
+    udp_socket().send_to(b"anyone?", srv.addr()).unwrap();
     let status = srv.wait();
     let log = srv.err().rest();
     assert!(status.success(), "{status:?} {log:?}");
@@ -602,10 +590,10 @@ fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
     }
     // The receiver is a person (004 p170: recvfrom, then input() the reply):
     // the answer comes after the 2 s the tool used to wait.
-    let person = usock();
+    let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
     let mut term = on_a_terminal(&["send", &addr, "你好"]);
-    let (got, from) = recv(&person);
+    let (got, from) = recv_from(&person);
     assert_eq!(got, "你好".as_bytes());
     pty_step(
         &mut term,
@@ -623,11 +611,11 @@ fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
     if !have_peer("python3") {
         return;
     }
-    let person = usock();
+    let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
     let mut term = on_a_terminal(&["send", &addr, "--wait", "0.5"]);
     term.say(r"type 在吗\r");
-    let (got, from) = recv(&person);
+    let (got, from) = recv_from(&person);
     assert_eq!(got, "在吗".as_bytes());
     pty_step(
         &mut term,
@@ -642,7 +630,7 @@ fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
     // Ctrl-D before any answer: the reply is missing, exit 1.
     let mut term = on_a_terminal(&["send", &addr, "--wait", "0.3"]);
     term.say(r"type 在吗\r");
-    recv(&person);
+    recv_from(&person);
     pty_step(&mut term, "wait still listening", "seen");
     term.say(r"type \x04");
     pty_step(&mut term, "wait no reply to 1 of 1 datagram", "seen");

@@ -152,6 +152,31 @@ pub fn echoes(s: &TcpStream, msg: &[u8]) {
     assert!(ask(s, msg, msg.len()) == msg, "the echo differs");
 }
 
+/// A loopback UDP socket whose reads and writes give up after `TIMEOUT`.
+pub fn udp_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+/// The next datagram on `s` and its sender.
+pub fn recv_from(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                return (buf, from);
+            }
+            // A wait with a timeout can end in EINTR even without a signal
+            // handler (after a stop and continue of the process, say): wait on.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("no datagram in time: {e}"),
+        }
+    }
+}
+
 /// Read until the peer closes.
 pub fn read_all(mut s: &TcpStream) -> Vec<u8> {
     let mut v = Vec::new();
