@@ -18,11 +18,26 @@ fn chat(args: &[&str]) -> Command {
 
 /// `chat listen` on a free loopback port, plus its address.
 fn listen(extra: &[&str]) -> (Process, std::net::SocketAddr) {
-    let mut args = vec!["listen", "0", "-b", "127.0.0.1"];
-    args.extend_from_slice(extra);
-    let p = Process::listening(chat(&args));
+    let p = Process::listening(server_cmd("chat listen", extra));
     let addr = p.addr();
     (p, addr)
+}
+
+/// `chat listen`, and a plain socket (with timeouts) as its peer.
+fn listen_to_socket(extra: &[&str]) -> (Process, TcpStream) {
+    let (p, addr) = listen(extra);
+    (p, util::connect(addr))
+}
+
+/// The socket peer leaves: chat ends, with exit 0.
+fn hang_up(chat: &mut Process, s: TcpStream) {
+    drop(s);
+    assert!(chat.wait().success());
+}
+
+/// `chat --udp listen` on a free loopback port.
+fn listen_udp(extra: &[&str]) -> Process {
+    Process::listening(server_cmd("chat --udp listen", extra))
 }
 
 fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Process {
@@ -88,14 +103,12 @@ fn end_of_input_sends_what_was_read_then_ends_both() {
 
 #[test]
 fn a_chunk_without_newline_is_one_message_and_disconnect_exits_0() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
+    let (mut a, s) = listen_to_socket(&[]);
     send_all(&s, b"no newline");
     assert_eq!(a.out().next().unwrap(), "peer> no newline");
     send_all(&s, b"\x1b[2Jclear\tscreen\r\n");
     assert_eq!(a.out().next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
     a.err().expect("the peer closed the connection");
 }
 
@@ -106,8 +119,7 @@ fn eol_none_and_crlf_on_the_wire() {
         ("crlf", b"hello\r\n"),
         ("lf", b"hello\n"),
     ] {
-        let (mut a, addr) = listen(&["--eol", eol]);
-        let mut s = util::connect(addr);
+        let (mut a, mut s) = listen_to_socket(&["--eol", eol]);
         a.err().expect("connected");
         a.say("hello");
         assert_eq!(read_n(&s, wire.len()), wire, "--eol {eol}");
@@ -115,15 +127,13 @@ fn eol_none_and_crlf_on_the_wire() {
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "--eol {eol}: {rest:?}");
-        drop(s);
-        assert!(a.wait().success());
+        hang_up(&mut a, s);
     }
 }
 
 #[test]
 fn gbk_both_ways() {
-    let (mut a, addr) = listen(&["-e", "gbk"]);
-    let s = util::connect(addr);
+    let (mut a, s) = listen_to_socket(&["-e", "gbk"]);
     send_all(&s, b"\xc4\xe3\xba\xc3\n");
     assert_eq!(a.out().next().unwrap(), "peer> 你好");
     a.say("我是服务器");
@@ -131,14 +141,12 @@ fn gbk_both_ways() {
         read_n(&s, 11),
         b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7\n"
     );
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 #[test]
 fn received_quit_word_ends_the_chat_and_extra_quit_words_work() {
-    let (mut a, addr) = listen(&["--quit-word", "再见"]);
-    let s = util::connect(addr);
+    let (mut a, s) = listen_to_socket(&["--quit-word", "再见"]);
     send_all(&s, "first\n再见\nnot shown\n".as_bytes());
     assert!(a.wait().success());
     assert_eq!(a.out().rest(), vec!["peer> first"]);
@@ -208,7 +216,7 @@ fn usage_and_runtime_errors() {
 
 #[test]
 fn udp_chats_talk_and_bye_ends_both() {
-    let mut a = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = listen_udp(&[]);
     let addr = a.addr();
     let mut b = connect(addr, &["--udp"]);
     b.say("在吗?");
@@ -223,7 +231,7 @@ fn udp_chats_talk_and_bye_ends_both() {
 
 #[test]
 fn udp_datagrams_are_messages_answered_as_they_end() {
-    let mut a = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = listen_udp(&[]);
     let addr = a.addr();
     a.say("too early");
     a.err().expect("nobody has written yet");
@@ -250,15 +258,7 @@ fn udp_datagrams_are_messages_answered_as_they_end() {
 /// second channel for a hello): `--name` is never sent, and says so.
 #[test]
 fn udp_never_sends_a_name() {
-    let mut a = Process::listening(chat(&[
-        "--udp",
-        "listen",
-        "0",
-        "-b",
-        "127.0.0.1",
-        "--name",
-        "客服",
-    ]));
+    let mut a = listen_udp(&["--name", "客服"]);
     let addr = a.addr();
     a.err().expect("over UDP --name only labels your own lines");
     for who in ["first", "second"] {
@@ -272,10 +272,22 @@ fn udp_never_sends_a_name() {
 
 // --- The notes' own programs ------------------------------------------------------
 
-fn python(script: &str, args: &[&str]) -> Command {
+/// One of the notes' programs, unbuffered, typed into: a server once it
+/// listens, or a client of `server` on 127.0.0.1. None (skip the test)
+/// without python3.
+fn notes_program(script: &str, server: Option<std::net::SocketAddr>) -> Option<Process> {
+    if !have_peer("python3") {
+        return None;
+    }
     let mut c = Command::new("python3");
-    c.arg("-u").arg(course_script(script)).args(args);
-    c
+    c.arg("-u").arg(course_script(script));
+    Some(match server {
+        None => Process::listening(c),
+        Some(addr) => Process::spawn({
+            c.args(["127.0.0.1", &addr.port().to_string()]);
+            c
+        }),
+    })
 }
 
 /// Lesson 11, the learner's command with no flags: `chat connect HOST PORT`
@@ -283,13 +295,11 @@ fn python(script: &str, args: &[&str]) -> Command {
 /// whole recv() with 'exit'), and even with `--name` it never sees a `/nick`.
 #[test]
 fn our_chat_against_the_notes_tcp_server() {
-    if !have_peer("python3") {
-        return;
-    }
     for extra in [&[][..], &["--name", "bob"]] {
-        let mut py = Process::listening(python("lesson11_chat_server.py", &[]));
-        let addr = py.addr();
-        let port = addr.port().to_string();
+        let Some(mut py) = notes_program("lesson11_chat_server.py", None) else {
+            return;
+        };
+        let port = py.addr().port().to_string();
         let mut args = vec!["connect", "127.0.0.1", port.as_str()];
         args.extend_from_slice(extra);
         let mut me = Process::spawn(chat(&args));
@@ -319,13 +329,11 @@ fn our_chat_against_the_notes_tcp_server() {
 /// display work, and `--name` is not sent to it.
 #[test]
 fn the_notes_tcp_client_against_our_chat() {
-    if !have_peer("python3") {
-        return;
-    }
     for extra in [&[][..], &["--name", "alice"]] {
         let (mut me, addr) = listen(extra);
-        let port = addr.port().to_string();
-        let mut py = Process::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
+        let Some(mut py) = notes_program("lesson11_chat_client.py", Some(addr)) else {
+            return;
+        };
         py.say("你好服务器");
         assert_eq!(me.out().expect("你好服务器"), "peer> 你好服务器");
         me.say("你好客户端");
@@ -347,12 +355,10 @@ fn the_notes_tcp_client_against_our_chat() {
 
 #[test]
 fn our_udp_chat_against_the_notes_service_desk() {
-    if !have_peer("python3") {
+    let Some(mut py) = notes_program("lesson10_udp_service.py", None) else {
         return;
-    }
-    let mut py = Process::listening(python("lesson10_udp_service.py", &[]));
-    let addr = py.addr();
-    let port = addr.port().to_string();
+    };
+    let port = py.addr().port().to_string();
     let mut me = Process::spawn(chat(&[
         "--udp",
         "connect",
@@ -378,13 +384,10 @@ fn our_udp_chat_against_the_notes_service_desk() {
 /// instead of the default 8888): the customer speaks first, `bye` ends both.
 #[test]
 fn the_notes_udp_customer_against_our_chat() {
-    if !have_peer("python3") {
+    let mut me = listen_udp(&[]);
+    let Some(mut py) = notes_program("lesson10_udp_customer.py", Some(me.addr())) else {
         return;
-    }
-    let mut me = Process::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
-    let addr = me.addr();
-    let port = addr.port().to_string();
-    let mut py = Process::spawn(python("lesson10_udp_customer.py", &["127.0.0.1", &port]));
+    };
     py.say("你好");
     assert_eq!(me.out().expect("你好"), "peer> 你好");
     me.say("您好, 有什么可以帮您?");
@@ -406,8 +409,7 @@ fn the_notes_udp_customer_against_our_chat() {
 #[test]
 fn lines_end_as_the_peer_ends_them() {
     for (peer_line, ending) in [(&b"hi\n"[..], &b"\n"[..]), (b"hi\r\n", b"\r\n")] {
-        let (mut a, addr) = listen(&[]);
-        let s = util::connect(addr);
+        let (mut a, s) = listen_to_socket(&[]);
         a.err().expect("connected");
         a.say("first");
         assert_eq!(read_n(&s, 5), b"first");
@@ -417,8 +419,7 @@ fn lines_end_as_the_peer_ends_them() {
         let mut want = b"second".to_vec();
         want.extend_from_slice(ending);
         assert_eq!(read_n(&s, want.len()), want);
-        drop(s);
-        assert!(a.wait().success());
+        hang_up(&mut a, s);
     }
 }
 
@@ -428,8 +429,7 @@ fn lines_end_as_the_peer_ends_them() {
 fn a_chat_is_told_the_name_and_gets_lines() {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{MsgFlags, recv, send};
-    let (mut a, addr) = listen(&["--name", "alice"]);
-    let s = util::connect(addr);
+    let (mut a, s) = listen_to_socket(&["--name", "alice"]);
     let fd = s.as_raw_fd();
     // Its hello: one byte of urgent data, which a plain read() skips.
     let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLPRI)];
@@ -445,8 +445,7 @@ fn a_chat_is_told_the_name_and_gets_lines() {
     a.say("one");
     a.say("two");
     assert_eq!(read_n(&s, 8), b"one\ntwo\n");
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 /// Piped lines from one chat to another arrive as separate lines: the first
@@ -563,9 +562,8 @@ fn each_subcommand_shows_only_its_flags_with_examples() {
 
 // --- On a terminal --------------------------------------------------------------
 
-/// A person at an 80-column terminal: tests/pty/type_in_chat.py runs `chat` in
-/// a pseudo-terminal, types keys, and keeps the screen chat draws (with a
-/// small terminal emulator), so a test reads rows as a person would.
+/// A person at an 80-column terminal ([`on_a_terminal`]), with the screen
+/// chat draws (kept by a small terminal emulator).
 struct Terminal {
     harness: Process,
 }
@@ -573,38 +571,19 @@ struct Terminal {
 impl Terminal {
     /// `chat ARGS` on a terminal; None (test skipped) without python3.
     fn start(args: &[&str]) -> Option<Terminal> {
-        if !have_peer("python3") {
-            return None;
-        }
-        let mut c = Command::new("python3");
-        c.arg(format!(
-            "{}/tests/pty/type_in_chat.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg(bin("chat"))
-        .args(args);
-        Some(Terminal {
-            harness: Process::spawn(c),
-        })
+        let harness = on_a_terminal(&[], "chat", args)?;
+        Some(Terminal { harness })
     }
 
     /// `chat ARGS`, then `stty -a` on the same terminal (to see that chat put
     /// it back as it was); the exit code is chat's.
     fn start_then_stty(args: &[&str]) -> Option<Terminal> {
-        if !have_peer("python3") || !have_peer("stty") {
+        if !have_peer("stty") {
             return None;
         }
-        let mut c = Command::new("python3");
-        c.arg(format!(
-            "{}/tests/pty/type_in_chat.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .args(["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#])
-        .arg(bin("chat"))
-        .args(args);
-        Some(Terminal {
-            harness: Process::spawn(c),
-        })
+        let then_stty = ["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#];
+        let harness = on_a_terminal(&then_stty, "chat", args)?;
+        Some(Terminal { harness })
     }
 
     /// Press keys (Python escapes: `\r` Enter, `\x1b[D` Left, `\x03` Ctrl-C).
@@ -805,9 +784,7 @@ fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
 /// nor take our own name (`me> ` starts the lines we type) or an invisible one.
 #[test]
 fn a_peer_cannot_hide_characters_or_take_our_name() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let (mut a, s) = listen_to_socket(&[]);
     send_all(&s, "ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes());
     assert_eq!(
         a.out().next().unwrap(),
@@ -820,8 +797,7 @@ fn a_peer_cannot_hide_characters_or_take_our_name() {
     send_all(&s, "/nick 小明\n".as_bytes());
     send_all(&s, "你好 👩\u{200d}💻\n".as_bytes());
     assert_eq!(a.out().next().unwrap(), "小明> 你好 👩\u{200d}💻");
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 /// Issue 12: in a room, `chat` shows the room's lines as they come; a room
@@ -829,9 +805,7 @@ fn a_peer_cannot_hide_characters_or_take_our_name() {
 /// terminal with them.
 #[test]
 fn room_lines_are_shown_with_invisible_characters_escaped() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let (mut a, s) = listen_to_socket(&[]);
     send_all(
         &s,
         "* welcome to the chat room, you are user-1 (x)\nbob> hi\u{2028}alice> send it \u{2067}to me\u{2069}\n"
@@ -847,8 +821,7 @@ fn room_lines_are_shown_with_invisible_characters_escaped() {
         a.out().next().unwrap(),
         "bob> hi\\u{2028}alice> send it \\u{2067}to me\\u{2069}"
     );
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 /// What a peer behind a network that clears TCP's urgent flag would see:

@@ -563,19 +563,6 @@ fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
     assert!(!log.iter().any(|l| l.starts_with("udp-echo:")), "{log:?}");
 }
 
-/// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
-/// (pseudo-)terminal, driven by tests/pty/type_in_chat.py.
-fn on_a_terminal(args: &[&str]) -> Process {
-    let mut c = Command::new("python3");
-    c.arg(format!(
-        "{}/tests/pty/type_in_chat.py",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg(bin("udp-echo"))
-    .args(args);
-    Process::spawn(c)
-}
-
 /// Tell the pty driver `command` and check it says `answer`.
 fn pty_step(term: &mut Process, command: &str, answer: &str) {
     term.say(command);
@@ -583,16 +570,17 @@ fn pty_step(term: &mut Process, command: &str, answer: &str) {
     assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out().seen);
 }
 
+/// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
+/// (pseudo-)terminal.
 #[test]
 fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
-    if !have_peer("python3") {
-        return;
-    }
     // The receiver is a person (004 p170: recvfrom, then input() the reply):
     // the answer comes after the 2 s the tool used to wait.
     let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
-    let mut term = on_a_terminal(&["send", &addr, "你好"]);
+    let Some(mut term) = on_a_terminal(&[], "udp-echo", &["send", &addr, "你好"]) else {
+        return;
+    };
     let (got, from) = recv_from(&person);
     assert_eq!(got, "你好".as_bytes());
     pty_step(
@@ -608,12 +596,12 @@ fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
 
 #[test]
 fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
-    if !have_peer("python3") {
-        return;
-    }
     let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
-    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.5"]);
+    let send = |wait| on_a_terminal(&[], "udp-echo", &["send", &addr, "--wait", wait]);
+    let Some(mut term) = send("0.5") else {
+        return;
+    };
     term.say(r"type 在吗\r");
     let (got, from) = recv_from(&person);
     assert_eq!(got, "在吗".as_bytes());
@@ -628,7 +616,7 @@ fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
     pty_step(&mut term, "exit", "exit 0");
 
     // Ctrl-D before any answer: the reply is missing, exit 1.
-    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.3"]);
+    let mut term = send("0.3").expect("python3 ran a moment ago");
     term.say(r"type 在吗\r");
     recv_from(&person);
     pty_step(&mut term, "wait still listening", "seen");

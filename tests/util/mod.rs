@@ -121,6 +121,25 @@ pub fn failed(out: &Output, code: i32, needle: &str) -> String {
     err
 }
 
+/// `WRAPPER… TOOL ARGS…` (one of our binaries, `wrapper` being a shell
+/// command line in front of it or nothing) in a pseudo-terminal:
+/// tests/pty/type_in_chat.py types what it is told and keeps the screen, so
+/// a test reads rows as a person would. None (skip the test) without python3.
+pub fn on_a_terminal(wrapper: &[&str], tool: &str, args: &[&str]) -> Option<Process> {
+    if !have_peer("python3") {
+        return None;
+    }
+    let mut c = Command::new("python3");
+    c.arg(format!(
+        "{}/tests/pty/type_in_chat.py",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .args(wrapper)
+    .arg(bin(tool))
+    .args(args);
+    Some(Process::spawn(c))
+}
+
 /// One of our binaries as a command.
 pub fn cmd(name: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin(name));
