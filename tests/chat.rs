@@ -35,6 +35,19 @@ fn hang_up(chat: &mut Process, s: TcpStream) {
     assert!(chat.wait().success());
 }
 
+/// `speaker` types `line`; the next line `listener` shows is `shown`.
+fn turn(speaker: &mut Process, line: &str, listener: &mut Process, shown: &str) {
+    speaker.say(line);
+    let next = listener.out().next();
+    assert_eq!(next.as_deref(), Some(shown), "after {line:?}");
+}
+
+/// `first` ends, then `then`, both with exit 0.
+fn both_end(first: &mut Process, then: &mut Process) {
+    assert!(first.wait().success(), "{}", first.what);
+    assert!(then.wait().success(), "{}", then.what);
+}
+
 /// `chat --udp listen` on a free loopback port.
 fn listen_udp(extra: &[&str]) -> Process {
     Process::listening(server_cmd("chat --udp listen", extra))
@@ -56,8 +69,7 @@ fn two_chats_talk_both_ways_and_bye_ends_both() {
     let (mut a, addr) = listen(&[]);
     let mut b = connect(addr, &[]);
     a.err().expect("connected");
-    b.say("hi from B");
-    assert_eq!(a.out().expect("hi from B"), "peer> hi from B");
+    turn(&mut b, "hi from B", &mut a, "peer> hi from B");
     a.say("你好, B");
     a.say("second line before any answer");
     assert_eq!(b.out().expect("你好"), "peer> 你好, B");
@@ -77,14 +89,11 @@ fn two_chats_talk_both_ways_and_bye_ends_both() {
 fn a_name_is_announced_and_used() {
     let (mut a, addr) = listen(&["--name", "alice"]);
     let mut b = connect(addr, &["--name", "小黑"]);
-    b.say("hello");
-    assert_eq!(a.out().expect("hello"), "小黑> hello");
+    turn(&mut b, "hello", &mut a, "小黑> hello");
     a.err().expect("peer is now known as 小黑");
-    a.say("hi");
-    assert_eq!(b.out().expect("hi"), "alice> hi");
+    turn(&mut a, "hi", &mut b, "alice> hi");
     a.close_stdin();
-    assert!(a.wait().success());
-    assert!(b.wait().success());
+    both_end(&mut a, &mut b);
     b.err().expect("the peer closed the connection");
 }
 
@@ -95,8 +104,7 @@ fn end_of_input_sends_what_was_read_then_ends_both() {
     b.say("one");
     b.say("two");
     b.close_stdin();
-    assert!(b.wait().success());
-    assert!(a.wait().success());
+    both_end(&mut b, &mut a);
     assert_eq!(a.out().rest(), vec!["peer> one", "peer> two"]);
     a.err().expect("the peer closed the connection");
 }
@@ -219,13 +227,10 @@ fn udp_chats_talk_and_bye_ends_both() {
     let mut a = listen_udp(&[]);
     let addr = a.addr();
     let mut b = connect(addr, &["--udp"]);
-    b.say("在吗?");
-    assert_eq!(a.out().expect("在吗"), "peer> 在吗?");
-    a.say("在的, 请讲");
-    assert_eq!(b.out().expect("请讲"), "peer> 在的, 请讲");
+    turn(&mut b, "在吗?", &mut a, "peer> 在吗?");
+    turn(&mut a, "在的, 请讲", &mut b, "peer> 在的, 请讲");
     b.say("bye");
-    assert!(b.wait().success());
-    assert!(a.wait().success());
+    both_end(&mut b, &mut a);
     a.err().expect("the peer said bye");
 }
 
@@ -309,14 +314,16 @@ fn our_chat_against_the_notes_tcp_server() {
             "客户端： 你好, 我是客户端",
             "{extra:?}"
         );
-        py.say("hello client");
-        assert_eq!(me.out().expect("hello client"), "peer> hello client");
-        me.say("second message");
-        assert_eq!(py.out().next().unwrap(), "send:客户端： second message");
+        turn(&mut py, "hello client", &mut me, "peer> hello client");
+        turn(
+            &mut me,
+            "second message",
+            &mut py,
+            "send:客户端： second message",
+        );
         py.say("ok");
         me.out().expect("ok");
-        me.say("exit");
-        assert_eq!(py.out().next().unwrap(), "send:客户端： exit");
+        turn(&mut me, "exit", &mut py, "send:客户端： exit");
         assert_eq!(py.out().next().unwrap(), "客户端已经退出！");
         assert!(me.wait().success());
         me.err().expect("you said exit");
@@ -334,8 +341,7 @@ fn the_notes_tcp_client_against_our_chat() {
         let Some(mut py) = notes_program("lesson11_chat_client.py", Some(addr)) else {
             return;
         };
-        py.say("你好服务器");
-        assert_eq!(me.out().expect("你好服务器"), "peer> 你好服务器");
+        turn(&mut py, "你好服务器", &mut me, "peer> 你好服务器");
         me.say("你好客户端");
         assert_eq!(
             py.out().next().unwrap(),
@@ -344,8 +350,12 @@ fn the_notes_tcp_client_against_our_chat() {
         );
         py.say("again");
         me.out().expect("again");
-        me.say("second answer");
-        assert_eq!(py.out().next().unwrap(), "send:服务器： second answer");
+        turn(
+            &mut me,
+            "second answer",
+            &mut py,
+            "send:服务器： second answer",
+        );
         py.say("exit");
         assert!(me.wait().success());
         me.err().expect("the peer said exit");
@@ -367,17 +377,19 @@ fn our_udp_chat_against_the_notes_service_desk() {
         "--name",
         "customer",
     ]));
-    me.say("我的订单到哪了?");
-    assert_eq!(py.out().next().unwrap(), "客户说: 我的订单到哪了?");
+    turn(
+        &mut me,
+        "我的订单到哪了?",
+        &mut py,
+        "客户说: 我的订单到哪了?",
+    );
     py.out().expect("客户地址");
-    py.say("已经发货了");
-    assert_eq!(me.out().expect("发货"), "peer> 已经发货了");
+    turn(&mut py, "已经发货了", &mut me, "peer> 已经发货了");
     // End of input: we say bye, and the desk closes.
     me.close_stdin();
     assert_eq!(py.out().next().unwrap(), "回复什么给客户端:客户说: bye");
     py.out().expect("服务器端即将推出");
-    assert!(me.wait().success());
-    assert!(py.wait().success());
+    both_end(&mut me, &mut py);
 }
 
 /// Lesson 10 with the learner's command, `chat --udp listen` (port 0 here
@@ -388,16 +400,14 @@ fn the_notes_udp_customer_against_our_chat() {
     let Some(mut py) = notes_program("lesson10_udp_customer.py", Some(me.addr())) else {
         return;
     };
-    py.say("你好");
-    assert_eq!(me.out().expect("你好"), "peer> 你好");
+    turn(&mut py, "你好", &mut me, "peer> 你好");
     me.say("您好, 有什么可以帮您?");
     assert_eq!(
         py.out().next().unwrap(),
         "客户说:客户端接收数据: 您好, 有什么可以帮您?"
     );
     py.say("bye");
-    assert!(py.wait().success());
-    assert!(me.wait().success());
+    both_end(&mut py, &mut me);
     me.err().expect("the peer said bye");
 }
 
@@ -480,11 +490,9 @@ fn nc_gets_no_name_and_lines_like_its_own() {
         c.args(["127.0.0.1", &port]);
         c
     });
-    nc.say("hi from nc");
-    assert_eq!(a.out().next().unwrap(), "peer> hi from nc");
+    turn(&mut nc, "hi from nc", &mut a, "peer> hi from nc");
     a.say("hello nc");
-    a.say("second");
-    assert_eq!(nc.out().next().unwrap(), "hello nc");
+    turn(&mut a, "second", &mut nc, "hello nc");
     assert_eq!(nc.out().next().unwrap(), "second");
     a.say("bye");
     assert!(a.wait().success());
