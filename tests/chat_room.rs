@@ -19,6 +19,15 @@ fn room(extra: &[&str]) -> Process {
     Process::server("chat room", extra)
 }
 
+/// A room with `flags`, and two members; the first has seen the second join.
+fn two_members(flags: &[&str]) -> (Process, Member, Member) {
+    let srv = room(flags);
+    let mut a = Member::join(&srv);
+    let b = Member::join(&srv);
+    a.expect("joined");
+    (srv, a, b)
+}
+
 /// A member: a plain socket (with timeouts), read line by line.
 struct Member {
     s: TcpStream,
@@ -90,7 +99,13 @@ impl Member {
     }
 
     fn send(&self, bytes: impl AsRef<[u8]>) {
-        (&self.s).write_all(bytes.as_ref()).unwrap();
+        send_all(&self.s, bytes.as_ref());
+    }
+
+    /// Send `bytes`; the next line the room sends back.
+    fn ask(&mut self, bytes: impl AsRef<[u8]>) -> String {
+        self.send(bytes);
+        self.line()
     }
 
     /// `name (addr)`, as joins and leaves show a member.
@@ -291,10 +306,7 @@ fn stalled_member_is_dropped_and_never_delays_the_others() {
 
 #[test]
 fn gbk_and_utf8_members_read_each_other() {
-    let srv = room(&[]);
-    let mut g = Member::join(&srv);
-    let mut u = Member::join(&srv);
-    g.expect("joined");
+    let (_srv, mut g, mut u) = two_members(&[]);
 
     // GBK bytes in a UTF-8 room: shown as U+FFFD, and the sender is told how to fix it.
     g.send(b"\xc4\xe3\xba\xc3\n");
@@ -306,8 +318,7 @@ fn gbk_and_utf8_members_read_each_other() {
         "{hint}"
     );
 
-    g.send("/enc gbk\n");
-    assert_eq!(g.line(), "* your encoding is now GBK");
+    assert_eq!(g.ask("/enc gbk\n"), "* your encoding is now GBK");
     g.send(b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7\n"); // 你好，世界
     assert_eq!(u.line(), format!("{}> 你好，世界", g.name));
     u.send("你好 😀\n");
@@ -323,12 +334,8 @@ fn gbk_and_utf8_members_read_each_other() {
     assert_eq!(g.line_bytes(), want);
 
     // A room whose members speak GBK unless they say otherwise.
-    let srv = room(&["--encoding", "gbk"]);
-    let mut n = Member::join(&srv);
-    let mut v = Member::join(&srv);
-    n.expect("joined");
-    v.send("/enc utf-8\n");
-    assert_eq!(v.line(), "* your encoding is now UTF-8");
+    let (_srv, mut n, mut v) = two_members(&["--encoding", "gbk"]);
+    assert_eq!(v.ask("/enc utf-8\n"), "* your encoding is now UTF-8");
     n.send(b"\xc4\xe3\xba\xc3\n");
     assert_eq!(v.line(), format!("{}> 你好", n.name));
     v.send("世界\n");
@@ -339,68 +346,62 @@ fn gbk_and_utf8_members_read_each_other() {
 /// NetAssist types GBK and shows what it receives as UTF-8: `/enc gbk utf-8`.
 #[test]
 fn a_netassist_member_types_gbk_and_reads_utf8() {
-    let mut srv = room(&[]);
-    let mut n = Member::join(&srv);
-    let mut u = Member::join(&srv);
-    n.expect("joined");
-    n.send("/enc gbk utf-8\n");
-    assert_eq!(n.line(), "* you type GBK and read UTF-8");
-    n.send("/enc\n");
-    assert!(n.line().starts_with("* you type GBK and read UTF-8;"));
+    let (mut srv, mut n, mut u) = two_members(&[]);
+    assert_eq!(n.ask("/enc gbk utf-8\n"), "* you type GBK and read UTF-8");
+    assert!(
+        n.ask("/enc\n")
+            .starts_with("* you type GBK and read UTF-8;")
+    );
     n.send(b"\xc4\xe3\xba\xc3\n"); // 你好 in GBK
     assert_eq!(u.line(), format!("{}> 你好", n.name));
     u.send("世界\n");
     assert_eq!(n.line(), format!("{}> 世界", u.name), "UTF-8 bytes");
-    n.send("/enc gbk utf-8 big5\n");
     assert!(
-        n.line()
+        n.ask("/enc gbk utf-8 big5\n")
             .starts_with("* usage: /enc LABEL, or /enc TYPED READ")
     );
-    n.send("/enc gbk klingon\n");
-    assert!(n.line().starts_with("* unknown encoding \"klingon\""));
+    assert!(
+        n.ask("/enc gbk klingon\n")
+            .starts_with("* unknown encoding \"klingon\"")
+    );
     srv.err().expect("types GBK, reads UTF-8");
 }
 
 #[test]
 fn commands_nick_who_enc_quit_help() {
-    let srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (_srv, mut a, mut b) = two_members(&[]);
 
-    b.send("/nick alice\n");
-    assert_eq!(b.line(), format!("* {} is now known as alice", b.name));
+    assert_eq!(
+        b.ask("/nick alice\n"),
+        format!("* {} is now known as alice", b.name)
+    );
     assert_eq!(a.line(), format!("* {} is now known as alice", b.name));
     b.name = "alice".into();
-    a.send("/nick Alice\n");
-    assert_eq!(a.line(), "* cannot rename to \"Alice\": that name is taken");
-    a.send("/nick two words\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick Alice\n"),
+        "* cannot rename to \"Alice\": that name is taken"
+    );
+    assert_eq!(
+        a.ask("/nick two words\n"),
         "* cannot rename to \"two words\": a name cannot contain spaces"
     );
-    a.send(format!("/nick {}\n", "x".repeat(33)));
     assert_eq!(
-        a.line(),
+        a.ask(format!("/nick {}\n", "x".repeat(33))),
         format!(
             "* cannot rename to \"{}\": a name has 1 to 32 characters",
             "x".repeat(33)
         )
     );
-    a.send("/nick bell\x07\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick bell\x07\n"),
         "* cannot rename to \"bell\\x07\": a name cannot contain control characters"
     );
-    a.send("/nick\n");
-    assert_eq!(a.line(), "* usage: /nick NAME");
+    assert_eq!(a.ask("/nick\n"), "* usage: /nick NAME");
     // Refusals went to a only: b's next line is a's message.
     let old = std::mem::replace(&mut a.name, "bob".into());
-    a.send("/nick bob\n");
-    assert_eq!(a.line(), format!("* {old} is now known as bob"));
-    a.send("/who\n");
+    assert_eq!(a.ask("/nick bob\n"), format!("* {old} is now known as bob"));
     assert_eq!(
-        a.line(),
+        a.ask("/who\n"),
         format!("* 2 users here: bob ({}, you), alice ({})", a.addr, b.addr)
     );
     a.send("/enc klingon\n");
@@ -409,20 +410,16 @@ fn commands_nick_who_enc_quit_help() {
         refused.starts_with("* unknown encoding \"klingon\""),
         "{refused}"
     );
-    a.send("/enc utf-16le\n");
     assert!(
-        a.line()
+        a.ask("/enc utf-16le\n")
             .starts_with("* UTF-16LE cannot be used in the room")
     );
-    a.send("/enc\n");
-    assert!(a.line().starts_with("* your encoding is UTF-8;"));
-    a.send("/frobnicate now\n");
+    assert!(a.ask("/enc\n").starts_with("* your encoding is UTF-8;"));
     assert_eq!(
-        a.line(),
+        a.ask("/frobnicate now\n"),
         "* unknown command \"/frobnicate\"; /help lists the commands"
     );
-    a.send("/help\n");
-    assert!(a.line().starts_with("* commands: /nick NAME"));
+    assert!(a.ask("/help\n").starts_with("* commands: /nick NAME"));
     a.send("//etc is a folder\n\n");
     // b saw only the rename and the message: no refusals, no empty line.
     assert_eq!(b.line(), format!("* {old} is now known as bob"));
@@ -431,16 +428,15 @@ fn commands_nick_who_enc_quit_help() {
     a.send("/quit\nnot sent\n");
     assert_eq!(a.rest(), vec!["* bye".to_string()]);
     assert_eq!(b.line(), format!("* bob ({}) left", a.addr));
-    b.send("/who\n");
-    assert_eq!(b.line(), format!("* 1 user here: alice ({}, you)", b.addr));
+    assert_eq!(
+        b.ask("/who\n"),
+        format!("* 1 user here: alice ({}, you)", b.addr)
+    );
 }
 
 #[test]
 fn full_room_refuses_politely_and_frees_places() {
-    let mut srv = room(&["--max-users", "2"]);
-    let mut a = Member::join(&srv);
-    let b = Member::join(&srv);
-    a.expect("joined");
+    let (mut srv, mut a, b) = two_members(&["--max-users", "2"]);
     let extra = connect(srv.addr());
     assert_eq!(
         text(&read_all(&extra)),
@@ -451,16 +447,12 @@ fn full_room_refuses_politely_and_frees_places() {
     a.expect("left");
     // The place is free as soon as the notice is out.
     let mut c = Member::join(&srv);
-    c.send("/who\n");
-    assert!(c.line().starts_with("* 2 users here: "));
+    assert!(c.ask("/who\n").starts_with("* 2 users here: "));
 }
 
 #[test]
 fn long_lines_are_cut_with_a_notice() {
-    let srv = room(&["--max-line", "16"]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (_srv, mut a, mut b) = two_members(&["--max-line", "16"]);
     b.send("0123456789abcdefGHIJ\nnext line\n");
     assert_eq!(a.line(), format!("{}> 0123456789abcdef", b.name));
     assert_eq!(a.line(), format!("{}> next line", b.name));
@@ -481,10 +473,7 @@ fn long_lines_are_cut_with_a_notice() {
 
 #[test]
 fn control_characters_are_escaped_chinese_is_not() {
-    let mut srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let b = Member::join(&srv);
-    a.expect("joined");
+    let (mut srv, mut a, b) = two_members(&[]);
     b.send("\x1b[2J\x07ring 你好\tok\r\n");
     let want = format!("{}> \\x1b[2J\\x07ring 你好\tok", b.name);
     assert_eq!(a.line(), want);
@@ -518,11 +507,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
             );
         }
         sender.join().unwrap();
-        let start = Instant::now();
-        srv.signal(sig);
-        let status = srv.wait();
-        let took = start.elapsed();
-        assert!(status.success(), "SIG{sig}: {status:?}");
+        let took = srv.stop(sig);
         assert!(took < Duration::from_secs(2), "SIG{sig} took {took:?}");
         let closing = "* the room is closing".to_string();
         assert_eq!(b.rest(), vec![closing.clone()], "SIG{sig}");
@@ -535,11 +520,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
             "SIG{sig}: stalled member read {} bytes",
             sink.len()
         );
-        let log = srv.err().rest().join("\n");
-        assert!(
-            log.contains("room closed: 3 members joined"),
-            "SIG{sig}: {log}"
-        );
+        srv.err().rest_with("room closed: 3 members joined");
         eprintln!("SIG{sig} took {took:?}");
     }
 }
@@ -639,10 +620,7 @@ fn chat_connect_is_a_room_member() {
 /// the room's, with invisible characters in a message.
 #[test]
 fn invisible_and_bidi_characters_arrive_escaped() {
-    let mut srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (mut srv, mut a, mut b) = two_members(&[]);
     b.send("/nick bob\n");
     assert_eq!(a.line(), format!("* {} is now known as bob", b.name));
     b.line();
@@ -720,8 +698,10 @@ fn spoofing_names_are_refused() {
         ),
     ];
     for (nick, shown, why) in refusals {
-        a.send(format!("/nick {nick}\n"));
-        assert_eq!(a.line(), format!("* cannot rename to \"{shown}\": {why}"));
+        assert_eq!(
+            a.ask(format!("/nick {nick}\n")),
+            format!("* cannot rename to \"{shown}\": {why}")
+        );
     }
     // Refusals went to a only: the others' next line is a's message.
     a.send("still me\n");
@@ -732,15 +712,12 @@ fn spoofing_names_are_refused() {
     c.send("/quit\n");
     assert_eq!(c.rest(), vec!["* bye".to_string()]);
     a.expect("alice (");
-    a.send("/nick \u{430}lice\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick \u{430}lice\n"),
         format!("* {} is now known as \u{430}lice", a.name)
     );
-    a.send("/nick 小明\n");
-    assert_eq!(a.line(), "* \u{430}lice is now known as 小明");
-    a.send("/nick Zoë\n");
-    assert_eq!(a.line(), "* 小明 is now known as Zoë");
+    assert_eq!(a.ask("/nick 小明\n"), "* \u{430}lice is now known as 小明");
+    assert_eq!(a.ask("/nick Zoë\n"), "* 小明 is now known as Zoë");
     a.send("你好，我是 Zoë\n");
     b.expect("is now known as 小明");
     b.expect("is now known as Zoë");

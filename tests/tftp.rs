@@ -1432,8 +1432,7 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
         "{:?}",
         listing(root.path())
     );
-    let log = srv.err().rest().join("\n");
-    assert!(log.contains("served 1 transfer (1 failed)"), "{log}");
+    srv.err().rest_with("served 1 transfer (1 failed)");
 }
 
 #[test]
@@ -1473,12 +1472,8 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
         "{took:?}"
     );
     // ...and the summary counts both.
-    let log = srv.err().rest().join("\n");
-    assert!(
-        log.contains(&format!(
-            "served 2 transfers (1 failed), {} bytes sent, 0 bytes received",
-            slow.len()
-        )),
-        "{log}"
-    );
+    srv.err().rest_with(&format!(
+        "served 2 transfers (1 failed), {} bytes sent, 0 bytes received",
+        slow.len()
+    ));
 }

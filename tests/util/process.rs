@@ -115,6 +115,14 @@ impl Lines {
         self.seen.clone()
     }
 
+    /// Every remaining line (as [`Lines::rest`]), joined; they must contain
+    /// `needle` somewhere.
+    pub fn rest_with(&mut self, needle: &str) -> String {
+        let all = self.rest().join("\n");
+        assert!(all.contains(needle), "no {needle:?} in:\n{all}");
+        all
+    }
+
     /// Every line so far, without waiting for more.
     pub fn so_far(&mut self) -> &[String] {
         loop {
@@ -354,6 +362,15 @@ impl Process {
         } else {
             kill(pid, sig)
         }
+    }
+
+    /// Send signal `name` and wait for a clean exit (status 0): how long it took.
+    pub fn stop(&mut self, name: &str) -> Duration {
+        let start = Instant::now();
+        self.signal(name);
+        let status = self.wait();
+        assert!(status.success(), "SIG{name}: exit status {status:?}");
+        start.elapsed()
     }
 
     /// Its exit status once it exits, at most `limit` from now; past that it
