@@ -4,7 +4,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,15 +27,28 @@ fn client(args: &[&str]) -> std::process::Output {
     run(cmd("tcp-client", args), b"")
 }
 
-/// A peer for one client: accept, read `n` bytes, answer `reply`, then read until
-/// the client closes. Returns the port to dial and, on join, the `n` bytes read.
-fn one_shot_peer(n: usize, reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
-    one_peer(move |s| {
+/// What a peer does with its one client: read `n` bytes, answer `reply`, then
+/// read until the client closes; the `n` bytes read.
+fn one_shot(n: usize, reply: &'static [u8]) -> impl FnOnce(TcpStream) -> Vec<u8> + Send + 'static {
+    move |s| {
         let got = read_n(&s, n);
         send_all(&s, reply);
         assert!(read_all(&s).is_empty(), "client sent more than expected");
         got
-    })
+    }
+}
+
+/// `tcp-client 127.0.0.1 PORT ARGS…` with `input`, against a peer ([`one_peer`])
+/// that `talk`s: the client's run and what `talk` returned.
+fn dial<T: Send + 'static>(
+    talk: impl FnOnce(TcpStream) -> T + Send + 'static,
+    args: &[&str],
+    input: &[u8],
+) -> (Output, T) {
+    let (port, peer) = one_peer(talk);
+    let args = [&["127.0.0.1", port.as_str()][..], args].concat();
+    let out = run(cmd("tcp-client", &args), input);
+    (out, peer.join().unwrap())
 }
 
 /// A peer on a free loopback port that takes one connection and hands it to
@@ -120,22 +133,22 @@ fn echo_is_byte_exact_through_duplex_client() {
 
 #[test]
 fn stdin_eof_half_closes_and_reply_still_arrives() {
-    let (port, peer) = one_peer(move |s| {
+    let peer = |s| {
         // The client's half-close shows up as end of stream (lesson 05: recv → b'')...
         let got = read_all(&s);
         // ...yet its read side is still open for our answer.
         send_all(&s, b"got it");
         got
-    });
-    let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hello\n");
+    };
+    let (out, got) = dial(peer, &[], b"hello\n");
     succeeded(&out);
-    assert_eq!(peer.join().unwrap(), b"hello\n");
+    assert_eq!(got, b"hello\n");
     assert_eq!(out.stdout, b"got it");
 }
 
 #[test]
 fn no_shutdown_keeps_write_side_open_until_peer_closes() {
-    let (port, peer) = one_peer(move |s| {
+    let peer = |s: TcpStream| {
         assert_eq!(read_n(&s, 3), b"hi\n");
         // With --no-shutdown the client never sends FIN: a short read times out.
         s.set_read_timeout(Some(Duration::from_millis(300)))
@@ -144,12 +157,8 @@ fn no_shutdown_keeps_write_side_open_until_peer_closes() {
         let r = (&s).read(&mut b);
         assert!(r.is_err(), "expected a timeout, got {r:?}");
         send_all(&s, b"bye");
-    });
-    let out = run(
-        cmd("tcp-client", &["127.0.0.1", &port, "--no-shutdown"]),
-        b"hi\n",
-    );
-    peer.join().unwrap();
+    };
+    let (out, ()) = dial(peer, &["--no-shutdown"], b"hi\n");
     assert!(out.status.success());
     assert_eq!(out.stdout, b"bye");
 }
@@ -169,25 +178,23 @@ fn gbk_both_ways_with_netassist_style_peer() {
     assert!(srv.out().expect("你好").ends_with("] 你好"));
 
     // And tcp-client speaking GBK to a GBK peer, printing UTF-8 on our terminal.
-    let (port, peer) = one_shot_peer(4, b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7");
-    let out = client(&["127.0.0.1", &port, "你好", "-e", "gbk", "--wait", "0.5"]);
-    assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3");
+    let (out, got) = dial(
+        one_shot(4, b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7"),
+        &["你好", "-e", "gbk", "--wait", "0.5"],
+        b"",
+    );
+    assert_eq!(got, b"\xc4\xe3\xba\xc3");
     assert_eq!(text(&out.stdout), "我是服务器\n");
 }
 
 #[test]
 fn hex_shows_raw_reply_bytes() {
-    let (port, peer) = one_shot_peer(3, b"\xce\xd2!");
-    let out = client(&[
-        "127.0.0.1",
-        &port,
-        "48 65 0a",
-        "--send-hex",
-        "--hex",
-        "--wait",
-        "0.5",
-    ]);
-    assert_eq!(peer.join().unwrap(), b"He\n");
+    let (out, got) = dial(
+        one_shot(3, b"\xce\xd2!"),
+        &["48 65 0a", "--send-hex", "--hex", "--wait", "0.5"],
+        b"",
+    );
+    assert_eq!(got, b"He\n");
     assert_eq!(
         text(&out.stdout),
         "00000000  ce d2 21                                          |..!|\n"
@@ -313,51 +320,29 @@ fn len_framing_splits_sticky_messages_and_survives_hostile_lengths() {
 
 #[test]
 fn client_line_framing_prints_each_frame_on_its_line() {
-    let (port, peer) = one_shot_peer(4, b"one\r\ntwo\n");
-    let out = client(&[
-        "127.0.0.1",
-        &port,
-        "a",
-        "b",
-        "--framing",
-        "line",
-        "--wait",
-        "0.3",
-    ]);
-    assert_eq!(peer.join().unwrap(), b"a\nb\n");
+    let (out, got) = dial(
+        one_shot(4, b"one\r\ntwo\n"),
+        &["a", "b", "--framing", "line", "--wait", "0.3"],
+        b"",
+    );
+    assert_eq!(got, b"a\nb\n");
     assert_eq!(text(&out.stdout), "one\ntwo\n");
 }
 
 #[test]
 fn repeat_resends_messages() {
-    let (port, peer) = one_peer(|s| read_all(&s));
-    let out = client(&[
-        "127.0.0.1",
-        &port,
-        "x",
-        "--repeat",
-        "3",
-        "--interval",
-        "10",
-        "--wait",
-        "0",
-    ]);
+    let args = ["x", "--repeat", "3", "--interval", "10", "--wait", "0"];
+    let (out, got) = dial(|s| read_all(&s), &args, b"");
     assert!(out.status.success());
-    assert_eq!(peer.join().unwrap(), b"xxx");
+    assert_eq!(got, b"xxx");
 }
 
 #[test]
 fn crlf_and_transcoding_in_duplex_mode() {
-    let (port, peer) = one_peer(|s| read_all(&s));
-    let out = run(
-        cmd(
-            "tcp-client",
-            &["127.0.0.1", &port, "--crlf", "--send-encoding", "gbk"],
-        ),
-        "你好\nhi\n".as_bytes(),
-    );
+    let args = ["--crlf", "--send-encoding", "gbk"];
+    let (out, got) = dial(|s| read_all(&s), &args, "你好\nhi\n".as_bytes());
     succeeded(&out);
-    assert_eq!(peer.join().unwrap(), b"\xc4\xe3\xba\xc3\r\nhi\r\n");
+    assert_eq!(got, b"\xc4\xe3\xba\xc3\r\nhi\r\n");
 }
 
 #[test]
@@ -383,18 +368,18 @@ fn idle_timeout_gives_up_on_silent_peer() {
 #[test]
 fn errors_are_one_line_with_exit_codes() {
     let out = client(&["127.0.0.1", "80a", "hi"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "tcp-client: invalid port \"80a\": expected 0-65535\n"
+    failed_saying(
+        &out,
+        2,
+        "tcp-client: invalid port \"80a\": expected 0-65535\n",
     );
 
     let port = loopback_listener().local_addr().unwrap().port().to_string();
     let out = client(&["127.0.0.1", &port, "hi"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        format!("tcp-client: cannot connect to 127.0.0.1:{port}: connection refused\n")
+    failed_saying(
+        &out,
+        1,
+        &format!("tcp-client: cannot connect to 127.0.0.1:{port}: connection refused\n"),
     );
 
     let out = client(&["127.0.0.1", "1", "--encoding", "klingon"]);
@@ -551,16 +536,8 @@ fn our_client_against_notes_python_threaded_server() {
 #[test]
 fn half_character_at_end_of_reply_is_shown_not_dropped() {
     // "ok" and the first byte of a GBK character.
-    let (port, peer) = one_shot_peer(2, b"ok\xc4");
-    let out = client(&[
-        "127.0.0.1",
-        &port,
-        "hi",
-        "--recv-encoding",
-        "gbk",
-        "--wait",
-        "0.3",
-    ]);
+    let args = ["hi", "--recv-encoding", "gbk", "--wait", "0.3"];
+    let (out, got) = dial(one_shot(2, b"ok\xc4"), &args, b"");
     succeeded(&out);
     // The read's record is `ok`; its last byte waited for the rest of its
     // character, and the end of the stream shows it as U+FFFD, never dropped.
@@ -570,7 +547,7 @@ fn half_character_at_end_of_reply_is_shown_not_dropped() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(peer.join().unwrap(), b"hi");
+    assert_eq!(got, b"hi");
 }
 
 #[test]
@@ -933,11 +910,11 @@ fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
     };
     let addr = py.addr();
     let out = client(&["127.0.0.1", &addr.port().to_string(), "我是客户端"]);
-    assert_eq!(
-        text(&out.stderr),
-        "tcp-client: the server closed the connection without replying\n"
+    failed_saying(
+        &out,
+        1,
+        "tcp-client: the server closed the connection without replying\n",
     );
-    assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "{:?}", text(&out.stdout));
     py.err().expect("UnicodeDecodeError");
     py.wait();
@@ -946,58 +923,47 @@ fn lesson_02_against_the_notes_gbk_server_that_crashes_says_so_and_exits_1() {
 #[test]
 fn a_server_that_closes_or_resets_without_replying_fails_with_exit_1() {
     // Closes after reading: the client sees end of stream.
-    let (port, peer) = one_peer(move |s| {
-        read_n(&s, 5);
-    });
-    let out = client(&["127.0.0.1", &port, "hello"]);
-    peer.join().unwrap();
-    assert_eq!(
-        text(&out.stderr),
-        "tcp-client: the server closed the connection without replying\n"
+    let (out, _) = dial(|s| read_n(&s, 5), &["hello"], b"");
+    failed_saying(
+        &out,
+        1,
+        "tcp-client: the server closed the connection without replying\n",
     );
-    assert_eq!(out.status.code(), Some(1));
 
     // Closes with the message unread: its kernel resets the connection.
-    let (port, peer) = one_peer(move |s| {
-        let mut b = [0u8; 1];
-        s.peek(&mut b).unwrap();
-    });
-    let out = client(&["127.0.0.1", &port, "hello", "again"]);
-    peer.join().unwrap();
-    assert_eq!(
-        text(&out.stderr),
-        "tcp-client: the server closed the connection without replying to message 1 (it reset the connection); 1 of 2 messages not sent\n"
+    let unread = |s: TcpStream| s.peek(&mut [0u8; 1]).unwrap();
+    let (out, _) = dial(unread, &["hello", "again"], b"");
+    failed_saying(
+        &out,
+        1,
+        "tcp-client: the server closed the connection without replying to message 1 (it reset the connection); 1 of 2 messages not sent\n",
     );
-    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn no_reply_within_wait_exits_1_as_udp_echo_send_does() {
-    let (port, peer) = one_peer(move |s| {
-        // Read, never answer, and stay until the client closes.
-        read_all(&s)
-    });
-    let out = client(&["127.0.0.1", &port, "hello", "--wait", "0.3"]);
-    assert_eq!(peer.join().unwrap(), b"hello");
+    // Read, never answer, and stay until the client closes.
+    let (out, got) = dial(|s| read_all(&s), &["hello", "--wait", "0.3"], b"");
+    assert_eq!(got, b"hello");
     // One failure, one line.
-    assert_eq!(
-        text(&out.stderr),
-        "tcp-client: no reply to 1 of 1 message within 0.3 s\n"
+    failed_saying(
+        &out,
+        1,
+        "tcp-client: no reply to 1 of 1 message within 0.3 s\n",
     );
-    assert_eq!(out.status.code(), Some(1));
     // Several: which ones, then how many.
     let (port, peer) = one_peer(|s| read_all(&s));
     let out = client(&["127.0.0.1", &port, "a", "b", "--wait", "0.3"]);
     assert_eq!(peer.join().unwrap(), b"ab");
-    assert_eq!(
-        text(&out.stderr),
-        format!(
+    failed_saying(
+        &out,
+        1,
+        &format!(
             "warning: no reply to message 1 from 127.0.0.1:{port} within 0.3 s\n\
              warning: no reply to message 2 from 127.0.0.1:{port} within 0.3 s\n\
              tcp-client: no reply to 2 of 2 messages within 0.3 s\n"
-        )
+        ),
     );
-    assert_eq!(out.status.code(), Some(1));
     // --wait 0 asks for no reply: sent is success.
     let echo = Process::server("tcp-server", &["--sink"]);
     let out = client(&[&echo.addr().to_string(), "hello", "--wait", "0"]);
@@ -1020,7 +986,7 @@ fn three_messages_to_an_echo_server_do_not_wait_2_s_each() {
 
 #[test]
 fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
-    let (port, peer) = one_peer(move |s| {
+    let thinker = |s: TcpStream| {
         read_n(&s, 2);
         // A server that thinks for half a second, then answers in two pieces.
         thread::sleep(Duration::from_millis(500));
@@ -1028,9 +994,8 @@ fn wait_is_for_the_reply_to_start_and_settle_ends_it() {
         thread::sleep(Duration::from_millis(50));
         send_all(&s, b"about it");
         read_all(&s)
-    });
-    let out = client(&["127.0.0.1", &port, "hi", "--settle", "1"]);
-    peer.join().unwrap();
+    };
+    let (out, _) = dial(thinker, &["hi", "--settle", "1"], b"");
     succeeded(&out);
     // One reply (--settle waited for its second piece), shown as the two
     // reads it came in: one read, one record (lesson 13).
@@ -1049,11 +1014,11 @@ fn lesson_03_server_answers_one_message_then_the_rest_are_not_sent() {
         "{}",
         text(&result.stdout)
     );
-    assert_eq!(
-        text(&result.stderr),
-        "tcp-client: the server closed the connection after message 1; 1 of 2 messages not sent\n"
+    failed_saying(
+        &result,
+        1,
+        "tcp-client: the server closed the connection after message 1; 1 of 2 messages not sent\n",
     );
-    assert_eq!(result.status.code(), Some(1));
     py.out().expect("接收到客户端消息: 你好");
 }
 

@@ -375,18 +375,17 @@ fn repeat_interval_count_and_byte_exact_stdin() {
 #[test]
 fn errors_are_one_line_with_exit_codes() {
     let out = run(cmd("udp-echo", &["send", "127.0.0.1", "80a", "hi"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: invalid port \"80a\": expected 0-65535\n"
+    failed_saying(
+        &out,
+        2,
+        "udp-echo: invalid port \"80a\": expected 0-65535\n",
     );
 
     let out = run(cmd("udp-echo", &["serve", "99999"]), b"");
     failed(&out, 2, "invalid port \"99999\"");
 
     let out = run(cmd("udp-echo", &["serve", "0", "--bind", "999.1.1.1"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out.stderr), "udp-echo: invalid host \"999.1.1.1\"\n");
+    failed_saying(&out, 2, "udp-echo: invalid host \"999.1.1.1\"\n");
 
     for args in [
         &["send", "127.0.0.1", "1", "x", "--encoding", "klingon"][..],
@@ -407,10 +406,10 @@ fn errors_are_one_line_with_exit_codes() {
 
     let long = "x".repeat(65_508);
     let out = run(cmd("udp-echo", &["send", "127.0.0.1", "9", &long]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: message 1: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)\n"
+    failed_saying(
+        &out,
+        2,
+        "udp-echo: message 1: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)\n",
     );
 
     let out = run(
@@ -435,10 +434,10 @@ fn errors_are_one_line_with_exit_codes() {
         cmd("udp-echo", &["send", "255.255.255.255", "9", "hi"]),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n"
+    failed_saying(
+        &out,
+        1,
+        "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n",
     );
 
     let taken = udp_socket();

@@ -140,6 +140,12 @@ pub fn on_a_terminal(wrapper: &[&str], tool: &str, args: &[&str]) -> Option<Proc
     Some(Process::spawn(c))
 }
 
+/// The run failed with `code`, and its stderr is exactly `stderr`.
+pub fn failed_saying(out: &Output, code: i32, stderr: &str) {
+    assert_eq!(text(&out.stderr), stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+}
+
 /// One of our binaries as a command.
 pub fn cmd(name: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin(name));
