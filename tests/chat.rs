@@ -275,11 +275,7 @@ fn udp_never_sends_a_name() {
 /// listens, or a client of `server` on 127.0.0.1. None (skip the test)
 /// without python3.
 fn notes_program(script: &str, server: Option<std::net::SocketAddr>) -> Option<Process> {
-    if !have_peer("python3") {
-        return None;
-    }
-    let mut c = Command::new("python3");
-    c.arg("-u").arg(course_script(script));
+    let mut c = course_python(script)?;
     Some(match server {
         None => Process::listening(c),
         Some(addr) => Process::spawn({

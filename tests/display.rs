@@ -132,8 +132,7 @@ fn timestamps_on_udp_echo_serve_and_send() {
     let mut srv = server("udp-echo", &["--timestamps"]);
     let s = udp_socket();
     let before = china_seconds_now();
-    s.send_to(b"a\nb", srv.addr()).unwrap();
-    assert_eq!(recv_from(&s).0.len(), 3);
+    assert_eq!(ask_udp(&s, srv.addr(), b"a\nb").len(), 3);
     let me = s.local_addr().unwrap();
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
@@ -259,8 +258,10 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
         &["--recv-encoding", "gbk", "--send-encoding", "utf-8"],
     );
     let s = udp_socket();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap();
-    assert_eq!(recv_from(&s).0, "你好".as_bytes());
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\xba\xc3"),
+        "你好".as_bytes()
+    );
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // The older name of --send-encoding still works; two different values do not.
     let out = run(
@@ -364,8 +365,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // One datagram of one GBK lead byte: whole, and valid nowhere.
     let mut srv = server("udp-echo", &["--recv-encoding", "gbk"]);
     let s = udp_socket();
-    s.send_to(b"\xc4", srv.addr()).unwrap();
-    recv_from(&s);
+    ask_udp(&s, srv.addr(), b"\xc4");
     let warning = srv.err().expect("warning:");
     assert!(
         warning.ends_with(

@@ -478,18 +478,14 @@ fn nc_as_server_for_our_client() {
 
 #[test]
 fn notes_python_client_against_our_gbk_server() {
-    if !have_peer("python3") {
-        return;
-    }
     let mut srv = Process::server(
         "tcp-server",
         &["--once", "-e", "gbk", "--reply", "我是服务器"],
     );
-    let mut py = Command::new("python3");
-    py.args([
-        &course_script("lesson02_client.py"),
-        &srv.addr().port().to_string(),
-    ]);
+    let Some(mut py) = course_python("lesson02_client.py") else {
+        return;
+    };
+    py.arg(srv.addr().port().to_string());
     let out = run(py, b"");
     succeeded(&out);
     let printed = text(&out.stdout);
@@ -686,15 +682,11 @@ fn low_descriptor_limit_lowers_max_clients_and_the_rest_hear_server_busy() {
         }
     }
     assert_eq!((served, busy), (24, 16));
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     let log = srv.err().rest();
-    let fd_warnings = log
-        .iter()
-        .filter(|l| l.contains("too many open files"))
-        .count();
+    let fd_warnings = count(&log, "too many open files");
     assert_eq!(fd_warnings, 0, "{log:?}");
-    assert_eq!(log.iter().filter(|l| l.contains("refused")).count(), 16);
+    assert_eq!(count(&log, "refused"), 16);
 }
 
 /// What an echo server answers to our `x`: the `x` back if it serves us, or
@@ -754,13 +746,9 @@ fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() 
     }
     let fresh = connect(srv.addr());
     echoes(&fresh, b"still there?");
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     let log = srv.err().rest();
-    let closed = log
-        .iter()
-        .filter(|l| l.contains("disconnected: idle for 2 s (--idle-timeout)"))
-        .count();
+    let closed = count(&log, "disconnected: idle for 2 s (--idle-timeout)");
     assert_eq!(closed, idle);
 }
 

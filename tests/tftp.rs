@@ -405,15 +405,13 @@ fn our_clients_against_tftpd_hpa() {
 
 #[test]
 fn our_client_falls_back_for_notes_python_server() {
-    if !have_peer("python3") {
+    let Some(mut py) = course_python("lesson12_tftp_server.py") else {
         return;
-    }
+    };
     let file = noise((1 << 20) + 300, 6);
     let root = dir_with(&[("lesson.bin", &file)]);
     // It serves files from its cwd; its stdout (a line per ACK) is not needed.
-    let mut py = Command::new("python3");
-    py.arg(course_script("lesson12_tftp_server.py"))
-        .current_dir(root.path())
+    py.current_dir(root.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let py = Process::serve(py, false);
@@ -444,14 +442,8 @@ fn notes_python_client_downloads_from_our_server() {
     let port = srv.addr().port().to_string();
     let notes_client = |name: &str| {
         let work = TempDir::new().unwrap();
-        let mut py = Command::new("python3");
-        py.args([
-            &course_script("lesson12_tftp_client.py"),
-            "127.0.0.1",
-            &port,
-            name,
-        ])
-        .current_dir(work.path());
+        let mut py = course_python("lesson12_tftp_client.py").expect("python3");
+        py.args(["127.0.0.1", &port, name]).current_dir(work.path());
         let out = run(py, b"");
         succeeded(&out);
         let saved = fs::read(work.path().join(format!("client_{name}"))).unwrap();

@@ -22,6 +22,20 @@ fn serve(args: &[&str]) -> Process {
     Process::server("udp-echo serve", args)
 }
 
+/// `udp-echo send PEER ARGS…` (stdin `input`) against a socket of ours that
+/// `talk`s on a thread: the run, what `talk` returned, and the socket's address.
+fn send_to_peer<T: Send + 'static>(
+    talk: impl FnOnce(UdpSocket) -> T + Send + 'static,
+    args: &[&str],
+    input: &[u8],
+) -> (std::process::Output, T, SocketAddr) {
+    let peer = udp_socket();
+    let addr = peer.local_addr().unwrap();
+    let server = thread::spawn(move || talk(peer));
+    let out = send(addr, args, input);
+    (out, server.join().unwrap(), addr)
+}
+
 /// `udp-echo send ADDR ARGS…` with `input` on stdin.
 fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
     let addr = addr.to_string();
@@ -46,8 +60,7 @@ fn lesson_09_send_lines_to_our_server_until_exit() {
         assert!(line.starts_with("[127.0.0.1:"), "{line}");
         assert!(line.ends_with(&format!("] {m}")), "{line}");
     }
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     srv.err()
         .rest_with("received 3 datagrams (22 bytes) from 1 sender, sent 3 replies (22 bytes)");
 }
@@ -74,16 +87,11 @@ fn lesson_08_send_no_wait_into_the_notes_receiver() {
 
 #[test]
 fn lesson_07_the_notes_sender_into_serve_count_1() {
-    if !have_peer("python3") {
-        return;
-    }
     let mut srv = serve(&["--count", "1"]);
-    let mut py = Command::new("python3");
-    py.args([
-        &course_script("lesson07_udp_send.py"),
-        "127.0.0.1",
-        &srv.addr().port().to_string(),
-    ]);
+    let Some(mut py) = course_python("lesson07_udp_send.py") else {
+        return;
+    };
+    py.args(["127.0.0.1", &srv.addr().port().to_string()]);
     let out = run(py, "我爱你\n".as_bytes());
     succeeded(&out);
     assert_eq!(text(&out.stdout), "请输入数据：发送完成\n");
@@ -100,16 +108,11 @@ fn lesson_07_the_notes_sender_into_serve_count_1() {
 
 #[test]
 fn lesson_09_the_notes_client_against_our_server() {
-    if !have_peer("python3") {
-        return;
-    }
     let mut srv = serve(&[]);
-    let mut py = Command::new("python3");
-    py.args([
-        &course_script("lesson09_udp_echo_client.py"),
-        "127.0.0.1",
-        &srv.addr().port().to_string(),
-    ]);
+    let Some(mut py) = course_python("lesson09_udp_echo_client.py") else {
+        return;
+    };
+    py.args(["127.0.0.1", &srv.addr().port().to_string()]);
     let out = run(py, "我爱你\n你爱我\nexit\n".as_bytes());
     succeeded(&out);
     assert_eq!(
@@ -167,8 +170,7 @@ fn every_sender_gets_its_own_answer() {
     for _ in 0..10 {
         srv.out().next().expect("a line per datagram");
     }
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     assert!(srv.err().rest().join("\n").contains("from 7 senders"));
 }
 
@@ -212,13 +214,18 @@ fn no_echo_only_prints() {
 fn reply_encoding_sends_gbk_text_back_as_utf8() {
     let mut srv = serve(&["--recv-encoding", "gbk", "--reply-encoding", "utf-8"]);
     let s = udp_socket();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr()).unwrap(); // 你好 in GBK, as NetAssist sends it
-    assert_eq!(recv_from(&s).0, "你好".as_bytes());
+    // 你好 in GBK, as NetAssist sends it
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\xba\xc3"),
+        "你好".as_bytes()
+    );
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // Same encoding both ways: untouched, even bytes that are not valid GBK.
     let srv = serve(&["-e", "gbk", "--reply-encoding", "gbk"]);
-    s.send_to(b"\xc4\xe3\x80\xff", srv.addr()).unwrap();
-    assert_eq!(recv_from(&s).0, b"\xc4\xe3\x80\xff");
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\x80\xff"),
+        b"\xc4\xe3\x80\xff"
+    );
 }
 
 #[test]
@@ -239,17 +246,15 @@ fn hex_dumps_on_both_sides() {
 
 #[test]
 fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
-    let peer = udp_socket();
-    let addr = peer.local_addr().unwrap();
     // A server that drops the first datagram, as a network may, and answers the second.
-    let server = thread::spawn(move || {
+    let drops_one = |peer: UdpSocket| {
         let (first, _) = recv_from(&peer);
         let (second, from) = recv_from(&peer);
         peer.send_to(b"answer", from).unwrap();
         (first, second)
-    });
-    let out = send(addr, &["--wait", "1"], b"one\ntwo\n");
-    assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
+    };
+    let (out, got, addr) = send_to_peer(drops_one, &["--wait", "1"], b"one\ntwo\n");
+    assert_eq!(got, (b"one".to_vec(), b"two".to_vec()));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "answer\n");
     assert_eq!(
@@ -266,9 +271,7 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
 /// `udp-echo send ADDR ARGS…` (stdin `input`) against a server that answers the
 /// first datagram only after `late` and the second 0.1 s after that.
 fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::process::Output {
-    let peer = udp_socket();
-    let addr = peer.local_addr().unwrap();
-    let server = thread::spawn(move || {
+    let slow = move |peer: UdpSocket| {
         let (a, from) = recv_from(&peer);
         thread::sleep(late);
         peer.send_to(b"reply to a", from).unwrap();
@@ -276,9 +279,9 @@ fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::pr
         thread::sleep(Duration::from_millis(100));
         peer.send_to(b"reply to b", from).unwrap();
         (a, b)
-    });
-    let out = send(addr, args, input);
-    assert_eq!(server.join().unwrap(), (b"a".to_vec(), b"b".to_vec()));
+    };
+    let (out, got, _) = send_to_peer(slow, args, input);
+    assert_eq!(got, (b"a".to_vec(), b"b".to_vec()));
     out
 }
 
@@ -306,35 +309,28 @@ fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
 
 #[test]
 fn no_reply_to_the_quit_word_is_not_a_failure() {
-    let peer = udp_socket();
-    let addr = peer.local_addr().unwrap();
-    let server = thread::spawn(move || {
+    let quits = |peer: UdpSocket| {
         let (_, from) = recv_from(&peer);
         peer.send_to(b"hi", from).unwrap();
         recv_from(&peer).0 // a server that quits on `bye` without answering it
-    });
-    let out = send(
-        addr,
-        &["--wait", "1", "--quit-word", "bye"],
-        b"hi\nbye\nlost\n",
-    );
-    assert_eq!(server.join().unwrap(), b"bye");
+    };
+    let args = ["--wait", "1", "--quit-word", "bye"];
+    let (out, got, _) = send_to_peer(quits, &args, b"hi\nbye\nlost\n");
+    assert_eq!(got, b"bye");
     succeeded(&out);
     assert_eq!(text(&out.stdout), "hi\n");
 }
 
 #[test]
 fn a_datagram_from_a_third_address_is_shown_with_its_address() {
-    let (peer, third) = (udp_socket(), udp_socket());
-    let addr = peer.local_addr().unwrap();
+    let third = udp_socket();
     let third_addr = third.local_addr().unwrap();
-    let server = thread::spawn(move || {
+    let answer_after_a_third = move |peer: UdpSocket| {
         let (_, from) = recv_from(&peer);
         third.send_to(b"not the answer", from).unwrap();
         peer.send_to(b"the answer", from).unwrap();
-    });
-    let out = send(addr, &["question"], b"");
-    server.join().unwrap();
+    };
+    let (out, (), _) = send_to_peer(answer_after_a_third, &["question"], b"");
     succeeded(&out);
     assert_eq!(
         text(&out.stdout),
@@ -465,8 +461,7 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
     for sig in ["INT", "TERM"] {
         let mut srv = serve(&[]);
         let s = udp_socket();
-        s.send_to(b"abc", srv.addr()).unwrap();
-        assert_eq!(recv_from(&s).0, b"abc");
+        assert_eq!(ask_udp(&s, srv.addr(), b"abc"), b"abc");
         let took = srv.stop(sig);
         assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
         let log = srv.err().rest();
@@ -544,10 +539,7 @@ fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
     let status = srv.wait();
     let log = srv.err().rest();
     assert!(status.success(), "{status:?} {log:?}");
-    let said = log
-        .iter()
-        .filter(|l| l.contains("stdout was closed"))
-        .count();
+    let said = count(&log, "stdout was closed");
     assert_eq!(said, 1, "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("udp-echo:")), "{log:?}");
 }
@@ -647,8 +639,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
     succeeded(&out);
     assert!(out.stdout == data, "the echoes differ from the file");
     assert_eq!(text(&out.stderr), "");
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     assert!(
         collector.join().unwrap() == data,
         "serve --raw wrote other bytes"

@@ -146,6 +146,11 @@ pub fn failed_saying(out: &Output, code: i32, stderr: &str) {
     assert_eq!(out.status.code(), Some(code), "{stderr}");
 }
 
+/// How many of `lines` contain `needle`.
+pub fn count(lines: &[String], needle: &str) -> usize {
+    lines.iter().filter(|l| l.contains(needle)).count()
+}
+
 /// One of our binaries as a command.
 pub fn cmd(name: &str, args: &[&str]) -> Command {
     let mut c = Command::new(bin(name));
@@ -202,6 +207,12 @@ pub fn recv_from(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     }
 }
 
+/// Send datagram `msg` from `s` to `to`; the answer.
+pub fn ask_udp(s: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    s.send_to(msg, to).expect("send a datagram");
+    recv_from(s).0
+}
+
 /// Read until the peer closes.
 pub fn read_all(mut s: &TcpStream) -> Vec<u8> {
     let mut v = Vec::new();
@@ -239,18 +250,23 @@ pub fn course_script(name: &str) -> String {
     format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// One of the notes' Python servers (python3 SCRIPT ARGS), which prints
-/// `listening on ADDR` on stderr first; its stdout is read as lines. None
-/// (skip the test) without python3.
-pub fn python_server(script: &str, args: &[&str]) -> Option<Process> {
+/// One of the notes' programs kept under tests/course, unbuffered
+/// (`python3 -u SCRIPT`); None (skip the test) without python3.
+pub fn course_python(script: &str) -> Option<Command> {
     if !have_peer("python3") {
         return None;
     }
     let mut c = Command::new("python3");
-    c.arg(course_script(script))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+    c.arg("-u").arg(course_script(script));
+    Some(c)
+}
+
+/// One of the notes' Python servers (python3 SCRIPT ARGS), which prints
+/// `listening on ADDR` on stderr first; its stdout is read as lines. None
+/// (skip the test) without python3.
+pub fn python_server(script: &str, args: &[&str]) -> Option<Process> {
+    let mut c = course_python(script)?;
+    c.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
     Some(Process::serve(c, true))
 }
 
