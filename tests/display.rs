@@ -27,6 +27,17 @@ fn indent(head: &str) -> String {
     " ".repeat(head.chars().count() - 2)
 }
 
+/// The rest of a record whose first line began with `head`: its other
+/// lines `more`, then its size line `└ size`.
+fn rest_of_record(srv: &mut Process, head: &str, more: &[&str], size: &str) {
+    let pad = indent(head);
+    for line in more {
+        let want = format!("{pad}│ {line}");
+        assert_eq!(srv.out().next().as_deref(), Some(want.trim_end()));
+    }
+    assert_eq!(srv.out().next(), Some(format!("{pad}└ {size}")));
+}
+
 /// Seconds since midnight in China (UTC+8) now.
 fn china_seconds_now() -> i64 {
     let unix = SystemTime::now()
@@ -79,13 +90,7 @@ fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
     let head = format!("[{me}] ");
     srv.err().expect(&format!("{me}: received 14 bytes"));
     assert_eq!(srv.out().next().unwrap(), format!("{head}one"));
-    let pad = indent(&head);
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ three"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 14 bytes in one read")
-    );
+    rest_of_record(&mut srv, &head, &["two", "three"], "14 bytes in one read");
     // A read of one line is that line alone.
     echoes(&s, b"four\n");
     assert_eq!(srv.out().next().unwrap(), format!("{head}four"));
@@ -115,11 +120,11 @@ fn timestamps_put_the_local_time_before_each_record() {
     let (t, rest) = timestamp(&first);
     assert_about(t, before, after);
     assert_eq!(rest, format!("[{me}] one"));
-    let pad = indent(&format!("12:34:56.789 [{me}] "));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 8 bytes in one read")
+    rest_of_record(
+        &mut srv,
+        &format!("12:34:56.789 [{me}] "),
+        &["two"],
+        "8 bytes in one read",
     );
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
@@ -139,11 +144,11 @@ fn timestamps_on_udp_echo_serve_and_send() {
     assert_about(t, before, china_seconds_now());
     assert_eq!(rest, format!("[{me}] a"));
     // One datagram, one record.
-    let pad = indent(&format!("12:34:56.789 [{me}] "));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 3 bytes in one datagram")
+    rest_of_record(
+        &mut srv,
+        &format!("12:34:56.789 [{me}] "),
+        &["b"],
+        "3 bytes in one datagram",
     );
 
     // The client's reply, with its time.
@@ -360,6 +365,17 @@ fn first_warning(srv: &mut Process, until: &str) -> String {
         .unwrap_or_else(|| panic!("no warning in {:?}", srv.err().seen))
 }
 
+/// The first warning of a tcp-server with `flags` whose client sends `bytes`
+/// and closes.
+fn warning_at_the_end_of(flags: &[&str], bytes: &[u8]) -> String {
+    let mut srv = server("tcp-server", flags);
+    let c = connect(srv.addr());
+    send_all(&c, bytes);
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    read_all(&c);
+    first_warning(&mut srv, "disconnected")
+}
+
 #[test]
 fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // One datagram of one GBK lead byte: whole, and valid nowhere.
@@ -375,12 +391,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     );
 
     // A stream that ends inside a character: the hint is about that character.
-    let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
-    let c = connect(srv.addr());
-    send_all(&c, b"ok\xc4");
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    read_all(&c);
-    let warning = first_warning(&mut srv, "disconnected");
+    let warning = warning_at_the_end_of(&["--recv-encoding", "gbk"], b"ok\xc4");
     assert!(
         warning.ends_with(
             "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
@@ -388,12 +399,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
         "{warning}"
     );
     // …and when that character's bytes are whole in another encoding, it is named.
-    let mut srv = server("tcp-server", &[]);
-    let c = connect(srv.addr());
-    send_all(&c, b"ok\xe4\xbd");
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    read_all(&c);
-    let warning = first_warning(&mut srv, "disconnected");
+    let warning = warning_at_the_end_of(&[], b"ok\xe4\xbd");
     assert!(
         warning.ends_with(
             "not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
@@ -499,11 +505,11 @@ fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
     let (t, rest) = timestamp(&first);
     assert_about(t, before, china_seconds_now());
     assert_eq!(rest, "peer> one");
-    let pad = indent("12:34:56.789 peer> ");
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 8 bytes in one read")
+    rest_of_record(
+        &mut srv,
+        "12:34:56.789 peer> ",
+        &["two"],
+        "8 bytes in one read",
     );
     send_all(&s, b"three\n");
     let line = srv.out().next().unwrap();
@@ -545,11 +551,5 @@ fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
     // A blank line inside one read is part of it.
     send_all(&s, b"a\n\nb\n");
     assert_eq!(srv.out().next().unwrap(), "peer> a");
-    let pad = indent("peer> ");
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│"));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 5 bytes in one read")
-    );
+    rest_of_record(&mut srv, "peer> ", &["", "b"], "5 bytes in one read");
 }
