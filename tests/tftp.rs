@@ -118,6 +118,12 @@ fn serve_on(bind: &str, root: &Path, flags: &[&str]) -> Process {
     Process::serving(c)
 }
 
+/// [`served`] with `--allow-write`, for a test of peer program `peer`; None
+/// (skip the test) if it is not installed.
+fn served_to(peer: &str, files: &[(&str, &[u8])]) -> Option<(TempDir, Process, TempDir)> {
+    have_peer(peer).then(|| served(files, &["--allow-write"]))
+}
+
 /// A directory holding `files`, tftp-serve on it with `flags`, and an empty work directory.
 fn served(files: &[(&str, &[u8])], flags: &[&str]) -> (TempDir, Process, TempDir) {
     let root = dir_with(files);
@@ -176,6 +182,15 @@ fn error_of(bytes: &[u8]) -> Option<(u16, String)> {
     match Packet::parse(bytes) {
         Ok(Packet::Error { code, message }) => Some((code.code(), message.into_owned())),
         _ => None,
+    }
+}
+
+/// The message of the first ERROR that comes to `sock`, other packets passed over.
+fn next_error_message(sock: &UdpSocket) -> String {
+    loop {
+        if let Some((_, message)) = error_of(&recv_from(sock).0) {
+            return message;
+        }
     }
 }
 
@@ -254,16 +269,13 @@ fn finish_lockstep(sock: &UdpSocket, tid: SocketAddr, first: Vec<u8>) -> Vec<u8>
 
 #[test]
 fn tftp_hpa_client_gets_binary_and_netascii_and_puts() {
-    if !have_peer("tftp") {
-        return;
-    }
     // 2 MiB is a multiple of 512: the transfer ends with an empty block.
     let big = noise(2 << 20, 1);
     let notes = netascii_sample();
-    let (root, srv, work) = served(
-        &[("big.bin", &big), ("notes.txt", &notes)],
-        &["--allow-write"],
-    );
+    let files = [("big.bin", &big[..]), ("notes.txt", &notes)];
+    let Some((root, srv, work)) = served_to("tftp", &files) else {
+        return;
+    };
     let port = srv.addr().port().to_string();
     let hpa = |args: &[&str]| {
         peer(
@@ -284,11 +296,10 @@ fn tftp_hpa_client_gets_binary_and_netascii_and_puts() {
 
 #[test]
 fn atftp_gets_with_big_blocks_and_window_and_puts() {
-    if !have_peer("atftp") {
-        return;
-    }
     let big = noise(BIG, 2);
-    let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let Some((root, mut srv, work)) = served_to("atftp", &[("big.bin", &big)]) else {
+        return;
+    };
     let port = srv.addr().port().to_string();
     peer(
         "atftp",
@@ -319,11 +330,10 @@ fn atftp_gets_with_big_blocks_and_window_and_puts() {
 
 #[test]
 fn curl_gets_with_and_without_options_and_puts() {
-    if !have_peer("curl") {
-        return;
-    }
     let big = noise(BIG, 3);
-    let (root, mut srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let Some((root, mut srv, work)) = served_to("curl", &[("big.bin", &big)]) else {
+        return;
+    };
     let url = format!("tftp://{}/big.bin", srv.addr());
     for (local, flags) in [
         ("default.bin", &[][..]),
@@ -342,11 +352,10 @@ fn curl_gets_with_and_without_options_and_puts() {
 
 #[test]
 fn busybox_tftp_gets_and_puts_with_blksize() {
-    if !have_peer("busybox") {
-        return;
-    }
     let big = noise(BIG, 4);
-    let (root, srv, work) = served(&[("big.bin", &big)], &["--allow-write"]);
+    let Some((root, srv, work)) = served_to("busybox", &[("big.bin", &big)]) else {
+        return;
+    };
     let port = srv.addr().port().to_string();
     let bb = |dir: &str, remote: &str| {
         let args = [
@@ -689,12 +698,7 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
         );
         get.signal(sig);
         // The server hears why the client left...
-        let message = loop {
-            let (packet, _) = recv_from(&tid);
-            if let Some((_, message)) = error_of(&packet) {
-                break message;
-            }
-        };
+        let message = next_error_message(&tid);
         assert!(message.contains("aborted"), "SIG{sig}: {message}");
         let status = get.wait();
         assert_eq!(status.code(), Some(130), "SIG{sig}");
@@ -1410,12 +1414,7 @@ fn sigterm_stops_an_upload_tells_the_client_and_removes_its_file() {
     srv.signal("TERM");
     srv.err()
         .expect("stopping: waiting up to 1 s for 1 transfer(s)");
-    let message = loop {
-        let (packet, _) = recv_from(&sock);
-        if let Some((_, message)) = error_of(&packet) {
-            break message;
-        }
-    };
+    let message = next_error_message(&sock);
     assert!(message.contains("aborted"), "{message}");
     let status = srv.wait();
     assert!(status.success(), "{status:?}");
@@ -1447,12 +1446,7 @@ fn ctrl_c_lets_running_transfers_finish_then_exits_with_summary() {
     // The running transfer may still finish...
     assert_eq!(finish_lockstep(&finisher, tid, first), slow);
     // ...the stalled transfer is aborted when the grace period ends...
-    let message = loop {
-        let (packet, _) = recv_from(&stalled);
-        if let Some((_, message)) = error_of(&packet) {
-            break message;
-        }
-    };
+    let message = next_error_message(&stalled);
     assert!(message.contains("aborted"), "{message}");
     let status = srv
         .wait_for(grace + Duration::from_secs(5))

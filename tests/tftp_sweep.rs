@@ -435,7 +435,8 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
         .stdout(out.try_clone().unwrap())
         .stderr(out);
     let start = Instant::now();
-    let status = Process::new(cmd).wait_for(pairing.limit()).ok();
+    let mut client = Process::new(cmd).polling(Duration::from_millis(2));
+    let status = client.wait_for(pairing.limit()).ok();
     let secs = start.elapsed().as_secs_f64();
     let stats = relay.stats();
     let trace = relay.trace();

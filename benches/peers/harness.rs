@@ -428,6 +428,15 @@ pub fn report(outcomes: &[Outcome]) -> String {
 /// Set by `--ours-only`: every peer counts as missing (for profiling our side).
 pub static OURS_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// How often a wait looks whether a process has exited: often enough for
+/// start-up times of a few milliseconds.
+const POLL: Duration = Duration::from_micros(200);
+
+/// Start `cmd` as it was set up, waited for every [`POLL`].
+pub fn start(cmd: Command) -> Result<Process, String> {
+    Ok(Process::start(cmd)?.polling(POLL))
+}
+
 /// Does this run measure peer `cmd`: installed, and not turned off by `--ours-only`?
 pub fn peer(cmd: &str) -> bool {
     !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
@@ -438,7 +447,7 @@ pub fn peer(cmd: &str) -> bool {
 /// (and dropped) so a chatty log can never block it.
 pub fn start_ours(mut cmd: Command) -> Result<(Process, SocketAddr), String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut p = Process::try_serve(cmd, false)?;
+    let mut p = Process::try_serve(cmd, false)?.polling(POLL);
     p.discard_output();
     let addr = p.addr();
     Ok((p, addr))
@@ -486,7 +495,7 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Process, 
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut p = Process::start(cmd)?;
+    let mut p = start(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !bound(proto, port) {
         if let Ok(Some(st)) = p.child.try_wait() {
@@ -505,7 +514,7 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Process, 
 pub fn run_timed(mut cmd: Command, limit: Duration) -> Result<Duration, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let started = Instant::now();
-    Process::start(cmd)?.finish(limit)?;
+    start(cmd)?.finish(limit)?;
     Ok(started.elapsed())
 }
 

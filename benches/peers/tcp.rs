@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{
     MIB_S, Metric, Outcome, PATIENCE, Plan, Process, Proto, Trial, cpu_seconds, free_port, mib,
-    peak_rss, run_timed, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
+    peak_rss, run_timed, sh, start, start_ours, start_peer, thread_cpu_seconds, tree_rss,
 };
 use crate::{Config, bin, course_script};
 
@@ -26,7 +26,7 @@ fn pipe_into(bytes: u64, mut server: Process, client: &str) -> Result<Trial, Str
     let started = Instant::now();
     let mut c = sh(&format!("head -c {bytes} /dev/zero | {client}"));
     c.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut p = Process::start(c)?;
+    let mut p = start(c)?;
     p.finish(PATIENCE)?;
     server.finish(PATIENCE)?;
     Ok(Trial::new(mib(bytes) / started.elapsed().as_secs_f64()))
@@ -292,7 +292,7 @@ fn timed_with_input(mut cmd: Command, input: &[u8]) -> Result<Duration, String> 
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let mut p = Process::start(cmd)?;
+    let mut p = start(cmd)?;
     let mut stdin = p.stdin.take().expect("piped");
     stdin.write_all(input).map_err(|e| e.to_string())?;
     drop(stdin);

@@ -165,6 +165,8 @@ pub struct Process {
     addr: Option<SocketAddr>,
     /// Signals and the final kill go to its whole process group.
     group: bool,
+    /// How often a wait looks whether it has exited.
+    poll: Duration,
 }
 
 impl Process {
@@ -183,6 +185,9 @@ impl Process {
             err: None,
             addr: None,
             group: false,
+            // Coarse enough to cost nothing; some tests' timing (a server's
+            // state right after a transfer) has always had this much slack.
+            poll: Duration::from_millis(10),
         })
     }
 
@@ -280,6 +285,13 @@ impl Process {
         let mut c = server_cmd(tool, flags);
         c.stdin(stdin).stdout(Stdio::piped());
         Process::serve(c, line_stdout)
+    }
+
+    /// The same process, its waits looking every `poll` whether it has exited
+    /// (the bench times start-ups of a few milliseconds).
+    pub fn polling(mut self, poll: Duration) -> Process {
+        self.poll = poll;
+        self
     }
 
     /// The same process, known to listen on `addr`.
@@ -388,9 +400,7 @@ impl Process {
             }
             // Short polls at first, for the bench's start-up times in
             // milliseconds; longer ones later, for the sweep's many waiters.
-            thread::sleep(
-                (waited / 100).clamp(Duration::from_micros(50), Duration::from_millis(2)),
-            );
+            thread::sleep(self.poll);
         }
     }
 
