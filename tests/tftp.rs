@@ -124,6 +124,16 @@ fn served_to(peer: &str, files: &[(&str, &[u8])]) -> Option<(TempDir, Process, T
     have_peer(peer).then(|| served(files, &["--allow-write"]))
 }
 
+/// A file's bytes, the directory serving it, the server, a work directory.
+type BigServed = (Vec<u8>, TempDir, Process, TempDir);
+
+/// `big.bin` ([`BIG`] bytes of noise from `seed`) [`served_to`] peer `peer`.
+fn big_file_for(peer: &str, seed: u64) -> Option<BigServed> {
+    let big = noise(BIG, seed);
+    let (root, srv, work) = served_to(peer, &[("big.bin", &big)])?;
+    Some((big, root, srv, work))
+}
+
 /// A directory holding `files`, tftp-serve on it with `flags`, and an empty work directory.
 fn served(files: &[(&str, &[u8])], flags: &[&str]) -> (TempDir, Process, TempDir) {
     let root = dir_with(files);
@@ -296,8 +306,7 @@ fn tftp_hpa_client_gets_binary_and_netascii_and_puts() {
 
 #[test]
 fn atftp_gets_with_big_blocks_and_window_and_puts() {
-    let big = noise(BIG, 2);
-    let Some((root, mut srv, work)) = served_to("atftp", &[("big.bin", &big)]) else {
+    let Some((big, root, mut srv, work)) = big_file_for("atftp", 2) else {
         return;
     };
     let port = srv.addr().port().to_string();
@@ -330,8 +339,7 @@ fn atftp_gets_with_big_blocks_and_window_and_puts() {
 
 #[test]
 fn curl_gets_with_and_without_options_and_puts() {
-    let big = noise(BIG, 3);
-    let Some((root, mut srv, work)) = served_to("curl", &[("big.bin", &big)]) else {
+    let Some((big, root, mut srv, work)) = big_file_for("curl", 3) else {
         return;
     };
     let url = format!("tftp://{}/big.bin", srv.addr());
@@ -352,8 +360,7 @@ fn curl_gets_with_and_without_options_and_puts() {
 
 #[test]
 fn busybox_tftp_gets_and_puts_with_blksize() {
-    let big = noise(BIG, 4);
-    let Some((root, srv, work)) = served_to("busybox", &[("big.bin", &big)]) else {
+    let Some((big, root, srv, work)) = big_file_for("busybox", 4) else {
         return;
     };
     let port = srv.addr().port().to_string();
@@ -716,76 +723,57 @@ fn a_signal_during_get_removes_the_partial_file_and_tells_the_server() {
 #[test]
 fn usage_errors_exit_2() {
     let work = TempDir::new().unwrap();
-    for (name, args, needle) in [
+    for (line, needle) in [
+        ("tftp-get 127.0.0.1 x --blksize 4", "--blksize"),
+        ("tftp-get 127.0.0.1 x --port 70000", "70000"),
+        ("tftp-get 127.0.0.1", "<REMOTE>"),
+        ("tftp-get", "<HOST>"),
+        ("tftp-put 127.0.0.1", "<LOCAL>"),
+        ("tftp-put 127.0.0.1 -", "needs a REMOTE name"),
         (
-            "tftp-get",
-            &["127.0.0.1", "x", "--blksize", "4"][..],
-            "--blksize",
-        ),
-        (
-            "tftp-get",
-            &["127.0.0.1", "x", "--port", "70000"][..],
-            "70000",
-        ),
-        ("tftp-get", &["127.0.0.1"][..], "<REMOTE>"),
-        ("tftp-get", &[][..], "<HOST>"),
-        ("tftp-put", &["127.0.0.1"][..], "<LOCAL>"),
-        ("tftp-put", &["127.0.0.1", "-"][..], "needs a REMOTE name"),
-        (
-            "tftp-serve",
-            &["/nonexistent/dir", "--port", "0"][..],
+            "tftp-serve /nonexistent/dir --port 0",
             "cannot serve /nonexistent/dir",
         ),
         // tftp-hpa's habit: the port as an argument of its own.
         (
-            "tftp-get",
-            &["127.0.0.1", "6969", "test.jpg"][..],
+            "tftp-get 127.0.0.1 6969 test.jpg",
             "the port goes with the host: tftp-get 127.0.0.1:6969 test.jpg (or -p 6969)",
         ),
+        ("tftp-get ::1 6969 test.jpg", "tftp-get [::1]:6969 test.jpg"),
         (
-            "tftp-get",
-            &["::1", "6969", "test.jpg"][..],
-            "tftp-get [::1]:6969 test.jpg",
-        ),
-        (
-            "tftp-get",
-            &["127.0.0.1", "test.jpg", "copy.jpg"][..],
+            "tftp-get 127.0.0.1 test.jpg copy.jpg",
             "unexpected argument \"copy.jpg\"; for the local name use -o copy.jpg",
         ),
         (
-            "tftp-put",
-            &["127.0.0.1", "6969", "test.jpg"][..],
+            "tftp-put 127.0.0.1 6969 test.jpg",
             "no file \"6969\" to send; the port goes with the host: tftp-put 127.0.0.1:6969 test.jpg",
         ),
         // The other servers' habit: the port first.
         (
-            "tftp-serve",
-            &["6969"][..],
+            "tftp-serve 6969",
             "no directory \"6969\" to serve: unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port 6969 .)",
         ),
         (
-            "tftp-serve",
-            &["6969", "/srv/tftp"][..],
+            "tftp-serve 6969 /srv/tftp",
             "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 /srv/tftp",
         ),
         // A number that is no port either: the same hint, and why not that number.
         (
-            "tftp-serve",
-            &["99999"][..],
+            "tftp-serve 99999",
             "no directory \"99999\" to serve, and 99999 is not a valid port either (0-65535): unlike the other servers, tftp-serve takes the port as --port (tftp-serve --port 6969 .)",
         ),
         (
-            "tftp-serve",
-            &["99999", "/srv/tftp"][..],
+            "tftp-serve 99999 /srv/tftp",
             "tftp-serve takes one DIR, and the port as --port: tftp-serve --port 6969 /srv/tftp (99999 is not a valid port either way: 0-65535)",
         ),
         (
-            "tftp-serve",
-            &["up", "down"][..],
+            "tftp-serve up down",
             "unexpected argument \"down\": tftp-serve serves one DIR",
         ),
     ] {
-        let out = tool(name, args, work.path());
+        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let out = tool(name, &args, work.path());
         let err = failed(&out, 2, needle);
         assert!(out.stdout.is_empty(), "{name} {args:?}");
         // Ours: one line `NAME: what`. Clap's: an `error: what` line, then usage hints.
