@@ -59,6 +59,15 @@ fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
     (buf, from)
 }
 
+/// `msg`, sent from `sock` to `to`, arrives at `at` from `from`.
+#[track_caller]
+fn passes(sock: &UdpSocket, to: SocketAddr, msg: &[u8], at: &UdpSocket, from: SocketAddr) {
+    sock.send_to(msg, to).unwrap();
+    let what = String::from_utf8_lossy(msg);
+    let (got, sender) = recv(at, &what);
+    assert_eq!((got.as_slice(), sender), (msg, from), "{what}");
+}
+
 #[test]
 fn relay_gives_each_server_port_and_each_client_port_a_port_of_its_own() {
     // The server's request port, and a second port as a transfer ID would be.
@@ -98,12 +107,8 @@ fn relay_gives_each_server_port_and_each_client_port_a_port_of_its_own() {
 
     // What the client sends to each front port reaches the server port it stands
     // for, from the same back port.
-    c1.send_to(b"to transfer port", front_xfer).unwrap();
-    let (got, from) = recv(&transfer_port, "c1's datagram at the transfer port");
-    assert_eq!((got.as_slice(), from), (&b"to transfer port"[..], back1));
-    c1.send_to(b"to request port", front_req).unwrap();
-    let (got, from) = recv(&request_port, "c1's datagram at the request port");
-    assert_eq!((got.as_slice(), from), (&b"to request port"[..], back1));
+    passes(&c1, front_xfer, b"to transfer port", &transfer_port, back1);
+    passes(&c1, front_req, b"to request port", &request_port, back1);
 
     // A second client socket is a second port to the server.
     c2.send_to(b"c2 request", relay.addr()).unwrap();
@@ -111,12 +116,8 @@ fn relay_gives_each_server_port_and_each_client_port_a_port_of_its_own() {
     assert_eq!(got, b"c2 request");
     assert_ne!(back2, back1, "two client ports, two relay ports");
     // Answers to each back port go to its own client, from the right front port.
-    transfer_port.send_to(b"to c2", back2).unwrap();
-    let (got, from) = recv(&c2, "the transfer port's datagram at c2");
-    assert_eq!((got.as_slice(), from), (&b"to c2"[..], front_xfer));
-    request_port.send_to(b"to c1 again", back1).unwrap();
-    let (got, from) = recv(&c1, "the request port's datagram at c1");
-    assert_eq!((got.as_slice(), from), (&b"to c1 again"[..], front_req));
+    passes(&transfer_port, back2, b"to c2", &c2, front_xfer);
+    passes(&request_port, back1, b"to c1 again", &c1, front_req);
 
     // Another host writing to a back port is ignored: client 1's next datagram is
     // the server's, sent after the stranger's to the same relay socket.
