@@ -442,6 +442,21 @@ pub fn peer(cmd: &str) -> bool {
     !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
 }
 
+/// Our server `TOOL [SUBCOMMAND] 0 --bind 127.0.0.1 -q FLAGS…`, as [`start_ours`].
+pub fn our_server(tool: &str, flags: &[&str]) -> Result<(Process, SocketAddr), String> {
+    start_ours(crate::util::server_cmd(
+        tool,
+        &[&["-q"][..], flags].concat(),
+    ))
+}
+
+/// One of the course's Python servers, as [`start_ours`].
+pub fn course_server(script: &str) -> Result<(Process, SocketAddr), String> {
+    let mut c = Command::new("python3");
+    c.arg(crate::course_script(script));
+    start_ours(c)
+}
+
 /// Start one of our servers (stdout to /dev/null) and read the address from its
 /// first stderr line, `listening on ADDR`; the rest of stderr is drained
 /// (and dropped) so a chatty log can never block it.
@@ -490,8 +505,13 @@ fn bound(proto: Proto, port: u16) -> bool {
     })
 }
 
-/// Start a peer server on `port` and wait until the kernel shows it bound.
-pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Process, String> {
+/// Start a peer server on 127.0.0.1:`port` and wait until the kernel shows it
+/// bound: the process and its address.
+pub fn start_peer(
+    mut cmd: Command,
+    proto: Proto,
+    port: u16,
+) -> Result<(Process, SocketAddr), String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -506,7 +526,20 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Process, 
         }
         thread::sleep(Duration::from_millis(2));
     }
-    Ok(p)
+    Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Peer `program` serving on a free port of 127.0.0.1, its arguments
+/// `args(port)` split at spaces; as [`start_peer`].
+pub fn peer_server(
+    proto: Proto,
+    program: &str,
+    args: impl FnOnce(u16) -> String,
+) -> Result<(Process, SocketAddr), String> {
+    let port = free_port(proto);
+    let mut c = Command::new(program);
+    c.args(args(port).split_whitespace());
+    start_peer(c, proto, port)
 }
 
 /// Run a command to completion (stdin and stdout to /dev/null), timed; it fails

@@ -100,7 +100,7 @@ fn set_mode(p: &Path, mode: u32) {
     let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
 }
 
-fn our_server(dir: &Path) -> Result<(Process, SocketAddr), String> {
+fn tftp_serve(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let mut c = Command::new(bin("tftp-serve"));
     c.arg(dir).args(["-p", "0", "-b", "127.0.0.1", "-q"]);
     start_ours(c)
@@ -116,8 +116,7 @@ fn tftpd_hpa(dir: &Path) -> Result<(Process, SocketAddr), String> {
     if is_root() {
         c.args(["-u", "nobody"]);
     }
-    let p = start_peer(c, Proto::Udp, port)?;
-    Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+    start_peer(c, Proto::Udp, port)
 }
 
 /// tftpd-hpa serving `dir`, if `needed_by` (its client in a scenario) and
@@ -165,7 +164,7 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
 
     // 4b: our server and tftpd-hpa, with curl as the client.
     let mut plan = Plan::new("4b TFTP serve to curl", work, MIB_S);
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let hpa = tftpd_for("curl", &dir);
     if peer("curl") {
         let ours = "tftp-serve";
@@ -205,7 +204,7 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
         ),
         MIB_S,
     );
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
     let tftpd = tftpd_for("atftp", &dir);
     const FLAGS: [(u32, u32, &[&str]); 8] = [
@@ -274,7 +273,7 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
     };
     // tftp-hpa's 1 s timer costs about a second per lost packet.
     let limit = Duration::from_secs(60 + len / 100);
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
     let ours = [
         (
