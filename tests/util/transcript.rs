@@ -346,9 +346,18 @@ pub enum Step {
     Open(&'static str, &'static str),
     /// Run a command to its end, stdin empty.
     Run(&'static str, &'static str),
+    /// [`Step::Run`] each `$` line left in shown block `.0`, one after another.
+    Runs(&'static str),
+    /// For each text of `.2`: [`Step::Run`] the next `$` line of shown block
+    /// `.0`, then [`Step::Wait`] until server `.1` shows that text (what a
+    /// server prints about each of its client's commands).
+    RunSeen(&'static str, &'static str, &'static [&'static str]),
     /// Type a line (a newline is added) into an [`Step::Open`]ed program, or
     /// send it from a [`Step::Connect`]ed socket (as is: add `\r\n` yourself).
     Type(&'static str, &'static str),
+    /// One turn of a conversation: [`Step::Type`] `.1` in `.0`, then
+    /// [`Step::Wait`] until terminal `.2` shows it.
+    Say(&'static str, &'static str, &'static str),
     /// End a program's stdin (Ctrl-D).
     Eof(&'static str),
     /// Wait until the terminal shows this text (after what earlier waits saw)
@@ -370,8 +379,15 @@ pub enum Step {
     /// with encoding `.2` (what NetAssist or a Python client would show), and
     /// what it types encoded so too; `gbk/utf-8` types GBK and shows UTF-8.
     Connect(&'static str, u16, &'static str),
+    /// A socket client's visit: [`Step::Connect`] `.0` to README port `.1`
+    /// with encoding `.2`, [`Step::Type`] `.3`, then [`Step::Wait`] until its
+    /// screen shows `.4`.
+    Ask(&'static str, u16, &'static str, &'static str, &'static str),
     /// Close a [`Step::Connect`]ed socket.
     Close(&'static str),
+    /// [`Step::Close`] socket `.0`, then [`Step::Wait`] until server `.1`
+    /// shows it `disconnected`.
+    Hangup(&'static str, &'static str),
     /// A UDP socket standing for README port `.0` that never answers.
     Silent(u16),
     /// A TCP port free a moment ago stands for README port `.0`.
@@ -423,6 +439,42 @@ pub const SCENARIO: Scenario = Scenario {
     attempts: 1,
     steps: &[],
 };
+
+/// A scenario producing README blocks `blocks` by `steps`; the rest as
+/// [`SCENARIO`] until a method below says otherwise.
+pub const fn shows(blocks: &'static [&'static str], steps: &'static [Step]) -> Scenario {
+    Scenario {
+        blocks,
+        steps,
+        ..SCENARIO
+    }
+}
+
+impl Scenario {
+    /// It needs these peer programs.
+    pub const fn needs(mut self, peers: &'static [&'static str]) -> Scenario {
+        self.needs = peers;
+        self
+    }
+
+    /// Its directory starts with these files.
+    pub const fn files(mut self, files: &'static [(&'static str, Content)]) -> Scenario {
+        self.files = files;
+        self
+    }
+
+    /// These terminals start in these subdirectories.
+    pub const fn cwd(mut self, cwd: &'static [(&'static str, &'static str)]) -> Scenario {
+        self.cwd = cwd;
+        self
+    }
+
+    /// It is tried up to this many times while it differs from README.
+    pub const fn attempts(mut self, attempts: u32) -> Scenario {
+        self.attempts = attempts;
+        self
+    }
+}
 
 /// Bytes a program (or a socket) has shown so far, and whether it is done.
 #[derive(Default)]
@@ -630,6 +682,12 @@ impl Runner {
         Ok(line)
     }
 
+    /// The command to run ([`Runner::line`]) with the real ports in it.
+    fn command(&mut self, t: &'static str, cmd: &'static str) -> Result<String, String> {
+        let line = self.line(t, cmd)?;
+        Ok(self.real_ports(&line))
+    }
+
     /// README ports in `cmd` replaced by the real ones (the latest server's).
     fn real_ports(&self, cmd: &str) -> String {
         let mut seen = Vec::new();
@@ -759,25 +817,47 @@ impl Runner {
                 let (bytes, ok) = term.screen.wait_for(|b, done| done || b.contains(&b'\n'));
                 let first = String::from_utf8_lossy(&bytes);
                 let first = first.lines().next().unwrap_or("");
-                let addr: SocketAddr = first
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.trim().parse().ok())
-                    .ok_or_else(|| {
-                        format!("{line:?} did not start (ok={ok}): first line {first:?}")
-                    })?;
+                let addr = crate::util::parse_listening(first).ok_or_else(|| {
+                    format!("{line:?} did not start (ok={ok}): first line {first:?}")
+                })?;
                 self.ports.push((port, addr.port()));
             }
             Step::Open(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 self.spawn(t, &line, true)?;
             }
             Step::Run(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 self.spawn(t, &line, false)?;
                 let status = self.wait_exit(t)?;
                 self.finish(t, status)?;
+            }
+            Step::Runs(t) => {
+                if !self.shown(t) {
+                    return Err(format!("Runs({t:?}): {t} is not a shown terminal"));
+                }
+                while self.pending.get(t).is_some_and(|left| !left.is_empty()) {
+                    self.step(Step::Run(t, NEXT))?;
+                }
+            }
+            Step::RunSeen(t, server, seen) => {
+                for text in seen {
+                    self.step(Step::Run(t, NEXT))?;
+                    self.step(Step::Wait(server, text))?;
+                }
+            }
+            Step::Ask(t, port, encoding, text, until) => {
+                self.step(Step::Connect(t, port, encoding))?;
+                self.step(Step::Type(t, text))?;
+                self.step(Step::Wait(t, until))?;
+            }
+            Step::Say(t, text, to) => {
+                self.step(Step::Type(t, text))?;
+                self.step(Step::Wait(to, text))?;
+            }
+            Step::Hangup(t, server) => {
+                self.step(Step::Close(t))?;
+                self.step(Step::Wait(server, "disconnected"))?;
             }
             Step::Type(t, text) => {
                 let term = self.term(t);
@@ -877,8 +957,7 @@ impl Runner {
                 self.ports.push((port, real));
             }
             Step::OpenTty(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 let quoted = format!("'{}'", line.replace('\'', "'\\''"));
                 self.spawn(t, &format!("script -qec {quoted} /dev/null"), true)?;
             }
