@@ -476,7 +476,7 @@ fn nc_gets_no_name_and_lines_like_its_own() {
     let (mut a, addr) = listen(&["--name", "alice"]);
     let port = addr.port().to_string();
     let mut nc = Process::spawn({
-        let mut c = Command::new("nc");
+        let mut c = peer_cmd("nc");
         c.args(["127.0.0.1", &port]);
         c
     });

@@ -5,7 +5,6 @@ mod util;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -532,7 +531,7 @@ fn nc_is_a_room_member() {
     }
     let srv = room(&[]);
     let mut m = Member::join(&srv);
-    let mut nc = Command::new("nc");
+    let mut nc = peer_cmd("nc");
     nc.args(["127.0.0.1", &srv.addr().port().to_string()]);
     let mut nc = Process::spawn(nc);
     let greeting = nc.out().next().expect("greeting");

@@ -4,7 +4,7 @@ mod util;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tempfile::TempDir;
 use util::*;
@@ -147,7 +147,7 @@ fn every_man_page_renders_and_documents_every_flag() {
         }
         let file = pages.path().join(format!("{name}.1"));
         fs::write(&file, &roff).unwrap();
-        let mut man = Command::new("man");
+        let mut man = peer_cmd("man");
         man.args(["--warnings", "-l"])
             .arg(&file)
             .env("MANWIDTH", "100")
@@ -229,7 +229,7 @@ fn bash_loads_the_completion_and_completes_a_flag() {
          \"$f\" tcp-server --recv tcp-server && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         file.display()
     );
-    let mut bash = Command::new("bash");
+    let mut bash = peer_cmd("bash");
     bash.args(["--norc", "-c", &probe]);
     let out = run(bash, b"");
     succeeded(&out);

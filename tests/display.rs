@@ -3,7 +3,6 @@
 mod util;
 
 use std::net::TcpListener;
-use std::process::Command;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -458,7 +457,7 @@ fn notes_style_python_client_three_sends() {
               s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
               s.send(b'one\\n'); s.send(b'two\\n'); s.send(b'three\\n')\n\
               s.close()\n";
-    let mut c = Command::new("python3");
+    let mut c = peer_cmd("python3");
     c.args(["-c", py, &port]);
     let out = run(c, b"");
     succeeded(&out);

@@ -435,7 +435,7 @@ fn nc_as_client_of_our_server() {
         return;
     }
     let srv = Process::server("tcp-server", &[]);
-    let mut c = Command::new("nc");
+    let mut c = peer_cmd("nc");
     c.args(["-N", "127.0.0.1", &srv.addr().port().to_string()]);
     let data = noise(1 << 20, 3);
     let out = run(c, &data);
@@ -448,7 +448,7 @@ fn nc_as_server_for_our_client() {
     if !have_peer("nc") {
         return;
     }
-    let mut nc = Command::new("nc");
+    let mut nc = peer_cmd("nc");
     nc.args(["-v", "-l", "127.0.0.1", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

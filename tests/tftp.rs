@@ -11,7 +11,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ fn tool(name: &str, args: &[&str], cwd: &Path) -> Output {
 
 /// A peer program run in `cwd`; it must exit 0.
 fn peer(program: &str, args: &[&str], cwd: &Path) -> Output {
-    let mut c = Command::new(program);
+    let mut c = peer_cmd(program);
     c.args(args).current_dir(cwd);
     let out = run(c, b"");
     succeeded(&out);

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use util::lossy::{Faults, Link, LossyProxy, SplitMix64, Stats, TraceEvent};
-use util::{Process, bin, have_peer, have_tftpd, noise, tftpd};
+use util::{Process, bin, have_peer, have_tftpd, noise, peer_cmd, tftpd};
 
 // --- The relay's port mapping ----------------------------------------------------
 
@@ -407,7 +407,7 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
     let port = relay.addr().port().to_string();
     let mut cmd = match (pairing, direction) {
         (Pairing::Hpa, dir) => {
-            let mut c = Command::new("tftp");
+            let mut c = peer_cmd("tftp");
             c.args(["127.0.0.1", &port, "-m", "binary", "-c", dir.name()]);
             match dir {
                 Direction::Get => c.args([&remote, local]),

@@ -498,7 +498,7 @@ fn nc_u_clients_each_get_their_echo() {
     let mut srv = serve(&[]);
     // Two nc -u clients, one after the other, from two ports: both answered.
     for line in ["hello from nc", "和另一个 nc"] {
-        let mut nc = Command::new("nc");
+        let mut nc = peer_cmd("nc");
         nc.args(["-u", "-w1", "127.0.0.1", &srv.addr().port().to_string()]);
         let out = run(nc, format!("{line}\n").as_bytes());
         assert_eq!(

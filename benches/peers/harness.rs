@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use crate::util::{Process, find};
+pub use crate::util::{Process, find, peer_cmd};
 
 /// Anything a bench step waits on gives up after this long, so a hung peer costs
 /// one failed row, not a hung benchmark.
@@ -452,7 +452,7 @@ pub fn our_server(tool: &str, flags: &[&str]) -> Result<(Process, SocketAddr), S
 
 /// One of the course's Python servers, as [`start_ours`].
 pub fn course_server(script: &str) -> Result<(Process, SocketAddr), String> {
-    let mut c = Command::new("python3");
+    let mut c = peer_cmd("python3");
     c.arg(crate::course_script(script));
     start_ours(c)
 }
@@ -537,7 +537,7 @@ pub fn peer_server(
     args: impl FnOnce(u16) -> String,
 ) -> Result<(Process, SocketAddr), String> {
     let port = free_port(proto);
-    let mut c = Command::new(program);
+    let mut c = peer_cmd(program);
     c.args(args(port).split_whitespace());
     start_peer(c, proto, port)
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{
     MIB_S, Metric, Outcome, PATIENCE, Plan, Process, Proto, Trial, course_server, cpu_seconds, mib,
-    our_server, peak_rss, peer_server, run_timed, sh, start, thread_cpu_seconds, tree_rss,
+    our_server, peak_rss, peer_cmd, peer_server, run_timed, sh, start, thread_cpu_seconds,
+    tree_rss,
 };
 use crate::{Config, bin};
 
@@ -296,7 +297,7 @@ pub fn startup(cfg: &Config) -> Vec<Outcome> {
     plan.peer("nc", "nc -N, one message", one, None, move |_| {
         let addr = addr.ok_or("tcp-server did not start")?;
         median_ms(RUNS, || {
-            let mut c = Command::new("nc");
+            let mut c = peer_cmd("nc");
             c.arg("-N")
                 .args([addr.ip().to_string(), addr.port().to_string()]);
             timed_with_input(c, b"hi\n")

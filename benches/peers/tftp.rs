@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    MIB_S, Outcome, PATIENCE, Plan, Process, Proto, Trial, data_file, find, free_port, mib, peer,
-    run_timed, start_ours, start_peer,
+    MIB_S, Outcome, PATIENCE, Plan, Process, Proto, Trial, data_file, free_port, mib, peer,
+    peer_cmd, run_timed, start_ours, start_peer,
 };
 use crate::util::is_root;
 use crate::util::lossy::{Faults, LossyProxy};
@@ -32,7 +32,7 @@ fn ours_get(flags: &'static [&'static str]) -> Client {
 
 fn tftp_hpa() -> Client {
     Box::new(|server, remote, local| {
-        let mut c = Command::new("tftp");
+        let mut c = peer_cmd("tftp");
         c.args([server.ip().to_string(), server.port().to_string()])
             .args(["-m", "binary", "-c", "get", remote])
             .arg(local);
@@ -42,7 +42,7 @@ fn tftp_hpa() -> Client {
 
 fn curl() -> Client {
     Box::new(|server, remote, local| {
-        let mut c = Command::new("curl");
+        let mut c = peer_cmd("curl");
         c.args(["-s", "--tftp-no-options", "-o"])
             .arg(local)
             .arg(format!("tftp://{server}/{remote}"));
@@ -52,7 +52,7 @@ fn curl() -> Client {
 
 fn atftp(blksize: Option<u32>) -> Client {
     Box::new(move |server, remote, local| {
-        let mut c = Command::new("atftp");
+        let mut c = peer_cmd("atftp");
         if let Some(b) = blksize {
             c.args(["--option", &format!("blksize {b}")]);
         }
@@ -108,7 +108,7 @@ fn tftp_serve(dir: &Path) -> Result<(Process, SocketAddr), String> {
 
 fn tftpd_hpa(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let port = free_port(Proto::Udp);
-    let mut c = Command::new(find("in.tftpd").ok_or("in.tftpd is not installed")?);
+    let mut c = peer_cmd("in.tftpd");
     c.args(["-L", "-s"])
         .arg(dir)
         .arg("-a")

@@ -129,7 +129,7 @@ pub fn on_a_terminal(wrapper: &[&str], tool: &str, args: &[&str]) -> Option<Proc
     if !have_peer("python3") {
         return None;
     }
-    let mut c = Command::new("python3");
+    let mut c = peer_cmd("python3");
     c.arg(format!(
         "{}/tests/pty/type_in_chat.py",
         env!("CARGO_MANIFEST_DIR")
@@ -256,7 +256,7 @@ pub fn course_python(script: &str) -> Option<Command> {
     if !have_peer("python3") {
         return None;
     }
-    let mut c = Command::new("python3");
+    let mut c = peer_cmd("python3");
     c.arg("-u").arg(course_script(script));
     Some(c)
 }
@@ -284,7 +284,6 @@ pub fn tftpd(root: &Path, create: bool) -> Process {
             fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
         }
     }
-    let program = find("in.tftpd").expect("in.tftpd is installed");
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
     probe
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -299,7 +298,7 @@ pub fn tftpd(root: &Path, create: bool) -> Process {
             .unwrap()
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut c = Command::new(&program);
+        let mut c = peer_cmd("in.tftpd");
         c.args(["-L", "-u", "nobody", "-s"])
             .arg(root)
             .args(["-a", &addr.to_string()])

@@ -31,6 +31,12 @@ pub fn find(cmd: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A command running peer program `program` from where [`find`] finds it
+/// (as it is, if nowhere: then starting it fails and says so).
+pub fn peer_cmd(program: &str) -> Command {
+    Command::new(find(program).unwrap_or_else(|| program.into()))
+}
+
 /// `listening on 127.0.0.1:5000` → the address.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     line.strip_prefix("listening on ")?.trim().parse().ok()
