@@ -399,13 +399,10 @@ impl Process {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
                 return Ok(status);
             }
-            let waited = started.elapsed();
-            if waited > limit {
+            if started.elapsed() > limit {
                 self.kill();
                 return Err(format!("{} did not finish in {limit:?}", self.what));
             }
-            // Short polls at first, for the bench's start-up times in
-            // milliseconds; longer ones later, for the sweep's many waiters.
             thread::sleep(self.poll);
         }
     }
