@@ -45,7 +45,7 @@ impl Log {
         Self::to_writer(io::stderr(), level)
     }
 
-    /// Log into any writer (tests use [`SharedBuf`]).
+    /// Log into any writer (a file, a buffer in a test).
     pub fn to_writer(w: impl Write + Send + 'static, level: Verbosity) -> Self {
         Log {
             sink: Arc::new(Mutex::new(Box::new(w))),
@@ -281,45 +281,10 @@ impl Timestamps {
     }
 }
 
-/// An in-memory writer whose clones share one buffer: hand one clone to a
-/// [`Log`] or [`Output`], keep the other to read what was written.
-#[derive(Clone, Default)]
-pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    /// An empty buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Everything written so far.
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Everything written so far, as (lossy) text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-}
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::SharedBuf;
 
     #[test]
     fn levels_filter_lines() {

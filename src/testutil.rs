@@ -1,7 +1,8 @@
 //! Unit tests' servers: a `serve` on 127.0.0.1:0 in a thread of its own, its stdout and stderr in memory.
 
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use crate::codec::Unmappable;
 use crate::error::Blame;
 use crate::message::{Reply, SendOptions};
 use crate::net::{ListenSpec, tcp_listener, udp_socket};
-use crate::output::{Io, Log, Output, SharedBuf, Verbosity};
+use crate::output::{Io, Log, Output, Verbosity};
 use crate::shutdown::Shutdown;
 
 /// Longest a test waits for a server to stop.
@@ -154,4 +155,40 @@ pub(crate) fn assert_refused_before_listening<S, E: Blame + std::fmt::Display>(
     assert!(err.is_usage(), "{err}");
     assert!(err.to_string().contains("U+1F600"), "{err}");
     assert_eq!(server.log.text(), "");
+}
+
+/// An in-memory writer whose clones share one buffer: hand one clone to a
+/// [`Log`] or [`Output`], keep the other to read what was written.
+#[derive(Clone, Default)]
+pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// An empty buffer.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything written so far.
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Everything written so far, as (lossy) text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -852,8 +852,9 @@ mod tests {
     use super::*;
     use crate::error::Blame;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{Io, Output, SharedBuf, Verbosity};
+    use crate::output::{Io, Output, Verbosity};
     use crate::shutdown::Shutdown;
+    use crate::testutil::SharedBuf;
     use crate::udp::MAX_PAYLOAD_V4;
     use crate::udp::server::{self, serve};
     use crate::udp::test_support::*;

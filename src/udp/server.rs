@@ -319,7 +319,8 @@ fn reply_for(
 mod tests {
     use super::*;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{Output, SharedBuf, Verbosity};
+    use crate::output::{Output, Verbosity};
+    use crate::testutil::SharedBuf;
     use crate::testutil::{assert_refused_before_listening, unsendable_reply};
     use crate::udp::MAX_PAYLOAD_V4;
     use crate::udp::test_support::*;
