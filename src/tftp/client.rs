@@ -353,23 +353,27 @@ fn receive(
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
 ) -> Result<(), Error> {
-    negotiate(
-        cfg,
-        client,
-        ports,
-        FileSide::Sink(&mut *sink),
-        progress,
-        None,
-    )?;
+    transfer(cfg, client, ports, FileSide::Sink(sink), progress, None)
+}
+
+/// Option negotiation, then every block: the whole transfer after the request.
+fn transfer(
+    cfg: &Config,
+    client: &mut Client,
+    ports: &mut Ports,
+    mut file: FileSide<'_>,
+    progress: &mut dyn Progress,
+    size: Option<u64>,
+) -> Result<(), Error> {
+    negotiate(cfg, client, ports, file.reborrow(), progress, size)?;
     let mut update = |b| progress.update(b);
-    let trace = cfg.trace.as_ref();
     engine::drive(
         client,
         ports,
-        Some(FileSide::Sink(sink)),
+        Some(file),
         Until::Done,
         cfg.abort.as_deref(),
-        trace,
+        cfg.trace.as_ref(),
         &mut update,
     )
     .map_err(|e| failure(cfg, client, e))
@@ -411,25 +415,13 @@ pub fn put(
     } else {
         source
     };
-    negotiate(
+    transfer(
         cfg,
         &mut client,
         &mut ports,
-        FileSide::Source(&mut *source),
+        FileSide::Source(source),
         progress,
         size,
     )?;
-    let mut update = |b| progress.update(b);
-    let trace = cfg.trace.as_ref();
-    engine::drive(
-        &mut client,
-        &mut ports,
-        Some(FileSide::Source(source)),
-        Until::Done,
-        cfg.abort.as_deref(),
-        trace,
-        &mut update,
-    )
-    .map_err(|e| failure(cfg, &client, e))?;
     Ok(report(&client, started))
 }

@@ -292,6 +292,16 @@ pub enum FileSide<'a> {
     Sink(&'a mut dyn Write),
 }
 
+impl FileSide<'_> {
+    /// The same file, borrowed again for a shorter while.
+    pub fn reborrow(&mut self) -> FileSide<'_> {
+        match self {
+            FileSide::Source(r) => FileSide::Source(&mut **r),
+            FileSide::Sink(w) => FileSide::Sink(&mut **w),
+        }
+    }
+}
+
 /// Where [`drive`] stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
