@@ -140,7 +140,6 @@ fn with_library(args: &Args) -> Result<(), String> {
     let log = Log::stderr(Verbosity::Normal);
     let summary = client::send(
         &args.target,
-        Family::Any,
         &[text],
         io::empty(),
         &cfg,

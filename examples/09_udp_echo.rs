@@ -216,7 +216,6 @@ fn server_with_library(port: u16) -> Result<(), String> {
 fn client_with_library(target: &Target) -> Result<(), String> {
     let summary = client::send(
         target,
-        Family::Any,
         &[],
         // Read on a thread of its own (replies are shown while you type): the
         // reader must be Send, which a locked stdin is not.

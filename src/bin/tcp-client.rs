@@ -85,6 +85,8 @@ fn run(args: Args) -> Result<(), Error> {
         .collect();
     let (target, messages) = socktools::addr::parse_target_args(&words)?;
     let mut cfg = client::Config::default();
+    cfg.family = args.common.family();
+    cfg.connect_timeout = (!args.timeout.is_zero()).then_some(args.timeout);
     cfg.wait = args.wait;
     cfg.settle = args.settle;
     cfg.idle = args.idle;
@@ -103,15 +105,7 @@ fn run(args: Args) -> Result<(), Error> {
         socktools::net::widen_pipe(io::stdout().as_fd());
     }
     let mut out = io::stdout().lock();
-    let summary = client::run(
-        &target,
-        args.common.family(),
-        (!args.timeout.is_zero()).then_some(args.timeout),
-        messages,
-        &cfg,
-        &mut out,
-        &log,
-    )?;
+    let summary = client::run(&target, messages, &cfg, &mut out, &log)?;
     out.flush()?;
     summary.check()?;
     Ok(())

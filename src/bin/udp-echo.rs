@@ -249,6 +249,7 @@ fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
         check_raw(common, true)?;
     }
     let mut cfg = client::Config::default();
+    cfg.family = common.family();
     cfg.wait = (!args.no_wait && !args.wait.is_zero()).then_some(args.wait);
     cfg.quit_word = (!args.quit_word.is_empty()).then_some(args.quit_word);
     cfg.repeat = args.repeat;
@@ -262,7 +263,6 @@ fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
     let mut out = io::stdout().lock();
     let summary = client::send(
         &target,
-        common.family(),
         messages,
         io::BufReader::new(io::stdin()),
         &cfg,

@@ -33,6 +33,10 @@ use crate::output::{Log, Timestamps, no_reply_summary, no_reply_warning, plural}
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
+    /// The server's address family, when its name has several (`-4`, `-6`).
+    pub family: crate::addr::Family,
+    /// Give up connecting after this long (`--timeout`; None: the system's limit).
+    pub connect_timeout: Option<Duration>,
     /// How long to wait for a reply to start (message mode). Zero: do not wait at all.
     pub wait: Duration,
     /// Silence that ends a reply once it has started (message mode).
@@ -61,6 +65,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            family: crate::addr::Family::Any,
+            connect_timeout: None,
             wait: Duration::from_secs(2),
             settle: DEFAULT_SETTLE,
             idle: None,
@@ -733,15 +739,14 @@ fn pump(
 /// messages, [`duplex`] with stdin otherwise.
 pub fn run<W: Write>(
     target: &crate::addr::Target,
-    family: crate::addr::Family,
-    connect_timeout: Option<Duration>,
     messages: &[String],
     cfg: &Config,
     out: &mut W,
     log: &Log,
 ) -> Result<Summary, Error> {
     let wires = encode_messages(messages, cfg.send, log)?;
-    let stream = crate::addr::connect(target, family, connect_timeout).map_err(Error::Connect)?;
+    let stream =
+        crate::addr::connect(target, cfg.family, cfg.connect_timeout).map_err(Error::Connect)?;
     log.verbose(format_args!(
         "connected to {} from {}",
         peer_name(&stream),

@@ -24,6 +24,8 @@ const MAX_LINE: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
+    /// The destination's address family, when its name has several (`-4`, `-6`).
+    pub family: Family,
     /// How long to wait for each reply; `None`: do not wait (`--no-wait`, lesson 07).
     pub wait: Option<Duration>,
     /// After sending this message (and printing its reply), stop — lesson 09's
@@ -57,6 +59,7 @@ pub const DEFAULT_RAW_SIZE: usize = 1024;
 impl Default for Config {
     fn default() -> Self {
         Config {
+            family: Family::Any,
             wait: Some(Duration::from_secs(2)),
             quit_word: Some("exit".into()),
             repeat: 1,
@@ -641,7 +644,6 @@ fn next_line(
 /// or Ctrl-D.
 pub fn send<W: Write>(
     target: &Target,
-    family: Family,
     messages: &[String],
     stdin: impl BufRead + Send + 'static,
     cfg: &Config,
@@ -666,7 +668,7 @@ pub fn send<W: Write>(
     // 2. 定义接收信息的目标 — the destination, `('127.0.0.1', 8090)`. A name may
     //    resolve to several addresses; UDP cannot "try" one (nothing answers a
     //    datagram by itself), so the first of the wanted family is used (-4 / -6).
-    let dest = resolve(target, family)?[0];
+    let dest = resolve(target, cfg.family)?[0];
     for (i, w) in wires.iter().enumerate() {
         if let Some(why) = too_long(w.len(), &dest) {
             return Err(UsageError(format!("message {}: {why}", i + 1)).into());
@@ -880,7 +882,6 @@ mod tests {
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
         let r = send(
             &target(addr),
-            Family::Any,
             &messages,
             Cursor::new(stdin.to_vec()),
             cfg,
@@ -1126,7 +1127,6 @@ mod tests {
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
         send(
             &target(addr),
-            Family::Any,
             &messages,
             stdin,
             cfg,
@@ -1291,7 +1291,6 @@ mod tests {
         let mut out = Vec::new();
         let summary = send(
             &target(addr),
-            Family::Any,
             &[],
             Cursor::new(data.clone()),
             &cfg,
@@ -1482,7 +1481,6 @@ mod tests {
             let mut printed = Vec::new();
             let summary = send(
                 &t,
-                Family::Any,
                 &["six or four".into()],
                 io::empty(),
                 &Config::default(),
