@@ -224,6 +224,22 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Nothing served yet; `--max-buffered` split for `cfg.max_clients`.
+    fn new(cfg: Config, out: Output, log: Log, shutdown: &Shutdown) -> Self {
+        Ctx {
+            budget: Budget::new(cfg.max_buffered, cfg.max_clients),
+            cfg,
+            out,
+            log,
+            shutdown: shutdown.clone(),
+            counters: Counters::default(),
+            buffered: AtomicUsize::new(0),
+            per_ip: PerIp::default(),
+            out_failed: Mutex::new(None),
+            warned_fds: AtomicBool::new(false),
+        }
+    }
+
     /// Stdout could not be written: remember the first reason, stop the server
     /// (the next message would be lost just the same), and return the reason to
     /// log for the client whose message was not written.
@@ -439,19 +455,7 @@ pub fn serve(
             cfg.max_clients = fit;
         }
     }
-    let budget = Budget::new(cfg.max_buffered, cfg.max_clients);
-    let ctx = Arc::new(Ctx {
-        cfg,
-        budget,
-        out,
-        log,
-        shutdown: shutdown.clone(),
-        counters: Counters::default(),
-        buffered: AtomicUsize::new(0),
-        per_ip: PerIp::default(),
-        out_failed: Mutex::new(None),
-        warned_fds: AtomicBool::new(false),
-    });
+    let ctx = Arc::new(Ctx::new(cfg, out, log, shutdown));
     let wake = shutdown.wake_listener(&listener)?;
     if let Some(stdin) = stdin {
         serve_stdin(&listener, &ctx, stdin);
@@ -780,16 +784,22 @@ impl Conn<'_> {
                 }
                 Err(e) => return Err(describe_io(&e)),
             };
+            // Hold the memory the deframer will hold once these bytes are in,
+            // before they are: the limit is never passed, even briefly. Memory,
+            // not bytes in use: a buffer that once held a big frame holds its
+            // capacity until it is shrunk. Held before `-v` says "received": a
+            // client whose bytes the log shows arriving first has them counted
+            // first, so the one disconnected is the one whose bytes came last,
+            // not whichever thread happened to run first.
+            let fits = deframer
+                .as_ref()
+                .is_none_or(|d| self.held.set(d.held_after_push(n)));
             self.received(n);
             if !sink {
                 match &mut deframer {
                     None => self.message(&buf[..n], &buf[..n], false)?,
                     Some(d) => {
-                        // Hold the memory the deframer will hold once these bytes
-                        // are in, before they are: the limit is never passed, even
-                        // briefly. Memory, not bytes in use: a buffer that once held
-                        // a big frame holds its capacity until it is shrunk.
-                        if !self.held.set(d.held_after_push(n)) {
+                        if !fits {
                             return Err(self.over_buffered());
                         }
                         d.push(&buf[..n]);
@@ -1046,7 +1056,9 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Verbosity;
     use crate::testutil::{Running, assert_refused_before_listening, unsendable_reply};
+    use std::sync::{OnceLock, Weak};
 
     /// The server runs in-process: its stdout and stderr land in memory.
     #[test]
@@ -1121,6 +1133,86 @@ mod tests {
         assert!(other_hog.set(budget.share + 1));
         drop((hog, small, other_hog));
         assert_eq!(pool.load(Ordering::SeqCst), 0);
+    }
+
+    /// `-v`'s "received N bytes" is the moment a client's bytes count against
+    /// `--max-buffered`: whoever waits for that line to see them held (as the
+    /// tests in tests/tcp.rs do before a second client passes the limit) must
+    /// not be able to get in between, or the second client's frame fits and
+    /// the first is the one closed.
+    #[test]
+    fn bytes_count_against_max_buffered_before_the_log_says_they_are_received() {
+        /// At each "received" line: the bytes received so far, and the pool.
+        type Seen = Arc<Mutex<Vec<(usize, usize)>>>;
+        struct Watch {
+            ctx: Arc<OnceLock<Weak<Ctx>>>,
+            line: Vec<u8>,
+            seen: Seen,
+            total: usize,
+        }
+        impl Write for Watch {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.line.extend_from_slice(b);
+                Ok(b.len())
+            }
+            // Log writes a line, then flushes it, on the thread reading the client.
+            fn flush(&mut self) -> io::Result<()> {
+                let line = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                if let Some((_, n)) = line.split_once(": received ")
+                    && let Some(ctx) = self.ctx.get().and_then(Weak::upgrade)
+                {
+                    self.total += n.split(' ').next().unwrap().parse::<usize>().unwrap();
+                    let pool = ctx.buffered.load(Ordering::SeqCst);
+                    lock(&self.seen).push((self.total, pool));
+                }
+                Ok(())
+            }
+        }
+        let (slot, seen) = (Arc::new(OnceLock::new()), Seen::default());
+        let watch = Watch {
+            ctx: slot.clone(),
+            line: Vec::new(),
+            seen: seen.clone(),
+            total: 0,
+        };
+        let cfg = Config {
+            framing: Framing::Len,
+            max_buffered: 65_536,
+            ..Config::default()
+        };
+        let log = Log::to_writer(watch, Verbosity::Verbose);
+        let out = Output::to_writer(io::sink());
+        let ctx = Arc::new(Ctx::new(cfg, out, log, &Shutdown::new()));
+        slot.set(Arc::downgrade(&ctx)).unwrap();
+        let share = ctx.budget.share;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // Half of a 2000-byte frame, well beyond the client's own share, then
+        // the end of the stream: the client is served on this thread.
+        let half = [&2000u32.to_be_bytes()[..], &[7; 996]].concat();
+        (&client).write_all(&half).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        handle_client(
+            stream,
+            peer,
+            &ctx,
+            (ctx.counters.active.claim(), None),
+            None,
+        );
+
+        let seen = lock(&seen).clone();
+        assert_eq!(seen.last().map(|s| s.0), Some(half.len()), "{seen:?}");
+        for (received, pool) in &seen {
+            assert!(*pool >= received - share, "{seen:?} (share {share})");
+        }
+        // Handed back when the client left.
+        assert_eq!(ctx.buffered.load(Ordering::SeqCst), 0);
     }
 
     #[test]
