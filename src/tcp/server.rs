@@ -466,13 +466,7 @@ pub fn serve(
         if let Some((stream, peer)) = accept_next(&listener, &ctx) {
             drop(wake);
             drop(listener);
-            handle_client(
-                stream,
-                peer,
-                &ctx,
-                (ctx.counters.active.claim(), None),
-                None,
-            );
+            serve_alone(stream, peer, &ctx, None);
         }
     } else {
         accept_loop(&listener, &ctx);
@@ -870,6 +864,18 @@ impl Conn<'_> {
 /// Serve one client on the current thread, holding its `slots` (`--max-clients`,
 /// `--max-per-client`); log its arrival and departure. `stdin` is the `--stdin`
 /// forwarder, which counts what it sent.
+/// One client served on this thread, the only one (`--once`, `--stdin`): no
+/// per-address slot to take.
+fn serve_alone(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin: Option<&StdinTarget>) {
+    handle_client(
+        stream,
+        peer,
+        ctx,
+        (ctx.counters.active.claim(), None),
+        stdin,
+    );
+}
+
 fn handle_client(
     stream: TcpStream,
     peer: SocketAddr,
@@ -992,13 +998,7 @@ fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, input: Box<dyn Read + Sen
             cur.0 = stream.try_clone().ok();
             target.changed.notify_all();
         }
-        handle_client(
-            stream,
-            peer,
-            ctx,
-            (ctx.counters.active.claim(), None),
-            Some(&target),
-        );
+        serve_alone(stream, peer, ctx, Some(&target));
         target.lock().0 = None;
         if ctx.cfg.once {
             break;
@@ -1198,13 +1198,7 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        handle_client(
-            stream,
-            peer,
-            &ctx,
-            (ctx.counters.active.claim(), None),
-            None,
-        );
+        serve_alone(stream, peer, &ctx, None);
 
         let seen = lock(&seen).clone();
         assert_eq!(seen.last().map(|s| s.0), Some(half.len()), "{seen:?}");

@@ -226,17 +226,7 @@ fn negotiate(
     progress: &mut dyn Progress,
     size: Option<u64>,
 ) -> Result<(), Error> {
-    let mut update = |b| progress.update(b);
-    engine::drive(
-        client,
-        ports,
-        Some(io),
-        Until::Answered,
-        cfg.abort.as_deref(),
-        cfg.trace.as_ref(),
-        &mut update,
-    )
-    .map_err(|e| failure(cfg, client, e))?;
+    drive(cfg, client, ports, io, Until::Answered, progress)?;
     let (Some(outcome), Some(params)) = (client.outcome(), client.params()) else {
         return Ok(());
     };
@@ -366,12 +356,25 @@ fn transfer(
     size: Option<u64>,
 ) -> Result<(), Error> {
     negotiate(cfg, client, ports, file.reborrow(), progress, size)?;
+    drive(cfg, client, ports, file, Until::Done, progress)
+}
+
+/// [`engine::drive`] with the settings and progress of this transfer, `until` it
+/// has got that far.
+fn drive(
+    cfg: &Config,
+    client: &mut Client,
+    ports: &mut Ports,
+    file: FileSide<'_>,
+    until: Until,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
     let mut update = |b| progress.update(b);
     engine::drive(
         client,
         ports,
         Some(file),
-        Until::Done,
+        until,
         cfg.abort.as_deref(),
         cfg.trace.as_ref(),
         &mut update,
