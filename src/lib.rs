@@ -22,6 +22,7 @@
 //! | [`message`] | 02, 06, 13 | text ↔ wire bytes: encode, hex, line endings, framing; what arrives shown as records (one read, one record); the echo rule for two encodings |
 //! | [`output`] | all | data to stdout, logs to stderr; the `--timestamps` clock |
 //! | [`cli`] | all | the flags every tool shares, exit codes |
+//! | [`sys`] | all | the platform layer: the calls beyond std (`ppoll`, `splice`, `recvmmsg`, termios, …), with a std-only fallback |
 //!
 //! Lesson 14 (the socket API table) maps onto std: `settimeout` is
 //! [`std::net::TcpStream::set_read_timeout`], `getpeername`/`getsockname` are
@@ -41,6 +42,7 @@ pub mod message;
 pub mod net;
 pub mod output;
 pub mod shutdown;
+pub mod sys;
 pub mod tcp;
 pub mod tftp;
 pub mod udp;

@@ -19,7 +19,7 @@
 //! they go away, or connections of a program that stopped listening.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -415,12 +415,8 @@ pub fn is_transient(e: &io::Error) -> bool {
 
 /// Waits until `socket` has a datagram to read (or room to send, with
 /// `write`), at most `timeout`; `Ok(false)` when the time ran out.
-///
-/// This is `poll()`. A socket read timeout (`SO_RCVTIMEO`) would do for long
-/// waits, but the kernel counts it in scheduler ticks (4 ms on many
-/// kernels, rounded up), so a 5 ms wait can last 12: too coarse for a
-/// retransmission timer that follows a LAN's round-trip time.
-pub fn wait_ready(
+/// (Temporary: udp.rs moves to [`crate::sys`] after its split.)
+pub(crate) fn wait_ready(
     socket: &impl std::os::fd::AsFd,
     write: bool,
     timeout: std::time::Duration,
@@ -433,9 +429,6 @@ pub fn wait_ready(
         PollFlags::POLLIN
     };
     let mut fds = [PollFd::new(socket.as_fd(), events)];
-    // ppoll, not poll: poll counts in whole milliseconds, and a wait that ends a
-    // sub-millisecond exchange (a TFTP receiver's linger over loopback, a
-    // retransmission timer on a LAN) would be rounded up to one.
     match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
         Ok(n) => Ok(n > 0),
         Err(nix::errno::Errno::EINTR) => Ok(false),
@@ -443,10 +436,8 @@ pub fn wait_ready(
     }
 }
 
-/// Waits until any of `sockets` has a datagram to read, at most `timeout`;
-/// `Ok(false)` when the time ran out. [`wait_ready`] for several sockets (a
-/// TFTP client listens on its two transfer IDs at once).
-pub fn wait_readable_any(
+/// [`wait_ready`] for several sockets. (Temporary, as it is.)
+pub(crate) fn wait_readable_any(
     sockets: &[std::os::fd::BorrowedFd<'_>],
     timeout: std::time::Duration,
 ) -> io::Result<bool> {
@@ -461,150 +452,6 @@ pub fn wait_readable_any(
         Err(nix::errno::Errno::EINTR) => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Asks the kernel to tell an unconnected UDP socket about ICMP errors
-/// (`IP_RECVERR`, `IPV6_RECVERR`): a datagram to a closed port then comes
-/// back as "port unreachable" in the socket's error queue, read with
-/// [`unreachable_destinations`]. A TFTP transfer uses it to notice that its
-/// peer has gone, while still answering datagrams from strangers (which a
-/// connected socket would never see). Best effort: elsewhere, nothing changes.
-pub fn report_unreachable(socket: &UdpSocket) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    // A dual-stack socket carries IPv4 too: ask at both levels.
-    let _ = setsockopt(socket, sockopt::Ipv4RecvErr, &true);
-    let _ = setsockopt(socket, sockopt::Ipv6RecvErr, &true);
-}
-
-/// The destinations of datagrams that met a closed port ("port
-/// unreachable") since the last call, from the error queue of a socket set
-/// up by [`report_unreachable`]. IPv4-mapped IPv6 addresses come back as IPv4.
-pub fn unreachable_destinations(socket: &UdpSocket) -> Vec<SocketAddr> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-    use std::os::fd::AsRawFd;
-    let mut found = Vec::new();
-    let mut buf = [0u8; 64];
-    let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
-    // A bound on the loop: the queue is short, and a broken kernel must not spin us.
-    for _ in 0..64 {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
-        let Ok(msg) =
-            recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)
-        else {
-            break;
-        };
-        let refused = msg.cmsgs().is_ok_and(|mut c| {
-            c.any(|m| match m {
-                ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
-                    e.ee_errno as i32 == nix::libc::ECONNREFUSED
-                }
-                _ => false,
-            })
-        });
-        let dest = msg.address.and_then(|a| {
-            if let Some(v4) = a.as_sockaddr_in() {
-                Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-            } else {
-                a.as_sockaddr_in6()
-                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-            }
-        });
-        if let (true, Some(dest)) = (refused, dest) {
-            found.push(crate::addr::unmapped(dest));
-        }
-    }
-    found
-}
-
-/// Pipe capacity asked for by [`widen_pipe`]: Linux's default ceiling for
-/// unprivileged processes (`/proc/sys/fs/pipe-max-size`).
-pub const PIPE_SIZE: usize = 1 << 20;
-
-/// Lets a pipe on `fd` (our stdin or stdout in `head -c 2G /dev/zero | tcp-client …`)
-/// hold [`PIPE_SIZE`] bytes instead of the default 64 KiB. When bytes are spliced
-/// between the pipe and a socket, each call moves what the pipe holds, so a wider
-/// pipe means a sixteenth of the system calls and of the sleeps and wake-ups
-/// between the two programs. Best effort: on anything but a pipe, or when the
-/// system caps pipes lower, nothing changes.
-pub fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
-    use nix::fcntl::{FcntlArg, fcntl};
-    let size = PIPE_SIZE.min(i32::MAX as usize) as i32;
-    if fcntl(fd, FcntlArg::F_GETPIPE_SZ).is_ok_and(|have| have < size) {
-        let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(size));
-    }
-}
-
-/// Reads `stream` to its end and throws the bytes away without copying them into
-/// our memory: `splice` moves them from the socket into a pipe and from the pipe
-/// into `/dev/null`, all inside the kernel (`tcp-server --sink`, a throughput
-/// test's receiving end). `on_read` hears how many bytes each step took.
-///
-/// Returns `Ok(false)`, having read nothing, where splicing is not available
-/// (the caller then reads the ordinary way).
-pub fn discard(stream: &TcpStream, mut on_read: impl FnMut(usize)) -> io::Result<bool> {
-    use nix::errno::Errno;
-    use nix::fcntl::{SpliceFFlags, splice};
-    let Ok((pipe_out, pipe_in)) = io::pipe() else {
-        return Ok(false);
-    };
-    widen_pipe(std::os::fd::AsFd::as_fd(&pipe_in));
-    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
-        return Ok(false);
-    };
-    let mut first = true;
-    loop {
-        let n = match splice(
-            stream,
-            None,
-            &pipe_in,
-            None,
-            PIPE_SIZE,
-            SpliceFFlags::SPLICE_F_MOVE,
-        ) {
-            Ok(0) => return Ok(true),
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EINVAL | Errno::ENOSYS) if first => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        first = false;
-        let mut left = n;
-        while left > 0 {
-            match splice(
-                &pipe_out,
-                None,
-                &null,
-                None,
-                left,
-                SpliceFFlags::SPLICE_F_MOVE,
-            ) {
-                Ok(m) => left -= m,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        on_read(n);
-    }
-}
-
-/// Raises this process's soft limit on open file descriptors (`RLIMIT_NOFILE`)
-/// to its hard limit, as most servers do, and returns the soft limit now in
-/// force (None if it cannot be read).
-///
-/// The soft limit is usually 1024, a default kept for programs that still use
-/// `select()`; one thread per client never calls it, and each client costs
-/// descriptors, so a thousand clients would otherwise run out. Only the hard
-/// limit is a real ceiling, and raising up to it needs no privilege.
-pub fn raise_fd_limit() -> Option<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-    // Best effort: where it fails (a hard limit of "unlimited" above the
-    // kernel's nr_open, say), the old limit stays, and is what we report.
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return Some(hard);
-    }
-    Some(soft)
 }
 
 /// The places of a server with a limit (`--max-clients`, `--max-users`): how
@@ -651,41 +498,6 @@ mod tests {
         let mut buf = [0u8; 2];
         c.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"hi");
-    }
-
-    #[test]
-    fn discard_counts_every_byte_of_the_stream() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let to = l.local_addr().unwrap();
-        let len = 3 * PIPE_SIZE + 7;
-        let sender = std::thread::spawn(move || {
-            let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
-            c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-            c.write_all(&vec![0x5a; len]).unwrap();
-        });
-        let (s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut total = 0;
-        assert!(
-            discard(&s, |n| total += n).unwrap(),
-            "splice is available on Linux"
-        );
-        assert_eq!(total, len);
-        sender.join().unwrap();
-    }
-
-    #[test]
-    fn widen_pipe_grows_a_pipe_and_leaves_other_files_alone() {
-        use nix::fcntl::{FcntlArg, fcntl};
-        use std::os::fd::AsFd;
-        let (r, _w) = io::pipe().unwrap();
-        let before = fcntl(r.as_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
-        widen_pipe(r.as_fd());
-        let after = fcntl(r.as_fd(), FcntlArg::F_GETPIPE_SZ).unwrap();
-        // The system may cap pipes below PIPE_SIZE (fs.pipe-max-size): never smaller.
-        assert!(after >= before, "{after} < {before}");
-        let file = tempfile::tempfile().unwrap();
-        widen_pipe(file.as_fd());
     }
 
     #[test]

@@ -852,7 +852,7 @@ fn echo_or_refusal(mut s: &std::net::TcpStream) -> Vec<u8> {
 #[test]
 fn idle_clients_are_told_and_closed_after_idle_timeout_then_others_are_served() {
     // A thousand sockets need more than the usual soft limit of 1024.
-    let limit = socktools::net::raise_fd_limit().expect("descriptor limit");
+    let limit = socktools::sys::raise_fd_limit().expect("descriptor limit");
     // The server (same hard limit) needs two descriptors per client, and the
     // other tests of this file run alongside with sockets of their own.
     let n = 1100.min(limit.saturating_sub(64) as usize / 2);

@@ -95,9 +95,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     if messages.is_empty() {
         // Duplex mode: bytes may be spliced straight between these pipes and the socket.
-        use std::os::fd::AsFd;
-        socktools::net::widen_pipe(io::stdin().as_fd());
-        socktools::net::widen_pipe(io::stdout().as_fd());
+        socktools::sys::widen_stdio_pipes();
     }
     let mut out = io::stdout().lock();
     let summary = client::run(

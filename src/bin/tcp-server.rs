@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::Parser;
 use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
-use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
+use socktools::net::{ListenSpec, tcp_listener};
 use socktools::output::{Log, Output};
 use socktools::shutdown::Shutdown;
+use socktools::sys::raise_fd_limit;
 use socktools::tcp::server::{self, Reply, ServerConfig, ServerIo};
 
 const EXAMPLES: &str = "\
