@@ -413,47 +413,6 @@ pub fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// Waits until `socket` has a datagram to read (or room to send, with
-/// `write`), at most `timeout`; `Ok(false)` when the time ran out.
-/// (Temporary: udp.rs moves to [`crate::sys`] after its split.)
-pub(crate) fn wait_ready(
-    socket: &impl std::os::fd::AsFd,
-    write: bool,
-    timeout: std::time::Duration,
-) -> io::Result<bool> {
-    use nix::poll::{PollFd, PollFlags, ppoll};
-    use nix::sys::time::TimeSpec;
-    let events = if write {
-        PollFlags::POLLOUT
-    } else {
-        PollFlags::POLLIN
-    };
-    let mut fds = [PollFd::new(socket.as_fd(), events)];
-    match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
-        Ok(n) => Ok(n > 0),
-        Err(nix::errno::Errno::EINTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// [`wait_ready`] for several sockets. (Temporary, as it is.)
-pub(crate) fn wait_readable_any(
-    sockets: &[std::os::fd::BorrowedFd<'_>],
-    timeout: std::time::Duration,
-) -> io::Result<bool> {
-    use nix::poll::{PollFd, PollFlags, ppoll};
-    use nix::sys::time::TimeSpec;
-    let mut fds: Vec<PollFd<'_>> = sockets
-        .iter()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
-    match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
-        Ok(n) => Ok(n > 0),
-        Err(nix::errno::Errno::EINTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The places of a server with a limit (`--max-clients`, `--max-users`): how
 /// many are taken, and a [`Slot`] for each client being served.
 #[derive(Debug, Default, Clone)]
