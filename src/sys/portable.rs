@@ -2,10 +2,10 @@
 //!
 //! Every function has the meaning documented in `mod.rs`. std has no
 //! `poll`, and cannot ask a socket whether it is in non-blocking mode (nor
-//! can Windows), so a wait is a peek under a read timeout, which a blocking
-//! socket waits in and a non-blocking one returns from at once; then short
-//! pauses until the time is up. A socket's mode and read timeout are always
-//! as the caller left them afterwards.
+//! can Windows), so a wait is a peek under a read timeout: a blocking socket
+//! waits in it, a non-blocking one returns at once and is made blocking for
+//! the rest of the wait. A socket's mode and read timeout are as the caller
+//! left them afterwards (no other thread may use it meanwhile).
 
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-/// How long to pause between two looks at a non-blocking socket: short
-/// next to a LAN's retransmission timeouts, long enough not to burn a core.
+/// The pause between two looks at several sockets (std cannot wait on more
+/// than one): short next to a LAN's retransmission timeouts, long enough not
+/// to keep a core busy.
 const PAUSE: Duration = Duration::from_millis(1);
 
 /// The shortest read timeout std accepts (zero means "none"). The kernel
@@ -36,10 +37,9 @@ const SLICE: Duration = Duration::from_millis(10);
 // Waiting.
 // ---------------------------------------------------------------------------
 
-/// Is a datagram (or an error) waiting on `socket`? Peeks, waiting at most
-/// `wait` if the socket blocks. `Some(false)`: a signal came.
-fn peek_ready(socket: &UdpSocket, wait: Duration) -> io::Result<Option<bool>> {
-    socket.set_read_timeout(Some(wait.max(SHORTEST)))?;
+/// Is a datagram (or an error) waiting on `socket`? Peeks, which waits as
+/// long as the socket's read timeout if it blocks. `Some(false)`: a signal came.
+fn peek_ready(socket: &UdpSocket) -> io::Result<Option<bool>> {
     match socket.peek_from(&mut [0u8; 1]) {
         Ok(_) => Ok(Some(true)),
         Err(e)
@@ -57,35 +57,35 @@ fn peek_ready(socket: &UdpSocket, wait: Duration) -> io::Result<Option<bool>> {
     }
 }
 
-/// Runs `look` (which waits at most the time it is given) until it says
-/// something or `timeout` is over, with the socket's read timeout put back.
-fn wait_with(
-    socket: &UdpSocket,
-    timeout: Duration,
-    mut look: impl FnMut(Duration) -> io::Result<Option<bool>>,
-) -> io::Result<bool> {
+pub(super) fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;
     let saved = socket.read_timeout()?;
-    let result = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match look(left) {
-            Ok(Some(ready)) => break Ok(ready),
-            Ok(None) => {}
-            Err(e) => break Err(e),
+    let mut made_blocking = false;
+    let mut wait = || -> io::Result<bool> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            socket.set_read_timeout(Some(left.max(SHORTEST)))?;
+            let asked = Instant::now();
+            if let Some(ready) = peek_ready(socket)? {
+                return Ok(ready);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            // Back before its timeout: a non-blocking socket (a blocking one
+            // never returns early). It blocks, under the timeout, for the rest.
+            if !made_blocking && asked.elapsed() < left {
+                socket.set_nonblocking(false)?;
+                made_blocking = true;
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Ok(false);
-        }
-        // Back early: a non-blocking socket. Look again in a moment.
-        thread::sleep(PAUSE.min(left));
     };
+    let result = wait();
+    if made_blocking {
+        socket.set_nonblocking(true)?;
+    }
     socket.set_read_timeout(saved)?;
     result
-}
-
-pub(super) fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<bool> {
-    wait_with(socket, timeout, |left| peek_ready(socket, left))
 }
 
 /// std cannot wait for room to send. A UDP socket's send buffer drains as
@@ -96,31 +96,25 @@ pub(super) fn wait_writable(_socket: &UdpSocket, timeout: Duration) -> io::Resul
     Ok(true)
 }
 
+/// One socket is waited on ([`wait_readable`]); several are looked at in
+/// turn without waiting, with a short pause ([`PAUSE`]) between rounds.
 pub(super) fn wait_readable_any(sockets: &[&UdpSocket], timeout: Duration) -> io::Result<bool> {
-    let [first, rest @ ..] = sockets else {
-        thread::sleep(timeout);
-        return Ok(false);
-    };
-    if rest.is_empty() {
-        return wait_readable(first, timeout);
+    if let [socket] = sockets {
+        return wait_readable(socket, timeout);
     }
-    let saved: Vec<Option<Duration>> = sockets
-        .iter()
-        .map(|s| s.read_timeout())
-        .collect::<io::Result<_>>()?;
-    // Each in turn, briefly: the first that has something ends the wait.
-    let result = wait_with(first, timeout, |left| {
-        for s in sockets {
-            if let Some(ready) = peek_ready(s, SHORTEST.min(left))? {
-                return Ok(Some(ready));
+    let deadline = Instant::now() + timeout;
+    loop {
+        for socket in sockets {
+            if wait_readable(socket, Duration::ZERO)? {
+                return Ok(true);
             }
         }
-        Ok(None)
-    });
-    for (s, t) in sockets.iter().zip(saved) {
-        s.set_read_timeout(t)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        thread::sleep(PAUSE.min(left));
     }
-    result
 }
 
 /// A flag, set by the [`Waker`]: looked at between short waits on the socket.
@@ -156,12 +150,19 @@ pub(super) fn wait_readable_or_woken(
     wake: &Wake,
     timeout: Duration,
 ) -> io::Result<bool> {
-    wait_with(socket, timeout, |left| {
+    let deadline = Instant::now() + timeout;
+    loop {
         if wake.0.load(Ordering::SeqCst) {
-            return Ok(Some(true));
+            return Ok(true);
         }
-        peek_ready(socket, SLICE.min(left))
-    })
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait_readable(socket, left.min(SLICE))? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
