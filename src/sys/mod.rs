@@ -19,7 +19,7 @@
 //!
 //! | function | `unix.rs` | `portable.rs` |
 //! |---|---|---|
-//! | [`wait_readable`], [`wait_writable`], [`wait_readable_any`] | `ppoll` | read timeout + peek, short pauses |
+//! | [`wait_readable`], [`wait_writable`], [`wait_readable_any`], [`Wake`] | `ppoll`, a pipe | read timeout + peek, short pauses, a flag |
 //! | [`discard`] | `splice` into `/dev/null` | `io::copy` into `io::sink` |
 //! | [`widen_stdio_pipes`] | `F_SETPIPE_SZ` | nothing (std cannot size a pipe) |
 //! | [`BatchReader`], [`BatchSender`] | `recvmmsg`, `sendmmsg` | `recv_from`, `send_to` in a loop |
@@ -68,7 +68,9 @@ pub const PORTABLE: bool = !cfg!(all(unix, not(feature = "portable")));
 /// kernel counts it in scheduler ticks (4 ms on many kernels, rounded up),
 /// so a 5 ms wait can last 12: too coarse for a retransmission timer that
 /// follows a LAN's round-trip time. The fast path is `ppoll`, which counts
-/// in nanoseconds. The socket's mode and timeouts are as they were after.
+/// in nanoseconds. The portable path does use a read timeout (and makes a
+/// non-blocking socket block) while it waits, so no other thread may read
+/// the socket meanwhile; its mode and timeout are as they were after.
 pub fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<bool> {
     imp::wait_readable(socket, timeout)
 }
@@ -530,9 +532,7 @@ mod tests {
 
     #[test]
     fn discard_ends_with_the_read_timeout() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (s, _) = l.accept().unwrap();
+        let (c, s) = tcp_pair();
         (&c).write_all(b"abc").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut total = 0;
