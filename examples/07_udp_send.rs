@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Step by step it does what the Python does, with `std::net::UdpSocket`; with
-//! `--lib` it does the same with one library call, `socktools::udp::send` — what
+//! `--lib` it does the same with one library call, `socktools::udp::client::send` — what
 //! `udp-echo send HOST PORT MESSAGE --no-wait` runs.
 //!
 //! First, in another terminal, start something that receives — any of:
@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use socktools::addr::{self, AddrError, Family, Target, describe_io};
 use socktools::hex::py_repr;
 use socktools::output::{Log, Verbosity};
-use socktools::udp::{self, SendConfig};
+use socktools::udp::{self, client};
 
 const USAGE: &str = "usage: 07_udp_send [HOST PORT] [MESSAGE...] [--lib]   (default 127.0.0.1 8090; no MESSAGE: type one)";
 
@@ -132,17 +132,14 @@ fn with_library(args: &Args) -> Result<(), String> {
         Some(m) => m.clone(),
         None => read_line()?,
     };
-    let cfg = SendConfig {
-        // Lesson 07's sender does not wait for an answer.
-        wait: None,
-        ..SendConfig::default()
-    };
+    let mut cfg = client::Config::default();
+    // Lesson 07's sender does not wait for an answer.
+    cfg.wait = None;
     // `send` resolves, creates the socket, encodes, checks the size and sends; the
     // log line `sent N bytes to ADDR` is its 发送完成.
     let log = Log::stderr(Verbosity::Normal);
-    let summary = udp::send(
+    let summary = client::send(
         &args.target,
-        Family::Any,
         &[text],
         io::empty(),
         &cfg,

@@ -18,7 +18,7 @@
 //! 004 p170 does with `input('请输入要回复的数据:')` — take your time: `udp-echo
 //! send` on a terminal keeps listening for it past its `--wait`. Step by step it does
 //! what the Python does, with `std::net::UdpSocket`; with `--lib` it does the same
-//! with one library call, `socktools::udp::serve` — what `udp-echo serve PORT
+//! with one library call, `socktools::udp::server::serve` — what `udp-echo serve PORT
 //! --count 1 --no-echo` runs.
 //!
 //! Then, in another terminal, send it a datagram — any of:
@@ -37,10 +37,13 @@ use std::process::ExitCode;
 use socktools::addr::{describe_io, display_addr, parse_port};
 use socktools::codec::{self, Encoding, TextDecoder, TextEncoder, Unmappable, parse_label};
 use socktools::hex::{self, py_repr};
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, udp_socket};
-use socktools::output::{Log, Output, Verbosity};
+use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
-use socktools::udp::{self, DatagramReader, Reply, ServeConfig};
+use socktools::udp;
+use socktools::udp::datagram::DatagramReader;
+use socktools::udp::server;
 
 const USAGE: &str = "usage: 08_udp_receive [PORT] [--gbk] [--reply TEXT | --ask] [--lib]   (default port 8090; 0: any free port)";
 
@@ -173,33 +176,22 @@ fn with_library(args: &Args) -> Result<(), String> {
         return Err("--ask is step by step only (udp-echo serve answers by itself)".into());
     }
     let socket = udp_socket(ListenSpec::any(args.port)).map_err(|e| e.to_string())?;
-    let cfg = ServeConfig {
-        reply: match &args.reply {
-            Some(text) => Reply::Text(text.clone()),
-            None => Reply::Nothing,
-        },
-        // One datagram, like the notes' single recvfrom.
-        count: Some(1),
-        show: socktools::message::Show::Text(args.encoding),
-        stamps: None,
-        recv_encoding: args.encoding,
-        send: socktools::message::SendOptions {
-            encoding: args.encoding,
-            ..Default::default()
-        },
+    let mut cfg = server::Config::default();
+    cfg.reply = match &args.reply {
+        Some(text) => Reply::Text(text.clone()),
+        None => Reply::Nothing,
     };
+    // One datagram, like the notes' single recvfrom.
+    cfg.count = Some(1);
+    cfg.show = socktools::message::Show::Text(args.encoding);
+    cfg.recv_encoding = args.encoding;
+    cfg.send.encoding = args.encoding;
     // `serve` prints `listening on ADDR`, then `[ADDR] text` for the datagram, and a
     // summary; Ctrl-C (with `install_ctrlc`) would stop it before one arrives.
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc().map_err(|e| e.to_string())?;
-    udp::serve(
-        socket,
-        &cfg,
-        &Output::stdout(),
-        &Log::stderr(Verbosity::Normal),
-        &shutdown,
-    )
-    .map_err(|e| e.to_string())?;
+    let io = Io::new(Output::stdout(), Log::stderr(Verbosity::Normal));
+    server::serve(socket, &cfg, io, &shutdown).map_err(|e| e.to_string())?;
     Ok(())
 }
 

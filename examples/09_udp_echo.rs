@@ -17,7 +17,7 @@
 //! Start two or three clients: each gets its own echoes, because the server never
 //! ties its socket to one client. Step by step it does what the Python does, with
 //! `std::net::UdpSocket`; with `--lib` each side is one library call instead —
-//! `socktools::udp::serve` (what `udp-echo serve` runs) and `socktools::udp::send`
+//! `socktools::udp::server::serve` (what `udp-echo serve` runs) and `socktools::udp::client::send`
 //! (what `udp-echo send HOST PORT` runs). The other side can also be:
 //!
 //! ```text
@@ -36,9 +36,10 @@ use std::time::Duration;
 use socktools::addr::{self, Family, Target, describe_io, display_addr, parse_port};
 use socktools::codec::TextDecoder;
 use socktools::net::{ListenSpec, is_transient, udp_socket};
-use socktools::output::{Log, Output, Verbosity};
+use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
-use socktools::udp::{self, DatagramReader, SendConfig, ServeConfig};
+use socktools::udp::datagram::DatagramReader;
+use socktools::udp::{self, client, server};
 
 const USAGE: &str = "usage: 09_udp_echo server [PORT] [--lib]
        09_udp_echo client [HOST PORT] [--lib]   (default 127.0.0.1 8090)";
@@ -205,28 +206,21 @@ fn server_with_library(port: u16) -> Result<(), String> {
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc().map_err(|e| e.to_string())?;
     // Echo by default; Ctrl-C stops it and prints a summary (datagrams, bytes, senders).
-    udp::serve(
-        socket,
-        &ServeConfig::default(),
-        &Output::stdout(),
-        &Log::stderr(Verbosity::Normal),
-        &shutdown,
-    )
-    .map_err(|e| e.to_string())?;
+    let io = Io::new(Output::stdout(), Log::stderr(Verbosity::Normal));
+    server::serve(socket, &server::Config::default(), io, &shutdown).map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The client with the library: what `udp-echo send HOST PORT` runs — stdin lines,
 /// one datagram each, every echo printed, stop after `exit`.
 fn client_with_library(target: &Target) -> Result<(), String> {
-    let summary = udp::send(
+    let summary = client::send(
         target,
-        Family::Any,
         &[],
         // Read on a thread of its own (replies are shown while you type): the
         // reader must be Send, which a locked stdin is not.
         io::BufReader::new(io::stdin()),
-        &SendConfig::default(),
+        &client::Config::default(),
         &mut io::stdout(),
         &Log::stderr(Verbosity::Normal),
     )

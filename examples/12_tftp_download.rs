@@ -39,7 +39,7 @@ use std::process::ExitCode;
 
 use socktools::addr::{self, Family};
 use socktools::hex::{self, py_repr};
-use socktools::tftp::client::{self, ClientConfig, ClientError, Progress};
+use socktools::tftp::client::{self, Progress};
 use socktools::tftp::engine::TransferError;
 use socktools::tftp::packet::{DATA_HEADER, DEFAULT_BLKSIZE, Request};
 use socktools::tftp::{ErrorCode, Mode, Options, Packet};
@@ -147,7 +147,7 @@ fn run(args: &Args) -> Result<(), String> {
     //    The notes' Python server is stricter: it only answers a request whose
     //    last 7 bytes are b'\x00octet\x00', so it never answers this one. The
     //    library then asks again, after one timeout, without options.
-    let mut cfg = ClientConfig::new(server);
+    let mut cfg = client::Config::new(server);
     cfg.no_options = args.no_options;
     if args.no_options {
         println!("--no-options: the library sends exactly these bytes, like the notes' client");
@@ -282,9 +282,9 @@ impl Progress for ShowSize {
 }
 
 /// One line for a failed download; the notes' words for a server ERROR.
-fn explain(e: &ClientError) -> String {
+fn explain(e: &client::Error) -> String {
     match e {
-        ClientError::Transfer(TransferError::Peer { code, message, .. }) => {
+        client::Error::Transfer(TransferError::Peer { code, message, .. }) => {
             let mut line = format!(
                 "服务器返回 ERROR {} ({}): {message}",
                 code.code(),
@@ -298,7 +298,7 @@ fn explain(e: &ClientError) -> String {
             }
             line
         }
-        ClientError::NoAnswer { .. } => format!("{e}\n{OTHER_TERMINAL}"),
+        client::Error::NoAnswer { .. } => format!("{e}\n{OTHER_TERMINAL}"),
         _ => e.to_string(),
     }
 }

@@ -6,6 +6,7 @@
 //! A host name may resolve to several addresses (IPv6 and IPv4 for `localhost`), so
 //! [`connect`] tries each in turn, the way `socket.create_connection` does in Python.
 
+use crate::error::Blame;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -45,6 +46,7 @@ impl Family {
 
 /// Errors from parsing, resolving or connecting to an address.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddrError {
     /// A port that is not a number from 0 to 65535.
     #[error("invalid port \"{0}\": expected 0-65535")]
@@ -74,6 +76,17 @@ pub enum AddrError {
     /// Every address was tried and none accepted the connection.
     #[error("cannot connect to {0}")]
     Connect(ConnectFailures),
+}
+
+impl Blame for AddrError {
+    /// A host or port that cannot be parsed is the user's; one that does not
+    /// resolve or answer is the network's.
+    fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            AddrError::InvalidPort(_) | AddrError::InvalidHost(_) | AddrError::MissingPort(_)
+        )
+    }
 }
 
 /// The addresses that were tried and why each failed.

@@ -4,7 +4,6 @@
 //! timed out, reset), 2 a usage error (a bad flag, port, address or encoding label).
 //! A broken pipe on stdout (`tcp-client … | head -1`) is not an error: exit 0 quietly.
 
-use std::error::Error;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::addr::{AddrError, Family};
 use crate::codec::{self, CodecError, Encoding, Unmappable};
+use crate::error::is_broken_pipe;
 use crate::framing::{DEFAULT_MAX_FRAME, Framing};
-use crate::hex::HexError;
 use crate::message::{SendOptions, Show};
 use crate::output::{Timestamps, Verbosity};
 
@@ -49,17 +48,19 @@ pub fn stop_on_signals(
     })
 }
 
+/// Signal handlers can only fail to install at start-up, for reasons of the system.
+impl crate::error::Blame for ctrlc::Error {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// The exit for a run that `flag` ([`stop_on_signals`]) stopped: one line
 /// saying so, and [`EXIT_INTERRUPTED`].
 pub fn interrupted(prog: &str, what_happened: &str) -> ExitCode {
     eprintln!("{prog}: interrupted; {what_happened}");
     ExitCode::from(EXIT_INTERRUPTED)
 }
-
-/// A usage error a binary finds itself (beyond what clap checks).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 fn encoding_arg(label: &str) -> Result<&'static Encoding, CodecError> {
     codec::parse_label(label)
@@ -225,74 +226,13 @@ pub fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("invalid duration \"{s}\": expected seconds such as 2 or 0.5"))
 }
 
-/// Is this error (or one it wraps) the user's command line being wrong?
-pub fn is_usage(err: &(dyn Error + 'static)) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if e.is::<UsageError>() || e.is::<HexError>() {
-            return true;
-        }
-        if let Some(a) = e.downcast_ref::<AddrError>() {
-            return matches!(
-                a,
-                AddrError::InvalidPort(_) | AddrError::InvalidHost(_) | AddrError::MissingPort(_)
-            );
-        }
-        // Every CodecError is about input the user gave: an unknown label, or a
-        // message that cannot be encoded under --strict-encoding.
-        if e.is::<CodecError>() {
-            return true;
-        }
-        cur = next_cause(e);
-    }
-    false
-}
-
-/// The error `e` wraps. `io::Error::other(inner)` does not report `inner` as its
-/// source (only inner's own source), so look inside it explicitly.
-fn next_cause<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
-    match e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-        Some(inner) => Some(inner),
-        None => e.source(),
-    }
-}
-
-fn is_broken_pipe(err: &(dyn Error + 'static)) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.kind() == io::ErrorKind::BrokenPipe
-        {
-            return true;
-        }
-        cur = next_cause(e);
-    }
-    false
-}
-
-/// The one-line form of an error and its causes: `outer: inner: innermost`. A cause
-/// whose text the line already contains is not repeated.
-pub fn one_line(err: &(dyn Error + 'static)) -> String {
-    let mut line = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cur = e.source();
-    }
-    line.replace('\n', " ")
-}
-
 /// Print `prog: error` on stderr and pick the exit code.
-pub fn report(prog: &str, err: &(dyn Error + 'static)) -> ExitCode {
-    if is_broken_pipe(err) {
+pub fn report(prog: &str, err: &crate::Error) -> ExitCode {
+    if is_broken_pipe(err.as_std()) {
         return ExitCode::from(EXIT_OK);
     }
-    eprintln!("{prog}: {}", one_line(err));
-    ExitCode::from(if is_usage(err) {
+    eprintln!("{prog}: {err}");
+    ExitCode::from(if err.is_usage() {
         EXIT_USAGE
     } else {
         EXIT_RUNTIME
@@ -390,13 +330,10 @@ impl TftpArgs {
     }
 
     /// Resolves HOST (`host`, `host:port`, `[v6]:port`, `::1`) and builds the client's settings.
-    pub fn client_config(
-        &self,
-        host: &str,
-    ) -> Result<crate::tftp::client::ClientConfig, AddrError> {
+    pub fn client_config(&self, host: &str) -> Result<crate::tftp::client::Config, AddrError> {
         let target = crate::addr::parse_host_or_target(host, self.port)?;
         let server = crate::addr::resolve(&target, self.family())?[0];
-        let mut cfg = crate::tftp::client::ClientConfig::new(server);
+        let mut cfg = crate::tftp::client::Config::new(server);
         cfg.mode = self.mode;
         cfg.blksize = Some(self.blksize);
         cfg.windowsize = Some(self.windowsize);
@@ -880,21 +817,6 @@ mod tests {
         assert!(parse_seconds("NaN").is_err());
     }
 
-    #[test]
-    fn usage_errors_are_recognised_through_wrapping() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("while parsing")]
-        struct Outer(#[source] AddrError);
-        let e = Outer(AddrError::InvalidPort("80a".into()));
-        assert!(is_usage(&e));
-        assert_eq!(
-            one_line(&e),
-            "while parsing: invalid port \"80a\": expected 0-65535"
-        );
-        let refused = AddrError::Connect(crate::addr::ConnectFailures(vec![]));
-        assert!(!is_usage(&refused));
-    }
-
     #[derive(clap::Parser, Debug)]
     #[command(name = "tcp-client", version)]
     struct Demo {
@@ -903,44 +825,43 @@ mod tests {
         verbose: u8,
     }
 
-    fn examined(args: &[&str]) -> Result<clap::ArgMatches, Refusal> {
+    /// How [`examine`] answers `args`, in a word or a line: `ok`, `clap`,
+    /// `generate KIND` or `usage: LINE`.
+    fn examined(args: &[&str]) -> String {
         let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
-        examine(&mut command::<Demo>(), &args)
+        match examine(&mut command::<Demo>(), &args) {
+            Ok(_) => "ok".into(),
+            Err(Refusal::Clap(_)) => "clap".into(),
+            Err(Refusal::Generate(kind)) => format!("generate {kind}"),
+            Err(Refusal::Usage(line)) => format!("usage: {line}"),
+        }
     }
 
     #[test]
     fn generate_needs_no_required_argument_and_stops_at_double_dash() {
-        assert!(matches!(
-            examined(&["tcp-client", "--generate", "man"]),
-            Err(Refusal::Generate(k)) if k == "man"
-        ));
-        assert!(matches!(
-            examined(&["tcp-client", "--generate=complete-fish"]),
-            Err(Refusal::Generate(k)) if k == "complete-fish"
-        ));
-        assert!(matches!(
-            examined(&["tcp-client", "--generate", "roff"]),
-            Err(Refusal::Usage(line)) if line.starts_with("--generate needs one of: man,")
-        ));
+        let man = examined(&["tcp-client", "--generate", "man"]);
+        assert_eq!(man, "generate man");
+        let fish = examined(&["tcp-client", "--generate=complete-fish"]);
+        assert_eq!(fish, "generate complete-fish");
+        let roff = examined(&["tcp-client", "--generate", "roff"]);
+        assert!(
+            roff.starts_with("usage: --generate needs one of: man,"),
+            "{roff}"
+        );
         // After `--` it is HOST.
-        assert!(examined(&["tcp-client", "--", "--generate"]).is_ok());
+        assert_eq!(examined(&["tcp-client", "--", "--generate"]), "ok");
     }
 
     #[test]
     fn nc_flags_and_vv_are_usage_errors_with_the_way_to_do_it() {
-        assert!(matches!(
+        assert_eq!(
             examined(&["tcp-client", "-l", "8080"]),
-            Err(Refusal::Usage(line)) if line == "-l is nc's listen flag; to listen, use tcp-server PORT (udp-echo serve PORT for UDP)"
-        ));
-        assert!(matches!(
-            examined(&["tcp-client", "--bogus"]),
-            Err(Refusal::Clap(_))
-        ));
-        assert!(matches!(
-            examined(&["tcp-client", "-vv", "h"]),
-            Err(Refusal::Usage(line)) if line.starts_with("-vv: ")
-        ));
-        assert!(examined(&["tcp-client", "-v", "h"]).is_ok());
+            "usage: -l is nc's listen flag; to listen, use tcp-server PORT (udp-echo serve PORT for UDP)"
+        );
+        assert_eq!(examined(&["tcp-client", "--bogus"]), "clap");
+        let vv = examined(&["tcp-client", "-vv", "h"]);
+        assert!(vv.starts_with("usage: -vv: "), "{vv}");
+        assert_eq!(examined(&["tcp-client", "-v", "h"]), "ok");
         assert_eq!(nc_hint("tftp-get", "-p"), None, "a real flag there");
     }
 
@@ -964,6 +885,6 @@ mod tests {
     #[test]
     fn broken_pipe_is_quiet_success() {
         let e = io::Error::from(io::ErrorKind::BrokenPipe);
-        assert_eq!(report("t", &e), ExitCode::from(EXIT_OK));
+        assert_eq!(report("t", &e.into()), ExitCode::from(EXIT_OK));
     }
 }

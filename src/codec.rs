@@ -28,6 +28,7 @@
 //! * [`suggest_encoding`] finds which common encoding some bytes that were
 //!   not valid in the chosen one do decode in, so a warning can name it.
 
+use crate::error::Blame;
 use encoding_rs::{CoderResult, Decoder, Encoder, EncoderResult, UTF_8, UTF_16BE, UTF_16LE};
 
 /// Re-exported so callers can name encodings (`&'static Encoding`) without
@@ -77,6 +78,7 @@ const MAX_RESERVE: usize = 1 << 20;
 
 /// Everything that can go wrong in this module.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The user asked for an encoding name we do not know.
     #[error("unknown encoding {label:?}; try one of: {COMMON_LABELS}")]
@@ -93,6 +95,14 @@ pub enum CodecError {
         /// Name of the target encoding, e.g. `"GBK"`.
         encoding: &'static str,
     },
+}
+
+/// Every codec error is about input the user gave: an unknown label, or a message
+/// that cannot be encoded under `--strict-encoding`.
+impl Blame for CodecError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 /// Looks up an encoding by any of its WHATWG labels.
@@ -631,6 +641,13 @@ mod tests {
         assert!(!dec.had_errors());
     }
 
+    /// `dec` has met a malformed sequence, and has a warning for it once.
+    fn assert_warns_once(dec: &mut TextDecoder) {
+        assert!(dec.had_errors());
+        assert!(dec.take_error_warning());
+        assert!(!dec.take_error_warning());
+    }
+
     #[test]
     fn invalid_utf8_becomes_replacement_char() {
         let mut dec = TextDecoder::new(UTF_8);
@@ -638,9 +655,7 @@ mod tests {
         assert_eq!(dec.decode(b"ok", false), "ok");
         assert!(!dec.had_errors());
         assert_eq!(dec.decode(b"\xff\xfe", false), "\u{fffd}\u{fffd}");
-        assert!(dec.had_errors());
-        assert!(dec.take_error_warning());
-        assert!(!dec.take_error_warning());
+        assert_warns_once(&mut dec);
         // More errors on the same connection: still no second warning.
         assert_eq!(dec.decode(b"\xff", true), "\u{fffd}");
         assert!(!dec.take_error_warning());
@@ -656,9 +671,7 @@ mod tests {
         // The stream ends before the second byte: the half character is lost,
         // and we say so with U+FFFD.
         assert_eq!(dec.decode(b"", true), "\u{fffd}");
-        assert!(dec.had_errors());
-        assert!(dec.take_error_warning());
-        assert!(!dec.take_error_warning());
+        assert_warns_once(&mut dec);
         // Reusable for a new stream after `last`.
         assert_eq!(dec.decode(NIHAO_GBK, true), "你好");
     }

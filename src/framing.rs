@@ -28,6 +28,7 @@
 //!
 //! [`encode_frame`] is the sending side: it adds the framing to a payload.
 
+use crate::error::Blame;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
@@ -36,7 +37,8 @@ use std::ops::Range;
 /// How a byte stream is cut into messages.
 ///
 /// Used as a command-line value (`--framing raw|line|len`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Framing {
     /// Whatever one read() returns is one message (what the course's Python does; shows sticky packets)
     #[default]
@@ -72,6 +74,7 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 /// starts), so the usual reaction is to report the error and close the
 /// connection.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The frame is bigger than allowed.
     ///
@@ -101,6 +104,13 @@ pub enum FrameError {
     },
     /// I/O error from the reader.
     Io(#[from] io::Error),
+}
+
+/// A frame too large or cut short is the peer's doing, not the command line's.
+impl Blame for FrameError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 // The message depends on more than one field, so Display is written by hand
@@ -607,6 +617,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    type Bytes = &'static [u8];
+
     /// Pops every frame that is complete right now.
     fn drain(d: &mut Deframer) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -616,32 +628,96 @@ mod tests {
         out
     }
 
-    // ----- Line framing -----
+    /// The next frame is complete, with this payload and these bytes on the
+    /// wire; `into_payload` gives the payload too.
+    fn next_is(d: &mut Deframer, payload: &[u8], wire: &[u8]) {
+        let f = d.next_frame().unwrap().unwrap();
+        assert_eq!(f.payload(), payload);
+        assert_eq!(f.wire(), wire);
+        assert_eq!(f.into_payload(), payload);
+    }
 
-    #[test]
-    fn two_lines_in_one_push_are_two_frames() {
-        // The sticky packet: two send() calls, one recv().
-        let mut d = Deframer::new(Framing::Line, DEFAULT_MAX_FRAME);
-        d.push(b"hello\nworld\n");
-        assert_eq!(drain(&mut d), vec![b"hello".to_vec(), b"world".to_vec()]);
-        assert_eq!(d.buffered(), 0);
-        assert!(d.finish().unwrap().is_none());
+    /// `err` is `want` and reads `message`. (Compared by Debug: `FrameError`
+    /// holds an `io::Error` and so has no `PartialEq`.)
+    fn assert_err(err: FrameError, want: FrameError, message: &str) {
+        assert_eq!(format!("{err:?}"), format!("{want:?}"));
+        assert_eq!(err.to_string(), message);
     }
 
     #[test]
-    fn line_split_at_every_offset() {
-        let input = b"hello\r\nworld\n";
-        for cut in 0..=input.len() {
-            let mut d = Deframer::new(Framing::Line, DEFAULT_MAX_FRAME);
-            let mut got = Vec::new();
-            d.push(&input[..cut]);
-            got.extend(drain(&mut d));
-            d.push(&input[cut..]);
-            got.extend(drain(&mut d));
-            assert_eq!(got, vec![b"hello".to_vec(), b"world".to_vec()], "cut {cut}");
-            assert!(d.finish().unwrap().is_none());
+    fn one_push_of_whole_frames_gives_each_with_its_wire_bytes() {
+        // Each frame: (payload, wire bytes).
+        type Frames = &'static [(Bytes, Bytes)];
+        let cases: [(Framing, Bytes, Frames); 5] = [
+            // The sticky packet: two send() calls, one recv().
+            (
+                Framing::Line,
+                b"hello\nworld\n",
+                &[(b"hello", b"hello\n"), (b"world", b"world\n")],
+            ),
+            // A CRLF is stripped from the payload but kept in the wire bytes.
+            (
+                Framing::Line,
+                b"hi\r\nbare\n\r\n",
+                &[(b"hi", b"hi\r\n"), (b"bare", b"bare\n"), (b"", b"\r\n")],
+            ),
+            // Only one CR before the LF is framing.
+            (
+                Framing::Line,
+                b"a\r\r\nb\rc\n",
+                &[(b"a\r", b"a\r\r\n"), (b"b\rc", b"b\rc\n")],
+            ),
+            (
+                Framing::Len,
+                b"\x00\x00\x00\x05hello\x00\x00\x00\x02hi",
+                &[
+                    (b"hello", b"\x00\x00\x00\x05hello"),
+                    (b"hi", b"\x00\x00\x00\x02hi"),
+                ],
+            ),
+            (
+                Framing::Len,
+                b"\x00\x00\x00\x00",
+                &[(b"", b"\x00\x00\x00\x00")],
+            ),
+        ];
+        for (framing, input, frames) in cases {
+            let mut d = Deframer::new(framing, DEFAULT_MAX_FRAME);
+            d.push(input);
+            for (payload, wire) in frames {
+                next_is(&mut d, payload, wire);
+            }
+            assert!(d.next_frame().unwrap().is_none(), "{input:?}");
+            assert_eq!(d.buffered(), 0, "{input:?}");
+            assert!(d.finish().unwrap().is_none(), "{input:?}");
         }
     }
+
+    #[test]
+    fn frames_split_at_every_offset() {
+        let cases: [(Framing, Bytes, [Bytes; 2]); 2] = [
+            (Framing::Line, b"hello\r\nworld\n", [b"hello", b"world"]),
+            (
+                Framing::Len,
+                b"\x00\x00\x00\x05hello\x00\x00\x00\x00",
+                [b"hello", b""],
+            ),
+        ];
+        for (framing, input, want) in cases {
+            for cut in 0..=input.len() {
+                let mut d = Deframer::new(framing, DEFAULT_MAX_FRAME);
+                let mut got = Vec::new();
+                d.push(&input[..cut]);
+                got.extend(drain(&mut d));
+                d.push(&input[cut..]);
+                got.extend(drain(&mut d));
+                assert_eq!(got, want, "{framing:?}, cut {cut}");
+                assert!(d.finish().unwrap().is_none());
+            }
+        }
+    }
+
+    // ----- Line framing -----
 
     #[test]
     fn line_arriving_one_byte_at_a_time() {
@@ -652,29 +728,6 @@ mod tests {
         }
         d.push(b"\n");
         assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"abc");
-    }
-
-    #[test]
-    fn crlf_is_stripped_from_payload_but_kept_in_wire() {
-        let mut d = Deframer::new(Framing::Line, DEFAULT_MAX_FRAME);
-        d.push(b"hi\r\nbare\n\r\n");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"hi");
-        assert_eq!(f.wire(), b"hi\r\n");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"bare");
-        assert_eq!(f.wire(), b"bare\n");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"");
-        assert_eq!(f.wire(), b"\r\n");
-        assert!(d.next_frame().unwrap().is_none());
-    }
-
-    #[test]
-    fn only_one_cr_before_lf_is_framing() {
-        let mut d = Deframer::new(Framing::Line, DEFAULT_MAX_FRAME);
-        d.push(b"a\r\r\nb\rc\n");
-        assert_eq!(drain(&mut d), vec![b"a\r".to_vec(), b"b\rc".to_vec()]);
     }
 
     #[test]
@@ -700,34 +753,67 @@ mod tests {
     }
 
     #[test]
-    fn line_over_max_without_newline_is_too_large() {
-        let mut d = Deframer::new(Framing::Line, 4);
-        d.push(b"abcd");
-        assert!(d.next_frame().unwrap().is_none()); // 4 bytes: still legal
-        d.push(b"e");
-        let err = d.next_frame().unwrap_err();
-        assert!(matches!(
-            err,
-            FrameError::TooLarge {
-                len: 5,
-                max: 4,
-                framing: Framing::Line
-            }
-        ));
-        assert_eq!(err.to_string(), "line longer than --max-frame 4 bytes");
-        // Nothing consumed: asking again gives the same answer.
-        assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
+    fn a_frame_over_max_is_refused_before_it_ends_without_growing_the_buffer() {
+        // A line: 4 bytes are still legal, the fifth is not. A len frame: the
+        // header of a hostile peer announces 4 GiB; refused at once.
+        let cases: [(Framing, usize, [Bytes; 2], u64, &str); 2] = [
+            (
+                Framing::Line,
+                4,
+                [b"abcd", b"e"],
+                5,
+                "line longer than --max-frame 4 bytes",
+            ),
+            (
+                Framing::Len,
+                DEFAULT_MAX_FRAME,
+                [b"\xff\xff", b"\xff\xff"],
+                4_294_967_295,
+                "frame of 4294967295 bytes exceeds --max-frame 16777216",
+            ),
+        ];
+        for (framing, max, [first, second], len, message) in cases {
+            let mut d = Deframer::new(framing, max);
+            d.push(first);
+            assert!(d.next_frame().unwrap().is_none());
+            d.push(second);
+            let want = FrameError::TooLarge { len, max, framing };
+            assert_err(d.next_frame().unwrap_err(), want, message);
+            // Nothing consumed: asking again gives the same answer.
+            assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
+            assert_eq!(d.buffered(), first.len() + second.len());
+            assert!(d.buf.capacity() < 1024, "capacity {}", d.buf.capacity());
+        }
     }
 
     #[test]
-    fn line_over_max_with_newline_is_too_large() {
-        let mut d = Deframer::new(Framing::Line, 4);
-        d.push(b"ok\nabcde\n");
-        assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"ok");
-        assert!(matches!(
-            d.next_frame(),
-            Err(FrameError::TooLarge { len: 5, max: 4, .. })
-        ));
+    fn a_frame_over_max_after_a_legal_one_is_too_large() {
+        // A line of 5 bytes with its newline; a len frame of exactly max, then one over.
+        let cases: [(Framing, usize, Bytes, Bytes, u64, &str); 2] = [
+            (
+                Framing::Line,
+                4,
+                b"ok\nabcde\n",
+                b"ok",
+                5,
+                "line longer than --max-frame 4 bytes",
+            ),
+            (
+                Framing::Len,
+                3,
+                b"\x00\x00\x00\x03abc\x00\x00\x00\x04",
+                b"abc",
+                4,
+                "frame of 4 bytes exceeds --max-frame 3",
+            ),
+        ];
+        for (framing, max, input, first, len, message) in cases {
+            let mut d = Deframer::new(framing, max);
+            d.push(input);
+            assert_eq!(d.next_frame().unwrap().unwrap().payload(), first);
+            let want = FrameError::TooLarge { len, max, framing };
+            assert_err(d.next_frame().unwrap_err(), want, message);
+        }
     }
 
     #[test]
@@ -780,66 +866,6 @@ mod tests {
     }
 
     // ----- Len framing -----
-
-    #[test]
-    fn len_frame_hello() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(b"\x00\x00\x00\x05hello\x00\x00\x00\x02hi");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"hello");
-        assert_eq!(f.wire(), b"\x00\x00\x00\x05hello");
-        assert_eq!(f.into_payload(), b"hello");
-        assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"hi");
-        assert!(d.next_frame().unwrap().is_none());
-        assert!(d.finish().unwrap().is_none());
-    }
-
-    #[test]
-    fn len_frame_split_at_every_offset() {
-        let input = b"\x00\x00\x00\x05hello\x00\x00\x00\x00";
-        for cut in 0..=input.len() {
-            let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-            let mut got = Vec::new();
-            d.push(&input[..cut]);
-            got.extend(drain(&mut d));
-            d.push(&input[cut..]);
-            got.extend(drain(&mut d));
-            assert_eq!(got, vec![b"hello".to_vec(), Vec::new()], "cut {cut}");
-        }
-    }
-
-    #[test]
-    fn zero_length_len_frame() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(b"\x00\x00\x00\x00");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"");
-        assert_eq!(f.wire(), b"\x00\x00\x00\x00");
-        assert_eq!(d.buffered(), 0);
-    }
-
-    #[test]
-    fn hostile_prefix_is_rejected_without_growing_the_buffer() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(b"\xff\xff");
-        assert!(d.next_frame().unwrap().is_none());
-        d.push(b"\xff\xff");
-        let err = d.next_frame().unwrap_err();
-        assert!(matches!(
-            err,
-            FrameError::TooLarge {
-                len: 4_294_967_295,
-                max: DEFAULT_MAX_FRAME,
-                framing: Framing::Len
-            }
-        ));
-        assert_eq!(
-            err.to_string(),
-            "frame of 4294967295 bytes exceeds --max-frame 16777216"
-        );
-        assert_eq!(d.buffered(), 4);
-        assert!(d.buf.capacity() < 1024, "capacity {}", d.buf.capacity());
-    }
 
     #[test]
     fn big_legal_len_frame_grows_only_with_real_bytes() {
@@ -909,54 +935,34 @@ mod tests {
     }
 
     #[test]
-    fn len_frame_of_exactly_max_is_fine() {
-        let mut d = Deframer::new(Framing::Len, 3);
-        d.push(b"\x00\x00\x00\x03abc\x00\x00\x00\x04");
-        assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"abc");
-        assert!(matches!(
-            d.next_frame(),
-            Err(FrameError::TooLarge { len: 4, max: 3, .. })
-        ));
-    }
-
-    #[test]
-    fn truncated_header_at_eof() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(b"\x00\x00");
-        assert!(d.next_frame().unwrap().is_none());
-        let err = d.finish().unwrap_err();
-        assert!(matches!(
-            err,
-            FrameError::Truncated {
-                expected: 4,
-                got: 2,
-                header: true
-            }
-        ));
-        assert_eq!(
-            err.to_string(),
-            "connection closed mid-frame: got 2 of 4 header bytes"
-        );
-    }
-
-    #[test]
-    fn truncated_body_at_eof() {
-        let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
-        d.push(b"\x00\x00\x00\x0aabc");
-        assert!(d.next_frame().unwrap().is_none());
-        let err = d.finish().unwrap_err();
-        assert!(matches!(
-            err,
-            FrameError::Truncated {
-                expected: 10,
-                got: 3,
-                header: false
-            }
-        ));
-        assert_eq!(
-            err.to_string(),
-            "connection closed mid-frame: got 3 of 10 bytes"
-        );
+    fn truncated_header_or_body_at_eof() {
+        let cases: [(Bytes, u64, u64, bool, &str); 2] = [
+            (
+                b"\x00\x00",
+                4,
+                2,
+                true,
+                "connection closed mid-frame: got 2 of 4 header bytes",
+            ),
+            (
+                b"\x00\x00\x00\x0aabc",
+                10,
+                3,
+                false,
+                "connection closed mid-frame: got 3 of 10 bytes",
+            ),
+        ];
+        for (input, expected, got, header, message) in cases {
+            let mut d = Deframer::new(Framing::Len, DEFAULT_MAX_FRAME);
+            d.push(input);
+            assert!(d.next_frame().unwrap().is_none());
+            let want = FrameError::Truncated {
+                expected,
+                got,
+                header,
+            };
+            assert_err(d.finish().unwrap_err(), want, message);
+        }
     }
 
     // ----- Raw framing -----
@@ -967,9 +973,7 @@ mod tests {
         d.push(b"hello\nworld");
         d.push(b"");
         d.push(b"!");
-        let f = d.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload(), b"hello\nworld");
-        assert_eq!(f.wire(), b"hello\nworld");
+        next_is(&mut d, b"hello\nworld", b"hello\nworld");
         assert_eq!(d.next_frame().unwrap().unwrap().payload(), b"!");
         assert!(d.next_frame().unwrap().is_none());
         assert!(d.finish().unwrap().is_none());
@@ -1061,6 +1065,14 @@ mod tests {
         Err(io::Error::from(kind))
     }
 
+    /// `r` gives frames with these payloads, then the end of the stream.
+    fn reads_then_ends<R: Read>(r: &mut FrameReader<R>, payloads: &[&[u8]]) {
+        for p in payloads {
+            assert_eq!(r.read_frame().unwrap().unwrap().payload(), *p);
+        }
+        assert!(r.read_frame().unwrap().is_none());
+    }
+
     #[test]
     fn reader_one_byte_at_a_time() {
         for framing in [Framing::Line, Framing::Len] {
@@ -1069,23 +1081,25 @@ mod tests {
                 wire.extend(encode_frame(framing, p).unwrap());
             }
             let mut r = FrameReader::new(OneByteAtATime(wire, 0), framing, DEFAULT_MAX_FRAME);
-            assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"hello");
-            assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"");
-            assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"world");
-            assert!(r.read_frame().unwrap().is_none());
+            reads_then_ends(&mut r, &[b"hello", b"", b"world"]);
             assert!(r.read_frame().unwrap().is_none());
         }
     }
 
     #[test]
-    fn reader_raw_shows_sticky_packets() {
-        // Two messages that arrived together come out as one raw frame,
-        // exactly like the course's Python server prints them.
-        let script = Scripted::new(vec![Ok(b"helloworld".to_vec()), Ok(b"!".to_vec())]);
-        let mut r = FrameReader::new(script, Framing::Raw, DEFAULT_MAX_FRAME);
-        assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"helloworld");
-        assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"!");
-        assert!(r.read_frame().unwrap().is_none());
+    fn reader_gives_each_frame_then_none() {
+        let cases: [(Framing, &[Bytes], [Bytes; 2]); 2] = [
+            // Two messages that arrived together come out as one raw frame,
+            // exactly like the course's Python server prints them.
+            (Framing::Raw, &[b"helloworld", b"!"], [b"helloworld", b"!"]),
+            // The final line needs no newline.
+            (Framing::Line, &[b"a\nb"], [b"a", b"b"]),
+        ];
+        for (framing, reads, frames) in cases {
+            let script = Scripted::new(reads.iter().map(|r| Ok(r.to_vec())).collect());
+            let mut r = FrameReader::new(script, framing, DEFAULT_MAX_FRAME);
+            reads_then_ends(&mut r, &frames);
+        }
     }
 
     #[test]
@@ -1115,18 +1129,8 @@ mod tests {
             Ok(b"lo\n".to_vec()),
         ]);
         let mut r = FrameReader::new(script, Framing::Line, DEFAULT_MAX_FRAME);
-        assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"hello");
-        assert!(r.read_frame().unwrap().is_none());
+        reads_then_ends(&mut r, &[b"hello"]);
         assert!(r.get_ref().0.is_empty());
-    }
-
-    #[test]
-    fn reader_returns_final_line_then_none() {
-        let script = Scripted::new(vec![Ok(b"a\nb".to_vec())]);
-        let mut r = FrameReader::new(script, Framing::Line, DEFAULT_MAX_FRAME);
-        assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"a");
-        assert_eq!(r.read_frame().unwrap().unwrap().payload(), b"b");
-        assert!(r.read_frame().unwrap().is_none());
     }
 
     #[test]
@@ -1179,6 +1183,17 @@ mod tests {
         })
     }
 
+    /// `bytes` cut into chunks of the given sizes (cycled; each at least 1).
+    fn chunks_of<'a>(mut bytes: &'a [u8], sizes: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+        sizes.iter().cycle().map_while(move |&size| {
+            (!bytes.is_empty()).then(|| {
+                let (chunk, rest) = bytes.split_at(size.min(bytes.len()));
+                bytes = rest;
+                chunk
+            })
+        })
+    }
+
     /// Pushes `wire` in chunks of the given sizes (cycled), then finishes.
     fn deframe_in_chunks(
         framing: Framing,
@@ -1187,13 +1202,8 @@ mod tests {
     ) -> Result<Vec<Frame>, FrameError> {
         let mut d = Deframer::new(framing, 64);
         let mut frames = Vec::new();
-        let mut rest = wire;
-        let mut i = 0;
-        while !rest.is_empty() {
-            let n = sizes[i % sizes.len()].min(rest.len());
-            i += 1;
-            d.push(&rest[..n]);
-            rest = &rest[n..];
+        for chunk in chunks_of(wire, sizes) {
+            d.push(chunk);
             while let Some(f) = d.next_frame()? {
                 frames.push(f);
             }
@@ -1204,21 +1214,32 @@ mod tests {
         Ok(frames)
     }
 
+    /// `payloads` framed, then deframed from chunks of `sizes`: the same
+    /// payloads come back, and their wire bytes are the bytes sent.
+    fn round_trip(
+        framing: Framing,
+        payloads: &[Vec<u8>],
+        sizes: &[usize],
+    ) -> Result<(), TestCaseError> {
+        let wire: Vec<u8> = payloads
+            .iter()
+            .flat_map(|p| encode_frame(framing, p).unwrap())
+            .collect();
+        let frames = deframe_in_chunks(framing, &wire, sizes).unwrap();
+        let got: Vec<Vec<u8>> = frames.iter().map(|f| f.payload().to_vec()).collect();
+        prop_assert_eq!(got, payloads);
+        let rewired: Vec<u8> = frames.iter().flat_map(|f| f.wire().to_vec()).collect();
+        prop_assert_eq!(rewired, wire);
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn line_round_trip(
             payloads in proptest::collection::vec(line_payload(), 0..20),
             sizes in proptest::collection::vec(1usize..50, 1..10),
         ) {
-            let wire: Vec<u8> = payloads
-                .iter()
-                .flat_map(|p| encode_frame(Framing::Line, p).unwrap())
-                .collect();
-            let frames = deframe_in_chunks(Framing::Line, &wire, &sizes).unwrap();
-            let got: Vec<Vec<u8>> = frames.iter().map(|f| f.payload().to_vec()).collect();
-            prop_assert_eq!(got, payloads);
-            let rewired: Vec<u8> = frames.iter().flat_map(|f| f.wire().to_vec()).collect();
-            prop_assert_eq!(rewired, wire);
+            round_trip(Framing::Line, &payloads, &sizes)?;
         }
 
         #[test]
@@ -1226,13 +1247,7 @@ mod tests {
             payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20),
             sizes in proptest::collection::vec(1usize..50, 1..10),
         ) {
-            let wire: Vec<u8> = payloads
-                .iter()
-                .flat_map(|p| encode_frame(Framing::Len, p).unwrap())
-                .collect();
-            let frames = deframe_in_chunks(Framing::Len, &wire, &sizes).unwrap();
-            let got: Vec<Vec<u8>> = frames.into_iter().map(Frame::into_payload).collect();
-            prop_assert_eq!(got, payloads);
+            round_trip(Framing::Len, &payloads, &sizes)?;
         }
 
         #[test]
@@ -1258,13 +1273,8 @@ mod tests {
         ) {
             for framing in [Framing::Raw, Framing::Line, Framing::Len] {
                 let mut d = Deframer::new(framing, max);
-                let mut rest = &bytes[..];
-                let mut i = 0;
-                while !rest.is_empty() {
-                    let n = sizes[i % sizes.len()].min(rest.len());
-                    i += 1;
-                    d.push(&rest[..n]);
-                    rest = &rest[n..];
+                for chunk in chunks_of(&bytes, &sizes) {
+                    d.push(chunk);
                     while let Ok(Some(f)) = d.next_frame() {
                         prop_assert!(f.payload().len() <= f.wire().len());
                     }

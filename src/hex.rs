@@ -6,11 +6,14 @@
 //! UTF-8 "你好". Hex mode also lets a learner send exact bytes (a `0d 0a` line
 //! ending, a binary protocol header) that are awkward to type as text.
 
+use crate::error::Blame;
+
 /// Why a hex string could not be parsed.
 ///
 /// Positions count *characters* (not bytes) from 1, the way a person counts
 /// along the line they typed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HexError {
     /// A character that is neither a hex digit nor a separator.
     #[error("invalid hex digit {ch:?} at position {position}")]
@@ -30,6 +33,13 @@ pub enum HexError {
         /// 1-based character position of the digit without a partner.
         position: usize,
     },
+}
+
+/// Hex comes from the user (`--send-hex`).
+impl Blame for HexError {
+    fn is_usage(&self) -> bool {
+        true
+    }
 }
 
 /// Is `ch` one of the characters allowed between groups of hex digits?

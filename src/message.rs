@@ -37,9 +37,25 @@ use std::io::{self, BufRead};
 use unicode_width::UnicodeWidthStr;
 
 use crate::codec::{self, CodecError, Encoding, TextDecoder, TextEncoder, Unmappable};
+use crate::error::Blame;
 use crate::framing::{self, FrameError, Framing};
 use crate::hex::{self, HexDumper, HexError};
 use crate::output::Timestamps;
+
+/// What a server sends back for each message (TCP) or datagram (UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`, the
+    /// default); when the receive and send encodings differ, the same text in the
+    /// send encoding ([`Echo`]).
+    Echo,
+    /// This text, encoded with the send encoding; `{peer}` becomes the sender's
+    /// address (lesson 03's `我是服务器, 你好客户端: (ip, port)`).
+    Text(String),
+    /// Nothing: only receive and show (lesson 08, `--no-echo`; `tcp-server
+    /// --raw`, `--sink` and `--stdin`).
+    Nothing,
+}
 
 /// How received bytes are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,7 +382,7 @@ impl Incoming {
 
     /// The warning to print, once per connection, when bytes that are not valid
     /// in the receive encoding have first been shown as U+FFFD: it names an
-    /// encoding the bad bytes do decode in (see [`invalid_sample_warning`]).
+    /// encoding the bad bytes do decode in (the same words `invalid_sample_warning` gives whole bytes).
     /// None the rest of the time, and always with `--hex` or `--raw`, which
     /// decode nothing.
     pub fn take_error_warning(&mut self) -> Option<String> {
@@ -380,14 +396,18 @@ impl Incoming {
 /// names an encoding they do decode in, trying UTF-8, GBK (and GB18030) and
 /// Big5 but never `in_use`, and shows the start of the text they give in it; or
 /// says that none decodes them. The read may stop inside a character (see
-/// [`invalid_sample_warning`] for bytes known to be whole).
+/// `invalid_sample_warning` for bytes known to be whole).
 pub fn invalid_bytes_warning(in_use: &'static Encoding, bytes: &[u8]) -> String {
     invalid_sample_warning(in_use, bytes, false)
 }
 
 /// [`invalid_bytes_warning`] for bytes that are `complete` (a datagram, a frame,
 /// the end of a stream) or may stop inside a character (a read).
-pub fn invalid_sample_warning(in_use: &'static Encoding, bytes: &[u8], complete: bool) -> String {
+pub(crate) fn invalid_sample_warning(
+    in_use: &'static Encoding,
+    bytes: &[u8],
+    complete: bool,
+) -> String {
     let name = in_use.name();
     let start = format!("received bytes that are not valid {name}, shown as \u{FFFD}");
     match codec::suggest_encoding(in_use, bytes, complete) {
@@ -571,6 +591,7 @@ fn pictographic(c: char) -> bool {
 
 /// Why a message could not be turned into bytes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// `--send-hex` input that is not hex.
     #[error("bad hex in message: {0}")]
@@ -581,6 +602,15 @@ pub enum SendError {
     /// A message too large for its frame.
     #[error("{0}")]
     Frame(#[from] FrameError),
+}
+
+impl Blame for SendError {
+    fn is_usage(&self) -> bool {
+        match self {
+            SendError::Hex(_) | SendError::Codec(_) => true,
+            SendError::Frame(e) => e.is_usage(),
+        }
+    }
 }
 
 /// The bytes for one message, and any characters that had to be replaced by `?`.
@@ -674,7 +704,7 @@ impl Outgoing {
         self.convert(text.as_bytes(), false)
     }
 
-    /// One chunk of stdin: normally a line including its `\n` (see [`read_chunk`]).
+    /// One chunk of stdin: normally a line including its `\n` (as `read_chunk` cuts it).
     pub fn stdin_chunk(&mut self, chunk: &[u8]) -> Result<Wire, SendError> {
         self.convert(chunk, true)
     }
@@ -826,7 +856,11 @@ fn split_line_ending(line: &[u8]) -> (&[u8], bool) {
 /// Read one line (with its `\n`) from `reader` into `buf`, or at most `max` bytes
 /// when the line is longer, so endless input without newlines is still sent in
 /// pieces and never buffered without bound. Returns 0 at end of input.
-pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+pub(crate) fn read_chunk(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
     read_chunk_until(reader, buf, max, |window| {
         window.iter().position(|&b| b == b'\n').map(|i| i + 1)
     })
@@ -836,7 +870,7 @@ pub fn read_chunk(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> i
 /// the input ends, or until `stop`, shown each piece of buffered input (at most
 /// the room left), says to stop after its first N bytes. Returns how many bytes
 /// were read; 0 at end of input. A read interrupted by a signal is retried.
-pub fn read_chunk_until(
+pub(crate) fn read_chunk_until(
     reader: &mut impl BufRead,
     buf: &mut Vec<u8>,
     max: usize,
@@ -889,12 +923,36 @@ mod tests {
     }
 
     #[test]
-    fn one_read_is_one_record_whatever_it_holds() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"hi\r\n", b"x\r\ny", b"\n"], false),
-            "[a] hi\n[a] x\n  \u{2502} y\n  \u{2514} 4 bytes in one read\n[a] \n"
-        );
+    fn each_read_at_a_utf8_server_is_shown_as_one_record() {
+        // (reads, what is shown, the warning)
+        type Case = (&'static [&'static [u8]], &'static str, Option<&'static str>);
+        let cases: [Case; 3] = [
+            // One read is one record, whatever it holds.
+            (
+                &[b"hi\r\n", b"x\r\ny", b"\n"],
+                "[a] hi\n[a] x\n  \u{2502} y\n  \u{2514} 4 bytes in one read\n[a] \n",
+                None,
+            ),
+            // A GBK read is one record, and the hint names GBK.
+            (
+                &[b"\xc4\xe3\xba\xc3"],
+                "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n",
+                Some(
+                    "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes",
+                ),
+            ),
+            // Control characters are made visible in prefixed lines.
+            (
+                &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"],
+                "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n",
+                None,
+            ),
+        ];
+        for (reads, shown, warning) in cases {
+            let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
+            assert_eq!(show(&mut inc, reads, false), shown);
+            assert_eq!(inc.take_error_warning().as_deref(), warning, "{shown}");
+        }
     }
 
     #[test]
@@ -993,19 +1051,6 @@ mod tests {
     }
 
     #[test]
-    fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"\xc4\xe3\xba\xc3"], false),
-            "[a] \u{FFFD}\u{FFFD}\u{FFFD}\n"
-        );
-        assert_eq!(
-            inc.take_error_warning().unwrap(),
-            "received bytes that are not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"你好\"): try --recv-encoding gbk, or --hex to see the bytes"
-        );
-    }
-
-    #[test]
     fn a_stream_that_ends_inside_a_character_hints_on_that_character() {
         // UTF-8 你 cut after two bytes, split over two reads: 浣 in GBK.
         let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), None);
@@ -1061,15 +1106,6 @@ mod tests {
         assert!(lines[0].starts_with("[a] 00000000  78 78"), "{text}");
         assert!(lines[1].starts_with("  \u{2502} 00000010  78 78"), "{text}");
         assert_eq!(lines[2], "  \u{2514} 20 bytes in one read");
-    }
-
-    #[test]
-    fn control_characters_are_made_visible_in_prefixed_lines() {
-        let mut inc = Incoming::new(Show::Text(encoding_rs::UTF_8), Some("[a] ".into()));
-        assert_eq!(
-            show(&mut inc, &[b"a\x00b\x1b[2J\tc\x7f\xc2\x85"], false),
-            "[a] a\\x00b\\x1b[2J\tc\\x7f\\x85\n"
-        );
     }
 
     fn visible(line: &str) -> String {

@@ -36,6 +36,7 @@ pub const BACKLOG: i32 = 1024;
 /// A server socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {}{}", describe_io(.error), hint(.addr, .error, .holder.as_ref()))]
+#[non_exhaustive]
 pub struct BindError {
     /// The address we tried.
     pub addr: SocketAddr,
@@ -43,6 +44,13 @@ pub struct BindError {
     pub error: io::Error,
     /// Who holds the port, when the address was in use and the system says.
     pub holder: Option<PortHolder>,
+}
+
+/// A port in use or below 1024 is the world's answer to a valid command line.
+impl crate::error::Blame for BindError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 impl BindError {

@@ -45,7 +45,7 @@ impl Log {
         Self::to_writer(io::stderr(), level)
     }
 
-    /// Log into any writer (tests use [`SharedBuf`]).
+    /// Log into any writer (a file, a buffer in a test).
     pub fn to_writer(w: impl Write + Send + 'static, level: Verbosity) -> Self {
         Log {
             sink: Arc::new(Mutex::new(Box::new(w))),
@@ -93,7 +93,7 @@ impl Log {
 }
 
 /// `s` when `n` is not 1: `1 message`, `2 messages`.
-pub fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -101,7 +101,12 @@ pub fn plural(n: u64) -> &'static str {
 /// of 3 datagrams within 2 s`: one wording for tcp-client (`noun` "message") and
 /// `udp-echo send` ("datagram"). `within`: how long each reply was waited for,
 /// None when there was no fixed limit (a person decided when to stop).
-pub fn no_reply_summary(missing: u64, sent: u64, noun: &str, within: Option<Duration>) -> String {
+pub(crate) fn no_reply_summary(
+    missing: u64,
+    sent: u64,
+    noun: &str,
+    within: Option<Duration>,
+) -> String {
     let within = within
         .map(|w| format!(" within {} s", w.as_secs_f64()))
         .unwrap_or_default();
@@ -114,7 +119,7 @@ pub fn no_reply_summary(missing: u64, sent: u64, noun: &str, within: Option<Dura
 /// A client's warning about one message that got no reply in time, `no reply to
 /// line 2 from ADDR within 2 s`; `what` (which message) is None when there is
 /// only one, and then the summary at the end says it all.
-pub fn no_reply_warning(what: Option<&str>, from: &str, wait: Duration) -> String {
+pub(crate) fn no_reply_warning(what: Option<&str>, from: &str, wait: Duration) -> String {
     let what = what.map(|w| format!(" to {w}")).unwrap_or_default();
     format!("no reply{what} from {from} within {} s", wait.as_secs_f64())
 }
@@ -150,6 +155,37 @@ impl Output {
     }
 }
 
+/// Where a server's words go, the last argument but one of every `serve`: the data
+/// it receives (stdout), what it does (stderr) and, for `tcp-server --stdin`, what
+/// to send.
+pub struct Io {
+    /// What clients send, as records (stdout). The TFTP server writes files, not this.
+    pub out: Output,
+    /// Connections, warnings, summaries (stderr).
+    pub log: Log,
+    /// Lines to send, for `tcp::server::Reply::Stdin`; other servers leave it `None`.
+    pub stdin: Option<Box<dyn io::Read + Send>>,
+}
+
+impl Io {
+    /// Data to `out`, logs to `log`, no input.
+    pub fn new(out: Output, log: Log) -> Io {
+        Io {
+            out,
+            log,
+            stdin: None,
+        }
+    }
+
+    /// The same, with `stdin` as the input.
+    pub fn with_stdin(self, stdin: Box<dyn io::Read + Send>) -> Io {
+        Io {
+            stdin: Some(stdin),
+            ..self
+        }
+    }
+}
+
 /// The data stream could not be written (a full disk under `> file`, a closed
 /// pipe under `| head`). A server that went on would lose everything that
 /// arrives from then on without a word, so it stops with this error instead.
@@ -157,11 +193,10 @@ impl Output {
 #[error("cannot write to stdout: {0}")]
 pub struct StdoutError(#[source] pub io::Error);
 
-impl StdoutError {
-    /// As an `io::Error` of the same kind, so a broken pipe is still
-    /// recognised as one ([`crate::cli::report`] exits 0 quietly then).
-    pub fn into_io(self) -> io::Error {
-        io::Error::new(self.0.kind(), self)
+/// Stdout is the user's file or pipe, not their command line.
+impl crate::error::Blame for StdoutError {
+    fn is_usage(&self) -> bool {
+        false
     }
 }
 
@@ -216,7 +251,8 @@ impl Timestamps {
     }
 
     /// The same clock stopped at `at`, so that tests know what it shows.
-    pub fn frozen_at(mut self, at: SystemTime) -> Self {
+    #[cfg(test)]
+    pub(crate) fn frozen_at(mut self, at: SystemTime) -> Self {
         self.frozen = Some(at);
         self
     }
@@ -245,45 +281,10 @@ impl Timestamps {
     }
 }
 
-/// An in-memory writer whose clones share one buffer: hand one clone to a
-/// [`Log`] or [`Output`], keep the other to read what was written.
-#[derive(Clone, Default)]
-pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    /// An empty buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Everything written so far.
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Everything written so far, as (lossy) text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-}
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::SharedBuf;
 
     #[test]
     fn levels_filter_lines() {

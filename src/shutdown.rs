@@ -51,6 +51,7 @@ impl Shutdown {
     }
 
     /// Trigger this signal on Ctrl-C (SIGINT), SIGTERM (systemd, `docker stop`) and SIGHUP.
+    #[cfg(feature = "cli")]
     pub fn install_ctrlc(&self) -> Result<(), ctrlc::Error> {
         let me = self.clone();
         ctrlc::set_handler(move || me.trigger())

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::*;
 
@@ -17,63 +17,84 @@ fn chat(args: &[&str]) -> Command {
 }
 
 /// `chat listen` on a free loopback port, plus its address.
-fn listen(extra: &[&str]) -> (Proc, std::net::SocketAddr) {
-    let mut args = vec!["listen", "0", "-b", "127.0.0.1"];
-    args.extend_from_slice(extra);
-    Proc::listening(chat(&args))
+fn listen(extra: &[&str]) -> (Process, std::net::SocketAddr) {
+    let p = Process::listening(server_cmd("chat listen", extra));
+    let addr = p.addr();
+    (p, addr)
 }
 
-fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Proc {
+/// `chat listen`, and a plain socket (with timeouts) as its peer.
+fn listen_to_socket(extra: &[&str]) -> (Process, TcpStream) {
+    let (p, addr) = listen(extra);
+    (p, util::connect(addr))
+}
+
+/// The socket peer leaves: chat ends, with exit 0.
+fn hang_up(chat: &mut Process, s: TcpStream) {
+    drop(s);
+    assert!(chat.wait().success());
+}
+
+/// `speaker` types `line`; the next line `listener` shows is `shown`.
+fn turn(speaker: &mut Process, line: &str, listener: &mut Process, shown: &str) {
+    speaker.say(line);
+    let next = listener.out().next();
+    assert_eq!(next.as_deref(), Some(shown), "after {line:?}");
+}
+
+/// `first` ends, then `then`, both with exit 0.
+fn both_end(first: &mut Process, then: &mut Process) {
+    assert!(first.wait().success(), "{}", first.what);
+    assert!(then.wait().success(), "{}", then.what);
+}
+
+/// `chat --udp listen` on a free loopback port.
+fn listen_udp(extra: &[&str]) -> Process {
+    Process::listening(server_cmd("chat --udp listen", extra))
+}
+
+fn connect(addr: std::net::SocketAddr, extra: &[&str]) -> Process {
     let target = addr.to_string();
     let mut args = vec!["connect", target.as_str()];
     args.extend_from_slice(extra);
-    Proc::spawn(chat(&args))
-}
-
-fn udp_socket() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s
+    Process::spawn(chat(&args))
 }
 
 fn recv_text(s: &UdpSocket) -> String {
-    let mut buf = [0u8; 2048];
-    let (n, _) = s.recv_from(&mut buf).expect("datagram");
-    text(&buf[..n])
+    text(&recv_from(s).0)
 }
 
 #[test]
 fn two_chats_talk_both_ways_and_bye_ends_both() {
     let (mut a, addr) = listen(&[]);
     let mut b = connect(addr, &[]);
-    a.err.expect("connected");
-    b.say("hi from B");
-    assert_eq!(a.out.expect("hi from B"), "peer> hi from B");
+    a.err().expect("connected");
+    turn(&mut b, "hi from B", &mut a, "peer> hi from B");
     a.say("你好, B");
     a.say("second line before any answer");
-    assert_eq!(b.out.expect("你好"), "peer> 你好, B");
-    assert_eq!(b.out.next().unwrap(), "peer> second line before any answer");
+    assert_eq!(b.out().expect("你好"), "peer> 你好, B");
+    assert_eq!(
+        b.out().next().unwrap(),
+        "peer> second line before any answer"
+    );
     a.say("bye");
     assert!(b.wait().success());
-    b.err.expect("the peer said bye");
+    b.err().expect("the peer said bye");
     assert!(a.wait().success());
-    a.err.expect("you said bye");
-    assert!(!a.out.rest().iter().any(|l| l.contains("bye")));
+    a.err().expect("you said bye");
+    assert!(!a.out().rest().iter().any(|l| l.contains("bye")));
 }
 
 #[test]
 fn a_name_is_announced_and_used() {
     let (mut a, addr) = listen(&["--name", "alice"]);
     let mut b = connect(addr, &["--name", "小黑"]);
-    b.say("hello");
-    assert_eq!(a.out.expect("hello"), "小黑> hello");
-    a.err.expect("peer is now known as 小黑");
-    a.say("hi");
-    assert_eq!(b.out.expect("hi"), "alice> hi");
+    turn(&mut b, "hello", &mut a, "小黑> hello");
+    a.err().expect("peer is now known as 小黑");
+    turn(&mut a, "hi", &mut b, "alice> hi");
     a.close_stdin();
-    assert!(a.wait().success());
-    assert!(b.wait().success());
-    b.err.expect("the peer closed the connection");
+    both_end(&mut a, &mut b);
+    b.err().expect("the peer closed the connection");
 }
 
 #[test]
@@ -83,23 +104,20 @@ fn end_of_input_sends_what_was_read_then_ends_both() {
     b.say("one");
     b.say("two");
     b.close_stdin();
-    assert!(b.wait().success());
-    assert!(a.wait().success());
-    assert_eq!(a.out.rest(), vec!["peer> one", "peer> two"]);
-    a.err.expect("the peer closed the connection");
+    both_end(&mut b, &mut a);
+    assert_eq!(a.out().rest(), vec!["peer> one", "peer> two"]);
+    a.err().expect("the peer closed the connection");
 }
 
 #[test]
 fn a_chunk_without_newline_is_one_message_and_disconnect_exits_0() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
-    (&s).write_all(b"no newline").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> no newline");
-    (&s).write_all(b"\x1b[2Jclear\tscreen\r\n").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
-    drop(s);
-    assert!(a.wait().success());
-    a.err.expect("the peer closed the connection");
+    let (mut a, s) = listen_to_socket(&[]);
+    send_all(&s, b"no newline");
+    assert_eq!(a.out().next().unwrap(), "peer> no newline");
+    send_all(&s, b"\x1b[2Jclear\tscreen\r\n");
+    assert_eq!(a.out().next().unwrap(), "peer> \\x1b[2Jclear\tscreen");
+    hang_up(&mut a, s);
+    a.err().expect("the peer closed the connection");
 }
 
 #[test]
@@ -109,51 +127,45 @@ fn eol_none_and_crlf_on_the_wire() {
         ("crlf", b"hello\r\n"),
         ("lf", b"hello\n"),
     ] {
-        let (mut a, addr) = listen(&["--eol", eol]);
-        let mut s = util::connect(addr);
-        a.err.expect("connected");
+        let (mut a, mut s) = listen_to_socket(&["--eol", eol]);
+        a.err().expect("connected");
         a.say("hello");
         assert_eq!(read_n(&s, wire.len()), wire, "--eol {eol}");
         a.close_stdin();
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "--eol {eol}: {rest:?}");
-        drop(s);
-        assert!(a.wait().success());
+        hang_up(&mut a, s);
     }
 }
 
 #[test]
 fn gbk_both_ways() {
-    let (mut a, addr) = listen(&["-e", "gbk"]);
-    let s = util::connect(addr);
-    (&s).write_all(b"\xc4\xe3\xba\xc3\n").unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> 你好");
+    let (mut a, s) = listen_to_socket(&["-e", "gbk"]);
+    send_all(&s, b"\xc4\xe3\xba\xc3\n");
+    assert_eq!(a.out().next().unwrap(), "peer> 你好");
     a.say("我是服务器");
     assert_eq!(
         read_n(&s, 11),
         b"\xce\xd2\xca\xc7\xb7\xfe\xce\xf1\xc6\xf7\n"
     );
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 #[test]
 fn received_quit_word_ends_the_chat_and_extra_quit_words_work() {
-    let (mut a, addr) = listen(&["--quit-word", "再见"]);
-    let s = util::connect(addr);
-    (&s).write_all("first\n再见\nnot shown\n".as_bytes())
-        .unwrap();
+    let (mut a, s) = listen_to_socket(&["--quit-word", "再见"]);
+    send_all(&s, "first\n再见\nnot shown\n".as_bytes());
     assert!(a.wait().success());
-    assert_eq!(a.out.rest(), vec!["peer> first"]);
-    a.err.expect("the peer said 再见");
+    assert_eq!(a.out().rest(), vec!["peer> first"]);
+    a.err().expect("the peer said 再见");
 }
 
 #[test]
 fn only_one_peer_is_taken() {
     let (mut a, addr) = listen(&[]);
     let _first = util::connect(addr);
-    a.err.expect("connected");
+    a.err().expect("connected");
     let second = TcpStream::connect_timeout(&addr, TIMEOUT);
     assert!(second.is_err(), "a second peer was accepted");
 }
@@ -165,16 +177,12 @@ fn ctrl_c_or_sigterm_ends_both_sides() {
         let (mut a, addr) = listen(&[]);
         let mut b = connect(addr, &[]);
         b.say("ping");
-        a.out.expect("ping");
-        let started = Instant::now();
-        a.signal(sig);
-        let status = a.wait();
-        assert!(status.success(), "SIG{sig}: exit status {status:?}");
-        let took = started.elapsed();
+        a.out().expect("ping");
+        let took = a.stop(sig);
         assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
         let status = b.wait();
         assert!(status.success(), "SIG{sig}: peer's exit status {status:?}");
-        b.err.expect("the peer closed the connection");
+        b.err().expect("the peer closed the connection");
     }
 }
 
@@ -182,9 +190,7 @@ fn ctrl_c_or_sigterm_ends_both_sides() {
 fn ctrl_c_or_sigterm_while_waiting_for_a_peer_exits_0() {
     for sig in ["INT", "TERM"] {
         let (mut a, _) = listen(&[]);
-        a.signal(sig);
-        let status = a.wait();
-        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+        a.stop(sig);
     }
 }
 
@@ -196,12 +202,7 @@ fn usage_and_runtime_errors() {
         chat(&["connect", "127.0.0.1", "1", "--name", "two words"]),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("invalid --name"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 2, "invalid --name");
     // A port nobody listens on: refused.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port().to_string();
@@ -217,34 +218,33 @@ fn usage_and_runtime_errors() {
 
 #[test]
 fn udp_chats_talk_and_bye_ends_both() {
-    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = listen_udp(&[]);
+    let addr = a.addr();
     let mut b = connect(addr, &["--udp"]);
-    b.say("在吗?");
-    assert_eq!(a.out.expect("在吗"), "peer> 在吗?");
-    a.say("在的, 请讲");
-    assert_eq!(b.out.expect("请讲"), "peer> 在的, 请讲");
+    turn(&mut b, "在吗?", &mut a, "peer> 在吗?");
+    turn(&mut a, "在的, 请讲", &mut b, "peer> 在的, 请讲");
     b.say("bye");
-    assert!(b.wait().success());
-    assert!(a.wait().success());
-    a.err.expect("the peer said bye");
+    both_end(&mut b, &mut a);
+    a.err().expect("the peer said bye");
 }
 
 #[test]
 fn udp_datagrams_are_messages_answered_as_they_end() {
-    let (mut a, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
+    let mut a = listen_udp(&[]);
+    let addr = a.addr();
     a.say("too early");
-    a.err.expect("nobody has written yet");
+    a.err().expect("nobody has written yet");
     // A datagram ending in \n (nc -u) gets answers ending in \n; one
     // without (the notes' programs, another chat) answers without.
     let first = udp_socket();
     first.send_to(b"one\n", addr).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> one");
+    assert_eq!(a.out().next().unwrap(), "peer> one");
     a.say("answer 1");
     assert_eq!(recv_text(&first), "answer 1\n");
     // Whoever wrote last gets the answer.
     let second = udp_socket();
     second.send_to("二".as_bytes(), addr).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> 二");
+    assert_eq!(a.out().next().unwrap(), "peer> 二");
     a.say("answer 2");
     assert_eq!(recv_text(&second), "answer 2");
     // End of input says bye, since UDP has no close.
@@ -257,20 +257,13 @@ fn udp_datagrams_are_messages_answered_as_they_end() {
 /// second channel for a hello): `--name` is never sent, and says so.
 #[test]
 fn udp_never_sends_a_name() {
-    let (mut a, addr) = Proc::listening(chat(&[
-        "--udp",
-        "listen",
-        "0",
-        "-b",
-        "127.0.0.1",
-        "--name",
-        "客服",
-    ]));
-    a.err.expect("over UDP --name only labels your own lines");
+    let mut a = listen_udp(&["--name", "客服"]);
+    let addr = a.addr();
+    a.err().expect("over UDP --name only labels your own lines");
     for who in ["first", "second"] {
         let s = udp_socket();
         s.send_to(who.as_bytes(), addr).unwrap();
-        a.out.expect(who);
+        a.out().expect(who);
         a.say(&format!("hello {who}"));
         assert_eq!(recv_text(&s), format!("hello {who}"));
     }
@@ -278,10 +271,18 @@ fn udp_never_sends_a_name() {
 
 // --- The notes' own programs ------------------------------------------------------
 
-fn python(script: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("python3");
-    c.arg("-u").arg(course_script(script)).args(args);
-    c
+/// One of the notes' programs, unbuffered, typed into: a server once it
+/// listens, or a client of `server` on 127.0.0.1. None (skip the test)
+/// without python3.
+fn notes_program(script: &str, server: Option<std::net::SocketAddr>) -> Option<Process> {
+    let mut c = course_python(script)?;
+    Some(match server {
+        None => Process::listening(c),
+        Some(addr) => Process::spawn({
+            c.args(["127.0.0.1", &addr.port().to_string()]);
+            c
+        }),
+    })
 }
 
 /// Lesson 11, the learner's command with no flags: `chat connect HOST PORT`
@@ -289,32 +290,33 @@ fn python(script: &str, args: &[&str]) -> Command {
 /// whole recv() with 'exit'), and even with `--name` it never sees a `/nick`.
 #[test]
 fn our_chat_against_the_notes_tcp_server() {
-    if !have_peer("python3") {
-        return;
-    }
     for extra in [&[][..], &["--name", "bob"]] {
-        let (mut py, addr) = Proc::listening(python("lesson11_chat_server.py", &[]));
-        let port = addr.port().to_string();
+        let Some(mut py) = notes_program("lesson11_chat_server.py", None) else {
+            return;
+        };
+        let port = py.addr().port().to_string();
         let mut args = vec!["connect", "127.0.0.1", port.as_str()];
         args.extend_from_slice(extra);
-        let mut me = Proc::spawn(chat(&args));
+        let mut me = Process::spawn(chat(&args));
         me.say("你好, 我是客户端");
         assert_eq!(
-            py.out.next().unwrap(),
+            py.out().next().unwrap(),
             "客户端： 你好, 我是客户端",
             "{extra:?}"
         );
-        py.say("hello client");
-        assert_eq!(me.out.expect("hello client"), "peer> hello client");
-        me.say("second message");
-        assert_eq!(py.out.next().unwrap(), "send:客户端： second message");
+        turn(&mut py, "hello client", &mut me, "peer> hello client");
+        turn(
+            &mut me,
+            "second message",
+            &mut py,
+            "send:客户端： second message",
+        );
         py.say("ok");
-        me.out.expect("ok");
-        me.say("exit");
-        assert_eq!(py.out.next().unwrap(), "send:客户端： exit");
-        assert_eq!(py.out.next().unwrap(), "客户端已经退出！");
+        me.out().expect("ok");
+        turn(&mut me, "exit", &mut py, "send:客户端： exit");
+        assert_eq!(py.out().next().unwrap(), "客户端已经退出！");
         assert!(me.wait().success());
-        me.err.expect("you said exit");
+        me.err().expect("you said exit");
         py.signal("KILL");
     }
 }
@@ -324,40 +326,40 @@ fn our_chat_against_the_notes_tcp_server() {
 /// display work, and `--name` is not sent to it.
 #[test]
 fn the_notes_tcp_client_against_our_chat() {
-    if !have_peer("python3") {
-        return;
-    }
     for extra in [&[][..], &["--name", "alice"]] {
         let (mut me, addr) = listen(extra);
-        let port = addr.port().to_string();
-        let mut py = Proc::spawn(python("lesson11_chat_client.py", &["127.0.0.1", &port]));
-        py.say("你好服务器");
-        assert_eq!(me.out.expect("你好服务器"), "peer> 你好服务器");
+        let Some(mut py) = notes_program("lesson11_chat_client.py", Some(addr)) else {
+            return;
+        };
+        turn(&mut py, "你好服务器", &mut me, "peer> 你好服务器");
         me.say("你好客户端");
         assert_eq!(
-            py.out.next().unwrap(),
+            py.out().next().unwrap(),
             "send:服务器： 你好客户端",
             "{extra:?}"
         );
         py.say("again");
-        me.out.expect("again");
-        me.say("second answer");
-        assert_eq!(py.out.next().unwrap(), "send:服务器： second answer");
+        me.out().expect("again");
+        turn(
+            &mut me,
+            "second answer",
+            &mut py,
+            "send:服务器： second answer",
+        );
         py.say("exit");
         assert!(me.wait().success());
-        me.err.expect("the peer said exit");
+        me.err().expect("the peer said exit");
         assert!(py.wait().success());
     }
 }
 
 #[test]
 fn our_udp_chat_against_the_notes_service_desk() {
-    if !have_peer("python3") {
+    let Some(mut py) = notes_program("lesson10_udp_service.py", None) else {
         return;
-    }
-    let (mut py, addr) = Proc::listening(python("lesson10_udp_service.py", &[]));
-    let port = addr.port().to_string();
-    let mut me = Proc::spawn(chat(&[
+    };
+    let port = py.addr().port().to_string();
+    let mut me = Process::spawn(chat(&[
         "--udp",
         "connect",
         "127.0.0.1",
@@ -365,40 +367,38 @@ fn our_udp_chat_against_the_notes_service_desk() {
         "--name",
         "customer",
     ]));
-    me.say("我的订单到哪了?");
-    assert_eq!(py.out.next().unwrap(), "客户说: 我的订单到哪了?");
-    py.out.expect("客户地址");
-    py.say("已经发货了");
-    assert_eq!(me.out.expect("发货"), "peer> 已经发货了");
+    turn(
+        &mut me,
+        "我的订单到哪了?",
+        &mut py,
+        "客户说: 我的订单到哪了?",
+    );
+    py.out().expect("客户地址");
+    turn(&mut py, "已经发货了", &mut me, "peer> 已经发货了");
     // End of input: we say bye, and the desk closes.
     me.close_stdin();
-    assert_eq!(py.out.next().unwrap(), "回复什么给客户端:客户说: bye");
-    py.out.expect("服务器端即将推出");
-    assert!(me.wait().success());
-    assert!(py.wait().success());
+    assert_eq!(py.out().next().unwrap(), "回复什么给客户端:客户说: bye");
+    py.out().expect("服务器端即将推出");
+    both_end(&mut me, &mut py);
 }
 
 /// Lesson 10 with the learner's command, `chat --udp listen` (port 0 here
 /// instead of the default 8888): the customer speaks first, `bye` ends both.
 #[test]
 fn the_notes_udp_customer_against_our_chat() {
-    if !have_peer("python3") {
+    let mut me = listen_udp(&[]);
+    let Some(mut py) = notes_program("lesson10_udp_customer.py", Some(me.addr())) else {
         return;
-    }
-    let (mut me, addr) = Proc::listening(chat(&["--udp", "listen", "0", "-b", "127.0.0.1"]));
-    let port = addr.port().to_string();
-    let mut py = Proc::spawn(python("lesson10_udp_customer.py", &["127.0.0.1", &port]));
-    py.say("你好");
-    assert_eq!(me.out.expect("你好"), "peer> 你好");
+    };
+    turn(&mut py, "你好", &mut me, "peer> 你好");
     me.say("您好, 有什么可以帮您?");
     assert_eq!(
-        py.out.next().unwrap(),
+        py.out().next().unwrap(),
         "客户说:客户端接收数据: 您好, 有什么可以帮您?"
     );
     py.say("bye");
-    assert!(py.wait().success());
-    assert!(me.wait().success());
-    me.err.expect("the peer said bye");
+    both_end(&mut py, &mut me);
+    me.err().expect("the peer said bye");
 }
 
 // --- How lines end, and who is a chat ---------------------------------------------
@@ -409,19 +409,17 @@ fn the_notes_udp_customer_against_our_chat() {
 #[test]
 fn lines_end_as_the_peer_ends_them() {
     for (peer_line, ending) in [(&b"hi\n"[..], &b"\n"[..]), (b"hi\r\n", b"\r\n")] {
-        let (mut a, addr) = listen(&[]);
-        let s = util::connect(addr);
-        a.err.expect("connected");
+        let (mut a, s) = listen_to_socket(&[]);
+        a.err().expect("connected");
         a.say("first");
         assert_eq!(read_n(&s, 5), b"first");
-        (&s).write_all(peer_line).unwrap();
-        assert_eq!(a.out.next().unwrap(), "peer> hi");
+        send_all(&s, peer_line);
+        assert_eq!(a.out().next().unwrap(), "peer> hi");
         a.say("second");
         let mut want = b"second".to_vec();
         want.extend_from_slice(ending);
         assert_eq!(read_n(&s, want.len()), want);
-        drop(s);
-        assert!(a.wait().success());
+        hang_up(&mut a, s);
     }
 }
 
@@ -431,8 +429,7 @@ fn lines_end_as_the_peer_ends_them() {
 fn a_chat_is_told_the_name_and_gets_lines() {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{MsgFlags, recv, send};
-    let (mut a, addr) = listen(&["--name", "alice"]);
-    let s = util::connect(addr);
+    let (mut a, s) = listen_to_socket(&["--name", "alice"]);
     let fd = s.as_raw_fd();
     // Its hello: one byte of urgent data, which a plain read() skips.
     let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLPRI)];
@@ -448,8 +445,7 @@ fn a_chat_is_told_the_name_and_gets_lines() {
     a.say("one");
     a.say("two");
     assert_eq!(read_n(&s, 8), b"one\ntwo\n");
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 /// Piped lines from one chat to another arrive as separate lines: the first
@@ -462,11 +458,11 @@ fn two_chats_frame_piped_lines() {
         chat(&["connect", &target, "--name", "bob"]),
         b"one\ntwo\nthree\n",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(a.out.next().unwrap(), "bob> one");
-    assert_eq!(a.out.next().unwrap(), "bob> two");
-    assert_eq!(a.out.next().unwrap(), "bob> three");
-    a.err.expect("peer is now known as bob");
+    succeeded(&out);
+    assert_eq!(a.out().next().unwrap(), "bob> one");
+    assert_eq!(a.out().next().unwrap(), "bob> two");
+    assert_eq!(a.out().next().unwrap(), "bob> three");
+    a.err().expect("peer is now known as bob");
     assert!(a.wait().success());
 }
 
@@ -479,22 +475,20 @@ fn nc_gets_no_name_and_lines_like_its_own() {
     }
     let (mut a, addr) = listen(&["--name", "alice"]);
     let port = addr.port().to_string();
-    let mut nc = Proc::spawn({
-        let mut c = Command::new("nc");
+    let mut nc = Process::spawn({
+        let mut c = peer_cmd("nc");
         c.args(["127.0.0.1", &port]);
         c
     });
-    nc.say("hi from nc");
-    assert_eq!(a.out.next().unwrap(), "peer> hi from nc");
+    turn(&mut nc, "hi from nc", &mut a, "peer> hi from nc");
     a.say("hello nc");
-    a.say("second");
-    assert_eq!(nc.out.next().unwrap(), "hello nc");
-    assert_eq!(nc.out.next().unwrap(), "second");
+    turn(&mut a, "second", &mut nc, "hello nc");
+    assert_eq!(nc.out().next().unwrap(), "second");
     a.say("bye");
     assert!(a.wait().success());
     nc.close_stdin();
     assert!(nc.wait().success());
-    assert!(!nc.out.seen.iter().any(|l| l.contains("/nick")));
+    assert!(!nc.out().seen.iter().any(|l| l.contains("/nick")));
 }
 
 // --- Ports, help -------------------------------------------------------------------
@@ -566,48 +560,28 @@ fn each_subcommand_shows_only_its_flags_with_examples() {
 
 // --- On a terminal --------------------------------------------------------------
 
-/// A person at an 80-column terminal: tests/pty/type_in_chat.py runs `chat` in
-/// a pseudo-terminal, types keys, and keeps the screen chat draws (with a
-/// small terminal emulator), so a test reads rows as a person would.
+/// A person at an 80-column terminal ([`on_a_terminal`]), with the screen
+/// chat draws (kept by a small terminal emulator).
 struct Terminal {
-    harness: Proc,
+    harness: Process,
 }
 
 impl Terminal {
     /// `chat ARGS` on a terminal; None (test skipped) without python3.
     fn start(args: &[&str]) -> Option<Terminal> {
-        if !have_peer("python3") {
-            return None;
-        }
-        let mut c = Command::new("python3");
-        c.arg(format!(
-            "{}/tests/pty/type_in_chat.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg(bin("chat"))
-        .args(args);
-        Some(Terminal {
-            harness: Proc::spawn(c),
-        })
+        let harness = on_a_terminal(&[], "chat", args)?;
+        Some(Terminal { harness })
     }
 
     /// `chat ARGS`, then `stty -a` on the same terminal (to see that chat put
     /// it back as it was); the exit code is chat's.
     fn start_then_stty(args: &[&str]) -> Option<Terminal> {
-        if !have_peer("python3") || !have_peer("stty") {
+        if !have_peer("stty") {
             return None;
         }
-        let mut c = Command::new("python3");
-        c.arg(format!(
-            "{}/tests/pty/type_in_chat.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .args(["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#])
-        .arg(bin("chat"))
-        .args(args);
-        Some(Terminal {
-            harness: Proc::spawn(c),
-        })
+        let then_stty = ["/bin/sh", "-c", r#""$0" "$@"; rc=$?; stty -a; exit $rc"#];
+        let harness = on_a_terminal(&then_stty, "chat", args)?;
+        Some(Terminal { harness })
     }
 
     /// Press keys (Python escapes: `\r` Enter, `\x1b[D` Left, `\x03` Ctrl-C).
@@ -618,18 +592,18 @@ impl Terminal {
     /// Wait until a row of the screen contains `text`.
     fn wait(&mut self, text: &str) {
         self.harness.say(&format!("wait {text}"));
-        assert_eq!(self.harness.out.next().unwrap(), "seen");
+        assert_eq!(self.harness.out().next().unwrap(), "seen");
     }
 
     fn read_rows(&mut self) -> Vec<String> {
-        let head = self.harness.out.next().unwrap();
+        let head = self.harness.out().next().unwrap();
         let n: usize = head
             .strip_prefix("rows ")
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("not a screen: {head:?}"));
         (0..n)
             .map(|_| {
-                let row = self.harness.out.next().unwrap();
+                let row = self.harness.out().next().unwrap();
                 row.strip_prefix("| ").unwrap_or(&row).to_string()
             })
             .collect()
@@ -644,7 +618,7 @@ impl Terminal {
     /// Wait for chat to exit: its exit code and last screen.
     fn exit(&mut self) -> (String, Vec<String>) {
         self.harness.say("exit");
-        let code = self.harness.out.next().unwrap();
+        let code = self.harness.out().next().unwrap();
         (code, self.read_rows())
     }
 }
@@ -686,7 +660,7 @@ fn on_a_terminal_a_wrapped_line_survives_messages_and_cursor_keys_work() {
         term.rows(),
         [connected.clone(), first_row.clone(), second_row.clone()]
     );
-    (&peer).write_all(b"incoming!\n").unwrap();
+    send_all(&peer, b"incoming!\n");
     term.wait("peer> incoming!");
     assert_eq!(
         term.rows(),
@@ -821,24 +795,20 @@ fn on_a_terminal_closing_lines_have_a_line_of_their_own() {
 /// nor take our own name (`me> ` starts the lines we type) or an invisible one.
 #[test]
 fn a_peer_cannot_hide_characters_or_take_our_name() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    (&s).write_all("ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes())
-        .unwrap();
+    let (mut a, s) = listen_to_socket(&[]);
+    send_all(&s, "ok\u{2028}me> I agree \u{202e}txt.exe\n".as_bytes());
     assert_eq!(
-        a.out.next().unwrap(),
+        a.out().next().unwrap(),
         "peer> ok\\u{2028}me> I agree \\u{202e}txt.exe"
     );
-    (&s).write_all("/nick me\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> /nick me");
-    (&s).write_all("/nick b\u{200b}ob\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "peer> /nick b\\u{200b}ob");
-    (&s).write_all("/nick 小明\n".as_bytes()).unwrap();
-    (&s).write_all("你好 👩\u{200d}💻\n".as_bytes()).unwrap();
-    assert_eq!(a.out.next().unwrap(), "小明> 你好 👩\u{200d}💻");
-    drop(s);
-    assert!(a.wait().success());
+    send_all(&s, "/nick me\n".as_bytes());
+    assert_eq!(a.out().next().unwrap(), "peer> /nick me");
+    send_all(&s, "/nick b\u{200b}ob\n".as_bytes());
+    assert_eq!(a.out().next().unwrap(), "peer> /nick b\\u{200b}ob");
+    send_all(&s, "/nick 小明\n".as_bytes());
+    send_all(&s, "你好 👩\u{200d}💻\n".as_bytes());
+    assert_eq!(a.out().next().unwrap(), "小明> 你好 👩\u{200d}💻");
+    hang_up(&mut a, s);
 }
 
 /// Issue 12: in a room, `chat` shows the room's lines as they come; a room
@@ -846,26 +816,23 @@ fn a_peer_cannot_hide_characters_or_take_our_name() {
 /// terminal with them.
 #[test]
 fn room_lines_are_shown_with_invisible_characters_escaped() {
-    let (mut a, addr) = listen(&[]);
-    let s = util::connect(addr);
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    (&s).write_all(
+    let (mut a, s) = listen_to_socket(&[]);
+    send_all(
+        &s,
         "* welcome to the chat room, you are user-1 (x)\nbob> hi\u{2028}alice> send it \u{2067}to me\u{2069}\n"
             .as_bytes(),
-    )
-    .unwrap();
+    );
     assert!(
-        a.out
+        a.out()
             .next()
             .unwrap()
             .starts_with("* welcome to the chat room")
     );
     assert_eq!(
-        a.out.next().unwrap(),
+        a.out().next().unwrap(),
         "bob> hi\\u{2028}alice> send it \\u{2067}to me\\u{2069}"
     );
-    drop(s);
-    assert!(a.wait().success());
+    hang_up(&mut a, s);
 }
 
 /// What a peer behind a network that clears TCP's urgent flag would see:
@@ -894,17 +861,16 @@ fn no_hello_sends_only_what_was_typed() {
         c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let mut child = c.spawn().unwrap();
+        let mut chat = Process::new(c);
         let (peer, _) = listener.accept().unwrap();
         let peer: TcpStream = peer.into();
         peer.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"hi\n").unwrap();
-        drop(stdin);
+        chat.say("hi");
+        chat.close_stdin();
         let mut got = Vec::new();
         let _ = (&peer).read_to_end(&mut got);
         drop(peer);
-        wait_timeout(&mut child, TIMEOUT).expect("chat ends");
+        chat.wait();
         assert_eq!(got, want, "{extra:?}");
     }
 }

@@ -5,7 +5,6 @@ mod util;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,10 +14,17 @@ use util::*;
 const GREETING: &str = "* welcome to the chat room";
 
 /// A room on loopback, any free port, with these extra flags.
-fn room(extra: &[&str]) -> Server {
-    let mut args = vec!["room", "0", "--bind", "127.0.0.1"];
-    args.extend_from_slice(extra);
-    Server::start("chat", &args)
+fn room(extra: &[&str]) -> Process {
+    Process::server("chat room", extra)
+}
+
+/// A room with `flags`, and two members; the first has seen the second join.
+fn two_members(flags: &[&str]) -> (Process, Member, Member) {
+    let srv = room(flags);
+    let mut a = Member::join(&srv);
+    let b = Member::join(&srv);
+    a.expect("joined");
+    (srv, a, b)
 }
 
 /// A member: a plain socket (with timeouts), read line by line.
@@ -32,8 +38,8 @@ struct Member {
 impl Member {
     /// Connect and read the greeting and the who-is-here line. Once the greeting
     /// has arrived the room has counted us in: no sleeping needed.
-    fn join(srv: &Server) -> Member {
-        let s = connect(srv.addr);
+    fn join(srv: &Process) -> Member {
+        let s = connect(srv.addr());
         let r = BufReader::new(s.try_clone().unwrap());
         let mut m = Member {
             s,
@@ -92,7 +98,13 @@ impl Member {
     }
 
     fn send(&self, bytes: impl AsRef<[u8]>) {
-        (&self.s).write_all(bytes.as_ref()).unwrap();
+        send_all(&self.s, bytes.as_ref());
+    }
+
+    /// Send `bytes`; the next line the room sends back.
+    fn ask(&mut self, bytes: impl AsRef<[u8]>) -> String {
+        self.send(bytes);
+        self.line()
     }
 
     /// `name (addr)`, as joins and leaves show a member.
@@ -237,7 +249,7 @@ fn stalled_member_is_dropped_and_never_delays_the_others() {
     let mut a = Member::join(&srv);
     let mut b = Member::join(&srv);
     // Connects and never reads a byte.
-    let stalled = connect(srv.addr);
+    let stalled = connect(srv.addr());
     let s_addr = stalled.local_addr().unwrap().to_string();
     a.expect(&format!("({s_addr}) joined"));
     b.expect(&format!("({s_addr}) joined"));
@@ -288,15 +300,12 @@ fn stalled_member_is_dropped_and_never_delays_the_others() {
         Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
     }
     assert!(sink.len() < sent * FLOOD_LINE);
-    srv.stderr.expect("left (too slow: outgoing queue full)");
+    srv.err().expect("left (too slow: outgoing queue full)");
 }
 
 #[test]
 fn gbk_and_utf8_members_read_each_other() {
-    let srv = room(&[]);
-    let mut g = Member::join(&srv);
-    let mut u = Member::join(&srv);
-    g.expect("joined");
+    let (_srv, mut g, mut u) = two_members(&[]);
 
     // GBK bytes in a UTF-8 room: shown as U+FFFD, and the sender is told how to fix it.
     g.send(b"\xc4\xe3\xba\xc3\n");
@@ -308,8 +317,7 @@ fn gbk_and_utf8_members_read_each_other() {
         "{hint}"
     );
 
-    g.send("/enc gbk\n");
-    assert_eq!(g.line(), "* your encoding is now GBK");
+    assert_eq!(g.ask("/enc gbk\n"), "* your encoding is now GBK");
     g.send(b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7\n"); // 你好，世界
     assert_eq!(u.line(), format!("{}> 你好，世界", g.name));
     u.send("你好 😀\n");
@@ -325,12 +333,8 @@ fn gbk_and_utf8_members_read_each_other() {
     assert_eq!(g.line_bytes(), want);
 
     // A room whose members speak GBK unless they say otherwise.
-    let srv = room(&["--encoding", "gbk"]);
-    let mut n = Member::join(&srv);
-    let mut v = Member::join(&srv);
-    n.expect("joined");
-    v.send("/enc utf-8\n");
-    assert_eq!(v.line(), "* your encoding is now UTF-8");
+    let (_srv, mut n, mut v) = two_members(&["--encoding", "gbk"]);
+    assert_eq!(v.ask("/enc utf-8\n"), "* your encoding is now UTF-8");
     n.send(b"\xc4\xe3\xba\xc3\n");
     assert_eq!(v.line(), format!("{}> 你好", n.name));
     v.send("世界\n");
@@ -341,68 +345,62 @@ fn gbk_and_utf8_members_read_each_other() {
 /// NetAssist types GBK and shows what it receives as UTF-8: `/enc gbk utf-8`.
 #[test]
 fn a_netassist_member_types_gbk_and_reads_utf8() {
-    let mut srv = room(&[]);
-    let mut n = Member::join(&srv);
-    let mut u = Member::join(&srv);
-    n.expect("joined");
-    n.send("/enc gbk utf-8\n");
-    assert_eq!(n.line(), "* you type GBK and read UTF-8");
-    n.send("/enc\n");
-    assert!(n.line().starts_with("* you type GBK and read UTF-8;"));
+    let (mut srv, mut n, mut u) = two_members(&[]);
+    assert_eq!(n.ask("/enc gbk utf-8\n"), "* you type GBK and read UTF-8");
+    assert!(
+        n.ask("/enc\n")
+            .starts_with("* you type GBK and read UTF-8;")
+    );
     n.send(b"\xc4\xe3\xba\xc3\n"); // 你好 in GBK
     assert_eq!(u.line(), format!("{}> 你好", n.name));
     u.send("世界\n");
     assert_eq!(n.line(), format!("{}> 世界", u.name), "UTF-8 bytes");
-    n.send("/enc gbk utf-8 big5\n");
     assert!(
-        n.line()
+        n.ask("/enc gbk utf-8 big5\n")
             .starts_with("* usage: /enc LABEL, or /enc TYPED READ")
     );
-    n.send("/enc gbk klingon\n");
-    assert!(n.line().starts_with("* unknown encoding \"klingon\""));
-    srv.stderr.expect("types GBK, reads UTF-8");
+    assert!(
+        n.ask("/enc gbk klingon\n")
+            .starts_with("* unknown encoding \"klingon\"")
+    );
+    srv.err().expect("types GBK, reads UTF-8");
 }
 
 #[test]
 fn commands_nick_who_enc_quit_help() {
-    let srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (_srv, mut a, mut b) = two_members(&[]);
 
-    b.send("/nick alice\n");
-    assert_eq!(b.line(), format!("* {} is now known as alice", b.name));
+    assert_eq!(
+        b.ask("/nick alice\n"),
+        format!("* {} is now known as alice", b.name)
+    );
     assert_eq!(a.line(), format!("* {} is now known as alice", b.name));
     b.name = "alice".into();
-    a.send("/nick Alice\n");
-    assert_eq!(a.line(), "* cannot rename to \"Alice\": that name is taken");
-    a.send("/nick two words\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick Alice\n"),
+        "* cannot rename to \"Alice\": that name is taken"
+    );
+    assert_eq!(
+        a.ask("/nick two words\n"),
         "* cannot rename to \"two words\": a name cannot contain spaces"
     );
-    a.send(format!("/nick {}\n", "x".repeat(33)));
     assert_eq!(
-        a.line(),
+        a.ask(format!("/nick {}\n", "x".repeat(33))),
         format!(
             "* cannot rename to \"{}\": a name has 1 to 32 characters",
             "x".repeat(33)
         )
     );
-    a.send("/nick bell\x07\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick bell\x07\n"),
         "* cannot rename to \"bell\\x07\": a name cannot contain control characters"
     );
-    a.send("/nick\n");
-    assert_eq!(a.line(), "* usage: /nick NAME");
+    assert_eq!(a.ask("/nick\n"), "* usage: /nick NAME");
     // Refusals went to a only: b's next line is a's message.
     let old = std::mem::replace(&mut a.name, "bob".into());
-    a.send("/nick bob\n");
-    assert_eq!(a.line(), format!("* {old} is now known as bob"));
-    a.send("/who\n");
+    assert_eq!(a.ask("/nick bob\n"), format!("* {old} is now known as bob"));
     assert_eq!(
-        a.line(),
+        a.ask("/who\n"),
         format!("* 2 users here: bob ({}, you), alice ({})", a.addr, b.addr)
     );
     a.send("/enc klingon\n");
@@ -411,20 +409,16 @@ fn commands_nick_who_enc_quit_help() {
         refused.starts_with("* unknown encoding \"klingon\""),
         "{refused}"
     );
-    a.send("/enc utf-16le\n");
     assert!(
-        a.line()
+        a.ask("/enc utf-16le\n")
             .starts_with("* UTF-16LE cannot be used in the room")
     );
-    a.send("/enc\n");
-    assert!(a.line().starts_with("* your encoding is UTF-8;"));
-    a.send("/frobnicate now\n");
+    assert!(a.ask("/enc\n").starts_with("* your encoding is UTF-8;"));
     assert_eq!(
-        a.line(),
+        a.ask("/frobnicate now\n"),
         "* unknown command \"/frobnicate\"; /help lists the commands"
     );
-    a.send("/help\n");
-    assert!(a.line().starts_with("* commands: /nick NAME"));
+    assert!(a.ask("/help\n").starts_with("* commands: /nick NAME"));
     a.send("//etc is a folder\n\n");
     // b saw only the rename and the message: no refusals, no empty line.
     assert_eq!(b.line(), format!("* {old} is now known as bob"));
@@ -433,36 +427,31 @@ fn commands_nick_who_enc_quit_help() {
     a.send("/quit\nnot sent\n");
     assert_eq!(a.rest(), vec!["* bye".to_string()]);
     assert_eq!(b.line(), format!("* bob ({}) left", a.addr));
-    b.send("/who\n");
-    assert_eq!(b.line(), format!("* 1 user here: alice ({}, you)", b.addr));
+    assert_eq!(
+        b.ask("/who\n"),
+        format!("* 1 user here: alice ({}, you)", b.addr)
+    );
 }
 
 #[test]
 fn full_room_refuses_politely_and_frees_places() {
-    let mut srv = room(&["--max-users", "2"]);
-    let mut a = Member::join(&srv);
-    let b = Member::join(&srv);
-    a.expect("joined");
-    let extra = connect(srv.addr);
+    let (mut srv, mut a, b) = two_members(&["--max-users", "2"]);
+    let extra = connect(srv.addr());
     assert_eq!(
         text(&read_all(&extra)),
         "* the room is full (2 users); try again later\n"
     );
-    srv.stderr.expect("refused: the room is full");
+    srv.err().expect("refused: the room is full");
     b.send("/quit\n");
     a.expect("left");
     // The place is free as soon as the notice is out.
     let mut c = Member::join(&srv);
-    c.send("/who\n");
-    assert!(c.line().starts_with("* 2 users here: "));
+    assert!(c.ask("/who\n").starts_with("* 2 users here: "));
 }
 
 #[test]
 fn long_lines_are_cut_with_a_notice() {
-    let srv = room(&["--max-line", "16"]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (_srv, mut a, mut b) = two_members(&["--max-line", "16"]);
     b.send("0123456789abcdefGHIJ\nnext line\n");
     assert_eq!(a.line(), format!("{}> 0123456789abcdef", b.name));
     assert_eq!(a.line(), format!("{}> next line", b.name));
@@ -483,10 +472,7 @@ fn long_lines_are_cut_with_a_notice() {
 
 #[test]
 fn control_characters_are_escaped_chinese_is_not() {
-    let mut srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let b = Member::join(&srv);
-    a.expect("joined");
+    let (mut srv, mut a, b) = two_members(&[]);
     b.send("\x1b[2J\x07ring 你好\tok\r\n");
     let want = format!("{}> \\x1b[2J\\x07ring 你好\tok", b.name);
     assert_eq!(a.line(), want);
@@ -502,7 +488,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
         let mut srv = room(&["--max-queue", "64M"]);
         let mut a = Member::join(&srv);
         let mut b = Member::join(&srv);
-        let stalled = connect(srv.addr);
+        let stalled = connect(srv.addr());
         b.expect(&format!("({}) joined", stalled.local_addr().unwrap()));
         a.expect("joined");
         let mut all = String::new();
@@ -520,11 +506,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
             );
         }
         sender.join().unwrap();
-        let start = Instant::now();
-        srv.signal(sig);
-        let status = srv.wait();
-        let took = start.elapsed();
-        assert!(status.success(), "SIG{sig}: {status:?}");
+        let took = srv.stop(sig);
         assert!(took < Duration::from_secs(2), "SIG{sig} took {took:?}");
         let closing = "* the room is closing".to_string();
         assert_eq!(b.rest(), vec![closing.clone()], "SIG{sig}");
@@ -537,11 +519,7 @@ fn ctrl_c_or_sigterm_with_a_stalled_member_exits_promptly() {
             "SIG{sig}: stalled member read {} bytes",
             sink.len()
         );
-        let log = srv.stderr.rest().join("\n");
-        assert!(
-            log.contains("room closed: 3 members joined"),
-            "SIG{sig}: {log}"
-        );
+        srv.err().rest_with("room closed: 3 members joined");
         eprintln!("SIG{sig} took {took:?}");
     }
 }
@@ -553,18 +531,10 @@ fn nc_is_a_room_member() {
     }
     let srv = room(&[]);
     let mut m = Member::join(&srv);
-    let mut nc = KillOnDrop(
-        Command::new("nc")
-            .args(["127.0.0.1", &srv.addr.port().to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = Lines::spawn(nc.0.stdout.take().unwrap());
-    let mut input = nc.0.stdin.take().unwrap();
-    let greeting = out.next().expect("greeting");
+    let mut nc = peer_cmd("nc");
+    nc.args(["127.0.0.1", &srv.addr().port().to_string()]);
+    let mut nc = Process::spawn(nc);
+    let greeting = nc.out().next().expect("greeting");
     assert!(greeting.starts_with(GREETING), "{greeting}");
     let joined = m.expect("joined");
     let nc_name = joined
@@ -572,18 +542,15 @@ fn nc_is_a_room_member() {
         .and_then(|l| l.split(' ').next())
         .unwrap()
         .to_string();
-    input.write_all("hello from nc 你好\n".as_bytes()).unwrap();
+    nc.say("hello from nc 你好");
     assert_eq!(m.line(), format!("{nc_name}> hello from nc 你好"));
     m.send("hi nc\n");
-    out.expect(&format!("{}> hi nc", m.name));
-    input.write_all(b"/quit\n").unwrap();
-    drop(input);
-    out.expect("* bye");
+    nc.out().expect(&format!("{}> hi nc", m.name));
+    nc.say("/quit");
+    nc.close_stdin();
+    nc.out().expect("* bye");
     assert!(m.line().starts_with(&format!("* {nc_name} (")));
-    assert!(
-        wait_timeout(&mut nc.0, TIMEOUT).is_some(),
-        "nc did not exit"
-    );
+    nc.wait();
 }
 
 #[test]
@@ -615,7 +582,7 @@ fn bad_command_lines_are_one_line_errors() {
     }
     // A port in use is a runtime failure, exit 1, in one line.
     let srv = room(&[]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let out = run(cmd("chat", &["room", &port, "--bind", "127.0.0.1"]), b"");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -627,17 +594,17 @@ fn bad_command_lines_are_one_line_errors() {
 fn chat_connect_is_a_room_member() {
     let srv = room(&[]);
     let mut bob = Member::join(&srv);
-    let mut alice = Proc::spawn(cmd(
+    let mut alice = Process::spawn(cmd(
         "chat",
-        &["connect", &srv.addr.to_string(), "--name", "alice"],
+        &["connect", &srv.addr().to_string(), "--name", "alice"],
     ));
     // The room's lines are shown as they come, without a second "peer> " prefix.
-    assert!(alice.out.next().unwrap().starts_with(GREETING));
+    assert!(alice.out().next().unwrap().starts_with(GREETING));
     bob.expect("joined");
     bob.expect("is now known as alice");
     bob.send("你好 alice\n");
     assert_eq!(
-        alice.out.expect("你好"),
+        alice.out().expect("你好"),
         format!("{}> 你好 alice", bob.name)
     );
     alice.say("hi bob");
@@ -652,10 +619,7 @@ fn chat_connect_is_a_room_member() {
 /// the room's, with invisible characters in a message.
 #[test]
 fn invisible_and_bidi_characters_arrive_escaped() {
-    let mut srv = room(&[]);
-    let mut a = Member::join(&srv);
-    let mut b = Member::join(&srv);
-    a.expect("joined");
+    let (mut srv, mut a, mut b) = two_members(&[]);
     b.send("/nick bob\n");
     assert_eq!(a.line(), format!("* {} is now known as bob", b.name));
     b.line();
@@ -733,8 +697,10 @@ fn spoofing_names_are_refused() {
         ),
     ];
     for (nick, shown, why) in refusals {
-        a.send(format!("/nick {nick}\n"));
-        assert_eq!(a.line(), format!("* cannot rename to \"{shown}\": {why}"));
+        assert_eq!(
+            a.ask(format!("/nick {nick}\n")),
+            format!("* cannot rename to \"{shown}\": {why}")
+        );
     }
     // Refusals went to a only: the others' next line is a's message.
     a.send("still me\n");
@@ -745,15 +711,12 @@ fn spoofing_names_are_refused() {
     c.send("/quit\n");
     assert_eq!(c.rest(), vec!["* bye".to_string()]);
     a.expect("alice (");
-    a.send("/nick \u{430}lice\n");
     assert_eq!(
-        a.line(),
+        a.ask("/nick \u{430}lice\n"),
         format!("* {} is now known as \u{430}lice", a.name)
     );
-    a.send("/nick 小明\n");
-    assert_eq!(a.line(), "* \u{430}lice is now known as 小明");
-    a.send("/nick Zoë\n");
-    assert_eq!(a.line(), "* 小明 is now known as Zoë");
+    assert_eq!(a.ask("/nick 小明\n"), "* \u{430}lice is now known as 小明");
+    assert_eq!(a.ask("/nick Zoë\n"), "* 小明 is now known as Zoë");
     a.send("你好，我是 Zoë\n");
     b.expect("is now known as 小明");
     b.expect("is now known as Zoë");

@@ -2,9 +2,7 @@
 
 mod util;
 
-use std::io::Write;
-use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
+use std::net::TcpListener;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,24 +10,31 @@ use util::*;
 
 /// `NAME 0 --bind 127.0.0.1 ARGS…` (`udp-echo serve 0 …` for udp-echo), in
 /// China's time zone, so that `--timestamps` can be checked.
-fn server(name: &str, args: &[&str]) -> Server {
-    let mut all: Vec<&str> = if name == "udp-echo" {
-        vec!["serve"]
+fn server(name: &str, args: &[&str]) -> Process {
+    let tool = if name == "udp-echo" {
+        "udp-echo serve"
     } else {
-        vec![]
+        name
     };
-    all.extend(["0", "--bind", "127.0.0.1"]);
-    all.extend_from_slice(args);
-    let mut c = cmd(name, &all);
-    c.env("TZ", "CST-8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    Server::start_command(c, true)
+    let mut c = server_cmd(tool, args);
+    c.env("TZ", "CST-8");
+    Process::serving(c)
 }
 
 /// What a record's continuation and size lines start with under `head`.
 fn indent(head: &str) -> String {
     " ".repeat(head.chars().count() - 2)
+}
+
+/// The rest of a record whose first line began with `head`: its other
+/// lines `more`, then its size line `└ size`.
+fn rest_of_record(srv: &mut Process, head: &str, more: &[&str], size: &str) {
+    let pad = indent(head);
+    for line in more {
+        let want = format!("{pad}│ {line}");
+        assert_eq!(srv.out().next().as_deref(), Some(want.trim_end()));
+    }
+    assert_eq!(srv.out().next(), Some(format!("{pad}└ {size}")));
 }
 
 /// Seconds since midnight in China (UTC+8) now.
@@ -76,34 +81,25 @@ fn assert_about(stamp: i64, before: i64, after: i64) {
 #[test]
 fn lesson_13_three_sends_in_one_read_are_one_record_of_14_bytes() {
     let mut srv = server("tcp-server", &["-v"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     // What the notes' send(b'one\n'); send(b'two\n'); send(b'three\n') does when
     // the three arrive together; one write makes that certain.
-    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
-    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    echoes(&s, b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
     let head = format!("[{me}] ");
-    srv.stderr.expect(&format!("{me}: received 14 bytes"));
+    srv.err().expect(&format!("{me}: received 14 bytes"));
     assert_eq!(srv.out().next().unwrap(), format!("{head}one"));
-    let pad = indent(&head);
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ three"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 14 bytes in one read")
-    );
+    rest_of_record(&mut srv, &head, &["two", "three"], "14 bytes in one read");
     // A read of one line is that line alone.
-    (&s).write_all(b"four\n").unwrap();
-    assert_eq!(read_n(&s, 5), b"four\n");
+    echoes(&s, b"four\n");
     assert_eq!(srv.out().next().unwrap(), format!("{head}four"));
 }
 
 #[test]
 fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
     let mut srv = server("tcp-server", &["--framing", "line"]);
-    let s = connect(srv.addr);
-    (&s).write_all(b"one\ntwo\nthree\n").unwrap();
-    assert_eq!(read_n(&s, 14), b"one\ntwo\nthree\n");
+    let s = connect(srv.addr());
+    echoes(&s, b"one\ntwo\nthree\n");
     let me = s.local_addr().unwrap();
     for m in ["one", "two", "three"] {
         assert_eq!(srv.out().next().unwrap(), format!("[{me}] {m}"));
@@ -113,23 +109,21 @@ fn lesson_13_with_framing_line_the_same_bytes_are_three_records() {
 #[test]
 fn timestamps_put_the_local_time_before_each_record() {
     let mut srv = server("tcp-server", &["--timestamps"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
     let before = china_seconds_now();
-    (&s).write_all(b"one\ntwo\n").unwrap();
-    read_n(&s, 8);
-    (&s).write_all(b"three\n").unwrap();
-    read_n(&s, 6);
+    ask(&s, b"one\ntwo\n", 8);
+    ask(&s, b"three\n", 6);
     let after = china_seconds_now();
     let first = srv.out().next().unwrap();
     let (t, rest) = timestamp(&first);
     assert_about(t, before, after);
     assert_eq!(rest, format!("[{me}] one"));
-    let pad = indent(&format!("12:34:56.789 [{me}] "));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 8 bytes in one read")
+    rest_of_record(
+        &mut srv,
+        &format!("12:34:56.789 [{me}] "),
+        &["two"],
+        "8 bytes in one read",
     );
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
@@ -140,34 +134,31 @@ fn timestamps_put_the_local_time_before_each_record() {
 #[test]
 fn timestamps_on_udp_echo_serve_and_send() {
     let mut srv = server("udp-echo", &["--timestamps"]);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let s = udp_socket();
     let before = china_seconds_now();
-    s.send_to(b"a\nb", srv.addr).unwrap();
-    let mut buf = [0u8; 16];
-    assert_eq!(s.recv_from(&mut buf).unwrap().0, 3);
+    assert_eq!(ask_udp(&s, srv.addr(), b"a\nb").len(), 3);
     let me = s.local_addr().unwrap();
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
     assert_about(t, before, china_seconds_now());
     assert_eq!(rest, format!("[{me}] a"));
     // One datagram, one record.
-    let pad = indent(&format!("12:34:56.789 [{me}] "));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 3 bytes in one datagram")
+    rest_of_record(
+        &mut srv,
+        &format!("12:34:56.789 [{me}] "),
+        &["b"],
+        "3 bytes in one datagram",
     );
 
     // The client's reply, with its time.
     let mut c = cmd(
         "udp-echo",
-        &["send", &srv.addr.to_string(), "hi", "--timestamps"],
+        &["send", &srv.addr().to_string(), "hi", "--timestamps"],
     );
     c.env("TZ", "CST-8");
     let before = china_seconds_now();
     let out = run(c, b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let printed = text(&out.stdout);
     let (t, rest) = timestamp(printed.trim_end());
     assert_about(t, before, china_seconds_now());
@@ -185,14 +176,14 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
             let (s, _) = l.accept().unwrap();
             s.set_read_timeout(Some(TIMEOUT)).unwrap();
             read_n(&s, 2);
-            (&s).write_all(b"one\ntwo\n").unwrap();
+            send_all(&s, b"one\ntwo\n");
         })
     };
     // Duplex mode (nc's job): the bytes as they came, for a pipe or a file.
     let p = peer();
     let out = run(cmd("tcp-client", &["127.0.0.1", &port]), b"hi");
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(out.stdout, b"one\ntwo\n");
     // A MESSAGE's reply is for reading: one read, one record (lesson 13).
     let p = peer();
@@ -201,7 +192,7 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
         b"",
     );
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "one\n│ two\n└ 8 bytes in one read\n");
     // With --timestamps: the record's time in front.
     let p = peer();
@@ -213,7 +204,7 @@ fn tcp_client_shows_each_read_of_a_reply_as_a_record_and_pipes_the_stream() {
     let before = china_seconds_now();
     let out = run(c, b"");
     p.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let printed = text(&out.stdout);
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 3, "{printed}");
@@ -231,22 +222,19 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
         "tcp-server",
         &["--recv-encoding", "gbk", "--send-encoding", "utf-8", "-v"],
     );
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap(); // 你好 in GBK
-    assert_eq!(read_n(&s, 6), "你好".as_bytes());
+    assert_eq!(ask(&s, b"\xc4\xe3\xba\xc3", 6), "你好".as_bytes()); // 你好 in GBK
     assert_eq!(srv.out().next().unwrap(), format!("[{me}] 你好"));
     // 好 split across two reads: the server has read the first byte before the
     // second is sent, and still echoes the whole character.
-    (&s).write_all(b"\xba").unwrap();
-    srv.stderr.expect(&format!("{me}: received 1 bytes"));
-    (&s).write_all(b"\xc3").unwrap();
-    assert_eq!(read_n(&s, 3), "好".as_bytes());
+    send_all(&s, b"\xba");
+    srv.err().expect(&format!("{me}: received 1 bytes"));
+    assert_eq!(ask(&s, b"\xc3", 3), "好".as_bytes());
     // One encoding both ways: the bytes as they came, even invalid ones.
     let srv = server("tcp-server", &["--encoding", "gbk"]);
-    let s = connect(srv.addr);
-    (&s).write_all(b"\xc4\xe3\xff").unwrap();
-    assert_eq!(read_n(&s, 3), b"\xc4\xe3\xff");
+    let s = connect(srv.addr());
+    echoes(&s, b"\xc4\xe3\xff");
     // --recv-encoding alone: we send UTF-8 (the default), so the text goes back as
     // UTF-8, framed as it came: a line with its own ending, a len frame with its
     // new length.
@@ -254,16 +242,17 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_tcp_server() {
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "line"],
     );
-    let s = connect(srv.addr);
-    (&s).write_all(b"\xc4\xe3\r\n").unwrap();
-    assert_eq!(read_n(&s, 5), "你\r\n".as_bytes());
+    let s = connect(srv.addr());
+    assert_eq!(ask(&s, b"\xc4\xe3\r\n", 5), "你\r\n".as_bytes());
     let srv = server(
         "tcp-server",
         &["--recv-encoding", "gbk", "--framing", "len"],
     );
-    let s = connect(srv.addr);
-    (&s).write_all(b"\0\0\0\x04\xc4\xe3\xba\xc3").unwrap();
-    assert_eq!(read_n(&s, 10), "\0\0\0\x06你好".as_bytes());
+    let s = connect(srv.addr());
+    assert_eq!(
+        ask(&s, b"\0\0\0\x04\xc4\xe3\xba\xc3", 10),
+        "\0\0\0\x06你好".as_bytes()
+    );
 }
 
 #[test]
@@ -272,12 +261,11 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
         "udp-echo",
         &["--recv-encoding", "gbk", "--send-encoding", "utf-8"],
     );
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.recv_from(&mut buf).unwrap().0;
-    assert_eq!(&buf[..n], "你好".as_bytes());
+    let s = udp_socket();
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\xba\xc3"),
+        "你好".as_bytes()
+    );
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // The older name of --send-encoding still works; two different values do not.
     let out = run(
@@ -294,30 +282,28 @@ fn netassist_setup_echoes_gbk_text_as_utf8_on_udp_echo_serve() {
         ),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--reply-encoding is another name for --send-encoding"),
-        "{}",
-        text(&out.stderr)
+    failed(
+        &out,
+        2,
+        "--reply-encoding is another name for --send-encoding",
     );
 }
 
 #[test]
 fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
     let mut srv = server("tcp-server", &[]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let me = s.local_addr().unwrap();
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
-    read_n(&s, 4);
+    ask(&s, b"\xc4\xe3\xba\xc3", 4);
     drop(s);
-    srv.stderr.expect("disconnected");
+    srv.err().expect("disconnected");
     let warning = srv
-        .stderr
+        .err()
         .seen
         .iter()
         .find(|l| l.starts_with("warning:"))
         .cloned()
-        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen));
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.err().seen));
     assert_eq!(
         warning,
         format!(
@@ -336,10 +322,10 @@ fn a_gbk_read_at_a_utf8_server_is_one_record_and_the_hint_names_gbk() {
 #[test]
 fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
     let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
-    let s = connect(srv.addr);
-    (&s).write_all("我爱你\n".as_bytes()).unwrap();
+    let s = connect(srv.addr());
+    send_all(&s, "我爱你\n".as_bytes());
     srv.out().next().unwrap();
-    let warning = srv.stderr.expect("warning:");
+    let warning = srv.err().expect("warning:");
     assert!(warning.contains("not valid GBK"), "{warning}");
     assert!(
         warning.contains("valid UTF-8 (\"我爱你\"): try --recv-encoding utf-8"),
@@ -354,7 +340,7 @@ fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
         let (s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         read_n(&s, 2);
-        (&s).write_all(b"\xff\xff").unwrap();
+        send_all(&s, b"\xff\xff");
     });
     let out = client_out(&["127.0.0.1", &port, "hi", "--recv-encoding", "gbk"]);
     peer.join().unwrap();
@@ -368,25 +354,34 @@ fn the_hint_names_utf8_when_gbk_is_set_and_utf8_arrives_never_gbk() {
 }
 
 /// The first `warning:` line `srv` printed, once it has said `until`.
-fn first_warning(srv: &mut Server, until: &str) -> String {
-    srv.stderr.expect(until);
-    srv.stderr
+fn first_warning(srv: &mut Process, until: &str) -> String {
+    srv.err().expect(until);
+    srv.err()
         .seen
         .iter()
         .find(|l| l.starts_with("warning:"))
         .cloned()
-        .unwrap_or_else(|| panic!("no warning in {:?}", srv.stderr.seen))
+        .unwrap_or_else(|| panic!("no warning in {:?}", srv.err().seen))
+}
+
+/// The first warning of a tcp-server with `flags` whose client sends `bytes`
+/// and closes.
+fn warning_at_the_end_of(flags: &[&str], bytes: &[u8]) -> String {
+    let mut srv = server("tcp-server", flags);
+    let c = connect(srv.addr());
+    send_all(&c, bytes);
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    read_all(&c);
+    first_warning(&mut srv, "disconnected")
 }
 
 #[test]
 fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     // One datagram of one GBK lead byte: whole, and valid nowhere.
     let mut srv = server("udp-echo", &["--recv-encoding", "gbk"]);
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.send_to(b"\xc4", srv.addr).unwrap();
-    s.recv_from(&mut [0u8; 16]).unwrap();
-    let warning = srv.stderr.expect("warning:");
+    let s = udp_socket();
+    ask_udp(&s, srv.addr(), b"\xc4");
+    let warning = srv.err().expect("warning:");
     assert!(
         warning.ends_with(
             "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
@@ -395,12 +390,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
     );
 
     // A stream that ends inside a character: the hint is about that character.
-    let mut srv = server("tcp-server", &["--recv-encoding", "gbk"]);
-    let c = connect(srv.addr);
-    (&c).write_all(b"ok\xc4").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    read_all(&c);
-    let warning = first_warning(&mut srv, "disconnected");
+    let warning = warning_at_the_end_of(&["--recv-encoding", "gbk"], b"ok\xc4");
     assert!(
         warning.ends_with(
             "not valid GBK, shown as \u{FFFD}, and not valid UTF-8 or Big5 either; try --hex to see the bytes"
@@ -408,12 +398,7 @@ fn the_hint_never_names_an_encoding_for_a_lone_lead_byte() {
         "{warning}"
     );
     // …and when that character's bytes are whole in another encoding, it is named.
-    let mut srv = server("tcp-server", &[]);
-    let c = connect(srv.addr);
-    (&c).write_all(b"ok\xe4\xbd").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    read_all(&c);
-    let warning = first_warning(&mut srv, "disconnected");
+    let warning = warning_at_the_end_of(&[], b"ok\xe4\xbd");
     assert!(
         warning.ends_with(
             "not valid UTF-8, shown as \u{FFFD}; they are valid GBK (\"浣\"): try --recv-encoding gbk, or --hex to see the bytes"
@@ -467,15 +452,15 @@ fn notes_style_python_client_three_sends() {
         return;
     }
     let mut srv = server("tcp-server", &["--once", "--reply", "", "-v"]);
-    let port = srv.addr.port().to_string();
+    let port = srv.addr().port().to_string();
     let py = "import socket,sys\n\
               s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n\
               s.send(b'one\\n'); s.send(b'two\\n'); s.send(b'three\\n')\n\
               s.close()\n";
-    let mut c = Command::new("python3");
+    let mut c = peer_cmd("python3");
     c.args(["-c", py, &port]);
     let out = run(c, b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(srv.wait().success());
     let shown = srv.out().rest();
     // However the bytes were cut into reads, each line of data is shown once,
@@ -492,21 +477,19 @@ fn notes_style_python_client_three_sends() {
     assert_eq!(data, ["one", "two", "three"], "{shown:?}");
     // One record per read, as many as the server's -v log counts.
     let reads = srv
-        .stderr
+        .err()
         .rest()
         .iter()
         .filter(|l| l.contains(": received "))
         .count();
     let records = shown.iter().filter(|l| l.starts_with('[')).count();
-    assert_eq!(records, reads, "{shown:?} {:?}", srv.stderr.seen);
+    assert_eq!(records, reads, "{shown:?} {:?}", srv.err().seen);
 }
 
-fn chat(args: &[&str]) -> Server {
+fn chat(args: &[&str]) -> Process {
     let mut c = cmd("chat", args);
-    c.env("TZ", "CST-8")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    Server::start_command(c, true)
+    c.env("TZ", "CST-8");
+    Process::listening(c)
 }
 
 /// The notes' programs and nc are not chats: what one read brings is one
@@ -514,20 +497,20 @@ fn chat(args: &[&str]) -> Server {
 #[test]
 fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "--timestamps"]);
-    let s = connect(srv.addr);
+    let s = connect(srv.addr());
     let before = china_seconds_now();
-    (&s).write_all(b"one\ntwo\n").unwrap();
+    send_all(&s, b"one\ntwo\n");
     let first = srv.out().next().unwrap();
     let (t, rest) = timestamp(&first);
     assert_about(t, before, china_seconds_now());
     assert_eq!(rest, "peer> one");
-    let pad = indent("12:34:56.789 peer> ");
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ two"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 8 bytes in one read")
+    rest_of_record(
+        &mut srv,
+        "12:34:56.789 peer> ",
+        &["two"],
+        "8 bytes in one read",
     );
-    (&s).write_all(b"three\n").unwrap();
+    send_all(&s, b"three\n");
     let line = srv.out().next().unwrap();
     assert_eq!(timestamp(&line).1, "peer> three");
 }
@@ -535,12 +518,12 @@ fn chat_shows_one_read_from_a_program_as_one_record_with_its_time() {
 #[test]
 fn chat_room_timestamps_each_transcript_line() {
     let mut srv = chat(&["room", "0", "--bind", "127.0.0.1", "--timestamps"]);
-    let a = connect(srv.addr);
-    srv.stderr.expect("user-1 (");
-    let _b = connect(srv.addr);
-    srv.stderr.expect("user-2 (");
+    let a = connect(srv.addr());
+    srv.err().expect("user-1 (");
+    let _b = connect(srv.addr());
+    srv.err().expect("user-2 (");
     let before = china_seconds_now();
-    (&a).write_all("你好\n".as_bytes()).unwrap();
+    send_all(&a, "你好\n".as_bytes());
     let line = srv.out().next().unwrap();
     let (t, rest) = timestamp(&line);
     assert_about(t, before, china_seconds_now());
@@ -553,25 +536,19 @@ fn chat_room_timestamps_each_transcript_line() {
 #[test]
 fn chat_shows_a_gbk_read_as_one_record_and_names_gbk() {
     let mut srv = chat(&["listen", "0", "--bind", "127.0.0.1", "-v"]);
-    let s = connect(srv.addr);
-    (&s).write_all(b"\xc4\xe3\xba\xc3").unwrap();
+    let s = connect(srv.addr());
+    send_all(&s, b"\xc4\xe3\xba\xc3");
     assert_eq!(srv.out().next().unwrap(), "peer> \u{FFFD}\u{FFFD}\u{FFFD}");
-    srv.stderr.expect("received 4 bytes");
-    let warning = srv.stderr.expect("not valid UTF-8");
+    srv.err().expect("received 4 bytes");
+    let warning = srv.err().expect("not valid UTF-8");
     assert!(
         warning.contains("they are valid GBK (\"你好\"): try --recv-encoding gbk"),
         "{warning}"
     );
-    (&s).write_all(b"ok").unwrap();
+    send_all(&s, b"ok");
     assert_eq!(srv.out().next().unwrap(), "peer> ok");
     // A blank line inside one read is part of it.
-    (&s).write_all(b"a\n\nb\n").unwrap();
+    send_all(&s, b"a\n\nb\n");
     assert_eq!(srv.out().next().unwrap(), "peer> a");
-    let pad = indent("peer> ");
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│"));
-    assert_eq!(srv.out().next().unwrap(), format!("{pad}│ b"));
-    assert_eq!(
-        srv.out().next().unwrap(),
-        format!("{pad}└ 5 bytes in one read")
-    );
+    rest_of_record(&mut srv, "peer> ", &["", "b"], "5 bytes in one read");
 }

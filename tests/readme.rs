@@ -18,7 +18,7 @@ use std::thread;
 
 use transcript::Content::{Dir, Noise, Text};
 use transcript::Step::*;
-use transcript::{Block, NEXT, SCENARIO, Scenario, Transcripts};
+use transcript::{Block, NEXT, SCENARIO, Scenario, Transcripts, shows};
 
 const MIB: usize = 1 << 20;
 
@@ -27,89 +27,65 @@ const SCENARIOS: &[Scenario] = &[
     // --- tcp-server ---------------------------------------------------------
     // Lesson 03's server, and the client of lesson 02 that talked to it; the
     // client's second line is against the echo server.
-    Scenario {
-        blocks: &["tcp-server-lesson03", "tcp-client-lesson02"],
-        steps: &[
+    shows(
+        &["tcp-server-lesson03", "tcp-client-lesson02"],
+        &[
             Serve("tcp-server-lesson03", 8080, NEXT),
             Run("tcp-client-lesson02", NEXT),
             Exit("tcp-server-lesson03"),
             Serve("echo", 8080, "tcp-server 8080"),
-            Run("tcp-client-lesson02", NEXT),
-            Run("tcp-client-lesson02", NEXT),
+            Runs("tcp-client-lesson02"),
         ],
-        ..SCENARIO
-    },
+    ),
     // Lesson 04: two of the notes' clients (send, wait for the answer) at once.
-    Scenario {
-        blocks: &["tcp-server-lesson04"],
-        steps: &[
+    shows(
+        &["tcp-server-lesson04"],
+        &[
             Serve("tcp-server-lesson04", 9090, NEXT),
-            Connect("client-1", 9090, "utf-8"),
-            Type("client-1", "第一个问题"),
-            Wait("client-1", "处理中"),
-            Connect("client-2", 9090, "utf-8"),
-            Type("client-2", "问题一"),
-            Wait("client-2", "处理中"),
+            Ask("client-1", 9090, "utf-8", "第一个问题", "处理中"),
+            Ask("client-2", 9090, "utf-8", "问题一", "处理中"),
             Wait("tcp-server-lesson04", "问题一"),
-            Close("client-2"),
-            Wait("tcp-server-lesson04", "disconnected"),
-            Close("client-1"),
-            Wait("tcp-server-lesson04", "disconnected"),
+            Hangup("client-2", "tcp-server-lesson04"),
+            Hangup("client-1", "tcp-server-lesson04"),
             CtrlC("tcp-server-lesson04"),
         ],
-        ..SCENARIO
-    },
-    // NetAssist sends 你好 in GBK, in one write, to a UTF-8 server.
-    Scenario {
-        blocks: &["tcp-server-gbk-client"],
-        steps: &[
+    ),
+    // What a server shows of one write: NetAssist sends 你好 in GBK to a UTF-8
+    // server; the notes' lesson-13 client's three sends arrive as one read.
+    shows(
+        &["tcp-server-gbk-client", "tcp-server-one-read"],
+        &[
             Serve("tcp-server-gbk-client", 8080, NEXT),
-            Connect("netassist", 8080, "gbk"),
-            Type("netassist", "你好"),
-            Wait("netassist", "你好"),
-            Close("netassist"),
-            Wait("tcp-server-gbk-client", "disconnected"),
+            Ask("netassist", 8080, "gbk", "你好", "你好"),
+            Hangup("netassist", "tcp-server-gbk-client"),
             Kill("tcp-server-gbk-client"),
-        ],
-        ..SCENARIO
-    },
-    // The notes' lesson-13 client: three sends that arrive as one read.
-    Scenario {
-        blocks: &["tcp-server-one-read"],
-        steps: &[
             Serve("tcp-server-one-read", 8092, NEXT),
-            Connect("client", 8092, "utf-8"),
-            Type("client", "one\ntwo\nthree\n"),
-            Wait("client", "three"),
-            Close("client"),
-            Wait("tcp-server-one-read", "disconnected"),
+            Ask("client", 8092, "utf-8", "one\ntwo\nthree\n", "three"),
+            Hangup("client", "tcp-server-one-read"),
             Kill("tcp-server-one-read"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-server-netassist", "tcp-client-netassist"],
-        steps: &[
+    ),
+    shows(
+        &["tcp-server-netassist", "tcp-client-netassist"],
+        &[
             Serve("tcp-server-netassist", 8080, NEXT),
-            Run("tcp-client-netassist", NEXT),
+            Runs("tcp-client-netassist"),
             Wait("tcp-server-netassist", "disconnected"),
             Kill("tcp-server-netassist"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-server-raw-file"],
-        files: &[("big.bin", Noise(1_000_000))],
-        steps: &[
+    ),
+    shows(
+        &["tcp-server-raw-file"],
+        &[
             Serve("tcp-server-raw-file", 44363, NEXT),
             Run("client", "tcp-client 127.0.0.1 44363 < big.bin"),
             Exit("tcp-server-raw-file"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-server-full-disk"],
-        steps: &[
+    )
+    .files(&[("big.bin", Noise(1_000_000))]),
+    shows(
+        &["tcp-server-full-disk"],
+        &[
             Serve("tcp-server-full-disk", 40383, NEXT),
             Run(
                 "client",
@@ -118,50 +94,35 @@ const SCENARIOS: &[Scenario] = &[
             Exit("tcp-server-full-disk"),
             Run("tcp-server-full-disk", NEXT),
         ],
-        ..SCENARIO
-    },
+    ),
     // --- tcp-client ---------------------------------------------------------
-    Scenario {
-        blocks: &["tcp-client-gbk"],
-        steps: &[
+    shows(
+        &["tcp-client-gbk"],
+        &[
             Serve("gbk", 8080, "tcp-server 8080 --encoding gbk --reply '收到'"),
-            Run("tcp-client-gbk", NEXT),
-            Run("tcp-client-gbk", NEXT),
-            Run("tcp-client-gbk", NEXT),
+            Runs("tcp-client-gbk"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-hex"],
-        steps: &[
+    ),
+    // Two blocks against one echo server.
+    shows(
+        &["tcp-client-hex", "tcp-client-unencodable"],
+        &[
             Serve("echo", 8080, "tcp-server 8080"),
-            Run("tcp-client-hex", NEXT),
-            Run("tcp-client-hex", NEXT),
+            Runs("tcp-client-hex"),
+            Runs("tcp-client-unencodable"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-unencodable"],
-        steps: &[
-            Serve("echo", 8080, "tcp-server 8080"),
-            Run("tcp-client-unencodable", NEXT),
-            Run("tcp-client-unencodable", NEXT),
-            Run("tcp-client-unencodable", NEXT),
-        ],
-        ..SCENARIO
-    },
+    ),
     // Against a server that answers once the client has sent everything, so
     // that the answer is one read (README says why).
-    Scenario {
-        blocks: &["tcp-client-duplex"],
-        steps: &[EchoAtEnd(8080), Run("tcp-client-duplex", NEXT)],
-        ..SCENARIO
-    },
+    shows(
+        &["tcp-client-duplex"],
+        &[EchoAtEnd(8080), Run("tcp-client-duplex", NEXT)],
+    ),
     // Whether three quick sends arrive as one read is up to timing; held
     // while the client sends, the server finds all three (README says so).
-    Scenario {
-        blocks: &["sticky-client", "sticky-server"],
-        steps: &[
+    shows(
+        &["sticky-client", "sticky-server"],
+        &[
             Serve("sticky-server", 9000, NEXT),
             Pause("sticky-server"),
             Run("sticky-client", NEXT),
@@ -169,187 +130,149 @@ const SCENARIOS: &[Scenario] = &[
             Wait("sticky-server", "disconnected"),
             Kill("sticky-server"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-server-time-wait"],
-        // A parallel scenario's client may take the same port number for a
-        // connection of its own, which the message would count too.
-        attempts: 3,
-        steps: &[TimeWait(8080), Run("tcp-server-time-wait", NEXT)],
-        ..SCENARIO
-    },
+    ),
+    // A parallel scenario's client may take the same port number for a
+    // connection of its own, which the message would count too.
+    shows(
+        &["tcp-server-time-wait"],
+        &[TimeWait(8080), Run("tcp-server-time-wait", NEXT)],
+    )
+    .attempts(3),
     // The notes' GBK server (003 §3) dies on UTF-8 it cannot decode.
-    Scenario {
-        blocks: &["tcp-client-closed"],
-        needs: &["python3"],
-        steps: &[
+    shows(
+        &["tcp-client-closed"],
+        &[
             Serve("gbk", 8080, "python3 {course}/lesson03_gbk_server.py"),
-            Run("tcp-client-closed", NEXT),
-            Run("tcp-client-closed", NEXT),
+            Runs("tcp-client-closed"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-no-reply"],
-        steps: &[
+    )
+    .needs(&["python3"]),
+    shows(
+        &["tcp-client-no-reply"],
+        &[
             Serve("sink", 8080, "tcp-server 8080 --sink"),
             Run("tcp-client-no-reply", NEXT),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-timestamps"],
-        steps: &[
+    ),
+    shows(
+        &["tcp-client-timestamps"],
+        &[
             Serve("echo", 9000, "tcp-server 9000"),
             Run("tcp-client-timestamps", NEXT),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-framing-len"],
-        steps: &[
+    ),
+    shows(
+        &["tcp-client-framing-len"],
+        &[
             Serve("len", 9000, "tcp-server 9000 --framing len"),
             Run("tcp-client-framing-len", NEXT),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tcp-client-exit-codes"],
-        steps: &[
-            Run("tcp-client-exit-codes", NEXT),
-            Run("tcp-client-exit-codes", NEXT),
-            Run("tcp-client-exit-codes", NEXT),
-            Run("tcp-client-exit-codes", NEXT),
-        ],
-        ..SCENARIO
-    },
+    ),
+    shows(&["tcp-client-exit-codes"], &[Runs("tcp-client-exit-codes")]),
     // --- udp-echo -----------------------------------------------------------
-    Scenario {
-        blocks: &["udp-serve-lesson09", "udp-send-lesson09"],
-        needs: &["nc"],
-        steps: &[
+    shows(
+        &["udp-serve-lesson09", "udp-send-lesson09"],
+        &[
             Serve("udp-serve-lesson09", 8090, NEXT),
-            Run("udp-send-lesson09", NEXT),
-            Wait("udp-serve-lesson09", "我爱你"),
-            Run("udp-send-lesson09", NEXT),
-            Wait("udp-serve-lesson09", "exit"),
-            Run("udp-send-lesson09", NEXT),
-            Wait("udp-serve-lesson09", "hello"),
+            RunSeen(
+                "udp-send-lesson09",
+                "udp-serve-lesson09",
+                &["我爱你", "exit", "hello"],
+            ),
             CtrlC("udp-serve-lesson09"),
         ],
-        ..SCENARIO
-    },
+    )
+    .needs(&["nc"]),
     // Lesson 08's receiver is a person, who answers after --wait.
-    Scenario {
-        blocks: &["udp-send-terminal"],
-        needs: &["script"],
-        steps: &[
+    shows(
+        &["udp-send-terminal"],
+        &[
             Silent(8888),
             OpenTty("udp-send-terminal", NEXT),
             Wait("udp-send-terminal", "still listening"),
             Answer(8888, "我是接收方"),
             Exit("udp-send-terminal"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["udp-serve-raw", "udp-send-raw"],
-        files: &[("file.bin", Noise(100_000))],
-        steps: &[
+    )
+    .needs(&["script"]),
+    shows(
+        &["udp-serve-raw", "udp-send-raw"],
+        &[
             Serve("udp-serve-raw", 9000, NEXT),
             Run("udp-send-raw", NEXT),
             CtrlC("udp-serve-raw"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["udp-serve-lesson08"],
-        steps: &[
+    )
+    .files(&[("file.bin", Noise(100_000))]),
+    shows(
+        &["udp-serve-lesson08"],
+        &[
             Serve("udp-serve-lesson08", 8090, NEXT),
             Run("sender", "udp-echo send 127.0.0.1 8090 我爱你 --no-wait"),
             Exit("udp-serve-lesson08"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["udp-serve-reply", "udp-send-reply"],
-        steps: &[
+    ),
+    shows(
+        &["udp-serve-reply", "udp-send-reply"],
+        &[
             Serve("udp-serve-reply", 8090, NEXT),
-            Run("udp-send-reply", NEXT),
-            Wait("udp-serve-reply", "你好"),
+            RunSeen("udp-send-reply", "udp-serve-reply", &["你好"]),
             CtrlC("udp-serve-reply"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["udp-serve-netassist", "udp-send-netassist"],
-        steps: &[
+    ),
+    shows(
+        &["udp-serve-netassist", "udp-send-netassist"],
+        &[
             Serve("udp-serve-netassist", 8090, NEXT),
-            Run("udp-send-netassist", NEXT),
-            Wait("udp-serve-netassist", "你好"),
-            Run("udp-send-netassist", NEXT),
-            Wait("udp-serve-netassist", "你好"),
+            RunSeen(
+                "udp-send-netassist",
+                "udp-serve-netassist",
+                &["你好", "你好"],
+            ),
             CtrlC("udp-serve-netassist"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["udp-send-no-reply"],
-        steps: &[
-            Silent(8091),
-            Run("udp-send-no-reply", NEXT),
-            Run("udp-send-no-reply", NEXT),
-        ],
-        ..SCENARIO
-    },
+    ),
+    shows(
+        &["udp-send-no-reply"],
+        &[Silent(8091), Runs("udp-send-no-reply")],
+    ),
     // The kernel refuses before anything leaves the machine.
-    Scenario {
-        blocks: &["udp-send-broadcast"],
-        steps: &[
-            Run("udp-send-broadcast", NEXT),
-            Run("udp-send-broadcast", NEXT),
-        ],
-        ..SCENARIO
-    },
+    shows(&["udp-send-broadcast"], &[Runs("udp-send-broadcast")]),
     // --- chat ---------------------------------------------------------------
     // Each side's typing is piped in, a line when the conversation calls for it.
-    Scenario {
-        blocks: &["chat-alice", "chat-bob"],
-        steps: &[
+    shows(
+        &["chat-alice", "chat-bob"],
+        &[
             Serve("chat-alice", 8008, NEXT),
             Open("chat-bob", NEXT),
             Type("chat-bob", "hi alice"),
-            Type("chat-bob", "在吗?"),
-            Wait("chat-alice", "在吗?"),
-            Type("chat-alice", "你好, 我是 alice"),
-            Wait("chat-bob", "你好, 我是 alice"),
+            Say("chat-bob", "在吗?", "chat-alice"),
+            Say("chat-alice", "你好, 我是 alice", "chat-bob"),
             Type("chat-alice", "bye"),
             Exit("chat-alice"),
             Exit("chat-bob"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["chat-udp-desk", "chat-udp-customer"],
-        steps: &[
+    ),
+    shows(
+        &["chat-udp-desk", "chat-udp-customer"],
+        &[
             Serve("chat-udp-desk", 8888, NEXT),
             Open("chat-udp-customer", NEXT),
-            Type("chat-udp-customer", "我的快递到哪了?"),
-            Wait("chat-udp-desk", "我的快递到哪了?"),
-            Type("chat-udp-desk", "您好, 请问有什么可以帮您?"),
-            Wait("chat-udp-customer", "您好, 请问有什么可以帮您?"),
+            Say("chat-udp-customer", "我的快递到哪了?", "chat-udp-desk"),
+            Say(
+                "chat-udp-desk",
+                "您好, 请问有什么可以帮您?",
+                "chat-udp-customer",
+            ),
             Type("chat-udp-customer", "bye"),
             Exit("chat-udp-customer"),
             Exit("chat-udp-desk"),
         ],
-        ..SCENARIO
-    },
+    ),
     // A UTF-8 member in nc, and NetAssist sending GBK lines ending in \r\n.
-    Scenario {
-        blocks: &["room", "room-nc", "room-netassist"],
-        needs: &["nc"],
-        steps: &[
+    shows(
+        &["room", "room-nc", "room-netassist"],
+        &[
             Serve("room", 8008, NEXT),
             Connect("room-netassist", 8008, "gbk/utf-8"),
             Wait("room", "user-1 ("),
@@ -361,8 +284,7 @@ const SCENARIOS: &[Scenario] = &[
             Type("room-nc", "/nick 小明"),
             Wait("room", "小明"),
             Wait("room-netassist", "小明"),
-            Type("room-nc", "大家好"),
-            Wait("room", "大家好"),
+            Say("room-nc", "大家好", "room"),
             Wait("room-netassist", "大家好"),
             Type("room-netassist", "你好，我是 NetAssist\r\n"),
             // The room's stdout has a thread of its own: wait for each line.
@@ -377,37 +299,27 @@ const SCENARIOS: &[Scenario] = &[
             CtrlC("room"),
             Exit("room-netassist"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["room-limits"],
-        steps: &[Serve("room-limits", 41193, NEXT), Kill("room-limits")],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["room-exit-codes"],
-        steps: &[
+    )
+    .needs(&["nc"]),
+    shows(
+        &["room-limits"],
+        &[Serve("room-limits", 41193, NEXT), Kill("room-limits")],
+    ),
+    shows(
+        &["room-exit-codes"],
+        &[
             // (Today the room binds before it checks --encoding: on a free port.)
             Free(8008),
             Run("room-exit-codes", NEXT),
             Run("room-exit-codes", NEXT),
             Serve("other-room", 8008, "chat room 8008"),
-            Run("room-exit-codes", NEXT),
-            Run("room-exit-codes", NEXT),
+            Runs("room-exit-codes"),
         ],
-        ..SCENARIO
-    },
+    ),
     // --- tftp ---------------------------------------------------------------
-    Scenario {
-        blocks: &["tftp-serve-log"],
-        needs: &["python3"],
-        files: &[
-            ("test.jpg", Noise(MIB)),
-            ("notes.txt", Text("line one\nline two\n")),
-            ("client/up.jpg", Noise(3000)),
-        ],
-        cwd: &[("client", "client")],
-        steps: &[
+    shows(
+        &["tftp-serve-log"],
+        &[
             Serve("tftp-serve-log", 6969, NEXT),
             Run("client", "tftp-get 127.0.0.1:6969 test.jpg"),
             Wait("tftp-serve-log", "test.jpg"),
@@ -426,66 +338,54 @@ const SCENARIOS: &[Scenario] = &[
             Wait("tftp-serve-log", "test.jpg"),
             CtrlC("tftp-serve-log"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tftp-serve-uploads", "tftp-put"],
-        files: &[
-            ("test.jpg", Noise(MIB)),
-            ("big.iso", Noise(3_000_000)),
-            ("report.pdf", Noise(1000)),
-            ("up", Dir),
-        ],
-        steps: &[
+    )
+    .needs(&["python3"])
+    .files(&[
+        ("test.jpg", Noise(MIB)),
+        ("notes.txt", Text("line one\nline two\n")),
+        ("client/up.jpg", Noise(3000)),
+    ])
+    .cwd(&[("client", "client")]),
+    shows(
+        &["tftp-serve-uploads", "tftp-put"],
+        &[
             Serve("tftp-serve-uploads", 6969, NEXT),
-            Run("tftp-put", NEXT),
-            Wait("tftp-serve-uploads", "test.jpg"),
-            Run("tftp-put", NEXT),
-            Wait("tftp-serve-uploads", "test.jpg"),
-            Run("tftp-put", NEXT),
-            Wait("tftp-serve-uploads", "big.iso"),
-            Run("tftp-put", NEXT),
-            Wait("tftp-serve-uploads", "date.txt"),
-            Run("tftp-put", NEXT),
-            Wait("tftp-serve-uploads", "report.pdf"),
+            RunSeen(
+                "tftp-put",
+                "tftp-serve-uploads",
+                &["test.jpg", "test.jpg", "big.iso", "date.txt", "report.pdf"],
+            ),
             CtrlC("tftp-serve-uploads"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tftp-get"],
-        files: &[
-            ("test.jpg", Noise(MIB)),
-            ("notes.txt", Text("line one\nline two\n")),
-            ("client", Dir),
-        ],
-        cwd: &[("tftp-get", "client")],
-        steps: &[
+    )
+    .files(&[
+        ("test.jpg", Noise(MIB)),
+        ("big.iso", Noise(3_000_000)),
+        ("report.pdf", Noise(1000)),
+        ("up", Dir),
+    ]),
+    shows(
+        &["tftp-get"],
+        &[
             Serve("server", 6969, "tftp-serve . --port 6969"),
-            Run("tftp-get", NEXT),
-            Run("tftp-get", NEXT),
+            Runs("tftp-get"),
         ],
-        ..SCENARIO
-    },
+    )
+    .files(&[
+        ("test.jpg", Noise(MIB)),
+        ("notes.txt", Text("line one\nline two\n")),
+        ("client", Dir),
+    ])
+    .cwd(&[("tftp-get", "client")]),
     // A trace shows every resend: a loaded machine that delays an ACK past
     // the timer adds lines.
-    Scenario {
-        attempts: 3,
-        blocks: &[
+    shows(
+        &[
             "tftp-get-trace-lockstep",
             "tftp-get-trace-window",
             "tftp-serve-trace",
         ],
-        files: &[
-            ("srv/hello.bin", Noise(3000)),
-            ("srv/test.bin", Noise(5000)),
-            ("client", Dir),
-        ],
-        cwd: &[
-            ("tftp-get-trace-lockstep", "client"),
-            ("tftp-get-trace-window", "client"),
-        ],
-        steps: &[
+        &[
             Serve("tftp-serve-trace", 52999, NEXT),
             Run("tftp-get-trace-lockstep", NEXT),
             Wait("tftp-serve-trace", "hello.bin"),
@@ -493,57 +393,47 @@ const SCENARIOS: &[Scenario] = &[
             Wait("tftp-serve-trace", "test.bin"),
             Kill("tftp-serve-trace"),
         ],
-        ..SCENARIO
-    },
+    )
+    .files(&[
+        ("srv/hello.bin", Noise(3000)),
+        ("srv/test.bin", Noise(5000)),
+        ("client", Dir),
+    ])
+    .cwd(&[
+        ("tftp-get-trace-lockstep", "client"),
+        ("tftp-get-trace-window", "client"),
+    ])
+    .attempts(3),
     // The notes' server: no options, ERROR 5 "error" for a missing file. The
     // trace's last ACK is sent again if the server's port lingers a moment.
-    Scenario {
-        attempts: 3,
-        blocks: &["tftp-get-course-server"],
-        needs: &["python3"],
-        files: &[
-            ("srv/test.jpg", Noise(MIB)),
-            ("srv/lesson.bin", Noise(1200)),
-            ("client", Dir),
-        ],
-        cwd: &[("course", "srv"), ("tftp-get-course-server", "client")],
-        steps: &[
+    shows(
+        &["tftp-get-course-server"],
+        &[
             Serve("course", 46181, "python3 {course}/lesson12_tftp_server.py"),
-            Run("tftp-get-course-server", NEXT),
-            Run("tftp-get-course-server", NEXT),
-            Run("tftp-get-course-server", NEXT),
+            Runs("tftp-get-course-server"),
         ],
-    },
-    Scenario {
-        blocks: &["tftp-serve-port-first"],
-        steps: &[
-            Run("tftp-serve-port-first", NEXT),
-            Run("tftp-serve-port-first", NEXT),
-        ],
-        ..SCENARIO
-    },
-    Scenario {
-        blocks: &["tftp-get-exit-codes"],
-        files: &[("test.jpg", Noise(1000)), ("client", Dir)],
-        cwd: &[("tftp-get-exit-codes", "client")],
-        steps: &[
+    )
+    .needs(&["python3"])
+    .files(&[
+        ("srv/test.jpg", Noise(MIB)),
+        ("srv/lesson.bin", Noise(1200)),
+        ("client", Dir),
+    ])
+    .cwd(&[("course", "srv"), ("tftp-get-course-server", "client")])
+    .attempts(3),
+    shows(&["tftp-serve-port-first"], &[Runs("tftp-serve-port-first")]),
+    shows(
+        &["tftp-get-exit-codes"],
+        &[
             Serve("server", 6969, "tftp-serve . --port 6969"),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
-            Run("tftp-get-exit-codes", NEXT),
+            Runs("tftp-get-exit-codes"),
         ],
-        ..SCENARIO
-    },
-    Scenario {
-        attempts: 3,
-        blocks: &["tftp-put-trace"],
-        files: &[("srv/hello.bin", Noise(3000)), ("up", Dir), ("client", Dir)],
-        cwd: &[("tftp-put-trace", "client")],
-        steps: &[
+    )
+    .files(&[("test.jpg", Noise(1000)), ("client", Dir)])
+    .cwd(&[("tftp-get-exit-codes", "client")]),
+    shows(
+        &["tftp-put-trace"],
+        &[
             Serve(
                 "server",
                 34074,
@@ -551,8 +441,10 @@ const SCENARIOS: &[Scenario] = &[
             ),
             Run("tftp-put-trace", NEXT),
         ],
-        ..SCENARIO
-    },
+    )
+    .files(&[("srv/hello.bin", Noise(3000)), ("up", Dir), ("client", Dir)])
+    .cwd(&[("tftp-put-trace", "client")])
+    .attempts(3),
 ];
 
 const HINT: &str =

@@ -6,14 +6,14 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::Duration;
 
-use socktools::output::{Log, SharedBuf, Verbosity};
+use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
-use socktools::tftp::client::{self, ClientConfig, Report};
+use socktools::tftp::client::{self, Report};
 use socktools::tftp::fs::Root;
 use socktools::tftp::packet::Request;
-use socktools::tftp::server::{self, ServeConfig, Summary};
+use socktools::tftp::server::{self, Summary};
 use socktools::tftp::{ErrorCode, Mode, Packet};
-use tempfile::TempDir;
+use tempfile::{NamedTempFile, TempDir};
 use util::lossy::{Faults, LossyProxy};
 use util::{TIMEOUT, noise};
 
@@ -23,23 +23,28 @@ struct InProcessServer {
     addr: SocketAddr,
     shutdown: Shutdown,
     thread: Option<thread::JoinHandle<Summary>>,
-    log: SharedBuf,
+    /// The server's stderr, in a file of its own (outside the served directory).
+    log: NamedTempFile,
 }
 
 impl InProcessServer {
-    fn start(configure: impl FnOnce(&mut ServeConfig)) -> InProcessServer {
+    fn start(configure: impl FnOnce(&mut server::Config)) -> InProcessServer {
         let dir = TempDir::new().unwrap();
-        let mut cfg = ServeConfig::new(Root::new(dir.path()).unwrap());
+        let mut cfg = server::Config::new(Root::new(dir.path()).unwrap());
         cfg.allow_write = true;
         cfg.overwrite = true;
         configure(&mut cfg);
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let log = SharedBuf::default();
-        let (stop, sink) = (shutdown.clone(), log.clone());
+        let log = NamedTempFile::new().unwrap();
+        let (stop, sink) = (shutdown.clone(), log.reopen().unwrap());
         let thread = thread::spawn(move || {
-            server::serve(socket, cfg, &Log::to_writer(sink, Verbosity::Normal), &stop).unwrap()
+            let io = Io::new(
+                Output::to_writer(std::io::sink()),
+                Log::to_writer(sink, Verbosity::Normal),
+            );
+            server::serve(socket, &cfg, io, &stop).unwrap()
         });
         InProcessServer {
             dir,
@@ -58,9 +63,11 @@ impl InProcessServer {
         std::fs::read(self.dir.path().join(name)).unwrap()
     }
 
-    fn stop(mut self) -> Summary {
+    /// Stop, and what the server logged.
+    fn stop(mut self) -> (Summary, String) {
         self.shutdown.trigger();
-        self.thread.take().unwrap().join().unwrap()
+        let summary = self.thread.take().unwrap().join().unwrap();
+        (summary, std::fs::read_to_string(self.log.path()).unwrap())
     }
 }
 
@@ -73,21 +80,21 @@ impl Drop for InProcessServer {
     }
 }
 
-fn config(server: SocketAddr, blksize: u16, windowsize: u16) -> ClientConfig {
-    let mut cfg = ClientConfig::new(server);
+fn config(server: SocketAddr, blksize: u16, windowsize: u16) -> client::Config {
+    let mut cfg = client::Config::new(server);
     cfg.blksize = Some(blksize);
     cfg.windowsize = Some(windowsize);
     cfg
 }
 
-fn download(cfg: &ClientConfig, name: &str) -> (Vec<u8>, Report) {
+fn download(cfg: &client::Config, name: &str) -> (Vec<u8>, Report) {
     let mut got = Vec::new();
     let d = client::get(cfg, name.as_bytes(), &mut got, &mut ())
         .unwrap_or_else(|e| panic!("get {name}: {e}"));
     (got, d.confirm())
 }
 
-fn upload(cfg: &ClientConfig, name: &str, data: &[u8]) -> Report {
+fn upload(cfg: &client::Config, name: &str, data: &[u8]) -> Report {
     client::put(
         cfg,
         name.as_bytes(),
@@ -139,11 +146,9 @@ fn lossy_round_trip(blksize: u16, windowsize: u16, seed: u64) {
     );
     drop(proxy);
     assert_same(&server.read_file("up.bin"), &data);
-    let log = server.log.clone();
-    let summary = server.stop();
+    let (summary, log) = server.stop();
     assert_eq!(summary.bytes_received, data.len() as u64);
     assert_eq!((summary.completed, summary.failed), (2, 0));
-    let log = log.text();
     assert!(
         log.contains("RRQ \"big.bin\" octet: sent 8388608 bytes"),
         "{log}"
@@ -328,9 +333,7 @@ fn windowed_recovery_resends_little_over_real_sockets() {
         let (got, _) = download(&cfg, "one.bin");
         assert_same(&got, &data);
         drop(proxy);
-        let log = server.log.clone();
-        server.stop();
-        let log = log.text();
+        let (_, log) = server.stop();
         let line = log.lines().find(|l| l.contains("RRQ")).unwrap_or_default();
         let resent: u64 = line
             .split(", ")

@@ -371,6 +371,47 @@ struct Setup {
     faults: PathFaults,
 }
 
+impl Setup {
+    /// Run `seed` asking for these settings (`options`: whether the client asks
+    /// for any, and whether the server ignores them), with a 50 ms `utimeout`;
+    /// an empty file and no faults until the caller says otherwise.
+    fn asking(
+        seed: u64,
+        (blksize, windowsize): (u16, u16),
+        mode: Mode,
+        write: bool,
+        (options, ignores_options): (bool, bool),
+    ) -> Setup {
+        Setup {
+            seed,
+            blksize,
+            windowsize,
+            mode,
+            write,
+            options,
+            ignores_options,
+            utimeout_us: 50_000,
+            size: 0,
+            faults: PathFaults {
+                to_server: NO_FAULTS,
+                to_client: NO_FAULTS,
+                strays: 0.0,
+                vanish: None,
+                icmp: false,
+            },
+        }
+    }
+
+    /// The block size the transfer will use: 512 unless options are agreed.
+    fn block_size(&self) -> usize {
+        if self.options && !self.ignores_options {
+            usize::from(self.blksize)
+        } else {
+            512
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Result_ {
     /// The client says the transfer succeeded.
@@ -402,6 +443,36 @@ fn file_for(setup: &Setup) -> Vec<u8> {
     }
     file.truncate(setup.size);
     file
+}
+
+/// `m` fills its next blocks from `source` (the file it sends, if any), then
+/// sends what it has to send into the network at virtual time `now`;
+/// `port(via)` is the port a datagram leaves from and its name in the trace.
+fn pump(
+    m: &mut dyn engine::Machine,
+    source: &mut Option<Box<dyn Read>>,
+    at: Instant,
+    now: Duration,
+    net: &mut Net,
+    port: impl Fn(Via) -> (SocketAddr, String),
+    trace: &mut impl FnMut(String),
+) {
+    if let Some(src) = source {
+        while let Some(buf) = m.buffer() {
+            let n = read_full(src.as_mut(), buf);
+            m.filled(n);
+        }
+    }
+    while let Some((via, t)) = m.transmit(at) {
+        let (from, name) = port(via);
+        let what = proto::describe(t.bytes);
+        trace(format!(
+            "{:>10.6} {name} → {} {what}",
+            now.as_secs_f64(),
+            t.to
+        ));
+        net.send(now, from, t.to, t.bytes);
+    }
 }
 
 fn run(setup: &Setup, tracing: bool) -> Result_ {
@@ -494,21 +565,16 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
         let at = t0 + now;
         // Client: fill, send.
         if client_open && !vanished(Side::Client, now) {
-            if let Some(src) = &mut client_source {
-                while let Some(buf) = client.buffer() {
-                    let n = read_full(src.as_mut(), buf);
-                    client.filled(n);
-                }
-            }
-            while let Some((via, t)) = client.poll_transmit(at) {
-                trace(format!(
-                    "{:>10.6} C{via} → {} {}",
-                    now.as_secs_f64(),
-                    t.to,
-                    proto::describe(t.bytes)
-                ));
-                net.send(now, client_port(via), t.to, t.bytes);
-            }
+            let port = |via| (client_port(via), format!("C{via}"));
+            pump(
+                &mut client,
+                &mut client_source,
+                at,
+                now,
+                &mut net,
+                port,
+                &mut trace,
+            );
             match client.status() {
                 Status::Complete => {
                     out.virtual_time = now;
@@ -562,22 +628,8 @@ fn run(setup: &Setup, tracing: bool) -> Result_ {
                     Machine::Send(tx) => tx,
                     Machine::Recv(rx) => rx,
                 };
-                if let Some(src) = &mut t.source {
-                    while let Some(buf) = m.buffer() {
-                        let n = read_full(src.as_mut(), buf);
-                        m.filled(n);
-                    }
-                }
-                while let Some((_, x)) = m.transmit(at) {
-                    trace(format!(
-                        "{:>10.6} S{} → {} {}",
-                        now.as_secs_f64(),
-                        port.port(),
-                        x.to,
-                        proto::describe(x.bytes)
-                    ));
-                    net.send(now, port, x.to, x.bytes);
-                }
+                let named = |_| (port, format!("S{}", port.port()));
+                pump(m, &mut t.source, at, now, &mut net, named, &mut trace);
                 if m.bytes() != t.last_bytes {
                     t.last_bytes = m.bytes();
                     t.last_change = now;
@@ -888,14 +940,10 @@ fn setup_for(seed: u64) -> Setup {
         Mode::Octet
     };
     let write = r.chance(0.5);
-    let options = r.chance(0.75);
-    let ignores_options = r.chance(0.2);
+    let options = (r.chance(0.75), r.chance(0.2));
+    let mut setup = Setup::asking(seed, (blksize, windowsize), mode, write, options);
     // Zero bytes to a few hundred blocks, exact multiples of the block size included.
-    let bs = if options && !ignores_options {
-        usize::from(blksize)
-    } else {
-        512
-    };
+    let bs = setup.block_size();
     let blocks = r.below((300).min((256 << 10) / bs as u64) + 1) as usize;
     let size = match r.below(5) {
         0 => blocks * bs,
@@ -972,18 +1020,9 @@ fn setup_for(seed: u64) -> Setup {
             faults.icmp = r.chance(0.5);
         }
     }
-    Setup {
-        seed,
-        blksize,
-        windowsize,
-        mode,
-        write,
-        options,
-        ignores_options,
-        utimeout_us: 50_000,
-        size,
-        faults,
-    }
+    setup.size = size;
+    setup.faults = faults;
+    setup
 }
 
 /// Runs seeds `from..to` and fails listing every run that broke a rule.
@@ -1089,11 +1128,10 @@ fn every_block_size_window_mode_direction_and_server_kind() {
                     {
                         for size_kind in 0..3 {
                             seed += 1;
-                            let bs = if options && !ignores_options {
-                                usize::from(blksize)
-                            } else {
-                                512
-                            };
+                            let sizes = (blksize, windowsize);
+                            let options = (options, ignores_options);
+                            let mut setup = Setup::asking(seed, sizes, mode, write, options);
+                            let bs = setup.block_size();
                             let blocks = (200).min((256 << 10) / bs);
                             let size = [0, blocks * bs, blocks * bs + bs / 2][size_kind];
                             let mut f = Faults {
@@ -1104,24 +1142,10 @@ fn every_block_size_window_mode_direction_and_server_kind() {
                             f.loss = 0.05;
                             f.late_duplicate = 0.05;
                             f.late_max_us = 20_000;
-                            let setup = Setup {
-                                seed,
-                                blksize,
-                                windowsize,
-                                mode,
-                                write,
-                                options,
-                                ignores_options,
-                                utimeout_us: 50_000,
-                                size,
-                                faults: PathFaults {
-                                    to_server: f,
-                                    to_client: f,
-                                    strays: 0.01,
-                                    vanish: None,
-                                    icmp: false,
-                                },
-                            };
+                            setup.size = size;
+                            setup.faults.to_server = f;
+                            setup.faults.to_client = f;
+                            setup.faults.strays = 0.01;
                             let out = run(&setup, false);
                             if !out.ok || !out.violations.is_empty() {
                                 broken.push(format!(

@@ -22,19 +22,19 @@
 mod util;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use util::lossy::{Faults, Link, LossyProxy, SplitMix64, Stats, TraceEvent};
-use util::{KillOnDrop, TIMEOUT, bin, have_peer, have_tftpd, loopback, noise, parse_listening};
+use util::{Process, bin, have_peer, have_tftpd, noise, peer_cmd, tftpd};
 
 // --- The relay's port mapping ----------------------------------------------------
 
@@ -57,6 +57,15 @@ fn recv(s: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
         .unwrap_or_else(|e| panic!("{what}: nothing arrived: {e}"));
     buf.truncate(n);
     (buf, from)
+}
+
+/// `msg`, sent from `sock` to `to`, arrives at `at` from `from`.
+#[track_caller]
+fn passes(sock: &UdpSocket, to: SocketAddr, msg: &[u8], at: &UdpSocket, from: SocketAddr) {
+    sock.send_to(msg, to).unwrap();
+    let what = String::from_utf8_lossy(msg);
+    let (got, sender) = recv(at, &what);
+    assert_eq!((got.as_slice(), sender), (msg, from), "{what}");
 }
 
 #[test]
@@ -98,12 +107,8 @@ fn relay_gives_each_server_port_and_each_client_port_a_port_of_its_own() {
 
     // What the client sends to each front port reaches the server port it stands
     // for, from the same back port.
-    c1.send_to(b"to transfer port", front_xfer).unwrap();
-    let (got, from) = recv(&transfer_port, "c1's datagram at the transfer port");
-    assert_eq!((got.as_slice(), from), (&b"to transfer port"[..], back1));
-    c1.send_to(b"to request port", front_req).unwrap();
-    let (got, from) = recv(&request_port, "c1's datagram at the request port");
-    assert_eq!((got.as_slice(), from), (&b"to request port"[..], back1));
+    passes(&c1, front_xfer, b"to transfer port", &transfer_port, back1);
+    passes(&c1, front_req, b"to request port", &request_port, back1);
 
     // A second client socket is a second port to the server.
     c2.send_to(b"c2 request", relay.addr()).unwrap();
@@ -111,12 +116,8 @@ fn relay_gives_each_server_port_and_each_client_port_a_port_of_its_own() {
     assert_eq!(got, b"c2 request");
     assert_ne!(back2, back1, "two client ports, two relay ports");
     // Answers to each back port go to its own client, from the right front port.
-    transfer_port.send_to(b"to c2", back2).unwrap();
-    let (got, from) = recv(&c2, "the transfer port's datagram at c2");
-    assert_eq!((got.as_slice(), from), (&b"to c2"[..], front_xfer));
-    request_port.send_to(b"to c1 again", back1).unwrap();
-    let (got, from) = recv(&c1, "the request port's datagram at c1");
-    assert_eq!((got.as_slice(), from), (&b"to c1 again"[..], front_req));
+    passes(&transfer_port, back2, b"to c2", &c2, front_xfer);
+    passes(&request_port, back1, b"to c1 again", &c1, front_req);
 
     // Another host writing to a back port is ignored: client 1's next datagram is
     // the server's, sent after the stranger's to the same relay socket.
@@ -335,130 +336,46 @@ enum Verdict {
     PeerLimit(String),
 }
 
-/// A server for one pairing: its request address and its root directory.
+/// A server for one pairing, and its root directory.
 struct Target {
-    addr: SocketAddr,
+    /// tftp-serve's stderr lines are kept (tftpd-hpa logs to syslog).
+    server: Mutex<Process>,
     root: PathBuf,
-    /// tftp-serve's stderr lines so far (empty for tftpd-hpa).
-    log: Arc<Mutex<Vec<String>>>,
-    _process: KillOnDrop,
     _dir: TempDir,
 }
 
-/// `tftp-serve DIR --port 0 --allow-write --overwrite` on loopback; its stderr is
-/// collected in `log`.
-fn start_tftp_serve() -> Target {
-    let dir = TempDir::new().unwrap();
-    let mut child = Command::new(bin("tftp-serve"))
-        .arg(dir.path())
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--allow-write",
-            "--overwrite",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tftp-serve");
-    // Every line goes to `log`; the first, `listening on ADDR`, also down `first`.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let process = KillOnDrop(child);
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    let (tx, first) = mpsc::channel();
-    thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let first = first
-        .recv_timeout(TIMEOUT)
-        .expect("tftp-serve printed nothing on stderr");
-    let addr = loopback(
-        parse_listening(&first).unwrap_or_else(|| panic!("not `listening on ADDR`: {first:?}")),
-    );
-    Target {
-        addr,
-        root: dir.path().to_path_buf(),
-        log,
-        _process: process,
-        _dir: dir,
+impl Target {
+    /// `tftp-serve DIR --port 0 --allow-write --overwrite` on loopback.
+    fn tftp_serve() -> Target {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let server = Process::serving(util::cmd(
+            "tftp-serve",
+            &[
+                root,
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--allow-write",
+                "--overwrite",
+            ],
+        ));
+        Target::new(server, dir)
     }
-}
 
-/// `in.tftpd -L -s DIR -a 127.0.0.1:PORT -c` on a free port, once it answers.
-fn start_tftpd() -> Target {
-    let dir = TempDir::new().unwrap();
-    // It serves as `nobody`: uploads need a world-writable directory.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut last = String::new();
-    for _attempt in 0..10 {
-        // A free port: bind, read it, let it go (in.tftpd has no "port 0"). Another
-        // process may take it meanwhile: then in.tftpd exits, and we try another.
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut process = KillOnDrop(
-            Command::new("in.tftpd")
-                .args(["-L", "-s"])
-                .arg(dir.path())
-                .args(["-a", &addr.to_string(), "-c"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start in.tftpd"),
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = process.0.try_wait().unwrap() {
-                last = format!("in.tftpd on {addr} exited at start: {status}");
-                break;
-            }
-            // Ready once it answers a request (ERROR 1 for this name).
-            probe
-                .send_to(b"\x00\x01readiness-probe\x00octet\x00", addr)
-                .unwrap();
-            if probe.recv_from(&mut [0u8; 600]).is_ok() {
-                return Target {
-                    addr,
-                    root: dir.path().to_path_buf(),
-                    log: Arc::default(),
-                    _process: process,
-                    _dir: dir,
-                };
-            }
-            last = format!("in.tftpd never answered on {addr}");
-        }
+    /// `in.tftpd -L -s DIR -c` on a free loopback port.
+    fn tftpd() -> Target {
+        let dir = TempDir::new().unwrap();
+        Target::new(tftpd(dir.path(), true), dir)
     }
-    panic!("could not start in.tftpd: {last}");
-}
 
-/// A child's exit status, or `None` (and the child killed) once `limit` has passed.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for client") {
-            return Some(status);
+    fn new(server: Process, dir: TempDir) -> Target {
+        Target {
+            server: Mutex::new(server),
+            root: dir.path().to_path_buf(),
+            _dir: dir,
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -485,11 +402,12 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
     fs::write(&source, &data).unwrap();
     fs::set_permissions(&source, fs::Permissions::from_mode(0o644)).unwrap();
 
-    let relay = LossyProxy::start(target.addr, path(), path(), job.relay_seed());
+    let server = target.server.lock().unwrap().addr();
+    let relay = LossyProxy::start(server, path(), path(), job.relay_seed());
     let port = relay.addr().port().to_string();
     let mut cmd = match (pairing, direction) {
         (Pairing::Hpa, dir) => {
-            let mut c = Command::new("tftp");
+            let mut c = peer_cmd("tftp");
             c.args(["127.0.0.1", &port, "-m", "binary", "-c", dir.name()]);
             match dir {
                 Direction::Get => c.args([&remote, local]),
@@ -518,8 +436,8 @@ fn run(job: Job, target: &Target, work: &Path) -> Outcome {
         .stdout(out.try_clone().unwrap())
         .stderr(out);
     let start = Instant::now();
-    let mut child = cmd.spawn().expect("start the client");
-    let status = wait_or_kill(&mut child, pairing.limit());
+    let mut client = Process::new(cmd).polling(Duration::from_millis(2));
+    let status = client.wait_for(pairing.limit()).ok();
     let secs = start.elapsed().as_secs_f64();
     let stats = relay.stats();
     let trace = relay.trace();
@@ -603,8 +521,10 @@ fn excerpt(text: &[u8]) -> Vec<String> {
 /// tftp-serve's log lines about `remote` (it logs each transfer when it ends).
 fn server_lines(target: &Target, remote: &str) -> Vec<String> {
     let quoted = format!("\"{remote}\"");
-    let log = target.log.lock().unwrap();
-    let mut lines: Vec<String> = log
+    let mut server = target.server.lock().unwrap();
+    let mut lines: Vec<String> = server
+        .err()
+        .so_far()
         .iter()
         .filter(|l| l.contains(&quoted))
         .cloned()
@@ -752,8 +672,8 @@ fn sweep() {
             continue;
         }
         let target = match p {
-            Pairing::Tftpd => start_tftpd(),
-            Pairing::Ours | Pairing::Hpa => start_tftp_serve(),
+            Pairing::Tftpd => Target::tftpd(),
+            Pairing::Ours | Pairing::Hpa => Target::tftp_serve(),
         };
         targets.push((p, target));
     }
@@ -800,8 +720,10 @@ fn sweep() {
         .iter_mut()
         .filter(|o| !matches!(o.verdict, Verdict::Ok))
     {
-        let target = &targets.iter().find(|(p, _)| *p == o.job.pairing).unwrap().1;
-        o.server_log = server_lines(target, &o.remote);
+        if o.job.pairing != Pairing::Tftpd {
+            let target = &targets.iter().find(|(p, _)| *p == o.job.pairing).unwrap().1;
+            o.server_log = server_lines(target, &o.remote);
+        }
     }
 
     let mut table = format!(

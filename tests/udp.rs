@@ -5,24 +5,9 @@ mod util;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::*;
-
-/// A loopback UDP socket with timeouts, for playing a peer by hand.
-fn usock() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(TIMEOUT)).unwrap();
-    s
-}
-
-/// One datagram and its sender.
-fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 65_536];
-    let (n, from) = s.recv_from(&mut buf).expect("a datagram");
-    (buf[..n].to_vec(), from)
-}
 
 /// Nothing arrives within `ms` milliseconds.
 fn assert_silent(s: &UdpSocket, ms: u64) {
@@ -33,10 +18,22 @@ fn assert_silent(s: &UdpSocket, ms: u64) {
 }
 
 /// `udp-echo serve 0 --bind 127.0.0.1 ARGS…`.
-fn serve(args: &[&str]) -> Server {
-    let mut all = vec!["serve", "0", "--bind", "127.0.0.1"];
-    all.extend_from_slice(args);
-    Server::start("udp-echo", &all)
+fn serve(args: &[&str]) -> Process {
+    Process::server("udp-echo serve", args)
+}
+
+/// `udp-echo send PEER ARGS…` (stdin `input`) against a socket of ours that
+/// `talk`s on a thread: the run, what `talk` returned, and the socket's address.
+fn send_to_peer<T: Send + 'static>(
+    talk: impl FnOnce(UdpSocket) -> T + Send + 'static,
+    args: &[&str],
+    input: &[u8],
+) -> (std::process::Output, T, SocketAddr) {
+    let peer = udp_socket();
+    let addr = peer.local_addr().unwrap();
+    let server = thread::spawn(move || talk(peer));
+    let out = send(addr, args, input);
+    (out, server.join().unwrap(), addr)
 }
 
 /// `udp-echo send ADDR ARGS…` with `input` on stdin.
@@ -51,11 +48,11 @@ fn send(addr: SocketAddr, args: &[&str], input: &[u8]) -> std::process::Output {
 fn lesson_09_send_lines_to_our_server_until_exit() {
     let mut srv = serve(&[]);
     let out = send(
-        srv.addr,
+        srv.addr(),
         &[],
         "我爱你\n你爱我\nexit\nnever sent\n".as_bytes(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
     assert_eq!(text(&out.stderr), "");
     for m in ["我爱你", "你爱我", "exit"] {
@@ -63,29 +60,24 @@ fn lesson_09_send_lines_to_our_server_until_exit() {
         assert!(line.starts_with("[127.0.0.1:"), "{line}");
         assert!(line.ends_with(&format!("] {m}")), "{line}");
     }
-    srv.interrupt();
-    assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
-    assert!(
-        log.contains("received 3 datagrams (22 bytes) from 1 sender, sent 3 replies (22 bytes)"),
-        "{log}"
-    );
+    srv.stop("INT");
+    srv.err()
+        .rest_with("received 3 datagrams (22 bytes) from 1 sender, sent 3 replies (22 bytes)");
 }
 
 #[test]
 fn lesson_08_send_no_wait_into_the_notes_receiver() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson08_udp_receive.py", &[]) else {
         return;
-    }
-    let (mut py, addr, mut py_out, _) = python_server("lesson08_udp_receive.py");
+    };
+    let addr = py.addr();
     let out = send(addr, &["我爱你", "--no-wait"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "");
     // Lesson 07's 发送完成: sent, which is all UDP can tell.
     assert_eq!(text(&out.stderr), format!("sent 9 bytes to {addr}\n"));
-    let status = wait_timeout(&mut py.0, TIMEOUT).expect("the receiver exits");
-    assert!(status.success());
-    let printed = py_out.rest();
+    assert!(py.wait().success());
+    let printed = py.out().rest();
     assert!(
         printed[0].starts_with(r"(b'\xe6\x88\x91\xe7\x88\xb1\xe4\xbd\xa0', ('127.0.0.1', "),
         "{printed:?}"
@@ -95,18 +87,13 @@ fn lesson_08_send_no_wait_into_the_notes_receiver() {
 
 #[test]
 fn lesson_07_the_notes_sender_into_serve_count_1() {
-    if !have_peer("python3") {
-        return;
-    }
     let mut srv = serve(&["--count", "1"]);
-    let mut py = Command::new("python3");
-    py.args([
-        &course_script("lesson07_udp_send.py"),
-        "127.0.0.1",
-        &srv.addr.port().to_string(),
-    ]);
+    let Some(mut py) = course_python("lesson07_udp_send.py") else {
+        return;
+    };
+    py.args(["127.0.0.1", &srv.addr().port().to_string()]);
     let out = run(py, "我爱你\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "请输入数据：发送完成\n");
     let line = srv.out().next().unwrap();
     assert!(
@@ -115,27 +102,19 @@ fn lesson_07_the_notes_sender_into_serve_count_1() {
     );
     // --count 1: the server exits by itself after one datagram.
     assert!(srv.wait().success());
-    let log = srv.stderr.rest().join("\n");
-    assert!(
-        log.contains("received 1 datagram (9 bytes) from 1 sender, sent 1 reply (9 bytes)"),
-        "{log}"
-    );
+    srv.err()
+        .rest_with("received 1 datagram (9 bytes) from 1 sender, sent 1 reply (9 bytes)");
 }
 
 #[test]
 fn lesson_09_the_notes_client_against_our_server() {
-    if !have_peer("python3") {
-        return;
-    }
     let mut srv = serve(&[]);
-    let mut py = Command::new("python3");
-    py.args([
-        &course_script("lesson09_udp_echo_client.py"),
-        "127.0.0.1",
-        &srv.addr.port().to_string(),
-    ]);
+    let Some(mut py) = course_python("lesson09_udp_echo_client.py") else {
+        return;
+    };
+    py.args(["127.0.0.1", &srv.addr().port().to_string()]);
     let out = run(py, "我爱你\n你爱我\nexit\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         "请输入数据：返回的数据是: 我爱你\n请输入数据：返回的数据是: 你爱我\n请输入数据：返回的数据是: exit\n"
@@ -147,15 +126,15 @@ fn lesson_09_the_notes_client_against_our_server() {
 
 #[test]
 fn lesson_09_our_send_against_the_notes_echo_server() {
-    if !have_peer("python3") {
+    let Some(mut py) = python_server("lesson09_udp_echo_server.py", &[]) else {
         return;
-    }
-    let (_py, addr, mut py_out, _) = python_server("lesson09_udp_echo_server.py");
+    };
+    let addr = py.addr();
     let out = send(addr, &[], "我爱你\n你爱我\nexit\n".as_bytes());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "我爱你\n你爱我\nexit\n");
     for m in ["我爱你", "你爱我", "exit"] {
-        assert_eq!(py_out.next().as_deref(), Some(m));
+        assert_eq!(py.out().next().as_deref(), Some(m));
     }
 }
 
@@ -163,48 +142,50 @@ fn lesson_09_our_send_against_the_notes_echo_server() {
 fn every_sender_gets_its_own_answer() {
     // The nc -u -l bug: a connected server socket hears only its first peer.
     let mut srv = serve(&[]);
-    let socks: Vec<UdpSocket> = (0..3).map(|_| usock()).collect();
+    let socks: Vec<UdpSocket> = (0..3).map(|_| udp_socket()).collect();
     for round in 0..2 {
         for (i, s) in socks.iter().enumerate() {
-            s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr)
+            s.send_to(format!("client {i} round {round}").as_bytes(), srv.addr())
                 .unwrap();
         }
         for (i, s) in socks.iter().enumerate() {
             assert_eq!(
-                recv(s),
-                (format!("client {i} round {round}").into_bytes(), srv.addr)
+                recv_from(s),
+                (format!("client {i} round {round}").into_bytes(), srv.addr())
             );
         }
     }
     // And several udp-echo clients at once.
     let clients: Vec<_> = (0..4)
         .map(|i| {
-            let addr = srv.addr;
+            let addr = srv.addr();
             thread::spawn(move || send(addr, &[&format!("process {i}")], b""))
         })
         .collect();
     for (i, c) in clients.into_iter().enumerate() {
         let out = c.join().unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         assert_eq!(text(&out.stdout), format!("process {i}\n"));
     }
     for _ in 0..10 {
         srv.out().next().expect("a line per datagram");
     }
-    srv.interrupt();
-    assert!(srv.wait().success());
-    assert!(srv.stderr.rest().join("\n").contains("from 7 senders"));
+    srv.stop("INT");
+    assert!(srv.err().rest().join("\n").contains("from 7 senders"));
 }
 
 #[test]
 fn reply_text_names_the_sender() {
     let srv = serve(&["--reply", "我是服务器, 你好客户端: {peer}"]);
-    let s = usock();
-    s.send_to("你好".as_bytes(), srv.addr).unwrap();
+    let s = udp_socket();
+    s.send_to("你好".as_bytes(), srv.addr()).unwrap();
     let me = s.local_addr().unwrap();
-    assert_eq!(text(&recv(&s).0), format!("我是服务器, 你好客户端: {me}"));
-    let out = send(srv.addr, &["你好"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&recv_from(&s).0),
+        format!("我是服务器, 你好客户端: {me}")
+    );
+    let out = send(srv.addr(), &["你好"], b"");
+    succeeded(&out);
     assert!(
         text(&out.stdout).starts_with("我是服务器, 你好客户端: 127.0.0.1:"),
         "{}",
@@ -215,12 +196,12 @@ fn reply_text_names_the_sender() {
 #[test]
 fn no_echo_only_prints() {
     let mut srv = serve(&["--no-echo"]);
-    let s = usock();
-    s.send_to(b"only printed", srv.addr).unwrap();
+    let s = udp_socket();
+    s.send_to(b"only printed", srv.addr()).unwrap();
     assert!(srv.out().next().unwrap().ends_with("] only printed"));
     assert_silent(&s, 300);
     // Our client waiting for an answer that never comes: reported, exit 1.
-    let out = send(srv.addr, &["anyone?", "--wait", "0.3"], b"");
+    let out = send(srv.addr(), &["anyone?", "--wait", "0.3"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -232,21 +213,26 @@ fn no_echo_only_prints() {
 #[test]
 fn reply_encoding_sends_gbk_text_back_as_utf8() {
     let mut srv = serve(&["--recv-encoding", "gbk", "--reply-encoding", "utf-8"]);
-    let s = usock();
-    s.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK, as NetAssist sends it
-    assert_eq!(recv(&s).0, "你好".as_bytes());
+    let s = udp_socket();
+    // 你好 in GBK, as NetAssist sends it
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\xba\xc3"),
+        "你好".as_bytes()
+    );
     assert!(srv.out().next().unwrap().ends_with("] 你好"));
     // Same encoding both ways: untouched, even bytes that are not valid GBK.
     let srv = serve(&["-e", "gbk", "--reply-encoding", "gbk"]);
-    s.send_to(b"\xc4\xe3\x80\xff", srv.addr).unwrap();
-    assert_eq!(recv(&s).0, b"\xc4\xe3\x80\xff");
+    assert_eq!(
+        ask_udp(&s, srv.addr(), b"\xc4\xe3\x80\xff"),
+        b"\xc4\xe3\x80\xff"
+    );
 }
 
 #[test]
 fn hex_dumps_on_both_sides() {
     let mut srv = serve(&["--hex"]);
-    let out = send(srv.addr, &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = send(srv.addr(), &["c4 e3 ba c3", "--send-hex", "--hex"], b"");
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         "00000000  c4 e3 ba c3                                       |....|\n"
@@ -260,17 +246,15 @@ fn hex_dumps_on_both_sides() {
 
 #[test]
 fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
-    let peer = usock();
-    let addr = peer.local_addr().unwrap();
     // A server that drops the first datagram, as a network may, and answers the second.
-    let server = thread::spawn(move || {
-        let (first, _) = recv(&peer);
-        let (second, from) = recv(&peer);
+    let drops_one = |peer: UdpSocket| {
+        let (first, _) = recv_from(&peer);
+        let (second, from) = recv_from(&peer);
         peer.send_to(b"answer", from).unwrap();
         (first, second)
-    });
-    let out = send(addr, &["--wait", "1"], b"one\ntwo\n");
-    assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
+    };
+    let (out, got, addr) = send_to_peer(drops_one, &["--wait", "1"], b"one\ntwo\n");
+    assert_eq!(got, (b"one".to_vec(), b"two".to_vec()));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "answer\n");
     assert_eq!(
@@ -287,19 +271,17 @@ fn a_lost_reply_exits_1_and_the_next_line_is_still_sent() {
 /// `udp-echo send ADDR ARGS…` (stdin `input`) against a server that answers the
 /// first datagram only after `late` and the second 0.1 s after that.
 fn send_to_a_slow_server(args: &[&str], input: &[u8], late: Duration) -> std::process::Output {
-    let peer = usock();
-    let addr = peer.local_addr().unwrap();
-    let server = thread::spawn(move || {
-        let (a, from) = recv(&peer);
+    let slow = move |peer: UdpSocket| {
+        let (a, from) = recv_from(&peer);
         thread::sleep(late);
         peer.send_to(b"reply to a", from).unwrap();
-        let (b, from) = recv(&peer);
+        let (b, from) = recv_from(&peer);
         thread::sleep(Duration::from_millis(100));
         peer.send_to(b"reply to b", from).unwrap();
         (a, b)
-    });
-    let out = send(addr, args, input);
-    assert_eq!(server.join().unwrap(), (b"a".to_vec(), b"b".to_vec()));
+    };
+    let (out, got, _) = send_to_peer(slow, args, input);
+    assert_eq!(got, (b"a".to_vec(), b"b".to_vec()));
     out
 }
 
@@ -327,36 +309,29 @@ fn a_reply_after_its_wait_is_shown_and_the_next_reply_is_still_waited_for() {
 
 #[test]
 fn no_reply_to_the_quit_word_is_not_a_failure() {
-    let peer = usock();
-    let addr = peer.local_addr().unwrap();
-    let server = thread::spawn(move || {
-        let (_, from) = recv(&peer);
+    let quits = |peer: UdpSocket| {
+        let (_, from) = recv_from(&peer);
         peer.send_to(b"hi", from).unwrap();
-        recv(&peer).0 // a server that quits on `bye` without answering it
-    });
-    let out = send(
-        addr,
-        &["--wait", "1", "--quit-word", "bye"],
-        b"hi\nbye\nlost\n",
-    );
-    assert_eq!(server.join().unwrap(), b"bye");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        recv_from(&peer).0 // a server that quits on `bye` without answering it
+    };
+    let args = ["--wait", "1", "--quit-word", "bye"];
+    let (out, got, _) = send_to_peer(quits, &args, b"hi\nbye\nlost\n");
+    assert_eq!(got, b"bye");
+    succeeded(&out);
     assert_eq!(text(&out.stdout), "hi\n");
 }
 
 #[test]
 fn a_datagram_from_a_third_address_is_shown_with_its_address() {
-    let (peer, third) = (usock(), usock());
-    let addr = peer.local_addr().unwrap();
+    let third = udp_socket();
     let third_addr = third.local_addr().unwrap();
-    let server = thread::spawn(move || {
-        let (_, from) = recv(&peer);
+    let answer_after_a_third = move |peer: UdpSocket| {
+        let (_, from) = recv_from(&peer);
         third.send_to(b"not the answer", from).unwrap();
         peer.send_to(b"the answer", from).unwrap();
-    });
-    let out = send(addr, &["question"], b"");
-    server.join().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let (out, (), _) = send_to_peer(answer_after_a_third, &["question"], b"");
+    succeeded(&out);
     assert_eq!(
         text(&out.stdout),
         format!("[{third_addr}] not the answer\nthe answer\n")
@@ -365,50 +340,48 @@ fn a_datagram_from_a_third_address_is_shown_with_its_address() {
 
 #[test]
 fn repeat_interval_count_and_byte_exact_stdin() {
-    let peer = usock();
+    let peer = udp_socket();
     let addr = peer.local_addr().unwrap();
     let out = send(
         addr,
         &["x", "--repeat", "3", "--interval", "10", "--no-wait"],
         b"",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     for _ in 0..3 {
-        assert_eq!(recv(&peer).0, b"x");
+        assert_eq!(recv_from(&peer).0, b"x");
     }
     assert_eq!(text(&out.stderr).matches("sent 1 bytes to").count(), 3);
 
     // A stdin line that is not UTF-8 goes out exactly as it was, without its line ending.
     let out = send(addr, &["--no-wait"], b"\xff\xfe\xc4\r\n");
     assert!(out.status.success());
-    assert_eq!(recv(&peer).0, b"\xff\xfe\xc4");
+    assert_eq!(recv_from(&peer).0, b"\xff\xfe\xc4");
 
     let mut srv = serve(&["--count", "2"]);
-    let (a, b) = (usock(), usock());
-    a.send_to(b"1", srv.addr).unwrap();
-    b.send_to(b"2", srv.addr).unwrap();
-    assert_eq!(recv(&a).0, b"1");
-    assert_eq!(recv(&b).0, b"2");
+    let (a, b) = (udp_socket(), udp_socket());
+    a.send_to(b"1", srv.addr()).unwrap();
+    b.send_to(b"2", srv.addr()).unwrap();
+    assert_eq!(recv_from(&a).0, b"1");
+    assert_eq!(recv_from(&b).0, b"2");
     assert!(srv.wait().success());
-    assert!(srv.stderr.rest().join("\n").contains("from 2 senders"));
+    assert!(srv.err().rest().join("\n").contains("from 2 senders"));
 }
 
 #[test]
 fn errors_are_one_line_with_exit_codes() {
     let out = run(cmd("udp-echo", &["send", "127.0.0.1", "80a", "hi"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: invalid port \"80a\": expected 0-65535\n"
+    failed_saying(
+        &out,
+        2,
+        "udp-echo: invalid port \"80a\": expected 0-65535\n",
     );
 
     let out = run(cmd("udp-echo", &["serve", "99999"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("invalid port \"99999\""));
+    failed(&out, 2, "invalid port \"99999\"");
 
     let out = run(cmd("udp-echo", &["serve", "0", "--bind", "999.1.1.1"]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out.stderr), "udp-echo: invalid host \"999.1.1.1\"\n");
+    failed_saying(&out, 2, "udp-echo: invalid host \"999.1.1.1\"\n");
 
     for args in [
         &["send", "127.0.0.1", "1", "x", "--encoding", "klingon"][..],
@@ -429,10 +402,10 @@ fn errors_are_one_line_with_exit_codes() {
 
     let long = "x".repeat(65_508);
     let out = run(cmd("udp-echo", &["send", "127.0.0.1", "9", &long]), b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: message 1: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)\n"
+    failed_saying(
+        &out,
+        2,
+        "udp-echo: message 1: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)\n",
     );
 
     let out = run(
@@ -450,25 +423,20 @@ fn errors_are_one_line_with_exit_codes() {
         ),
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("'😀' (U+1F600)"),
-        "{}",
-        text(&out.stderr)
-    );
+    failed(&out, 2, "'😀' (U+1F600)");
 
     // The kernel refuses a broadcast address without SO_BROADCAST: nothing is sent.
     let out = run(
         cmd("udp-echo", &["send", "255.255.255.255", "9", "hi"]),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n"
+    failed_saying(
+        &out,
+        1,
+        "udp-echo: cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)\n",
     );
 
-    let taken = usock();
+    let taken = udp_socket();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = run(
         cmd("udp-echo", &["serve", &port, "--bind", "127.0.0.1"]),
@@ -492,16 +460,11 @@ fn errors_are_one_line_with_exit_codes() {
 fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
     for sig in ["INT", "TERM"] {
         let mut srv = serve(&[]);
-        let s = usock();
-        s.send_to(b"abc", srv.addr).unwrap();
-        assert_eq!(recv(&s).0, b"abc");
-        let start = Instant::now();
-        srv.signal(sig);
-        let status = srv.wait();
-        let took = start.elapsed();
-        assert!(status.success(), "SIG{sig}: exit status {status:?}");
+        let s = udp_socket();
+        assert_eq!(ask_udp(&s, srv.addr(), b"abc"), b"abc");
+        let took = srv.stop(sig);
         assert!(took < Duration::from_secs(5), "SIG{sig}: took {took:?}");
-        let log = srv.stderr.rest();
+        let log = srv.err().rest();
         assert_eq!(
             log.last().map(String::as_str),
             Some("received 1 datagram (3 bytes) from 1 sender, sent 1 reply (3 bytes)"),
@@ -512,8 +475,8 @@ fn ctrl_c_or_sigterm_stops_the_server_promptly_with_a_summary() {
 
 #[test]
 fn ipv6_loopback_and_dual_stack() {
-    let srv = Server::start("udp-echo", &["serve", "0"]);
-    let port = srv.addr.port().to_string();
+    let srv = Process::serving(cmd("udp-echo", &["serve", "0"]));
+    let port = srv.addr().port().to_string();
     let v4 = run(cmd("udp-echo", &["send", "127.0.0.1", &port, "four"]), b"");
     assert_eq!(text(&v4.stdout), "four\n", "{}", text(&v4.stderr));
     if UdpSocket::bind("[::1]:0").is_ok() {
@@ -535,8 +498,8 @@ fn nc_u_clients_each_get_their_echo() {
     let mut srv = serve(&[]);
     // Two nc -u clients, one after the other, from two ports: both answered.
     for line in ["hello from nc", "和另一个 nc"] {
-        let mut nc = Command::new("nc");
-        nc.args(["-u", "-w1", "127.0.0.1", &srv.addr.port().to_string()]);
+        let mut nc = peer_cmd("nc");
+        nc.args(["-u", "-w1", "127.0.0.1", &srv.addr().port().to_string()]);
         let out = run(nc, format!("{line}\n").as_bytes());
         assert_eq!(
             text(&out.stdout),
@@ -551,13 +514,13 @@ fn nc_u_clients_each_get_their_echo() {
 #[test]
 fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
     let Some(full) = dev_full() else { return };
-    let mut c = cmd("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    let mut c = server_cmd("udp-echo serve", &[]);
     c.stdin(Stdio::null()).stdout(full);
-    let mut srv = Server::start_command(c, false);
-    let s = usock();
-    s.send_to(b"lost?", srv.addr).unwrap();
+    let mut srv = Process::serve(c, false);
+    let s = udp_socket();
+    s.send_to(b"lost?", srv.addr()).unwrap();
     let status = srv.wait();
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     assert_eq!(status.code(), Some(1), "{log:?}");
     assert_eq!(
         log.last().map(String::as_str),
@@ -570,51 +533,36 @@ fn serve_into_a_full_disk_fails_with_exit_1_and_answers_nothing() {
 
 #[test]
 fn closed_stdout_pipe_stops_the_server_with_one_line_and_exit_0() {
-    let mut srv = Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1"]);
+    let mut srv = Process::server_raw_stdout("udp-echo serve", &[]);
     drop(srv.child.stdout.take());
-    usock().send_to(b"anyone?", srv.addr).unwrap();
+    udp_socket().send_to(b"anyone?", srv.addr()).unwrap();
     let status = srv.wait();
-    let log = srv.stderr.rest();
+    let log = srv.err().rest();
     assert!(status.success(), "{status:?} {log:?}");
-    let said = log
-        .iter()
-        .filter(|l| l.contains("stdout was closed"))
-        .count();
+    let said = count(&log, "stdout was closed");
     assert_eq!(said, 1, "{log:?}");
     assert!(!log.iter().any(|l| l.starts_with("udp-echo:")), "{log:?}");
 }
 
-/// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
-/// (pseudo-)terminal, driven by tests/pty/type_in_chat.py.
-fn on_a_terminal(args: &[&str]) -> Proc {
-    let mut c = Command::new("python3");
-    c.arg(format!(
-        "{}/tests/pty/type_in_chat.py",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg(bin("udp-echo"))
-    .args(args);
-    Proc::spawn(c)
-}
-
 /// Tell the pty driver `command` and check it says `answer`.
-fn pty_step(term: &mut Proc, command: &str, answer: &str) {
+fn pty_step(term: &mut Process, command: &str, answer: &str) {
     term.say(command);
-    let got = term.out.next().unwrap_or_default();
-    assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out.seen);
+    let got = term.out().next().unwrap_or_default();
+    assert_eq!(got, answer, "after {command:?}; saw {:?}", term.out().seen);
 }
 
+/// Lesson 08 with a person on the other end: our `udp-echo send` runs in a
+/// (pseudo-)terminal.
 #[test]
 fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
-    if !have_peer("python3") {
-        return;
-    }
     // The receiver is a person (004 p170: recvfrom, then input() the reply):
     // the answer comes after the 2 s the tool used to wait.
-    let person = usock();
+    let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
-    let mut term = on_a_terminal(&["send", &addr, "你好"]);
-    let (got, from) = recv(&person);
+    let Some(mut term) = on_a_terminal(&[], "udp-echo", &["send", &addr, "你好"]) else {
+        return;
+    };
+    let (got, from) = recv_from(&person);
     assert_eq!(got, "你好".as_bytes());
     pty_step(
         &mut term,
@@ -629,14 +577,14 @@ fn lesson_08_a_reply_typed_by_hand_after_the_wait_is_shown() {
 
 #[test]
 fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
-    if !have_peer("python3") {
-        return;
-    }
-    let person = usock();
+    let person = udp_socket();
     let addr = person.local_addr().unwrap().to_string();
-    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.5"]);
+    let send = |wait| on_a_terminal(&[], "udp-echo", &["send", &addr, "--wait", wait]);
+    let Some(mut term) = send("0.5") else {
+        return;
+    };
     term.say(r"type 在吗\r");
-    let (got, from) = recv(&person);
+    let (got, from) = recv_from(&person);
     assert_eq!(got, "在吗".as_bytes());
     pty_step(
         &mut term,
@@ -649,9 +597,9 @@ fn on_a_terminal_typing_lines_a_late_reply_is_shown_and_ctrl_d_ends() {
     pty_step(&mut term, "exit", "exit 0");
 
     // Ctrl-D before any answer: the reply is missing, exit 1.
-    let mut term = on_a_terminal(&["send", &addr, "--wait", "0.3"]);
+    let mut term = send("0.3").expect("python3 ran a moment ago");
     term.say(r"type 在吗\r");
-    recv(&person);
+    recv_from(&person);
     pty_step(&mut term, "wait still listening", "seen");
     term.say(r"type \x04");
     pty_step(&mut term, "wait no reply to 1 of 1 datagram", "seen");
@@ -664,8 +612,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
     let file = dir.path().join("file.bin");
     let data = noise(100_000, 13);
     std::fs::write(&file, &data).unwrap();
-    let mut srv =
-        Server::start_raw_stdout("udp-echo", &["serve", "0", "--bind", "127.0.0.1", "--raw"]);
+    let mut srv = Process::server_raw_stdout("udp-echo serve", &["--raw"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
@@ -681,7 +628,7 @@ fn raw_100_kb_file_round_trips_byte_exact() {
                 &format!(
                     "exec '{}' send {} --raw < '{}'",
                     bin("udp-echo").display(),
-                    srv.addr,
+                    srv.addr(),
                     file.display()
                 ),
             ]);
@@ -689,17 +636,16 @@ fn raw_100_kb_file_round_trips_byte_exact() {
         },
         b"",
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(out.stdout == data, "the echoes differ from the file");
     assert_eq!(text(&out.stderr), "");
-    srv.interrupt();
-    assert!(srv.wait().success());
+    srv.stop("INT");
     assert!(
         collector.join().unwrap() == data,
         "serve --raw wrote other bytes"
     );
     // 97 datagrams of 1024 bytes and one of 672: nothing added or removed.
-    srv.stderr.expect(
+    srv.err().expect(
         "received 98 datagrams (100000 bytes) from 1 sender, sent 98 replies (100000 bytes)",
     );
 }
@@ -707,30 +653,19 @@ fn raw_100_kb_file_round_trips_byte_exact() {
 #[test]
 fn raw_one_way_with_no_echo_and_no_wait() {
     let data = noise(20_000, 17);
-    let mut srv = Server::start_raw_stdout(
-        "udp-echo",
-        &[
-            "serve",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--raw",
-            "--no-echo",
-            "--count",
-            "40",
-        ],
-    );
+    let mut srv =
+        Process::server_raw_stdout("udp-echo serve", &["--raw", "--no-echo", "--count", "40"]);
     let mut stdout = srv.child.stdout.take().unwrap();
     let collector = thread::spawn(move || {
         let mut v = Vec::new();
         std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
         v
     });
-    let out = send(srv.addr, &["--raw", "--no-wait", "--size", "500"], &data);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = send(srv.addr(), &["--raw", "--no-wait", "--size", "500"], &data);
+    succeeded(&out);
     assert_eq!(
         text(&out.stderr),
-        format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr)
+        format!("sent 40 datagrams (20000 bytes) to {}\n", srv.addr())
     );
     assert!(out.stdout.is_empty());
     assert!(srv.wait().success());

@@ -1,14 +1,15 @@
-//! The measuring core of `cargo bench --bench peers`: rounds run A B A B …, medians, the table, and the process plumbing (free ports, readiness, kill on drop).
+//! The measuring core of `cargo bench --bench peers`: rounds run A B A B …, medians, the table, and the process plumbing (free ports, readiness; processes are the tests' `Process`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use crate::util::{Process, find, peer_cmd};
 
 /// Anything a bench step waits on gives up after this long, so a hung peer costs
 /// one failed row, not a hung benchmark.
@@ -427,90 +428,43 @@ pub fn report(outcomes: &[Outcome]) -> String {
 /// Set by `--ours-only`: every peer counts as missing (for profiling our side).
 pub static OURS_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// How often a wait looks whether a process has exited: often enough for
+/// start-up times of a few milliseconds.
+const POLL: Duration = Duration::from_micros(200);
+
+/// Start `cmd` as it was set up, waited for every [`POLL`].
+pub fn start(cmd: Command) -> Result<Process, String> {
+    Ok(Process::start(cmd)?.polling(POLL))
+}
+
 /// Does this run measure peer `cmd`: installed, and not turned off by `--ours-only`?
 pub fn peer(cmd: &str) -> bool {
     !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
 }
 
-/// Is `cmd` on PATH (or an absolute path that exists)?
-pub fn find(cmd: &str) -> Option<PathBuf> {
-    if cmd.contains('/') {
-        return Path::new(cmd).exists().then(|| cmd.into());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(extra)
-        .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
+/// Our server `TOOL [SUBCOMMAND] 0 --bind 127.0.0.1 -q FLAGS…`, as [`start_ours`].
+pub fn our_server(tool: &str, flags: &[&str]) -> Result<(Process, SocketAddr), String> {
+    start_ours(crate::util::server_cmd(
+        tool,
+        &[&["-q"][..], flags].concat(),
+    ))
 }
 
-/// A child process that is killed when dropped.
-pub struct Proc {
-    pub child: Child,
-    pub what: String,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: Command) -> Result<Proc, String> {
-        let what = format!("{cmd:?}");
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {what}: {e}"))?;
-        Ok(Proc { child, what })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for it to exit by itself, at most `limit`; a non-zero exit is an error.
-    pub fn finish(&mut self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) if st.success() => return Ok(()),
-                Ok(Some(st)) => return Err(format!("{} exited with {st}", self.what)),
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = self.child.kill();
-                    return Err(format!("{} did not finish in {limit:?}", self.what));
-                }
-                Ok(None) => thread::sleep(Duration::from_micros(200)),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One of the course's Python servers, as [`start_ours`].
+pub fn course_server(script: &str) -> Result<(Process, SocketAddr), String> {
+    let mut c = peer_cmd("python3");
+    c.arg(crate::course_script(script));
+    start_ours(c)
 }
 
 /// Start one of our servers (stdout to /dev/null) and read the address from its
-/// first stderr line, `listening on ADDR`; the rest of stderr is drained on a thread
-/// so a chatty log can never block it.
-pub fn start_ours(mut cmd: Command) -> Result<(Proc, SocketAddr), String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut p = Proc::spawn(cmd)?;
-    let stderr = p.child.stderr.take().expect("piped");
-    let mut lines = BufReader::new(stderr);
-    let mut first = String::new();
-    // The server prints this line first thing, or exits (EOF) on failure.
-    lines
-        .read_line(&mut first)
-        .map_err(|e| format!("{}: {e}", p.what))?;
-    let addr = crate::util::parse_listening(&first)
-        .ok_or_else(|| format!("{}: first stderr line was {first:?}", p.what))?;
-    thread::spawn(move || {
-        let mut sink = [0u8; 4096];
-        while matches!(lines.read(&mut sink), Ok(n) if n > 0) {}
-    });
-    let addr = crate::util::loopback(addr);
+/// first stderr line, `listening on ADDR`; the rest of stderr is drained
+/// (and dropped) so a chatty log can never block it.
+pub fn start_ours(mut cmd: Command) -> Result<(Process, SocketAddr), String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let mut p = Process::try_serve(cmd, false)?.polling(POLL);
+    p.discard_output();
+    let addr = p.addr();
     Ok((p, addr))
 }
 
@@ -551,12 +505,17 @@ fn bound(proto: Proto, port: u16) -> bool {
     })
 }
 
-/// Start a peer server on `port` and wait until the kernel shows it bound.
-pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, String> {
+/// Start a peer server on 127.0.0.1:`port` and wait until the kernel shows it
+/// bound: the process and its address.
+pub fn start_peer(
+    mut cmd: Command,
+    proto: Proto,
+    port: u16,
+) -> Result<(Process, SocketAddr), String> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut p = Proc::spawn(cmd)?;
+    let mut p = start(cmd)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !bound(proto, port) {
         if let Ok(Some(st)) = p.child.try_wait() {
@@ -567,7 +526,20 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, Str
         }
         thread::sleep(Duration::from_millis(2));
     }
-    Ok(p)
+    Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Peer `program` serving on a free port of 127.0.0.1, its arguments
+/// `args(port)` split at spaces; as [`start_peer`].
+pub fn peer_server(
+    proto: Proto,
+    program: &str,
+    args: impl FnOnce(u16) -> String,
+) -> Result<(Process, SocketAddr), String> {
+    let port = free_port(proto);
+    let mut c = peer_cmd(program);
+    c.args(args(port).split_whitespace());
+    start_peer(c, proto, port)
 }
 
 /// Run a command to completion (stdin and stdout to /dev/null), timed; it fails
@@ -575,8 +547,7 @@ pub fn start_peer(mut cmd: Command, proto: Proto, port: u16) -> Result<Proc, Str
 pub fn run_timed(mut cmd: Command, limit: Duration) -> Result<Duration, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let started = Instant::now();
-    let mut p = Proc::spawn(cmd)?;
-    p.finish(limit)?;
+    start(cmd)?.finish(limit)?;
     Ok(started.elapsed())
 }
 

@@ -9,24 +9,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    MIB_S, Metric, Outcome, PATIENCE, Plan, Proc, Proto, Trial, cpu_seconds, free_port, mib,
-    peak_rss, run_timed, sh, start_ours, start_peer, thread_cpu_seconds, tree_rss,
+    MIB_S, Metric, Outcome, PATIENCE, Plan, Process, Proto, Trial, course_server, cpu_seconds, mib,
+    our_server, peak_rss, peer_cmd, peer_server, run_timed, sh, start, thread_cpu_seconds,
+    tree_rss,
 };
-use crate::{Config, bin, course_script};
-
-fn our_server(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
-    let mut c = Command::new(bin("tcp-server"));
-    c.args(["0", "-b", "127.0.0.1", "-q"]).args(args);
-    start_ours(c)
-}
+use crate::{Config, bin};
 
 /// Time `head -c BYTES /dev/zero | CLIENT` until the server has it all (it exits
 /// after its one connection).
-fn pipe_into(bytes: u64, mut server: Proc, client: &str) -> Result<Trial, String> {
+fn pipe_into(bytes: u64, mut server: Process, client: &str) -> Result<Trial, String> {
     let started = Instant::now();
     let mut c = sh(&format!("head -c {bytes} /dev/zero | {client}"));
     c.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut p = Proc::spawn(c)?;
+    let mut p = start(c)?;
     p.finish(PATIENCE)?;
     server.finish(PATIENCE)?;
     Ok(Trial::new(mib(bytes) / started.elapsed().as_secs_f64()))
@@ -43,31 +38,22 @@ pub fn bulk(cfg: &Config) -> Vec<Outcome> {
     let ours = "tcp-client → tcp-server --sink";
     let client = bin("tcp-client");
     plan.ours(ours, move |_| {
-        let (server, addr) = our_server(&["--sink", "--once"])?;
+        let (server, addr) = our_server("tcp-server", &["--sink", "--once"])?;
         let cmd = format!("{} {} {}", client.display(), addr.ip(), addr.port());
         pipe_into(bytes, server, &cmd)
     });
     plan.peer("nc", "nc -N → nc -l", ours, Some(1.5), move |_| {
-        let port = free_port(Proto::Tcp);
-        let mut c = Command::new("nc");
-        c.args(["-l", "127.0.0.1", &port.to_string()]);
-        let server = start_peer(c, Proto::Tcp, port)?;
-        pipe_into(bytes, server, &format!("nc -N 127.0.0.1 {port}"))
-    });
-    plan.peer("socat", "socat → socat", ours, Some(1.0), move |_| {
-        let port = free_port(Proto::Tcp);
-        let mut c = Command::new("socat");
-        c.args([
-            "-u",
-            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
-            "STDOUT",
-        ]);
-        let server = start_peer(c, Proto::Tcp, port)?;
+        let (server, addr) = peer_server(Proto::Tcp, "nc", |p| format!("-l 127.0.0.1 {p}"))?;
         pipe_into(
             bytes,
             server,
-            &format!("socat -u STDIN TCP:127.0.0.1:{port}"),
+            &format!("nc -N {} {}", addr.ip(), addr.port()),
         )
+    });
+    plan.peer("socat", "socat → socat", ours, Some(1.0), move |_| {
+        let listen = |p| format!("-u TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr STDOUT");
+        let (server, addr) = peer_server(Proto::Tcp, "socat", listen)?;
+        pipe_into(bytes, server, &format!("socat -u STDIN TCP:{addr}"))
     });
     vec![plan.measure(cfg.rounds)]
 }
@@ -230,44 +216,25 @@ const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text,
 pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
     let clients = 1000;
     let trips = if cfg.full { 200 } else { 20 };
-    let mut plan = Plan::new(
-        "2 TCP 1000 clients",
-        format!("{clients} clients × {trips} round trips of 64 B"),
-        Metric::rate("trips/s"),
-    );
+    let work = format!("{clients} clients × {trips} round trips of 64 B");
+    let mut plan = Plan::new("2 TCP 1000 clients", work, Metric::rate("trips/s"));
     let ours = "tcp-server --echo";
     plan.ours(ours, move |_| {
-        let (server, addr) = our_server(&["--echo"])?;
+        let (server, addr) = our_server("tcp-server", &["--echo"])?;
         round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
     });
-    plan.peer(
-        "python3",
-        "python3 lesson04_server.py",
-        ours,
-        Some(10.0),
-        move |_| {
-            let mut c = Command::new("python3");
-            c.arg(course_script("lesson04_server.py"));
-            let (server, addr) = start_ours(c)?;
-            let reply = "ok, 问题正在处理中...".len();
-            round_trips(addr, server.pid(), clients, trips, MSG, reply)
-        },
-    );
-    plan.peer(
-        "ncat",
-        "ncat -l -k --exec /bin/cat",
-        ours,
-        Some(1.0),
-        move |_| {
-            let port = free_port(Proto::Tcp);
-            let mut c = Command::new("ncat");
-            c.args(["-l", "-k", "-m", "2000", "127.0.0.1", &port.to_string()])
-                .args(["--exec", "/bin/cat"]);
-            let server = start_peer(c, Proto::Tcp, port)?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
-        },
-    );
+    let label = "python3 lesson04_server.py";
+    plan.peer("python3", label, ours, Some(10.0), move |_| {
+        let (server, addr) = course_server("lesson04_server.py")?;
+        let reply = "ok, 问题正在处理中...".len();
+        round_trips(addr, server.pid(), clients, trips, MSG, reply)
+    });
+    let label = "ncat -l -k --exec /bin/cat";
+    plan.peer("ncat", label, ours, Some(1.0), move |_| {
+        let echo = |p| format!("-l -k -m 2000 127.0.0.1 {p} --exec /bin/cat");
+        let (server, addr) = peer_server(Proto::Tcp, "ncat", echo)?;
+        round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
+    });
     plan.bound(ours, "p99 ms", 10.0, "ms");
     plan.bound(ours, "RSS MiB", 64.0, "MiB");
     vec![plan.measure(cfg.rounds)]
@@ -292,8 +259,8 @@ fn timed_with_input(mut cmd: Command, input: &[u8]) -> Result<Duration, String> 
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let started = Instant::now();
-    let mut p = Proc::spawn(cmd)?;
-    let mut stdin = p.child.stdin.take().expect("piped");
+    let mut p = start(cmd)?;
+    let mut stdin = p.stdin.take().expect("piped");
     stdin.write_all(input).map_err(|e| e.to_string())?;
     drop(stdin);
     p.finish(PATIENCE)?;
@@ -310,7 +277,7 @@ pub fn startup(cfg: &Config) -> Vec<Outcome> {
     );
     let help = "tcp-client --help";
     let one = "tcp-client, one message";
-    let server = our_server(&["--echo"]);
+    let server = our_server("tcp-server", &["--echo"]);
     let addr = server.as_ref().map(|s| s.1).ok();
     plan.ours(help, |_| {
         median_ms(RUNS, || {
@@ -330,7 +297,7 @@ pub fn startup(cfg: &Config) -> Vec<Outcome> {
     plan.peer("nc", "nc -N, one message", one, None, move |_| {
         let addr = addr.ok_or("tcp-server did not start")?;
         median_ms(RUNS, || {
-            let mut c = Command::new("nc");
+            let mut c = peer_cmd("nc");
             c.arg("-N")
                 .args([addr.ip().to_string(), addr.port().to_string()]);
             timed_with_input(c, b"hi\n")

@@ -7,9 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    MIB_S, Outcome, PATIENCE, Plan, Proc, Proto, Trial, data_file, find, free_port, mib, peer,
-    run_timed, start_ours, start_peer,
+    MIB_S, Outcome, PATIENCE, Plan, Process, Proto, Trial, data_file, free_port, mib, peer,
+    peer_cmd, run_timed, start_ours, start_peer,
 };
+use crate::util::is_root;
 use crate::util::lossy::{Faults, LossyProxy};
 use crate::{Config, bin};
 
@@ -31,7 +32,7 @@ fn ours_get(flags: &'static [&'static str]) -> Client {
 
 fn tftp_hpa() -> Client {
     Box::new(|server, remote, local| {
-        let mut c = Command::new("tftp");
+        let mut c = peer_cmd("tftp");
         c.args([server.ip().to_string(), server.port().to_string()])
             .args(["-m", "binary", "-c", "get", remote])
             .arg(local);
@@ -41,7 +42,7 @@ fn tftp_hpa() -> Client {
 
 fn curl() -> Client {
     Box::new(|server, remote, local| {
-        let mut c = Command::new("curl");
+        let mut c = peer_cmd("curl");
         c.args(["-s", "--tftp-no-options", "-o"])
             .arg(local)
             .arg(format!("tftp://{server}/{remote}"));
@@ -51,7 +52,7 @@ fn curl() -> Client {
 
 fn atftp(blksize: Option<u32>) -> Client {
     Box::new(move |server, remote, local| {
-        let mut c = Command::new("atftp");
+        let mut c = peer_cmd("atftp");
         if let Some(b) = blksize {
             c.args(["--option", &format!("blksize {b}")]);
         }
@@ -99,26 +100,15 @@ fn set_mode(p: &Path, mode: u32) {
     let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
 }
 
-fn our_server(dir: &Path) -> Result<(Proc, SocketAddr), String> {
+fn tftp_serve(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let mut c = Command::new(bin("tftp-serve"));
     c.arg(dir).args(["-p", "0", "-b", "127.0.0.1", "-q"]);
     start_ours(c)
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
+fn tftpd_hpa(dir: &Path) -> Result<(Process, SocketAddr), String> {
     let port = free_port(Proto::Udp);
-    let mut c = Command::new(find("in.tftpd").ok_or("in.tftpd is not installed")?);
+    let mut c = peer_cmd("in.tftpd");
     c.args(["-L", "-s"])
         .arg(dir)
         .arg("-a")
@@ -126,13 +116,12 @@ fn tftpd_hpa(dir: &Path) -> Result<(Proc, SocketAddr), String> {
     if is_root() {
         c.args(["-u", "nobody"]);
     }
-    let p = start_peer(c, Proto::Udp, port)?;
-    Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+    start_peer(c, Proto::Udp, port)
 }
 
 /// tftpd-hpa serving `dir`, if `needed_by` (its client in a scenario) and
 /// in.tftpd are both installed.
-fn tftpd_for(needed_by: &str, dir: &Path) -> Option<(Proc, SocketAddr)> {
+fn tftpd_for(needed_by: &str, dir: &Path) -> Option<(Process, SocketAddr)> {
     (peer(needed_by) && peer("in.tftpd"))
         .then(|| tftpd_hpa(dir).ok())
         .flatten()
@@ -175,7 +164,7 @@ pub fn lockstep(cfg: &Config) -> Vec<Outcome> {
 
     // 4b: our server and tftpd-hpa, with curl as the client.
     let mut plan = Plan::new("4b TFTP serve to curl", work, MIB_S);
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let hpa = tftpd_for("curl", &dir);
     if peer("curl") {
         let ours = "tftp-serve";
@@ -215,7 +204,7 @@ pub fn options(cfg: &Config) -> Vec<Outcome> {
         ),
         MIB_S,
     );
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
     let tftpd = tftpd_for("atftp", &dir);
     const FLAGS: [(u32, u32, &[&str]); 8] = [
@@ -284,7 +273,7 @@ pub fn loss(cfg: &Config) -> Vec<Outcome> {
     };
     // tftp-hpa's 1 s timer costs about a second per lost packet.
     let limit = Duration::from_secs(60 + len / 100);
-    let ours_srv = our_server(&dir);
+    let ours_srv = tftp_serve(&dir);
     let ours_addr = ours_srv.as_ref().map(|s| s.1).ok();
     let ours = [
         (

@@ -3,7 +3,6 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -11,11 +10,11 @@ use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
 };
 
+use crate::Config;
 use crate::harness::{
-    Metric, Outcome, Plan, Proto, Trial, cpu_seconds, free_port, start_ours, start_peer,
+    Metric, Outcome, Plan, Proto, Trial, course_server, cpu_seconds, our_server, peer_server,
     thread_cpu_seconds,
 };
-use crate::{Config, bin, course_script};
 
 const PAYLOAD: usize = 64;
 
@@ -105,47 +104,27 @@ fn echo_load(addr: SocketAddr, server_pid: u32, total: u64, window: u64) -> Resu
 pub fn echo(cfg: &Config) -> Vec<Outcome> {
     let total: u64 = if cfg.full { 200_000 } else { 50_000 };
     let window = 32;
-    let mut plan = Plan::new(
-        "3 UDP echo",
-        format!("{total} datagrams of 64 B, {window} in flight"),
-        Metric::rate("dgrams/s"),
-    );
+    let work = format!("{total} datagrams of 64 B, {window} in flight");
+    let mut plan = Plan::new("3 UDP echo", work, Metric::rate("dgrams/s"));
     let ours = "udp-echo serve";
     plan.ours(ours, move |_| {
-        let mut c = Command::new(bin("udp-echo"));
-        c.args(["serve", "0", "-b", "127.0.0.1", "-q"]);
-        let (server, addr) = start_ours(c)?;
+        let (server, addr) = our_server("udp-echo serve", &[])?;
         echo_load(addr, server.pid(), total, window)
     });
     let python = "python3 lesson09_udp_echo_server.py";
     plan.peer("python3", python, ours, Some(5.0), move |_| {
-        let mut c = Command::new("python3");
-        c.arg(course_script("lesson09_udp_echo_server.py"));
-        let (server, addr) = start_ours(c)?;
+        let (server, addr) = course_server("lesson09_udp_echo_server.py")?;
         echo_load(addr, server.pid(), total, window)
     });
     // socat's fastest echo: one process bound to the first sender, echoing through a
     // pipe. `-b 64` keeps each read from the pipe to one payload so datagrams are not
     // merged. (`UDP-RECVFROM:P,fork EXEC:cat` forks a process per datagram and
     // manages a few hundred a second.)
-    plan.peer(
-        "socat",
-        "socat -b 64 UDP-LISTEN PIPE",
-        ours,
-        Some(1.0),
-        move |_| {
-            let port = free_port(Proto::Udp);
-            let mut c = Command::new("socat");
-            c.args([
-                "-b",
-                "64",
-                &format!("UDP-LISTEN:{port},bind=127.0.0.1"),
-                "PIPE",
-            ]);
-            let server = start_peer(c, Proto::Udp, port)?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            echo_load(addr, server.pid(), total, window)
-        },
-    );
+    let label = "socat -b 64 UDP-LISTEN PIPE";
+    plan.peer("socat", label, ours, Some(1.0), move |_| {
+        let pipe = |p| format!("-b 64 UDP-LISTEN:{p},bind=127.0.0.1 PIPE");
+        let (server, addr) = peer_server(Proto::Udp, "socat", pipe)?;
+        echo_load(addr, server.pid(), total, window)
+    });
     vec![plan.measure(cfg.rounds)]
 }

@@ -1,5 +1,8 @@
 //! chat: lessons 10 and 11's chat between two people (TCP or UDP), full duplex, and a multi-user room.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,13 +10,15 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use socktools::addr::{self, Family, display_addr, parse_port};
 use socktools::chat::editor::{LineEditor, Screen};
-use socktools::chat::room::{self, RoomConfig};
-use socktools::chat::session::{self, ChatConfig, Eol, Input, Link};
-use socktools::cli::{self, CommonArgs, UsageError, parse_seconds, parse_size};
+use socktools::chat::protocol;
+use socktools::chat::room;
+use socktools::chat::session::{self, Eol, Input, Link};
+use socktools::cli::{self, CommonArgs, parse_seconds, parse_size};
 use socktools::codec::{Encoding, parse_label};
+use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
 use socktools::net::{ListenSpec, tcp_listener, udp_socket};
-use socktools::output::{Log, Output, Timestamps, Verbosity};
+use socktools::output::{Io, Log, Output, Timestamps, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::udp;
 
@@ -205,15 +210,14 @@ struct RoomArgs {
 }
 
 impl RoomArgs {
-    fn config(&self) -> RoomConfig {
-        RoomConfig {
-            max_users: self.max_users as usize,
-            max_line: self.max_line,
-            max_queue: self.max_queue,
-            encoding: self.encoding,
-            stamps: self.timestamps.then(Timestamps::local),
-            ..RoomConfig::default()
-        }
+    fn config(&self) -> room::Config {
+        let mut cfg = room::Config::default();
+        cfg.max_users = self.max_users as usize;
+        cfg.max_line = self.max_line;
+        cfg.max_queue = self.max_queue;
+        cfg.encoding = self.encoding;
+        cfg.stamps = self.timestamps.then(Timestamps::local);
+        cfg
     }
 
     fn verbosity(&self) -> Verbosity {
@@ -224,17 +228,12 @@ impl RoomArgs {
         }
     }
 
-    fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+    fn run(&self, shutdown: &Shutdown) -> Result<(), Error> {
         let family = Family::from_flags(self.ipv4, self.ipv6);
         let spec = ListenSpec::parse(self.bind.as_deref(), self.port, family)?;
         let listener = tcp_listener(spec)?;
-        room::serve(
-            listener,
-            &self.config(),
-            Output::stdout(),
-            Log::stderr(self.verbosity()),
-            shutdown,
-        )?;
+        let io = Io::new(Output::stdout(), Log::stderr(self.verbosity()));
+        room::serve(listener, &self.config(), io, shutdown)?;
         Ok(())
     }
 }
@@ -255,7 +254,7 @@ impl Peer<'_> {
 }
 
 /// The socket to chat over; None when Ctrl-C came before a peer did.
-fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Result<Option<Link>> {
+fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> Result<Option<Link>, Error> {
     let family = peer.chat().common.family();
     match peer {
         Peer::Listen(a) => {
@@ -298,7 +297,7 @@ fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Resul
             }
             if udp {
                 let peer = addr::resolve(&target, family)?[0];
-                let socket = udp::client_socket(&peer, false)?;
+                let socket = udp::client::client_socket(&peer, false)?;
                 log.info(format_args!(
                     "chatting with {} over UDP",
                     display_addr(&peer)
@@ -316,7 +315,7 @@ fn link(peer: &Peer, udp: bool, log: &Log, shutdown: &Shutdown) -> anyhow::Resul
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let peer = match &args.command {
@@ -337,22 +336,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     let udp = args.udp || opts.udp;
     let verbosity = opts.common.verbosity();
     if let Some(name) = &opts.name
-        && let Err(why) = room::check_name(name)
+        && let Err(why) = protocol::check_name(name)
     {
         return Err(UsageError(format!("invalid --name \"{name}\": {why}")).into());
     }
     let mut quit_words = vec!["exit".to_string(), "bye".to_string()];
     quit_words.extend(opts.quit_words.iter().cloned());
-    let cfg = ChatConfig {
-        name: opts.name.clone(),
-        eol: opts.eol,
-        quit_words,
-        show: opts.common.show(false),
-        send: opts.common.send_options(Framing::Raw, false),
-        linger: Duration::from_secs(1),
-        stamps: opts.common.timestamps(),
-        hello: !opts.no_hello,
-    };
+    let mut cfg = session::Config::default();
+    cfg.name = opts.name.clone();
+    cfg.eol = opts.eol;
+    cfg.quit_words = quit_words;
+    cfg.show = opts.common.show(false);
+    cfg.send = opts.common.send_options(Framing::Raw, false);
+    cfg.linger = Duration::from_secs(1);
+    cfg.stamps = opts.common.timestamps();
+    cfg.hello = !opts.no_hello;
     let log = Log::stderr(verbosity);
     let Some(link) = link(&peer, udp, &log, &shutdown)? else {
         return Ok(());
@@ -388,7 +386,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("chat", e.as_ref()),
+        Err(e) => cli::report("chat", &e),
     }
 }
 

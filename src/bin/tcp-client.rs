@@ -1,13 +1,17 @@
 //! tcp-client: lesson 02's TCP client (send, print the reply, close) and a full-duplex `nc -N`.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds};
+use socktools::error::Error;
 use socktools::output::Log;
-use socktools::tcp::client::{self, ClientConfig};
+use socktools::tcp::client;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -73,40 +77,33 @@ struct Args {
     common: CommonArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let log = Log::stderr(args.common.verbosity());
     let words: Vec<String> = std::iter::once(args.host)
         .chain(args.port)
         .chain(args.messages)
         .collect();
     let (target, messages) = socktools::addr::parse_target_args(&words)?;
-    let cfg = ClientConfig {
-        wait: args.wait,
-        settle: args.settle,
-        idle: args.idle,
-        repeat: args.repeat,
-        interval: Duration::from_millis(args.interval),
-        shutdown_on_eof: !args.no_shutdown,
-        framing: args.framing.framing,
-        max_frame: args.framing.max_frame,
-        show: args.common.show(false),
-        stamps: args.common.timestamps(),
-        send: args.common.send_options(args.framing.framing, args.crlf),
-    };
+    let mut cfg = client::Config::default();
+    cfg.family = args.common.family();
+    cfg.connect_timeout = (!args.timeout.is_zero()).then_some(args.timeout);
+    cfg.wait = args.wait;
+    cfg.settle = args.settle;
+    cfg.idle = args.idle;
+    cfg.repeat = args.repeat;
+    cfg.interval = Duration::from_millis(args.interval);
+    cfg.shutdown_on_eof = !args.no_shutdown;
+    cfg.framing = args.framing.framing;
+    cfg.max_frame = args.framing.max_frame;
+    cfg.show = args.common.show(false);
+    cfg.stamps = args.common.timestamps();
+    cfg.send = args.common.send_options(args.framing.framing, args.crlf);
     if messages.is_empty() {
         // Duplex mode: bytes may be spliced straight between these pipes and the socket.
         socktools::sys::widen_stdio_pipes();
     }
     let mut out = io::stdout().lock();
-    let summary = client::run(
-        &target,
-        args.common.family(),
-        (!args.timeout.is_zero()).then_some(args.timeout),
-        messages,
-        &cfg,
-        &mut out,
-        &log,
-    )?;
+    let summary = client::run(&target, messages, &cfg, &mut out, &log)?;
     out.flush()?;
     summary.check()?;
     Ok(())
@@ -115,6 +112,6 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tcp-client", e.as_ref()),
+        Err(e) => cli::report("tcp-client", &e),
     }
 }

@@ -1,5 +1,8 @@
 //! tcp-server: lessons 03 and 04's TCP server — one thread per client, echo or reply to each message.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,11 +10,13 @@ use std::time::Duration;
 use clap::Parser;
 use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
+use socktools::error::Error;
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, tcp_listener};
-use socktools::output::{Log, Output};
+use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
 use socktools::sys::raise_fd_limit;
-use socktools::tcp::server::{self, Reply, ServerConfig, ServerIo};
+use socktools::tcp::server::{self, Config};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -91,51 +96,43 @@ struct Args {
     common: CommonArgs,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let family = args.common.family();
-    let reply = match (args.reply, args.sink, args.stdin, args.echo) {
+    let reply = match (args.reply, args.sink || args.stdin, args.echo) {
         (Some(text), ..) => Reply::Text(text),
-        (_, true, ..) => Reply::Sink,
-        (_, _, true, _) => Reply::Stdin,
-        (_, _, _, false) if args.raw => Reply::Nothing,
+        (_, true, _) => Reply::Nothing,
+        (_, _, false) if args.raw => Reply::Nothing,
         _ => Reply::Echo,
     };
-    let cfg = ServerConfig {
-        reply,
-        once: args.once,
-        max_clients: args.max_clients as usize,
-        framing: args.framing.framing,
-        max_frame: args.framing.max_frame,
-        show: args.common.show(args.raw),
-        stamps: args.common.timestamps(),
-        recv_encoding: args.common.recv_encoding(),
-        send: args.common.send_options(args.framing.framing, args.crlf),
-        max_buffered: args.max_buffered,
-        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
-        max_per_client: args.max_per_client.map(|n| n as usize),
-        fd_limit: raise_fd_limit(),
-    };
+    let mut cfg = Config::default();
+    cfg.reply = reply;
+    cfg.sink = args.sink;
+    cfg.once = args.once;
+    cfg.max_clients = args.max_clients as usize;
+    cfg.framing = args.framing.framing;
+    cfg.max_frame = args.framing.max_frame;
+    cfg.show = args.common.show(args.raw);
+    cfg.stamps = args.common.timestamps();
+    cfg.recv_encoding = args.common.recv_encoding();
+    cfg.send = args.common.send_options(args.framing.framing, args.crlf);
+    cfg.max_buffered = args.max_buffered;
+    cfg.idle_timeout = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
+    cfg.max_per_client = args.max_per_client.map(|n| n as usize);
+    cfg.fd_limit = raise_fd_limit();
     let listener = tcp_listener(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
-    let stdin: Option<Box<dyn io::Read + Send>> =
-        (cfg.reply == Reply::Stdin).then(|| Box::new(io::stdin()) as _);
-    server::serve(
-        listener,
-        cfg,
-        ServerIo {
-            out: Output::stdout(),
-            log: Log::stderr(args.common.verbosity()),
-            stdin,
-        },
-        &shutdown,
-    )?;
+    let mut io = Io::new(Output::stdout(), Log::stderr(args.common.verbosity()));
+    if args.stdin {
+        io = io.with_stdin(Box::new(io::stdin()));
+    }
+    server::serve(listener, &cfg, io, &shutdown)?;
     Ok(())
 }
 
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tcp-server", e.as_ref()),
+        Err(e) => cli::report("tcp-server", &e),
     }
 }

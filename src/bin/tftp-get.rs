@@ -1,5 +1,8 @@
 //! tftp-get: lesson 12's TFTP download — fetch a file from any TFTP server (tftpd-hpa, atftpd, the notes' Python server, tftp-serve).
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use socktools::addr::describe_io;
-use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
+use socktools::cli::{self, TftpArgs, TransferProgress};
+use socktools::error::{Error, UsageError};
 use socktools::output::Log;
-use socktools::tftp::client::{self, ClientError};
+use socktools::tftp::client;
 use socktools::tftp::local::LocalFile;
 use socktools::tftp::proto::TransferError;
 
@@ -49,7 +53,7 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Result<()> {
+fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> Result<(), Error> {
     if let Some(extra) = &args.extra {
         return Err(UsageError(match args.remote.parse::<u16>() {
             Ok(port) => format!(
@@ -91,9 +95,9 @@ fn run(args: Args, stop: &Arc<AtomicBool>, in_place: &mut bool) -> anyhow::Resul
         cli::stop_on_signals(stop, file.temp_path())?;
         let download = client::get(&cfg, args.remote.as_bytes(), &mut file, &mut progress)
             .map_err(|e| match e {
-                ClientError::Transfer(TransferError::File { error, .. }) => {
-                    anyhow::anyhow!("cannot write {}: {}", local.display(), describe_io(&error))
-                }
+                client::Error::Transfer(TransferError::File { error, .. }) => Error::runtime(
+                    format!("cannot write {}: {}", local.display(), describe_io(&error)),
+                ),
                 other => other.into(),
             })?;
         if let Err(e) = file.commit() {
@@ -131,6 +135,6 @@ fn main() -> ExitCode {
                 "the server was told, and no file was written or changed"
             },
         ),
-        Err(e) => cli::report("tftp-get", e.as_ref()),
+        Err(e) => cli::report("tftp-get", &e),
     }
 }

@@ -1,5 +1,8 @@
 //! tftp-put: upload a file (or stdin) to a TFTP server (tftpd-hpa -c, atftpd, tftp-serve --allow-write).
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -8,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-use socktools::cli::{self, TftpArgs, TransferProgress, UsageError};
+use socktools::cli::{self, TftpArgs, TransferProgress};
+use socktools::error::{Error, UsageError};
 use socktools::output::Log;
 use socktools::tftp::client;
 
@@ -34,7 +38,7 @@ struct Args {
     tftp: TftpArgs,
 }
 
-fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run(args: Args, stop: &Arc<AtomicBool>) -> Result<(), Error> {
     let mut cfg = args.tftp.client_config(&args.host)?;
     cfg.abort = Some(Arc::clone(stop));
     let log = Log::stderr(args.tftp.verbosity());
@@ -55,26 +59,27 @@ fn run(args: Args, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
         (Box::new(io::stdin().lock()), None)
     } else {
         let cannot = |e: io::Error| {
-            anyhow::anyhow!(
+            Error::runtime(format!(
                 "cannot read {}: {}",
                 args.local,
                 socktools::addr::describe_io(&e)
-            )
+            ))
         };
         let file = File::open(&args.local).map_err(|e| match args.local.parse::<u16>() {
             // `tftp-put HOST 6969 FILE`: the port where LOCAL belongs.
-            Ok(port) if e.kind() == io::ErrorKind::NotFound => {
-                anyhow::Error::from(UsageError(format!(
-                    "no file \"{port}\" to send; the port goes with the host: tftp-put {} {}",
-                    cli::join_host_port(&args.host, port),
-                    args.remote.as_deref().unwrap_or("LOCAL")
-                )))
-            }
+            Ok(port) if e.kind() == io::ErrorKind::NotFound => Error::from(UsageError(format!(
+                "no file \"{port}\" to send; the port goes with the host: tftp-put {} {}",
+                cli::join_host_port(&args.host, port),
+                args.remote.as_deref().unwrap_or("LOCAL")
+            ))),
             _ => cannot(e),
         })?;
         let meta = file.metadata().map_err(cannot)?;
         if meta.is_dir() {
-            anyhow::bail!("cannot read {}: it is a directory", args.local);
+            return Err(Error::runtime(format!(
+                "cannot read {}: it is a directory",
+                args.local
+            )));
         }
         let size = meta.is_file().then_some(meta.len());
         (Box::new(BufReader::with_capacity(64 * 1024, file)), size)
@@ -102,6 +107,6 @@ fn main() -> ExitCode {
         Err(_) if stop.load(Ordering::SeqCst) => {
             cli::interrupted("tftp-put", "the server was told to discard the upload")
         }
-        Err(e) => cli::report("tftp-put", e.as_ref()),
+        Err(e) => cli::report("tftp-put", &e),
     }
 }

@@ -1,5 +1,8 @@
 //! tftp-serve: lesson 12's TFTP server — serve a directory to any TFTP client, one thread per transfer.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +10,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use socktools::addr::{Family, parse_port};
-use socktools::cli::{self, UsageError, parse_seconds, parse_size};
+use socktools::cli::{self, parse_seconds, parse_size};
+use socktools::error::{Error, UsageError};
 use socktools::net::{ListenSpec, udp_socket};
-use socktools::output::{Log, Verbosity};
+use socktools::output::{Io, Log, Output, Verbosity};
 use socktools::shutdown::Shutdown;
 use socktools::tftp::fs::Root;
-use socktools::tftp::server::{self, ServeConfig};
+use socktools::tftp::server;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -103,7 +107,7 @@ struct Args {
     verbose: u8,
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args) -> Result<(), Error> {
     let family = Family::from_flags(args.ipv4, args.ipv6);
     let spec = ListenSpec::parse(args.bind.as_deref(), args.port, family)?;
     if let Some(extra) = &args.extra {
@@ -140,7 +144,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.timeout < Duration::from_millis(1) {
         return Err(UsageError("--timeout must be above 0".into()).into());
     }
-    let mut cfg = ServeConfig::new(root);
+    let mut cfg = server::Config::new(root);
     cfg.allow_write = args.allow_write || args.overwrite;
     cfg.overwrite = args.overwrite;
     cfg.max_size = args.max_size.map(|n| n as u64);
@@ -154,7 +158,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.trace = args.trace || args.verbose >= 2;
     let socket = udp_socket(spec).map_err(|e| {
         if e.error.kind() == io::ErrorKind::PermissionDenied && e.addr.port() < 1024 {
-            anyhow::anyhow!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port())
+            Error::runtime(format!("cannot listen on port {}: permission denied (ports below 1024 need root; try --port 6969)", e.addr.port()))
         } else {
             e.into()
         }
@@ -166,7 +170,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Verbosity::Normal
     });
-    let summary = server::serve(socket, cfg, &log, &shutdown)?;
+    let summary = server::serve(
+        socket,
+        &cfg,
+        Io::new(Output::stdout(), log.clone()),
+        &shutdown,
+    )?;
     let total = summary.completed + summary.failed;
     log.info(format_args!(
         "served {total} transfer{} ({} failed), {} bytes sent, {} bytes received",
@@ -204,6 +213,6 @@ fn port_like(dir: &std::path::Path) -> Option<PortLike> {
 fn main() -> ExitCode {
     match run(cli::parse::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("tftp-serve", e.as_ref()),
+        Err(e) => cli::report("tftp-serve", &e),
     }
 }

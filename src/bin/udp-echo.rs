@@ -1,18 +1,26 @@
 //! udp-echo: lessons 07–09's UDP — an echo server that answers every sender, and a client that sends and waits for the reply.
 
+// Flag help is clap text, not rustdoc: `[IPv6]:PORT` and `[ADDR]` are what the user types.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use socktools::addr::{parse_port, parse_target_args};
-use socktools::cli::{self, CommonArgs, UsageError, parse_seconds};
+use socktools::cli::{self, CommonArgs, parse_seconds};
 use socktools::codec::{Encoding, parse_label};
+use socktools::error::{Error, UsageError};
 use socktools::framing::Framing;
+use socktools::message::Reply;
 use socktools::net::{ListenSpec, udp_socket};
-use socktools::output::{Log, Output};
+use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::udp::{self, DEFAULT_PORT, DEFAULT_RAW_SIZE, Reply, SendConfig, ServeConfig};
+use socktools::udp;
+use socktools::udp::DEFAULT_PORT;
+use socktools::udp::client::{self, DEFAULT_RAW_SIZE};
+use socktools::udp::server;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -194,7 +202,7 @@ fn check_raw(common: &CommonArgs, sending: bool) -> Result<(), UsageError> {
     }
 }
 
-fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, common: &CommonArgs) -> Result<(), Error> {
     let family = common.family();
     let reply = match (args.reply, args.no_echo) {
         (Some(text), _) => Reply::Text(text),
@@ -215,23 +223,22 @@ fn serve(args: ServeArgs, common: &CommonArgs) -> anyhow::Result<()> {
     if args.raw {
         check_raw(common, false)?;
     }
-    let cfg = ServeConfig {
-        reply,
-        count: args.count,
-        show: common.show(args.raw),
-        stamps: common.timestamps(),
-        recv_encoding: common.recv_encoding(),
-        send,
-    };
+    let mut cfg = server::Config::default();
+    cfg.reply = reply;
+    cfg.count = args.count;
+    cfg.show = common.show(args.raw);
+    cfg.stamps = common.timestamps();
+    cfg.recv_encoding = common.recv_encoding();
+    cfg.send = send;
     let socket = udp_socket(ListenSpec::parse(args.bind.as_deref(), args.port, family)?)?;
     let shutdown = Shutdown::new();
     shutdown.install_ctrlc()?;
     let log = Log::stderr(common.verbosity());
-    udp::serve(socket, &cfg, &Output::stdout(), &log, &shutdown)?;
+    server::serve(socket, &cfg, Io::new(Output::stdout(), log), &shutdown)?;
     Ok(())
 }
 
-fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
+fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
     let log = Log::stderr(common.verbosity());
     let words: Vec<String> = std::iter::once(args.host)
         .chain(args.port)
@@ -241,22 +248,21 @@ fn send(args: SendArgs, common: &CommonArgs) -> anyhow::Result<()> {
     if args.raw {
         check_raw(common, true)?;
     }
-    let cfg = SendConfig {
-        wait: (!args.no_wait && !args.wait.is_zero()).then_some(args.wait),
-        quit_word: (!args.quit_word.is_empty()).then_some(args.quit_word),
-        repeat: args.repeat,
-        interval: Duration::from_millis(args.interval),
-        broadcast: args.broadcast,
-        show: common.show(args.raw),
-        stamps: common.timestamps(),
-        send: common.send_options(Framing::Raw, false),
-        raw: args.raw.then_some(args.size),
-        interactive: typing_at_terminal(),
-    };
+    let mut cfg = client::Config::default();
+    cfg.family = common.family();
+    cfg.wait = (!args.no_wait && !args.wait.is_zero()).then_some(args.wait);
+    cfg.quit_word = (!args.quit_word.is_empty()).then_some(args.quit_word);
+    cfg.repeat = args.repeat;
+    cfg.interval = Duration::from_millis(args.interval);
+    cfg.broadcast = args.broadcast;
+    cfg.show = common.show(args.raw);
+    cfg.stamps = common.timestamps();
+    cfg.send = common.send_options(Framing::Raw, false);
+    cfg.raw = args.raw.then_some(args.size);
+    cfg.interactive = typing_at_terminal();
     let mut out = io::stdout().lock();
-    let summary = udp::send(
+    let summary = client::send(
         &target,
-        common.family(),
         messages,
         io::BufReader::new(io::stdin()),
         &cfg,
@@ -282,6 +288,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => cli::report("udp-echo", e.as_ref()),
+        Err(e) => cli::report("udp-echo", &e),
     }
 }

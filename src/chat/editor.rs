@@ -465,7 +465,7 @@ impl Write for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::SharedBuf;
+    use crate::testutil::SharedBuf;
 
     /// Stands in for rustyline's printer: records what it is handed.
     #[derive(Clone, Default)]

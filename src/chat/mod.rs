@@ -9,7 +9,10 @@
 //!   per member, a bounded queue per member (lessons 04, 06 and 13 together).
 //!   `chat connect` recognises a room by its greeting and shows its lines as
 //!   they come.
+//! - [`protocol`]: what both speak: the room's greeting, its commands and the
+//!   rules for names, so that the client does not depend on the server.
 
 pub mod editor;
+pub mod protocol;
 pub mod room;
 pub mod session;

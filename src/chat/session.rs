@@ -54,8 +54,9 @@ use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
 use crate::chat::editor::{Keyboard, LineEditor, Screen, Typed};
-use crate::chat::room;
+use crate::chat::protocol;
 use crate::codec::{Encoding, TextDecoder};
+use crate::error::Blame;
 use crate::hex::HexDumper;
 use crate::message::{
     Outgoing, SendError, SendOptions, Show, Unit, invalid_bytes_warning, invalid_sample_warning,
@@ -89,7 +90,8 @@ const MAX_LINE: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What ends each line we send (`--eol`; without it, see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Eol {
     /// Nothing: what the notes' peers expect (they compare a whole `recv()` with `'exit'`).
     None,
@@ -111,7 +113,8 @@ impl Eol {
 
 /// How a chat behaves.
 #[derive(Debug, Clone)]
-pub struct ChatConfig {
+#[non_exhaustive]
+pub struct Config {
     /// Our name, announced as `/nick NAME` to a peer known to be a chat or a room.
     pub name: Option<String>,
     /// What ends each line we send; None: as the peer does (module docs).
@@ -132,9 +135,9 @@ pub struct ChatConfig {
     pub hello: bool,
 }
 
-impl Default for ChatConfig {
+impl Default for Config {
     fn default() -> Self {
-        ChatConfig {
+        Config {
             name: None,
             eol: None,
             quit_words: vec!["exit".into(), "bye".into()],
@@ -147,7 +150,7 @@ impl Default for ChatConfig {
     }
 }
 
-impl ChatConfig {
+impl Config {
     fn quit_word(&self, line: &str) -> Option<String> {
         let line = line.trim();
         self.quit_words.iter().find(|w| *w == line).cloned()
@@ -205,7 +208,8 @@ impl std::fmt::Display for Ending {
 
 /// Why a chat failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ChatError {
+#[non_exhaustive]
+pub enum Error {
     /// Sending or receiving failed.
     #[error("{addr}: {what}: {}", describe_io(.error))]
     Io {
@@ -225,6 +229,15 @@ pub enum ChatError {
     /// Writing to the screen failed.
     #[error("writing output: {0}")]
     Output(#[source] io::Error),
+}
+
+impl Blame for Error {
+    fn is_usage(&self) -> bool {
+        match self {
+            Error::Message(e) => e.is_usage(),
+            _ => false,
+        }
+    }
 }
 
 enum Event {
@@ -249,12 +262,12 @@ enum Event {
 /// terminal, so it lands on a line of its own.
 pub fn run(
     link: Link,
-    cfg: &ChatConfig,
+    cfg: &Config,
     input: Input,
     screen: &Screen,
     log: &Log,
     shutdown: &Shutdown,
-) -> Result<Ending, ChatError> {
+) -> Result<Ending, Error> {
     let (tx, rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let _waker = {
@@ -266,7 +279,7 @@ pub fn run(
     let peer = Arc::new(PeerInfo::default());
     let mut chat = Chat::new(link, cfg, peer.clone(), log)?;
     let mut keyboard =
-        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(ChatError::Input)?;
+        spawn_input(input, screen, &cfg.quit_words, tx.clone()).map_err(Error::Input)?;
     let reader = chat.spawn_reader(cfg, screen, log, peer, tx, stop.clone())?;
     let result = chat.converse(&rx, cfg);
     stop.store(true, Ordering::SeqCst);
@@ -364,15 +377,10 @@ struct Chat {
 }
 
 impl Chat {
-    fn new(
-        link: Link,
-        cfg: &ChatConfig,
-        peer: Arc<PeerInfo>,
-        log: &Log,
-    ) -> Result<Chat, ChatError> {
+    fn new(link: Link, cfg: &Config, peer: Arc<PeerInfo>, log: &Log) -> Result<Chat, Error> {
         let fixed = match &link {
             Link::Udp(socket, Some(peer)) => {
-                socket.connect(peer).map_err(|error| ChatError::Io {
+                socket.connect(peer).map_err(|error| Error::Io {
                     addr: display_addr(peer),
                     what: "connect",
                     error,
@@ -412,16 +420,16 @@ impl Chat {
 
     fn spawn_reader(
         &self,
-        cfg: &ChatConfig,
+        cfg: &Config,
         screen: &Screen,
         log: &Log,
         peer: Arc<PeerInfo>,
         tx: Sender<Event>,
         stop: Arc<AtomicBool>,
-    ) -> Result<thread::JoinHandle<()>, ChatError> {
+    ) -> Result<thread::JoinHandle<()>, Error> {
         let udp = matches!(self.link, Link::Udp(..));
         let mut view = PeerView::new(cfg, screen.clone(), log.clone(), peer, udp);
-        let clone_err = |error| ChatError::Io {
+        let clone_err = |error| Error::Io {
             addr: self.peer_name(),
             what: "receive",
             error,
@@ -461,7 +469,7 @@ impl Chat {
 
     /// Tell the peer our name as `/nick NAME`, the way a room learns it, once
     /// the peer is known to be a chat or a room: anyone else would print it.
-    fn announce(&mut self) -> Result<(), ChatError> {
+    fn announce(&mut self) -> Result<(), Error> {
         let Some(name) = &self.name else {
             return Ok(());
         };
@@ -475,7 +483,7 @@ impl Chat {
     }
 
     /// Wait for lines to send and for news from the peer, until the chat ends.
-    fn converse(&mut self, rx: &Receiver<Event>, cfg: &ChatConfig) -> Result<Ending, ChatError> {
+    fn converse(&mut self, rx: &Receiver<Event>, cfg: &Config) -> Result<Ending, Error> {
         loop {
             let event = rx.recv().unwrap_or(Event::InputEnded);
             let ending = match event {
@@ -492,18 +500,18 @@ impl Chat {
                     continue;
                 }
                 Event::InputEnded => Ending::InputEnded,
-                Event::InputFailed(e) => return Err(ChatError::Input(e)),
+                Event::InputFailed(e) => return Err(Error::Input(e)),
                 Event::PeerQuit(word) => Ending::PeerQuit(word),
                 Event::PeerClosed => Ending::PeerClosed,
                 Event::PeerReset => Ending::PeerReset,
                 Event::PeerFailed(error) => {
-                    return Err(ChatError::Io {
+                    return Err(Error::Io {
                         addr: self.peer_name(),
                         what: "receive",
                         error,
                     });
                 }
-                Event::OutputFailed(e) => return Err(ChatError::Output(e)),
+                Event::OutputFailed(e) => return Err(Error::Output(e)),
                 Event::Interrupted => Ending::Interrupted,
             };
             self.goodbye(&ending, rx, cfg.linger);
@@ -543,7 +551,7 @@ impl Chat {
         }
     }
 
-    fn send_line(&mut self, line: &[u8]) -> Result<(), ChatError> {
+    fn send_line(&mut self, line: &[u8]) -> Result<(), Error> {
         // The first line waits (a moment at most) for the peer's hello or
         // greeting: how it must end depends on who the peer is.
         if let Some(deadline) = self.hello_deadline.take() {
@@ -561,12 +569,12 @@ impl Chat {
         self.send_bytes(&bytes)
     }
 
-    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ChatError> {
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match &self.link {
             Link::Tcp(stream) => {
                 (&mut &*stream)
                     .write_all(bytes)
-                    .map_err(|error| ChatError::Io {
+                    .map_err(|error| Error::Io {
                         addr: self.peer_name(),
                         what: "send",
                         error,
@@ -602,7 +610,7 @@ impl Chat {
                         ));
                     }
                     Err(error) => {
-                        return Err(ChatError::Io {
+                        return Err(Error::Io {
                             addr: display_addr(&peer),
                             what: "send",
                             error,
@@ -724,7 +732,7 @@ struct PeerView {
 }
 
 impl PeerView {
-    fn new(cfg: &ChatConfig, screen: Screen, log: Log, peer: Arc<PeerInfo>, udp: bool) -> Self {
+    fn new(cfg: &Config, screen: Screen, log: Log, peer: Arc<PeerInfo>, udp: bool) -> Self {
         PeerView {
             label: "peer".into(),
             own: cfg.name.clone().unwrap_or_else(|| "me".into()),
@@ -813,7 +821,7 @@ impl PeerView {
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if std::mem::take(&mut self.first_line)
-                && line.starts_with(room::GREETING)
+                && line.starts_with(protocol::GREETING)
                 && self.peer.learn(|k| k.kind = Kind::Room)
             {
                 let _ = tx.send(Event::PeerKnown);
@@ -827,10 +835,10 @@ impl PeerView {
                 break;
             }
             if let Some(name) = line.strip_prefix("/nick ").map(str::trim)
-                && room::check_name(name).is_ok()
+                && protocol::check_name(name).is_ok()
                 // Our own lines are shown as `me> text`: a peer called `me`
                 // could pass their words off as ours.
-                && !room::looks_alike(name, &self.own)
+                && !protocol::looks_alike(name, &self.own)
             {
                 self.log
                     .info(format_args!("{} is now known as {name}", self.label));

@@ -8,7 +8,7 @@
 //!   complete when no framing is agreed; a reply that has begun comes in one burst,
 //!   while a server that has not answered yet may be thinking (or a person typing).
 //!   A message that gets no reply, or a server that closes without one, is a
-//!   failure ([`ClientSummary::check`]): the run exits 1, as `curl` does for an
+//!   failure ([`Summary::check`]): the run exits 1, as `curl` does for an
 //!   empty reply or a timeout, so a script can tell.
 //! - [`duplex`]: stdin → socket and socket → stdout at the same time, on two threads.
 //!   When stdin ends we `shutdown(Write)`: the peer's `recv` returns `b''` (lesson 05),
@@ -24,13 +24,19 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
+use crate::error::Blame;
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing};
 use crate::message::{Incoming, Outgoing, SendError, SendOptions, Show, read_chunk};
 use crate::output::{Log, Timestamps, no_reply_summary, no_reply_warning, plural};
 
 /// How the client behaves.
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+#[non_exhaustive]
+pub struct Config {
+    /// The server's address family, when its name has several (`-4`, `-6`).
+    pub family: crate::addr::Family,
+    /// Give up connecting after this long (`--timeout`; None: the system's limit).
+    pub connect_timeout: Option<Duration>,
     /// How long to wait for a reply to start (message mode). Zero: do not wait at all.
     pub wait: Duration,
     /// Silence that ends a reply once it has started (message mode).
@@ -56,9 +62,11 @@ pub struct ClientConfig {
     pub send: SendOptions,
 }
 
-impl Default for ClientConfig {
+impl Default for Config {
     fn default() -> Self {
-        ClientConfig {
+        Config {
+            family: crate::addr::Family::Any,
+            connect_timeout: None,
             wait: Duration::from_secs(2),
             settle: DEFAULT_SETTLE,
             idle: None,
@@ -82,7 +90,8 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(100);
 
 /// Why a client run failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+#[non_exhaustive]
+pub enum Error {
     /// Resolving or connecting failed.
     #[error("{0}")]
     Connect(#[source] crate::addr::AddrError),
@@ -114,7 +123,7 @@ pub enum ClientError {
     /// Message mode: a message went unanswered, or the server closed the
     /// connection before all messages were sent.
     #[error("{}", unanswered(.0))]
-    Unanswered(ClientSummary),
+    Unanswered(Summary),
     /// The peer broke the framing (`--framing len` with an oversized frame, …).
     #[error("{addr}: {why}")]
     Frame {
@@ -125,9 +134,20 @@ pub enum ClientError {
     },
 }
 
+impl Blame for Error {
+    fn is_usage(&self) -> bool {
+        match self {
+            Error::Connect(e) => e.is_usage(),
+            Error::Message(e) => e.is_usage(),
+            _ => false,
+        }
+    }
+}
+
 /// What a client run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientSummary {
+#[non_exhaustive]
+pub struct Summary {
     /// Bytes sent.
     pub bytes_out: u64,
     /// Bytes received.
@@ -149,7 +169,7 @@ pub struct ClientSummary {
     pub wait: Duration,
 }
 
-impl ClientSummary {
+impl Summary {
     /// Ok when every message was sent and each got a reply (or none was waited
     /// for, `--wait 0`); otherwise the error that makes the tool exit 1.
     ///
@@ -157,16 +177,16 @@ impl ClientSummary {
     /// get an answer that gets none is a failure, the way `curl` fails on a
     /// timeout (28) or an empty reply (52); what did arrive is printed all the
     /// same. Duplex mode is `nc`: it succeeds when the peer closes.
-    pub fn check(&self) -> Result<(), ClientError> {
+    pub fn check(&self) -> Result<(), Error> {
         if self.no_reply == 0 && self.closed_without_reply.is_none() && self.sent == self.messages {
             Ok(())
         } else {
-            Err(ClientError::Unanswered(*self))
+            Err(Error::Unanswered(*self))
         }
     }
 }
 
-fn unanswered(s: &ClientSummary) -> String {
+fn unanswered(s: &Summary) -> String {
     let mut parts = Vec::new();
     if s.no_reply > 0 {
         parts.push(no_reply_summary(
@@ -233,7 +253,7 @@ impl Receiver {
     /// message mode, whose replies are for reading; without it (duplex mode,
     /// nc's job) what arrives is the byte stream it is, unless `--timestamps`
     /// asks for records.
-    fn new(cfg: &ClientConfig, addr: String, records: bool) -> Self {
+    fn new(cfg: &Config, addr: String, records: bool) -> Self {
         let head = records.then(String::new);
         Receiver {
             incoming: Incoming::new(cfg.show, head).with_timestamps(cfg.stamps.clone()),
@@ -255,13 +275,13 @@ impl Receiver {
         stream: &TcpStream,
         out: &mut impl Write,
         log: &Log,
-    ) -> Result<Option<usize>, ClientError> {
+    ) -> Result<Option<usize>, Error> {
         let n = loop {
             match (&mut &*stream).read(&mut self.buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    return Err(ClientError::Io {
+                    return Err(Error::Io {
                         addr: self.addr.clone(),
                         what: "receive",
                         error,
@@ -289,8 +309,8 @@ impl Receiver {
                 }
             }
         }
-        out.write_all(&self.printed).map_err(ClientError::Output)?;
-        out.flush().map_err(ClientError::Output)?;
+        out.write_all(&self.printed).map_err(Error::Output)?;
+        out.flush().map_err(Error::Output)?;
         if let Some(w) = self.incoming.take_error_warning() {
             self.warning = Some(w);
         }
@@ -315,13 +335,13 @@ impl Receiver {
         settle: Duration,
         out: &mut impl Write,
         log: &Log,
-    ) -> Result<ReplyEnd, ClientError> {
+    ) -> Result<ReplyEnd, Error> {
         let addr = self.addr.clone();
         let set_timeout = |t: Duration| {
             // A zero timeout means "block forever" to the OS: never ask for one.
             stream
                 .set_read_timeout(Some(t.max(Duration::from_millis(1))))
-                .map_err(|error| ClientError::Io {
+                .map_err(|error| Error::Io {
                     addr: addr.clone(),
                     what: "set timeout",
                     error,
@@ -345,9 +365,7 @@ impl Receiver {
                 Err(e) if is_timeout(&e) => return Ok(end),
                 // A peer that closes with our bytes unread (a server that crashed on
                 // them, say) makes its kernel answer with a reset instead of a FIN.
-                Err(ClientError::Io { error, .. })
-                    if error.kind() == io::ErrorKind::ConnectionReset =>
-                {
+                Err(Error::Io { error, .. }) if error.kind() == io::ErrorKind::ConnectionReset => {
                     log.verbose(format_args!("{} reset the connection", self.addr));
                     end.closed = true;
                     end.reset = true;
@@ -364,7 +382,7 @@ impl Receiver {
         stream: &TcpStream,
         out: &mut impl Write,
         log: &Log,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<bool, Error> {
         loop {
             match self.read_once(stream, out, log) {
                 Ok(Some(_)) => {}
@@ -382,12 +400,7 @@ impl Receiver {
     /// so the rest of a character split across replies is not cut off by it). At the
     /// end of the conversation, flush a dangling partial character (shown as
     /// U+FFFD, never dropped) and end the line.
-    fn end_message(
-        &mut self,
-        at_end: bool,
-        out: &mut impl Write,
-        log: &Log,
-    ) -> Result<(), ClientError> {
+    fn end_message(&mut self, at_end: bool, out: &mut impl Write, log: &Log) -> Result<(), Error> {
         self.break_pending = !at_end;
         if !at_end {
             return Ok(());
@@ -395,13 +408,13 @@ impl Receiver {
         self.printed.clear();
         self.incoming.finish(&mut self.printed);
         self.incoming.end_line(&mut self.printed);
-        out.write_all(&self.printed).map_err(ClientError::Output)?;
-        out.flush().map_err(ClientError::Output)?;
+        out.write_all(&self.printed).map_err(Error::Output)?;
+        out.flush().map_err(Error::Output)?;
         self.warn_now(log);
         Ok(())
     }
 
-    fn frames(&mut self, at_end: bool) -> Result<(), ClientError> {
+    fn frames(&mut self, at_end: bool) -> Result<(), Error> {
         let Some(d) = &mut self.deframer else {
             return Ok(());
         };
@@ -414,7 +427,7 @@ impl Receiver {
                 Ok(Some(f)) => self.incoming.render(f.payload(), true, &mut self.printed),
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    return Err(ClientError::Frame {
+                    return Err(Error::Frame {
                         addr: self.addr.clone(),
                         why: e.to_string(),
                     });
@@ -435,8 +448,8 @@ struct ReplyEnd {
     reset: bool,
 }
 
-fn is_timeout(e: &ClientError) -> bool {
-    matches!(e, ClientError::Io { error, .. }
+fn is_timeout(e: &Error) -> bool {
+    matches!(e, Error::Io { error, .. }
         if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
 }
 
@@ -447,7 +460,7 @@ pub fn encode_messages(
     messages: &[String],
     send: SendOptions,
     log: &Log,
-) -> Result<Vec<Vec<u8>>, ClientError> {
+) -> Result<Vec<Vec<u8>>, Error> {
     let mut outgoing = Outgoing::new(send);
     let mut wires = Vec::with_capacity(messages.len());
     for m in messages {
@@ -463,23 +476,23 @@ pub fn encode_messages(
 /// Lesson 02: send each message (as made by [`encode_messages`]), print each reply,
 /// `repeat` times; then close.
 ///
-/// Each reply is waited for as [`ClientConfig::wait`] and [`ClientConfig::settle`]
+/// Each reply is waited for as [`Config::wait`] and [`Config::settle`]
 /// say. A message that gets no reply is reported on `log` and the next one is sent
 /// all the same; a server that closes the connection ends the run. Either shows in
-/// the summary, and [`ClientSummary::check`] turns it into an error.
+/// the summary, and [`Summary::check`] turns it into an error.
 pub fn send_messages(
     stream: &TcpStream,
     wires: &[Vec<u8>],
-    cfg: &ClientConfig,
+    cfg: &Config,
     out: &mut impl Write,
     log: &Log,
-) -> Result<ClientSummary, ClientError> {
+) -> Result<Summary, Error> {
     let addr = peer_name(stream);
     let mut rx = Receiver::new(cfg, addr.clone(), true);
-    let mut summary = ClientSummary {
+    let mut summary = Summary {
         messages: (wires.len() * cfg.repeat.max(1) as usize) as u64,
         wait: cfg.wait,
-        ..ClientSummary::default()
+        ..Summary::default()
     };
     'rounds: for round in 0..cfg.repeat.max(1) {
         if round > 0 && !cfg.interval.is_zero() {
@@ -488,7 +501,7 @@ pub fn send_messages(
         for bytes in wires {
             (&mut &*stream)
                 .write_all(bytes)
-                .map_err(|error| ClientError::Io {
+                .map_err(|error| Error::Io {
                     addr: addr.clone(),
                     what: "send",
                     error,
@@ -558,10 +571,10 @@ fn millis(start: Instant) -> u64 {
 pub fn duplex<R, F>(
     stream: &TcpStream,
     open_stdin: F,
-    cfg: &ClientConfig,
+    cfg: &Config,
     out: &mut impl Write,
     log: &Log,
-) -> Result<ClientSummary, ClientError>
+) -> Result<Summary, Error>
 where
     R: Read,
     F: FnOnce() -> R + Send + 'static,
@@ -570,7 +583,7 @@ where
     let start = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
-    let writer = stream.try_clone().map_err(|error| ClientError::Io {
+    let writer = stream.try_clone().map_err(|error| Error::Io {
         addr: addr.clone(),
         what: "clone socket",
         error,
@@ -601,7 +614,7 @@ where
                     let _ = writer.shutdown(Direction::Write);
                 }
             })
-            .map_err(|error| ClientError::Io {
+            .map_err(|error| Error::Io {
                 addr: addr.clone(),
                 what: "start thread",
                 error,
@@ -615,7 +628,7 @@ where
             .max(Duration::from_millis(1));
         stream
             .set_read_timeout(Some(tick))
-            .map_err(|error| ClientError::Io {
+            .map_err(|error| Error::Io {
                 addr: addr.clone(),
                 what: "set timeout",
                 error,
@@ -645,7 +658,7 @@ where
                 let idle = cfg.idle.unwrap_or(Duration::MAX);
                 let quiet_for = millis(start) - last_activity.load(Ordering::Relaxed);
                 if Duration::from_millis(quiet_for) >= idle {
-                    return Err(ClientError::Idle {
+                    return Err(Error::Idle {
                         addr,
                         secs: idle.as_secs_f64(),
                     });
@@ -655,11 +668,11 @@ where
         }
     }
     log.verbose(format_args!("{addr} closed the connection"));
-    Ok(ClientSummary {
+    Ok(Summary {
         bytes_out: sent.load(Ordering::Relaxed),
         bytes_in: rx.bytes_in,
         peer_closed: true,
-        ..ClientSummary::default()
+        ..Summary::default()
     })
 }
 
@@ -669,18 +682,18 @@ fn copy_through(
     stream: &TcpStream,
     out: &mut impl Write,
     addr: &str,
-) -> Result<Option<usize>, ClientError> {
+) -> Result<Option<usize>, Error> {
     match io::copy(&mut &*stream, out) {
         // io::copy returns at end of stream only.
         Ok(n) => {
-            out.flush().map_err(ClientError::Output)?;
+            out.flush().map_err(Error::Output)?;
             if n == 0 {
                 Ok(None)
             } else {
                 Ok(Some(n as usize))
             }
         }
-        Err(error) => Err(ClientError::Io {
+        Err(error) => Err(Error::Io {
             addr: addr.to_string(),
             what: "receive",
             error,
@@ -692,7 +705,7 @@ fn copy_through(
 fn pump(
     input: impl Read,
     stream: &TcpStream,
-    cfg: &ClientConfig,
+    cfg: &Config,
     log: &Log,
     on_sent: &dyn Fn(u64),
 ) -> io::Result<()> {
@@ -726,16 +739,14 @@ fn pump(
 /// messages, [`duplex`] with stdin otherwise.
 pub fn run<W: Write>(
     target: &crate::addr::Target,
-    family: crate::addr::Family,
-    connect_timeout: Option<Duration>,
     messages: &[String],
-    cfg: &ClientConfig,
+    cfg: &Config,
     out: &mut W,
     log: &Log,
-) -> Result<ClientSummary, ClientError> {
+) -> Result<Summary, Error> {
     let wires = encode_messages(messages, cfg.send, log)?;
     let stream =
-        crate::addr::connect(target, family, connect_timeout).map_err(ClientError::Connect)?;
+        crate::addr::connect(target, cfg.family, cfg.connect_timeout).map_err(Error::Connect)?;
     log.verbose(format_args!(
         "connected to {} from {}",
         peer_name(&stream),

@@ -37,37 +37,24 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::addr::{describe_io, display_addr};
-use crate::cli::UsageError;
 use crate::codec::Encoding;
+use crate::error::{Blame, UsageError};
 use crate::framing::{DEFAULT_MAX_FRAME, Deframer, Framing, encode_frame};
-use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show, read_chunk};
+use crate::message::{Echo, Incoming, Outgoing, Reply, SendOptions, Show, read_chunk};
 use crate::net::{Places, Slot};
-use crate::output::{Log, Output, StdoutError, Timestamps};
+use crate::output::{Io, Log, Output, StdoutError, Timestamps};
 use crate::shutdown::Shutdown;
-
-/// What the server sends back after each message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The same bytes, byte for byte (the default); when the receive and send
-    /// encodings differ, the same text in the send encoding ([`Echo`]).
-    Echo,
-    /// This text, encoded; `{peer}` becomes the client's address (lesson 03's
-    /// `我是服务器, 你好客户端: (ip, port)`).
-    Text(String),
-    /// Nothing: read, count and discard (throughput tests).
-    Sink,
-    /// Nothing; what is typed on stdin goes to the client instead, one client at a
-    /// time, like `nc -l`.
-    Stdin,
-    /// Nothing: only receive and show (the default with `--raw`).
-    Nothing,
-}
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Reply mode.
+#[non_exhaustive]
+pub struct Config {
+    /// What goes back after each message (`--echo`, `--reply`; nothing with
+    /// `--raw`, `--sink` or `--stdin`).
     pub reply: Reply,
+    /// `--sink`: read, count and discard; nothing shown, nothing sent (the bytes
+    /// never leave the kernel).
+    pub sink: bool,
     /// Serve one client, then exit.
     pub once: bool,
     /// Most clients served at once.
@@ -109,10 +96,11 @@ pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024 * 1024;
 /// takes, short enough that abandoned connections do not pile up.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-impl Default for ServerConfig {
+impl Default for Config {
     fn default() -> Self {
-        ServerConfig {
+        Config {
             reply: Reply::Echo,
+            sink: false,
             once: false,
             max_clients: 1024,
             framing: Framing::Raw,
@@ -142,22 +130,24 @@ const FD_HEADROOM: u64 = 16;
 /// than fits would make `accept` fail with "too many open files", and every
 /// newcomer would wait in the backlog unanswered instead of being told
 /// `server busy`. At least 1.
-pub fn fit_max_clients(cfg: &ServerConfig, fd_limit: u64) -> usize {
+pub(crate) fn fit_max_clients(cfg: &Config, fd_limit: u64) -> usize {
     let room = fd_limit.saturating_sub(FD_HEADROOM) / fds_per_client(cfg);
     usize::try_from(room)
         .unwrap_or(usize::MAX)
         .clamp(1, cfg.max_clients.max(1))
 }
 
-fn fds_per_client(cfg: &ServerConfig) -> u64 {
-    match cfg.reply {
-        Reply::Sink => FDS_PER_CLIENT + FDS_PER_SINK,
-        _ => FDS_PER_CLIENT,
+fn fds_per_client(cfg: &Config) -> u64 {
+    if cfg.sink {
+        FDS_PER_CLIENT + FDS_PER_SINK
+    } else {
+        FDS_PER_CLIENT
     }
 }
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Clients served (refused ones not counted).
     pub clients: u64,
@@ -178,16 +168,6 @@ impl std::fmt::Display for Summary {
             self.bytes_out
         )
     }
-}
-
-/// Where a server's words go, and where `--stdin` input comes from.
-pub struct ServerIo {
-    /// Received messages (stdout).
-    pub out: Output,
-    /// Connections and errors (stderr).
-    pub log: Log,
-    /// Input for [`Reply::Stdin`].
-    pub stdin: Option<Box<dyn Read + Send>>,
 }
 
 /// The most a client's printing buffer keeps between messages.
@@ -224,7 +204,7 @@ impl Counters {
 
 /// Everything a client thread needs, shared.
 struct Ctx {
-    cfg: ServerConfig,
+    cfg: Config,
     out: Output,
     log: Log,
     shutdown: Shutdown,
@@ -407,29 +387,51 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// What stops [`serve`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `--reply` text that `--strict-encoding` refuses.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// Stdout could not be written: the server stopped rather than lose what arrives.
+    #[error(transparent)]
+    Stdout(#[from] StdoutError),
+    /// The listening socket failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Blame for Error {
+    fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
+    }
+}
+
 /// Run a server on `listener` until `--once` is done or `shutdown` is triggered.
 ///
 /// Prints `listening on ADDR` first (scripts and tests wait for that line), then
 /// serves; returns the totals, which it has also logged. If stdout could not be
-/// written, the server stops and the error is a [`StdoutError`] (as an
-/// `io::Error` of the same kind, so a broken pipe is still one).
+/// written, the server stops with [`Error::Stdout`].
 pub fn serve(
     listener: TcpListener,
-    mut cfg: ServerConfig,
-    io: ServerIo,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
-) -> io::Result<Summary> {
+) -> Result<Summary, Error> {
+    let Io { out, log, stdin } = io;
     let local = listener.local_addr()?;
-    check_reply_text(&cfg, &io.log).map_err(io::Error::other)?;
-    io.log.always(format_args!("listening on {local}"));
+    check_reply_text(cfg, &log)?;
+    let mut cfg = cfg.clone();
+    log.always(format_args!("listening on {local}"));
     // Only the accept loop serves clients side by side; --once and --stdin serve one.
     if let Some(limit) = cfg.fd_limit
         && !cfg.once
-        && cfg.reply != Reply::Stdin
+        && stdin.is_none()
     {
         let fit = fit_max_clients(&cfg, limit);
         if fit < cfg.max_clients {
-            io.log.warn(format_args!(
+            log.warn(format_args!(
                 "--max-clients lowered from {} to {fit}: this process may open {limit} file descriptors and each client needs {} (raise the limit with `ulimit -n`)",
                 cfg.max_clients,
                 fds_per_client(&cfg),
@@ -441,8 +443,8 @@ pub fn serve(
     let ctx = Arc::new(Ctx {
         cfg,
         budget,
-        out: io.out,
-        log: io.log,
+        out,
+        log,
         shutdown: shutdown.clone(),
         counters: Counters::default(),
         buffered: AtomicUsize::new(0),
@@ -451,8 +453,8 @@ pub fn serve(
         warned_fds: AtomicBool::new(false),
     });
     let wake = shutdown.wake_listener(&listener)?;
-    if ctx.cfg.reply == Reply::Stdin {
-        serve_stdin(&listener, &ctx, io.stdin);
+    if let Some(stdin) = stdin {
+        serve_stdin(&listener, &ctx, stdin);
     } else if ctx.cfg.once {
         // Lesson 03: one client, then the server closes. The listening socket
         // closes first (with the waker's copy of it), so a second client is refused
@@ -474,14 +476,14 @@ pub fn serve(
     let summary = ctx.counters.summary();
     ctx.log.info(format_args!("{summary}"));
     match lock(&ctx.out_failed).take() {
-        Some(e) => Err(StdoutError(e).into_io()),
+        Some(e) => Err(StdoutError(e).into()),
         None => Ok(summary),
     }
 }
 
 /// Refuse (`--strict-encoding`) or warn about a `--reply` text the send encoding
 /// cannot represent, once, before any client connects.
-fn check_reply_text(cfg: &ServerConfig, log: &Log) -> Result<(), UsageError> {
+fn check_reply_text(cfg: &Config, log: &Log) -> Result<(), UsageError> {
     if let Reply::Text(text) = &cfg.reply {
         let wire = Outgoing::new(cfg.send)
             .message(text)
@@ -636,7 +638,7 @@ impl Conn<'_> {
                 self.reply = Some(reply);
                 sent
             }
-            _ => Ok(()),
+            Reply::Nothing => Ok(()),
         };
         if let Err(e) = sent {
             self.send_failed = Some(describe_io(&e));
@@ -745,7 +747,7 @@ impl Conn<'_> {
     /// The receive loop: read, cut into messages, answer each, until end of stream.
     fn run(&mut self) -> Result<(), String> {
         let cfg = &self.ctx.cfg;
-        let sink = cfg.reply == Reply::Sink;
+        let sink = cfg.sink;
         // A sink has nothing to show, so the bytes need never leave the kernel.
         let stream = self.stream;
         if sink {
@@ -952,15 +954,13 @@ impl StdinTarget {
 /// `--stdin`: clients are served one after another; a thread forwards stdin to
 /// whichever is connected. After stdin ends, each client's write side is shut down
 /// (as `nc -N` does), so it sees end of stream once it has read everything.
-fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, stdin: Option<Box<dyn Read + Send>>) {
+fn serve_stdin(listener: &TcpListener, ctx: &Arc<Ctx>, input: Box<dyn Read + Send>) {
     let target = Arc::new(StdinTarget::default());
-    if let Some(input) = stdin {
-        let (t, c) = (target.clone(), ctx.clone());
-        // Not joined: it may sit in a blocking read of the terminal when we stop.
-        let _ = thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || pump_stdin(input, &t, &c));
-    }
+    let (t, c) = (target.clone(), ctx.clone());
+    // Not joined: it may sit in a blocking read of the terminal when we stop.
+    let _ = thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || pump_stdin(input, &t, &c));
     while !ctx.shutdown.is_triggered() {
         let Some((stream, peer)) = accept_next(listener, ctx) else {
             break;
@@ -1038,32 +1038,17 @@ fn pump_stdin(input: Box<dyn Read + Send>, target: &StdinTarget, ctx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{ListenSpec, tcp_listener};
-    use crate::output::{SharedBuf, Verbosity};
-    use std::net::Ipv4Addr;
+    use crate::testutil::{Running, assert_refused_before_listening, unsendable_reply};
 
     /// The server runs in-process: its stdout and stderr land in memory.
     #[test]
     fn serve_in_process_replies_logs_and_stops_on_trigger() {
-        let listener = tcp_listener(ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            ..ListenSpec::any(0)
-        })
-        .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let shutdown = Shutdown::new();
-        let cfg = ServerConfig {
+        let cfg = Config {
             reply: Reply::Text("hi {peer}".into()),
-            ..ServerConfig::default()
+            ..Config::default()
         };
-        let io = ServerIo {
-            out: Output::to_writer(out.clone()),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let sd = shutdown.clone();
-        let server = thread::spawn(move || serve(listener, cfg, io, &sd).unwrap());
+        let server = Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd));
+        let addr = server.addr;
 
         let c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -1074,8 +1059,8 @@ mod tests {
         (&c).read_exact(&mut got).unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), expected);
 
-        shutdown.trigger();
-        let summary = server.join().unwrap();
+        let (out, log) = (server.out.clone(), server.log.clone());
+        let summary = server.stop();
         assert_eq!(
             summary,
             Summary {
@@ -1132,14 +1117,14 @@ mod tests {
 
     #[test]
     fn max_clients_is_fitted_to_the_descriptor_limit() {
-        let cfg = ServerConfig::default();
+        let cfg = Config::default();
         // 1024 descriptors, 16 kept aside, 2 per client.
         assert_eq!(fit_max_clients(&cfg, 1024), 504);
         assert_eq!(fit_max_clients(&cfg, 20_000), 1024);
         assert_eq!(fit_max_clients(&cfg, 3), 1);
-        let sink = ServerConfig {
-            reply: Reply::Sink,
-            ..ServerConfig::default()
+        let sink = Config {
+            sink: true,
+            ..Config::default()
         };
         assert_eq!(fit_max_clients(&sink, 1024), 201);
     }
@@ -1158,17 +1143,10 @@ mod tests {
 
     #[test]
     fn unwritable_stdout_disconnects_the_client_and_stops_the_server_with_the_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let log = SharedBuf::new();
-        let io = ServerIo {
-            out: Output::to_writer(Full),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let server =
-            thread::spawn(move || serve(listener, ServerConfig::default(), io, &Shutdown::new()));
-        let c = TcpStream::connect(addr).unwrap();
+        let server = Running::start(Some(Output::to_writer(Full)), |l: TcpListener, io, sd| {
+            serve(l, &Config::default(), io, sd)
+        });
+        let c = TcpStream::connect(server.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         (&c).write_all(b"where does this go?").unwrap();
         // Not shown, so not echoed: the client is closed.
@@ -1177,13 +1155,16 @@ mod tests {
             (&c).read_to_end(&mut got).map(|_| got.len()).unwrap_or(0),
             0
         );
-        let err = server.join().unwrap().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        let err = server.result().unwrap_err();
+        assert!(
+            matches!(&err, Error::Stdout(e) if e.0.kind() == io::ErrorKind::StorageFull),
+            "{err:?}"
+        );
         assert_eq!(
-            crate::cli::one_line(&err),
+            crate::error::one_line(&err),
             "cannot write to stdout: No space left on device (os error 28)"
         );
-        let log = log.text();
+        let log = server.log.text();
         assert!(
             log.contains("disconnected: cannot write to stdout: No space left on device"),
             "{log}"
@@ -1192,25 +1173,8 @@ mod tests {
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let log = SharedBuf::new();
-        let cfg = ServerConfig {
-            reply: Reply::Text("😀".into()),
-            send: SendOptions {
-                encoding: encoding_rs::GBK,
-                unmappable: crate::codec::Unmappable::Refuse,
-                ..SendOptions::default()
-            },
-            ..ServerConfig::default()
-        };
-        let io = ServerIo {
-            out: Output::to_writer(SharedBuf::new()),
-            log: Log::to_writer(log.clone(), Verbosity::Normal),
-            stdin: None,
-        };
-        let err = serve(listener, cfg, io, &Shutdown::new()).unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
-        assert!(err.to_string().contains("U+1F600"), "{err}");
-        assert_eq!(log.text(), "");
+        let mut cfg = Config::default();
+        (cfg.reply, cfg.send) = unsendable_reply();
+        assert_refused_before_listening(Running::tcp(move |l, io, sd| serve(l, &cfg, io, sd)));
     }
 }

@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
+use super::engine::{self, FileSide, Ports, Stats, Trace, TransferError, Until};
 use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, Mode, Options};
 use super::proto::negotiate::{self, Client};
 
 /// What the client asks for.
 #[derive(Clone)]
-pub struct ClientConfig {
+#[non_exhaustive]
+pub struct Config {
     /// The server's request address (port 69 by default).
     pub server: SocketAddr,
     /// octet or netascii.
@@ -47,11 +48,11 @@ pub struct ClientConfig {
     pub abort: Option<Arc<AtomicBool>>,
 }
 
-impl ClientConfig {
+impl Config {
     /// Fast and safe defaults: blksize 1468 (one Ethernet frame), window 16,
     /// `tsize`, `utimeout` 50 ms, 1 s timeout, 6 retries.
-    pub fn new(server: SocketAddr) -> ClientConfig {
-        ClientConfig {
+    pub fn new(server: SocketAddr) -> Config {
+        Config {
             server,
             mode: Mode::Octet,
             blksize: Some(1468),
@@ -86,7 +87,8 @@ impl ClientConfig {
 
 /// Why a download or upload failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+#[non_exhaustive]
+pub enum Error {
     /// The transfer itself failed (including ERROR packets from the server).
     #[error(transparent)]
     Transfer(#[from] TransferError),
@@ -116,8 +118,16 @@ pub enum ClientError {
     Socket(#[source] io::Error),
 }
 
+/// A TFTP transfer fails because of the network, the server or a file, never the flags.
+impl crate::error::Blame for Error {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// What a finished transfer reports.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report {
     /// Engine statistics.
     pub stats: Stats,
@@ -162,9 +172,9 @@ impl Progress for () {}
 /// then costs a quarter of a second rather than the fixed timeout.
 const ADAPTIVE_FIRST_WAIT: Duration = Duration::from_millis(250);
 
-impl std::fmt::Debug for ClientConfig {
+impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
+        f.debug_struct("Config")
             .field("server", &self.server)
             .field("mode", &self.mode)
             .field("options", &self.options(None))
@@ -177,17 +187,17 @@ impl std::fmt::Debug for ClientConfig {
 
 /// The state machine and its sockets, for one request.
 fn start(
-    cfg: &ClientConfig,
+    cfg: &Config,
     write: bool,
     filename: &[u8],
     tsize: Option<u64>,
-) -> Result<(Client, Ports), ClientError> {
+) -> Result<(Client, Ports), Error> {
     let bind: SocketAddr = if cfg.server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let ports = Ports::client(bind).map_err(ClientError::Socket)?;
+    let ports = Ports::client(bind).map_err(Error::Socket)?;
     let first_wait = if cfg.utimeout.is_some() {
         cfg.timeout.min(ADAPTIVE_FIRST_WAIT)
     } else {
@@ -209,13 +219,13 @@ fn start(
 /// Runs the request until it is answered, then sizes the socket buffers
 /// for the negotiated window and tells `progress` the size to expect.
 fn negotiate(
-    cfg: &ClientConfig,
+    cfg: &Config,
     client: &mut Client,
     ports: &mut Ports,
-    io: Io<'_>,
+    io: FileSide<'_>,
     progress: &mut dyn Progress,
     size: Option<u64>,
-) -> Result<(), ClientError> {
+) -> Result<(), Error> {
     let mut update = |b| progress.update(b);
     engine::drive(
         client,
@@ -238,20 +248,18 @@ fn negotiate(
 }
 
 /// The error of a failed transfer; no answer at all to the request is its own.
-fn failure(cfg: &ClientConfig, client: &Client, e: TransferError) -> ClientError {
+fn failure(cfg: &Config, client: &Client, e: TransferError) -> Error {
     match e {
-        TransferError::TimedOut { .. } if !client.answered() => ClientError::NoAnswer {
+        TransferError::TimedOut { .. } if !client.answered() => Error::NoAnswer {
             server: cfg.server,
             tries: client.requests_sent(),
         },
-        TransferError::PeerGone(_) if !client.answered() => {
-            ClientError::NoServer { server: cfg.server }
-        }
+        TransferError::PeerGone(_) if !client.answered() => Error::NoServer { server: cfg.server },
         TransferError::Peer {
             code: ErrorCode::UnknownTransferId,
             ..
-        } if !client.answered() && !client.writes() => ClientError::CourseMissingFile(e),
-        e => ClientError::Transfer(e),
+        } if !client.answered() && !client.writes() => Error::CourseMissingFile(e),
+        e => Error::Transfer(e),
     }
 }
 
@@ -269,6 +277,7 @@ fn report(client: &Client, started: Instant) -> Report {
 /// A download whose data has all arrived; the final ACK is still to be sent.
 ///
 /// Make the file safe first (rename it into place), then [`Download::confirm`].
+#[non_exhaustive]
 pub struct Download {
     client: Client,
     ports: Ports,
@@ -306,11 +315,11 @@ impl Download {
 
 /// Downloads `remote` into `sink` (converting netascii to local line ends).
 pub fn get(
-    cfg: &ClientConfig,
+    cfg: &Config,
     remote: &[u8],
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
-) -> Result<Download, ClientError> {
+) -> Result<Download, Error> {
     let started = Instant::now();
     let tsize = (cfg.mode == Mode::Octet).then_some(0);
     let (mut client, mut ports) = start(cfg, false, remote, tsize)?;
@@ -338,22 +347,33 @@ pub fn get(
 
 /// The download's request and transfer, up to the last block.
 fn receive(
-    cfg: &ClientConfig,
+    cfg: &Config,
     client: &mut Client,
     ports: &mut Ports,
     sink: &mut dyn Write,
     progress: &mut dyn Progress,
-) -> Result<(), ClientError> {
-    negotiate(cfg, client, ports, Io::Sink(&mut *sink), progress, None)?;
+) -> Result<(), Error> {
+    transfer(cfg, client, ports, FileSide::Sink(sink), progress, None)
+}
+
+/// Option negotiation, then every block: the whole transfer after the request.
+fn transfer(
+    cfg: &Config,
+    client: &mut Client,
+    ports: &mut Ports,
+    mut file: FileSide<'_>,
+    progress: &mut dyn Progress,
+    size: Option<u64>,
+) -> Result<(), Error> {
+    negotiate(cfg, client, ports, file.reborrow(), progress, size)?;
     let mut update = |b| progress.update(b);
-    let trace = cfg.trace.as_ref();
     engine::drive(
         client,
         ports,
-        Some(Io::Sink(sink)),
+        Some(file),
         Until::Done,
         cfg.abort.as_deref(),
-        trace,
+        cfg.trace.as_ref(),
         &mut update,
     )
     .map_err(|e| failure(cfg, client, e))
@@ -365,13 +385,13 @@ fn write_failed(
     ports: &mut Ports,
     error: io::Error,
     trace: Option<&Trace>,
-) -> ClientError {
+) -> Error {
     client.fail(TransferError::File {
         what: "write error",
         error,
     });
     let e = engine::drive(client, ports, None, Until::Done, None, trace, &mut |_| {});
-    ClientError::Transfer(
+    Error::Transfer(
         e.err()
             .unwrap_or(TransferError::Protocol("write error".into())),
     )
@@ -379,12 +399,12 @@ fn write_failed(
 
 /// Uploads `source` as `remote`; `size` (when known) is announced as `tsize`.
 pub fn put(
-    cfg: &ClientConfig,
+    cfg: &Config,
     remote: &[u8],
     source: &mut dyn Read,
     size: Option<u64>,
     progress: &mut dyn Progress,
-) -> Result<Report, ClientError> {
+) -> Result<Report, Error> {
     let started = Instant::now();
     let tsize = if cfg.mode == Mode::Octet { size } else { None };
     let (mut client, mut ports) = start(cfg, true, remote, tsize)?;
@@ -395,25 +415,13 @@ pub fn put(
     } else {
         source
     };
-    negotiate(
+    transfer(
         cfg,
         &mut client,
         &mut ports,
-        Io::Source(&mut *source),
+        FileSide::Source(source),
         progress,
         size,
     )?;
-    let mut update = |b| progress.update(b);
-    let trace = cfg.trace.as_ref();
-    engine::drive(
-        &mut client,
-        &mut ports,
-        Some(Io::Source(source)),
-        Until::Done,
-        cfg.abort.as_deref(),
-        trace,
-        &mut update,
-    )
-    .map_err(|e| failure(cfg, &client, e))?;
     Ok(report(&client, started))
 }

@@ -78,20 +78,14 @@ pub trait Machine {
     fn confirm(&mut self, _now: Instant, _repeat: bool) {}
 }
 
-/// The methods [`Sender`] and [`Receiver`] answer alike: one port, a known peer.
-macro_rules! one_port_machine {
+/// What every machine answers with its own method of the same meaning.
+macro_rules! machine_basics {
     () => {
-        fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
-            self.poll_transmit(now).map(|t| (0, t))
-        }
         fn deadline(&self) -> Option<Instant> {
             self.poll_timeout()
         }
         fn timeout(&mut self, now: Instant) {
             self.handle_timeout(now)
-        }
-        fn unreachable(&mut self, _: Via, dest: SocketAddr) {
-            self.handle_unreachable(dest)
         }
         fn event(&mut self) -> Option<Event> {
             self.poll_event()
@@ -105,6 +99,19 @@ macro_rules! one_port_machine {
         fn abort(&mut self, error: TransferError) {
             self.fail(error)
         }
+    };
+}
+
+/// The methods [`Sender`] and [`Receiver`] answer alike: one port, a known peer.
+macro_rules! one_port_machine {
+    () => {
+        machine_basics!();
+        fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
+            self.poll_transmit(now).map(|t| (0, t))
+        }
+        fn unreachable(&mut self, _: Via, dest: SocketAddr) {
+            self.handle_unreachable(dest)
+        }
         fn peer(&self) -> Option<SocketAddr> {
             Some(Self::peer(self))
         }
@@ -117,8 +124,38 @@ macro_rules! one_port_machine {
     };
 }
 
+/// What a machine that reads the file ([`Sender`], an upload's [`Client`])
+/// answers: where the next block goes.
+macro_rules! reading_machine {
+    () => {
+        fn buffer(&mut self) -> Option<&mut [u8]> {
+            Self::buffer(self)
+        }
+        fn filled(&mut self, len: usize) {
+            Self::filled(self, len)
+        }
+    };
+}
+
+/// What a machine that writes the file ([`Receiver`], a download's
+/// [`Client`]) answers: blocks kept for later, and when the file is safe.
+macro_rules! writing_machine {
+    () => {
+        fn stashed(&mut self) -> Option<Vec<u8>> {
+            self.poll_stashed()
+        }
+        fn recycle(&mut self, buf: Vec<u8>) {
+            Self::recycle(self, buf)
+        }
+        fn confirm(&mut self, now: Instant, repeat: bool) {
+            Self::confirm(self, now, repeat)
+        }
+    };
+}
+
 impl Machine for Sender {
     one_port_machine!();
+    reading_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -129,16 +166,11 @@ impl Machine for Sender {
         self.handle(now, from, b);
         None
     }
-    fn buffer(&mut self) -> Option<&mut [u8]> {
-        Sender::buffer(self)
-    }
-    fn filled(&mut self, len: usize) {
-        Sender::filled(self, len)
-    }
 }
 
 impl Machine for Receiver {
     one_port_machine!();
+    writing_machine!();
     fn datagram<'d>(
         &mut self,
         _: Via,
@@ -148,26 +180,14 @@ impl Machine for Receiver {
     ) -> Option<&'d [u8]> {
         self.handle(now, from, b)
     }
-    fn stashed(&mut self) -> Option<Vec<u8>> {
-        self.poll_stashed()
-    }
-    fn recycle(&mut self, buf: Vec<u8>) {
-        Receiver::recycle(self, buf)
-    }
-    fn confirm(&mut self, now: Instant, repeat: bool) {
-        Receiver::confirm(self, now, repeat)
-    }
 }
 
 impl Machine for Client {
+    machine_basics!();
+    reading_machine!();
+    writing_machine!();
     fn transmit(&mut self, now: Instant) -> Option<(Via, Transmit<'_>)> {
         self.poll_transmit(now)
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now)
     }
     fn datagram<'d>(
         &mut self,
@@ -178,41 +198,14 @@ impl Machine for Client {
     ) -> Option<&'d [u8]> {
         self.handle(via, now, from, b)
     }
-    fn stashed(&mut self) -> Option<Vec<u8>> {
-        self.poll_stashed()
-    }
-    fn recycle(&mut self, buf: Vec<u8>) {
-        Client::recycle(self, buf)
-    }
-    fn buffer(&mut self) -> Option<&mut [u8]> {
-        Client::buffer(self)
-    }
-    fn filled(&mut self, len: usize) {
-        Client::filled(self, len)
-    }
     fn unreachable(&mut self, via: Via, dest: SocketAddr) {
         self.handle_unreachable(via, dest)
-    }
-    fn event(&mut self) -> Option<Event> {
-        self.poll_event()
-    }
-    fn status(&self) -> Status {
-        Client::status(self)
-    }
-    fn error(&mut self) -> Option<TransferError> {
-        self.take_error()
-    }
-    fn abort(&mut self, error: TransferError) {
-        self.fail(error)
     }
     fn peer(&self) -> Option<SocketAddr> {
         self.outcome().map(|o| o.peer)
     }
     fn bytes(&self) -> u64 {
         self.bytes()
-    }
-    fn confirm(&mut self, now: Instant, repeat: bool) {
-        Client::confirm(self, now, repeat)
     }
 }
 
@@ -291,11 +284,21 @@ fn human(d: Duration) -> String {
 }
 
 /// The file side of a transfer.
-pub enum Io<'a> {
+pub enum FileSide<'a> {
     /// Blocks to send come from here.
     Source(&'a mut dyn Read),
     /// Blocks received go here.
     Sink(&'a mut dyn Write),
+}
+
+impl FileSide<'_> {
+    /// The same file, borrowed again for a shorter while.
+    pub fn reborrow(&mut self) -> FileSide<'_> {
+        match self {
+            FileSide::Source(r) => FileSide::Source(&mut **r),
+            FileSide::Sink(w) => FileSide::Sink(&mut **w),
+        }
+    }
 }
 
 /// Where [`drive`] stops.
@@ -377,7 +380,7 @@ pub type Abort<'a> = Option<&'a AtomicBool>;
 pub fn drive(
     machine: &mut dyn Machine,
     ports: &mut Ports,
-    mut io: Option<Io<'_>>,
+    mut io: Option<FileSide<'_>>,
     until: Until,
     abort: Abort<'_>,
     trace: Option<&Trace>,
@@ -388,7 +391,7 @@ pub fn drive(
     let mut proven = machine.proven();
     loop {
         let now = Instant::now();
-        if let Some(Io::Source(source)) = &mut io {
+        if let Some(FileSide::Source(source)) = &mut io {
             while let Some(slot) = machine.buffer() {
                 match read_full(*source, slot) {
                     Ok(n) => machine.filled(n),
@@ -474,8 +477,8 @@ pub fn drive(
 }
 
 /// Writes one block to the sink; a failure ends the transfer (ERROR to the peer).
-fn write_block(machine: &mut dyn Machine, io: &mut Option<Io<'_>>, data: &[u8]) {
-    if let Some(Io::Sink(sink)) = io
+fn write_block(machine: &mut dyn Machine, io: &mut Option<FileSide<'_>>, data: &[u8]) {
+    if let Some(FileSide::Sink(sink)) = io
         && let Err(error) = sink.write_all(data)
     {
         machine.abort(TransferError::File {
@@ -592,7 +595,7 @@ pub fn linger(machine: &mut dyn Machine, ports: &mut Ports, via: Via, trace: Opt
 /// Makes the socket's kernel buffers big enough for a whole window, so a
 /// burst of W blocks is not dropped by a full receive queue. The kernel
 /// caps the size (`net.core.rmem_max`); what it grants is what we get.
-pub fn size_buffers(socket: &UdpSocket, blksize: usize, windowsize: u16) {
+pub(crate) fn size_buffers(socket: &UdpSocket, blksize: usize, windowsize: u16) {
     // Each datagram also costs the kernel some bookkeeping (sk_buff), so
     // count generously per block.
     let want = (blksize + DATA_HEADER + 1024) * usize::from(windowsize) * 2;

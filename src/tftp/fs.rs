@@ -47,6 +47,7 @@ use cap_std::fs::{Dir, OpenOptions};
 /// ("file not found"), [`PathError::Exists`] to 6 ("file already exists"),
 /// everything else to 2 ("access violation").
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// The name was empty, or held nothing but separators and `.`.
     #[error("empty file name")]
@@ -72,6 +73,13 @@ pub enum PathError {
     /// line such as `permission denied`, fit for a TFTP error packet.
     #[error("{}", describe(.0))]
     Io(#[source] io::Error),
+}
+
+/// A name a client asked for: the client's problem, not the server operator's command line.
+impl crate::error::Blame for PathError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 /// One line describing an I/O error, without std's ` (os error N)` suffix:

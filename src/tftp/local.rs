@@ -19,6 +19,7 @@ use crate::addr::describe_io;
 
 /// Why the local destination cannot be written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocalError {
     /// The destination is a directory.
     #[error("{} is a directory; give a file name, such as -o {}/NAME", .0.display(), .0.display())]
@@ -47,6 +48,13 @@ pub enum LocalError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The local file is checked after the flags parsed: a directory or a dangling link is a runtime failure, as in tftp-hpa.
+impl crate::error::Blame for LocalError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 /// An open download destination.

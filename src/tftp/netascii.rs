@@ -307,9 +307,9 @@ mod tests {
         wire
     }
 
-    /// Encodes `local` with reads of exactly `size` bytes.
-    fn encode_in_reads(local: &[u8], size: usize) -> Vec<u8> {
-        let mut reader = NetasciiReader::new(local);
+    /// Reads `reader` to the end into a buffer of `size` bytes, handing each
+    /// block read to `each`; returns all that was read.
+    fn read_blocks(mut reader: impl Read, size: usize, mut each: impl FnMut(&[u8])) -> Vec<u8> {
         let mut wire = Vec::new();
         let mut block = vec![0; size];
         loop {
@@ -317,8 +317,14 @@ mod tests {
             if n == 0 {
                 return wire;
             }
+            each(&block[..n]);
             wire.extend_from_slice(&block[..n]);
         }
+    }
+
+    /// Encodes `local` with reads of exactly `size` bytes.
+    fn encode_in_reads(local: &[u8], size: usize) -> Vec<u8> {
+        read_blocks(NetasciiReader::new(local), size, |_| {})
     }
 
     /// Decodes `parts` written one after another, then finishes.
@@ -368,47 +374,45 @@ mod tests {
     }
 
     #[test]
-    fn encode_lf_becomes_crlf() {
-        assert_eq!(encode_all(b"a\nb"), b"a\r\nb");
-    }
-
-    #[test]
-    fn encode_cr_becomes_cr_nul() {
-        assert_eq!(encode_all(b"\r"), b"\r\0");
-    }
-
-    #[test]
-    fn encode_local_crlf_is_not_detected() {
-        assert_eq!(encode_all(b"\r\n"), b"\r\0\r\n");
+    fn encode_each_special_byte() {
+        let cases: [(&[u8], &[u8]); 4] = [
+            // LF becomes CRLF.
+            (b"a\nb", b"a\r\nb"),
+            // CR becomes CR NUL.
+            (b"\r", b"\r\0"),
+            // A local CRLF is not detected: each byte is encoded.
+            (b"\r\n", b"\r\0\r\n"),
+            (b"", b""),
+        ];
+        for (local, wire) in cases {
+            assert_eq!(encode_all(local), wire, "{local:?}");
+        }
     }
 
     #[test]
     fn encode_other_bytes_unchanged() {
         let all: Vec<u8> = (0..=255u8).filter(|&b| b != b'\r' && b != b'\n').collect();
         assert_eq!(encode_all(&all), all);
-        assert_eq!(encode_all(b""), b"");
     }
 
     #[test]
-    fn decode_crlf_becomes_lf() {
-        assert_eq!(decode_parts(&[b"\r\n"]), b"\n");
-    }
-
-    #[test]
-    fn decode_cr_nul_becomes_cr() {
-        assert_eq!(decode_parts(&[b"\r\0"]), b"\r");
-    }
-
-    #[test]
-    fn decode_cr_other_is_kept() {
-        assert_eq!(decode_parts(&[b"\rx"]), b"\rx");
-    }
-
-    #[test]
-    fn decode_cr_cr_lf_keeps_first_cr() {
-        // The second `\r` starts its own pair, as in tftp-hpa.
-        assert_eq!(decode_parts(&[b"\r\r\n"]), b"\r\n");
-        assert_eq!(decode_parts(&[b"\r", b"\r", b"\n"]), b"\r\n");
+    fn decode_each_pair() {
+        let cases: [(&[&[u8]], &[u8]); 6] = [
+            // CRLF becomes LF.
+            (&[b"\r\n"], b"\n"),
+            // CR NUL becomes CR.
+            (&[b"\r\0"], b"\r"),
+            // CR before anything else is kept.
+            (&[b"\rx"], b"\rx"),
+            // The second `\r` starts its own pair, as in tftp-hpa.
+            (&[b"\r\r\n"], b"\r\n"),
+            (&[b"\r", b"\r", b"\n"], b"\r\n"),
+            // A held CR survives an empty write.
+            (&[b"\r", b"", b"\n"], b"\n"),
+        ];
+        for (parts, local) in cases {
+            assert_eq!(decode_parts(parts), local, "{parts:?}");
+        }
     }
 
     #[test]
@@ -418,11 +422,6 @@ mod tests {
         writer.flush().unwrap();
         assert_eq!(writer.get_ref(), b"ab");
         assert_eq!(writer.finish().unwrap(), b"ab\r");
-    }
-
-    #[test]
-    fn decode_held_cr_survives_empty_write() {
-        assert_eq!(decode_parts(&[b"\r", b"", b"\n"]), b"\n");
     }
 
     #[test]
@@ -439,23 +438,18 @@ mod tests {
     fn encoder_fills_blocks_from_a_trickling_inner_reader() {
         let local = b"a\nbc\rd\n".repeat(100);
         let expected = encode_all(&local);
-        let mut reader = NetasciiReader::new(Trickle {
+        let reader = NetasciiReader::new(Trickle {
             data: &local,
             step: 3,
             served_last: false,
         });
-        let mut wire = Vec::new();
-        let mut block = [0; 8];
-        loop {
-            let n = reader.read(&mut block).unwrap();
-            if n == 0 {
-                break;
-            }
+        let mut seen = 0;
+        let wire = read_blocks(reader, 8, |block| {
             // A short block before the end would end a TFTP transfer early.
-            let done = wire.len() + n == expected.len();
-            assert!(n == block.len() || done, "short block of {n}");
-            wire.extend_from_slice(&block[..n]);
-        }
+            seen += block.len();
+            let n = block.len();
+            assert!(n == 8 || seen == expected.len(), "short block of {n}");
+        });
         assert_eq!(wire, expected);
     }
 
@@ -525,35 +519,33 @@ mod tests {
         assert_eq!(decode_parts(&[&wire]), expected);
     }
 
+    /// Up to `max` bytes, about three quarters of them `\r`, `\n` or NUL: the bytes
+    /// netascii changes, in every order.
+    fn crlf_rich(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![Just(b'\r'), Just(b'\n'), Just(0u8), any::<u8>()],
+            0..max,
+        )
+    }
+
     proptest! {
         #[test]
         fn round_trip_is_exact(
-            local in proptest::collection::vec(
-                prop_oneof![Just(b'\r'), Just(b'\n'), Just(0u8), any::<u8>()],
-                0..2000,
-            ),
+            local in crlf_rich(2000),
             read_size in 1usize..600,
             write_sizes in proptest::collection::vec(1usize..50, 1..20),
         ) {
-            let mut reader = NetasciiReader::new(&local[..]);
             let mut writer = NetasciiWriter::new(Vec::new());
-            let mut wire = Vec::new();
-            let mut block = vec![0; read_size];
             let mut sizes = write_sizes.iter().cycle();
-            loop {
-                let n = reader.read(&mut block).unwrap();
-                if n == 0 {
-                    break;
-                }
-                wire.extend_from_slice(&block[..n]);
-                let mut rest = &block[..n];
+            let wire = read_blocks(NetasciiReader::new(&local[..]), read_size, |block| {
+                let mut rest = block;
                 while !rest.is_empty() {
                     let size = (*sizes.next().unwrap()).min(rest.len());
                     let (part, tail) = rest.split_at(size);
-                    prop_assert_eq!(writer.write(part).unwrap(), part.len());
+                    assert_eq!(writer.write(part).unwrap(), part.len());
                     rest = tail;
                 }
-            }
+            });
             prop_assert_eq!(writer.finish().unwrap(), local.clone());
             assert_valid_netascii(&wire);
             let specials = local.iter().filter(|&&b| b == b'\r' || b == b'\n').count();
@@ -567,29 +559,17 @@ mod tests {
             read_size in 1usize..40,
         ) {
             let expected = encode_all(&local);
-            let mut reader = NetasciiReader::new(Trickle {
+            let reader = NetasciiReader::new(Trickle {
                 data: &local,
                 step,
                 served_last: false,
             });
-            let mut wire = Vec::new();
-            let mut block = vec![0; read_size];
-            loop {
-                let n = reader.read(&mut block).unwrap();
-                if n == 0 {
-                    break;
-                }
-                wire.extend_from_slice(&block[..n]);
-            }
-            prop_assert_eq!(wire, expected);
+            prop_assert_eq!(read_blocks(reader, read_size, |_| {}), expected);
         }
 
         #[test]
         fn decoder_never_panics(
-            wire in proptest::collection::vec(
-                prop_oneof![Just(b'\r'), Just(b'\n'), Just(0u8), any::<u8>()],
-                0..500,
-            ),
+            wire in crlf_rich(500),
             split in 0usize..500,
         ) {
             let split = split.min(wire.len());

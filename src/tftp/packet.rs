@@ -210,6 +210,7 @@ pub enum Packet<'a> {
 
 /// Why bytes are not a valid TFTP packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PacketError {
     /// Fewer bytes than the packet's fixed part.
     #[error("packet too short ({0} bytes)")]
@@ -223,6 +224,13 @@ pub enum PacketError {
     /// The request names a mode other than octet, netascii or mail.
     #[error("unknown transfer mode {0:?}")]
     UnknownMode(String),
+}
+
+/// A packet from the network.
+impl crate::error::Blame for PacketError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 /// Splits off a big-endian u16.

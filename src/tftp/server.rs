@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Io, Ports, Stats, Trace, TransferError, Until};
+use super::engine::{self, FileSide, Ports, Stats, Trace, TransferError, Until};
 use super::fs::{BUFFER_SIZE, PathError, Root};
 use super::netascii::{NetasciiReader, NetasciiWriter};
 use super::packet::{ErrorCode, MAX_BLKSIZE, Mode, Options, Packet, PacketError};
@@ -30,12 +30,13 @@ use super::proto::negotiate::{Policy, grant};
 use super::proto::{Receiver, Sender};
 use crate::addr::{Family, display_addr};
 use crate::net::{ListenSpec, udp_socket};
-use crate::output::Log;
+use crate::output::{Io, Log};
 use crate::shutdown::Shutdown;
 
 /// How `tftp-serve` behaves.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+#[non_exhaustive]
+pub struct Config {
     /// The directory served.
     pub root: Root,
     /// Accept write requests (uploads) of new files.
@@ -65,10 +66,10 @@ pub struct ServeConfig {
     pub trace: bool,
 }
 
-impl ServeConfig {
+impl Config {
     /// Read-only serving of `root` with the usual limits.
-    pub fn new(root: Root) -> ServeConfig {
-        ServeConfig {
+    pub fn new(root: Root) -> Config {
+        Config {
             root,
             allow_write: false,
             overwrite: false,
@@ -87,6 +88,7 @@ impl ServeConfig {
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Transfers that completed.
     pub completed: u64,
@@ -100,7 +102,7 @@ pub struct Summary {
 
 /// State shared by the request loop and the transfer threads.
 struct Shared {
-    cfg: ServeConfig,
+    cfg: Config,
     log: Log,
     /// The running transfers, by client address and port. A request a
     /// client repeats (our first answer was lost) belongs to its transfer.
@@ -150,16 +152,34 @@ struct Slot {
     stop: Arc<AtomicBool>,
 }
 
+/// What stops [`serve`]: the request socket failed. (A transfer that fails is
+/// logged and counted in [`Summary::failed`]; it never stops the server.)
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading requests from the socket failed.
+    #[error(transparent)]
+    Socket(io::Error),
+}
+
+impl crate::error::Blame for Error {
+    fn is_usage(&self) -> bool {
+        false
+    }
+}
+
 /// Serves requests arriving on `socket` until `shutdown` triggers, then
 /// lets running transfers finish for `cfg.grace` and aborts the rest.
-/// Logs `listening on ADDR` first.
+/// Logs `listening on ADDR` first. It writes files, never to `io.out`.
 pub fn serve(
     socket: UdpSocket,
-    cfg: ServeConfig,
-    log: &Log,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
-) -> io::Result<Summary> {
-    let local = socket.local_addr()?;
+) -> Result<Summary, Error> {
+    let log = &io.log;
+    let cfg = cfg.clone();
+    let local = socket.local_addr().map_err(Error::Socket)?;
     log.always(format_args!("listening on {}", display_addr(&local)));
     let spec = ListenSpec {
         bind: (!local.ip().is_unspecified()).then_some(local.ip()),
@@ -184,14 +204,16 @@ pub fn serve(
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(REQUEST_BUFFER);
     // A UDP socket cannot be "shut down" to wake a blocked recv, so the
     // request loop wakes up every so often to look at the stop flag.
-    socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(Error::Socket)?;
     let mut buf = vec![0u8; 65536];
     let mut threads: Vec<thread::JoinHandle<()>> = Vec::new();
     while !shutdown.is_triggered() {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
             Err(e) if crate::net::is_transient(&e) => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::Socket(e)),
         };
         threads.retain(|t| !t.is_finished());
         if let Some(t) = dispatch(&shared, &socket, &buf[..n], from) {
@@ -611,7 +633,7 @@ impl Run<'_> {
     fn drive(
         &mut self,
         machine: &mut dyn engine::Machine,
-        io: Option<Io<'_>>,
+        io: Option<FileSide<'_>>,
         until: Until,
     ) -> Result<(), TransferError> {
         engine::drive(
@@ -649,7 +671,7 @@ impl Run<'_> {
         } else {
             &mut file
         };
-        self.drive(&mut tx, Some(Io::Source(source)), Until::Done)?;
+        self.drive(&mut tx, Some(FileSide::Source(source)), Until::Done)?;
         Ok(Outcome {
             stats: tx.stats().clone(),
             options,
@@ -697,12 +719,12 @@ impl Run<'_> {
         );
         if self.request.mode == Mode::Netascii {
             let mut text = NetasciiWriter::new(&mut file);
-            self.drive(&mut rx, Some(Io::Sink(&mut text)), Until::Done)?;
+            self.drive(&mut rx, Some(FileSide::Sink(&mut text)), Until::Done)?;
             if let Err(e) = text.finish() {
                 return Err(self.fail(&mut rx, e));
             }
         } else {
-            self.drive(&mut rx, Some(Io::Sink(&mut file)), Until::Done)?;
+            self.drive(&mut rx, Some(FileSide::Sink(&mut file)), Until::Done)?;
         }
         if let Err(e) = file.commit(cfg.overwrite) {
             return Err(if e.kind() == io::ErrorKind::AlreadyExists {

@@ -7,10 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::datagram::{DatagramReader, transient};
-use super::{TICK, UdpError, too_long};
+use super::{Error, TICK, too_long};
 use crate::addr::{Family, Target, describe_io, display_addr, resolve};
-use crate::cli::UsageError;
 use crate::codec;
+use crate::error::UsageError;
 use crate::message::{Incoming, Outgoing, SendOptions, Show, read_chunk, read_chunk_until};
 use crate::output::{Log, Timestamps, no_reply_warning, plural};
 use crate::sys::{self, wait_readable};
@@ -19,9 +19,13 @@ use crate::sys::{self, wait_readable};
 /// one datagram in any encoding we support (even `--send-hex` spells a byte with
 /// at least two characters), so it is refused without being held in memory.
 const MAX_LINE: usize = 256 * 1024;
+
 /// How [`send`] behaves.
 #[derive(Debug, Clone)]
-pub struct SendConfig {
+#[non_exhaustive]
+pub struct Config {
+    /// The destination's address family, when its name has several (`-4`, `-6`).
+    pub family: Family,
     /// How long to wait for each reply; `None`: do not wait (`--no-wait`, lesson 07).
     pub wait: Option<Duration>,
     /// After sending this message (and printing its reply), stop — lesson 09's
@@ -52,9 +56,10 @@ pub struct SendConfig {
 /// `--size`'s default: the notes' `recvfrom(1024)` gets each datagram whole.
 pub const DEFAULT_RAW_SIZE: usize = 1024;
 
-impl Default for SendConfig {
+impl Default for Config {
     fn default() -> Self {
-        SendConfig {
+        Config {
+            family: Family::Any,
             wait: Some(Duration::from_secs(2)),
             quit_word: Some("exit".into()),
             repeat: 1,
@@ -71,7 +76,8 @@ impl Default for SendConfig {
 
 /// What a [`send`] run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendSummary {
+#[non_exhaustive]
+pub struct Summary {
     /// Datagrams sent.
     pub sent: u64,
     /// Payload bytes sent.
@@ -91,14 +97,14 @@ pub struct SendSummary {
     pub wait: Option<Duration>,
 }
 
-impl SendSummary {
+impl Summary {
     /// Ok when every datagram was sent and answered (or no answer was waited for);
     /// otherwise the error that makes the tool exit 1.
-    pub fn check(&self) -> Result<(), UdpError> {
+    pub fn check(&self) -> Result<(), Error> {
         if self.missing == 0 && self.not_sent == 0 {
             Ok(())
         } else {
-            Err(UdpError::Incomplete {
+            Err(Error::Incomplete {
                 missing: self.missing,
                 sent: self.sent,
                 not_sent: self.not_sent,
@@ -158,12 +164,12 @@ struct Client<'a, W: Write> {
     socket: UdpSocket,
     dest: SocketAddr,
     name: String,
-    cfg: &'a SendConfig,
+    cfg: &'a Config,
     out: &'a mut W,
     log: &'a Log,
     reader: DatagramReader,
     printed: Vec<u8>,
-    summary: SendSummary,
+    summary: Summary,
     warned_decode: bool,
     /// The last message's reply did not come within the wait and the user was
     /// told it is still listened for (a person at the terminal, typing their
@@ -205,7 +211,7 @@ enum Received {
 impl<W: Write> Client<'_, W> {
     /// Send one datagram, then wait for its reply as configured. Returns whether
     /// to go on (false after the quit word).
-    fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, UdpError> {
+    fn exchange(&mut self, msg: Prepared, what: &str, late: Late) -> Result<bool, Error> {
         self.messages += 1;
         let quit = self.cfg.raw.is_none()
             && self
@@ -233,7 +239,7 @@ impl<W: Write> Client<'_, W> {
         let n = self
             .socket
             .send_to(&bytes, self.dest)
-            .map_err(|error| UdpError::Send {
+            .map_err(|error| Error::Send {
                 addr: self.name.clone(),
                 error,
                 broadcast: self.cfg.broadcast,
@@ -301,14 +307,14 @@ impl<W: Write> Client<'_, W> {
     /// Print datagrams until the reply from `dest` has come (true), or until
     /// `deadline` (false). With `--broadcast`, wait the whole time and print every
     /// datagram with its address: any number of hosts may answer.
-    fn await_reply(&mut self, deadline: Instant) -> Result<bool, UdpError> {
+    fn await_reply(&mut self, deadline: Instant) -> Result<bool, Error> {
         let mut answered = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(answered);
             }
-            let ready = wait_readable(&self.socket, left).map_err(|error| UdpError::Socket {
+            let ready = wait_readable(&self.socket, left).map_err(|error| Error::Socket {
                 what: "wait for the reply",
                 error,
             })?;
@@ -351,7 +357,7 @@ impl<W: Write> Client<'_, W> {
 
     /// The run is over: name the replies still missing when there were several
     /// messages (with one, the summary says it all), and say what it did.
-    fn finish(mut self) -> SendSummary {
+    fn finish(mut self) -> Summary {
         if self.messages > 1 {
             self.warn_missing();
         }
@@ -359,7 +365,7 @@ impl<W: Write> Client<'_, W> {
     }
 
     /// Print what is already queued, without waiting.
-    fn drain(&mut self) -> Result<(), UdpError> {
+    fn drain(&mut self) -> Result<(), Error> {
         while wait_readable(&self.socket, Duration::ZERO).unwrap_or(false) {
             if self.receive_one(false)?.is_none() {
                 break;
@@ -375,7 +381,7 @@ impl<W: Write> Client<'_, W> {
         &mut self,
         feed: &mut StdinFeed,
         until_answered: bool,
-    ) -> Result<Option<Input>, UdpError> {
+    ) -> Result<Option<Input>, Error> {
         loop {
             if until_answered && self.summary.missing == 0 {
                 return Ok(None);
@@ -387,7 +393,7 @@ impl<W: Write> Client<'_, W> {
             }
             let ready =
                 sys::wait_readable_or_woken(&self.socket, &feed.wake, TICK).map_err(|error| {
-                    UdpError::Socket {
+                    Error::Socket {
                         what: "wait for datagrams",
                         error,
                     }
@@ -406,7 +412,7 @@ impl<W: Write> Client<'_, W> {
     /// that missed its wait, oldest first, and (`waiting`) to the message being
     /// waited for. Returns the sender and what the datagram was; None when the
     /// receive came back empty.
-    fn receive_one(&mut self, waiting: bool) -> Result<Option<(SocketAddr, Received)>, UdpError> {
+    fn receive_one(&mut self, waiting: bool) -> Result<Option<(SocketAddr, Received)>, Error> {
         let d = match self.reader.recv_from(&self.socket) {
             Ok(d) => d,
             Err(e) if transient(&e) => {
@@ -415,7 +421,7 @@ impl<W: Write> Client<'_, W> {
                 return Ok(None);
             }
             Err(error) => {
-                return Err(UdpError::Socket {
+                return Err(Error::Socket {
                     what: "receive",
                     error,
                 });
@@ -497,7 +503,7 @@ impl<W: Write> Client<'_, W> {
         self.out
             .write_all(&self.printed)
             .and_then(|()| self.out.flush())
-            .map_err(UdpError::Output)?;
+            .map_err(Error::Output)?;
         if let Some(w) = incoming.take_error_warning()
             && !std::mem::replace(&mut self.warned_decode, true)
         {
@@ -618,7 +624,7 @@ fn next_line(
 /// `--strict-encoding`) is an error before anything is sent. A stdin line that
 /// cannot be sent is reported and skipped, and a reply that does not come within
 /// the wait is reported and the next line is sent: both show up in the summary,
-/// and [`SendSummary::check`] turns them into an error at the end.
+/// and [`Summary::check`] turns them into an error at the end.
 ///
 /// Stdin is read on a thread of its own, and while the client waits for the
 /// next line it keeps printing whatever arrives. A reply that misses its wait
@@ -629,13 +635,12 @@ fn next_line(
 /// or Ctrl-D.
 pub fn send<W: Write>(
     target: &Target,
-    family: Family,
     messages: &[String],
     stdin: impl BufRead + Send + 'static,
-    cfg: &SendConfig,
+    cfg: &Config,
     out: &mut W,
     log: &Log,
-) -> Result<SendSummary, UdpError> {
+) -> Result<Summary, Error> {
     // The notes' steps, in the order a careful program takes them: the messages
     // are checked before anything happens, and the socket's address family must
     // match the destination's, so step 1 comes after steps 3 and 2.
@@ -654,7 +659,7 @@ pub fn send<W: Write>(
     // 2. 定义接收信息的目标 — the destination, `('127.0.0.1', 8090)`. A name may
     //    resolve to several addresses; UDP cannot "try" one (nothing answers a
     //    datagram by itself), so the first of the wanted family is used (-4 / -6).
-    let dest = resolve(target, family)?[0];
+    let dest = resolve(target, cfg.family)?[0];
     for (i, w) in wires.iter().enumerate() {
         if let Some(why) = too_long(w.len(), &dest) {
             return Err(UsageError(format!("message {}: {why}", i + 1)).into());
@@ -666,7 +671,7 @@ pub fn send<W: Write>(
         return Err(UsageError(format!("--size {size}: {why}")).into());
     }
     // 1. 创建套接字 — socket(AF_INET, SOCK_DGRAM), unconnected (see `client_socket`).
-    let socket = client_socket(&dest, cfg.broadcast).map_err(|error| UdpError::Socket {
+    let socket = client_socket(&dest, cfg.broadcast).map_err(|error| Error::Socket {
         what: "create socket",
         error,
     })?;
@@ -686,9 +691,9 @@ pub fn send<W: Write>(
         log,
         reader: DatagramReader::new(),
         printed: Vec::new(),
-        summary: SendSummary {
+        summary: Summary {
             wait: cfg.wait.filter(|_| !cfg.interactive),
-            ..SendSummary::default()
+            ..Summary::default()
         },
         warned_decode: false,
         overdue: false,
@@ -697,7 +702,7 @@ pub fn send<W: Write>(
         single: messages.len() == 1 && cfg.repeat <= 1,
     };
     let start_feed = |raw, terminal| {
-        StdinFeed::spawn(stdin, raw, terminal).map_err(|error| UdpError::Socket {
+        StdinFeed::spawn(stdin, raw, terminal).map_err(|error| Error::Socket {
             what: "start reading stdin",
             error,
         })
@@ -757,7 +762,7 @@ pub fn send<W: Write>(
         };
         let data = match input {
             Input::End => break,
-            Input::Failed(e) => return Err(UdpError::Stdin(e)),
+            Input::Failed(e) => return Err(Error::Stdin(e)),
             Input::Data(data) => data,
         };
         number += 1;
@@ -838,11 +843,14 @@ fn line_to_wire(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Blame;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{Output, SharedBuf, Verbosity};
+    use crate::output::{Io, Output, Verbosity};
     use crate::shutdown::Shutdown;
+    use crate::testutil::SharedBuf;
+    use crate::udp::MAX_PAYLOAD_V4;
+    use crate::udp::server::{self, serve};
     use crate::udp::test_support::*;
-    use crate::udp::{MAX_PAYLOAD_V4, ServeConfig, serve};
     use std::io::Cursor;
     use std::sync::mpsc;
 
@@ -858,14 +866,13 @@ mod tests {
         addr: SocketAddr,
         messages: &[&str],
         stdin: &[u8],
-        cfg: &SendConfig,
-    ) -> (Result<SendSummary, UdpError>, String, String) {
+        cfg: &Config,
+    ) -> (Result<Summary, Error>, String, String) {
         let log = SharedBuf::new();
         let mut out = Vec::new();
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
         let r = send(
             &target(addr),
-            Family::Any,
             &messages,
             Cursor::new(stdin.to_vec()),
             cfg,
@@ -874,10 +881,28 @@ mod tests {
         );
         (r, String::from_utf8_lossy(&out).into_owned(), log.text())
     }
+
+    /// A peer on loopback that answers nothing (the test reads what it got):
+    /// its socket and address.
+    fn silent_peer() -> (UdpSocket, SocketAddr) {
+        let socket = sock();
+        let addr = socket.local_addr().unwrap();
+        (socket, addr)
+    }
+
+    /// A peer on loopback that does `act` with its socket on a thread of its
+    /// own: its address, and the thread to join.
+    fn spawn_peer<T: Send + 'static>(
+        act: impl FnOnce(UdpSocket) -> T + Send + 'static,
+    ) -> (SocketAddr, thread::JoinHandle<T>) {
+        let (socket, addr) = silent_peer();
+        (addr, thread::spawn(move || act(socket)))
+    }
+
     #[test]
     fn send_stdin_lines_to_our_server_and_stop_after_exit() {
-        let srv = start(ServeConfig::default());
-        let cfg = SendConfig::default();
+        let srv = start(server::Config::default());
+        let cfg = Config::default();
         let (r, out, log) = run_send(
             srv.addr,
             &[],
@@ -896,16 +921,14 @@ mod tests {
 
     #[test]
     fn non_utf8_stdin_line_goes_out_byte_exact() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let echo = thread::spawn(move || {
+        let (addr, echo) = spawn_peer(move |peer| {
             let (got, from) = recv(&peer);
             peer.send_to(&got, from).unwrap();
             got
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             show: Show::Hex,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, _) = run_send(addr, &[], b"\xff\xfe\xc4\n", &cfg);
         assert_eq!(echo.join().unwrap(), b"\xff\xfe\xc4");
@@ -915,22 +938,20 @@ mod tests {
 
     #[test]
     fn gbk_stdin_lines_are_converted_each_on_its_own() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
-        let collect = thread::spawn(move || {
+        let (addr, collect) = spawn_peer(move |peer| {
             for _ in 0..2 {
                 let (got, from) = recv(&peer);
                 peer.send_to(b"ok", from).unwrap();
                 tx.send(got).unwrap();
             }
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             send: SendOptions {
                 encoding: encoding_rs::GBK,
                 ..SendOptions::default()
             },
-            ..SendConfig::default()
+            ..Config::default()
         };
         // The first line ends in half a UTF-8 character: it must not leak into the second.
         let (r, out, log) = run_send(addr, &[], b"\xe4\xbd\n\xe4\xbd\xa0\xe5\xa5\xbd\n", &cfg);
@@ -944,17 +965,15 @@ mod tests {
 
     #[test]
     fn a_lost_reply_is_reported_and_the_next_line_still_sent() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let (first, _) = recv(&peer); // dropped, as the network might
             let (second, from) = recv(&peer);
             peer.send_to(b"answer", from).unwrap();
             (first, second)
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(1000)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &[], b"one\ntwo\n", &cfg);
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
@@ -973,21 +992,19 @@ mod tests {
         assert_eq!((summary.sent, summary.missing), (2, 1));
         let err = summary.check().unwrap_err();
         assert_eq!(err.to_string(), "no reply to 1 of 2 datagrams within 1 s");
-        assert!(!crate::cli::is_usage(&err));
+        assert!(!err.is_usage());
     }
 
     #[test]
     fn no_reply_to_the_quit_word_is_not_a_failure() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let (_, from) = recv(&peer);
             peer.send_to(b"hi", from).unwrap();
             recv(&peer).0 // `exit`, not answered: this server quits on it
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(1000)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["hi", "exit", "never"], b"", &cfg);
         assert_eq!(server.join().unwrap(), b"exit");
@@ -1000,37 +1017,46 @@ mod tests {
 
     #[test]
     fn a_datagram_from_a_third_address_is_shown_with_it_not_taken_for_the_reply() {
-        let (peer, third) = (sock(), sock());
-        let addr = peer.local_addr().unwrap();
-        let third_addr = third.local_addr().unwrap();
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            third.send_to(b"intruder", from).unwrap();
-            peer.send_to(b"real", from).unwrap();
-        });
-        let (r, out, _) = run_send(addr, &["ping"], b"", &SendConfig::default());
+        let (addr, third_addr, server) = answered_twice(b"intruder", b"real");
+        let (r, out, _) = run_send(addr, &["ping"], b"", &Config::default());
         server.join().unwrap();
         assert_eq!(out, format!("[{third_addr}] intruder\nreal\n"));
         let summary = r.unwrap();
         assert_eq!((summary.replies, summary.others), (1, 1));
     }
 
-    /// Wait until `buf` holds `needle` (what the client printed or logged).
+    /// A peer whose one datagram is answered twice: with `other_says` from
+    /// another address, then with `it_says` by the peer. The peer's address,
+    /// the other's, and the thread.
+    fn answered_twice(
+        other_says: &'static [u8],
+        it_says: &'static [u8],
+    ) -> (SocketAddr, SocketAddr, thread::JoinHandle<()>) {
+        let other = sock();
+        let other_addr = other.local_addr().unwrap();
+        let (addr, server) = spawn_peer(move |peer| {
+            let (_, from) = recv(&peer);
+            other.send_to(other_says, from).unwrap();
+            peer.send_to(it_says, from).unwrap();
+        });
+        (addr, other_addr, server)
+    }
+
     /// The person at the other end: takes a datagram, and answers it with
     /// `reply` only once `log` shows the client gave up waiting and listens on.
     fn answer_once_warned(
-        peer: UdpSocket,
         log: &SharedBuf,
         reply: &'static [u8],
-    ) -> thread::JoinHandle<()> {
+    ) -> (SocketAddr, thread::JoinHandle<()>) {
         let log = log.clone();
-        thread::spawn(move || {
+        spawn_peer(move |peer| {
             let (_, from) = recv(&peer);
             wait_for(&log, "still listening");
             peer.send_to(reply, from).unwrap();
         })
     }
 
+    /// Wait until `buf` holds `needle` (what the client printed or logged).
     fn wait_for(buf: &SharedBuf, needle: &str) {
         let deadline = Instant::now() + T;
         while !buf.text().contains(needle) {
@@ -1085,14 +1111,13 @@ mod tests {
         addr: SocketAddr,
         messages: &[&str],
         stdin: impl BufRead + Send + 'static,
-        cfg: &SendConfig,
+        cfg: &Config,
         out: &SharedBuf,
         log: &SharedBuf,
-    ) -> Result<SendSummary, UdpError> {
+    ) -> Result<Summary, Error> {
         let messages: Vec<String> = messages.iter().map(|s| s.to_string()).collect();
         send(
             &target(addr),
-            Family::Any,
             &messages,
             stdin,
             cfg,
@@ -1103,9 +1128,7 @@ mod tests {
 
     #[test]
     fn a_late_reply_while_waiting_for_stdin_counts_for_the_line_that_missed_it() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             // A slow server: line 1's answer comes twice its wait after line 1.
             let (one, from) = recv(&peer);
             thread::sleep(Duration::from_millis(600));
@@ -1123,9 +1146,9 @@ mod tests {
             then: Some(move || wait_for(&o, "late one")),
             rest: Cursor::new(b"two\n".to_vec()),
         };
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(300)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
         assert_eq!(server.join().unwrap(), (b"one".to_vec(), b"two".to_vec()));
@@ -1141,11 +1164,9 @@ mod tests {
 
     #[test]
     fn on_a_terminal_a_reply_typed_after_the_wait_is_the_reply() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
         // A person at the other end reads line 1 and takes their time to answer.
-        let server = answer_once_warned(peer, &log, "我是人".as_bytes());
+        let (addr, server) = answer_once_warned(&log, "我是人".as_bytes());
         let o = out.clone();
         let stdin = Typing {
             first: Cursor::new(b"hello\n".to_vec()),
@@ -1153,10 +1174,10 @@ mod tests {
             then: Some(move || wait_for(&o, "我是人")),
             rest: Cursor::new(Vec::new()),
         };
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(200)),
             interactive: true,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let summary = run_send_watched(addr, &[], stdin, &cfg, &out, &log).unwrap();
         server.join().unwrap();
@@ -1174,15 +1195,13 @@ mod tests {
     #[test]
     fn on_a_terminal_a_message_waits_for_its_reply_until_enter() {
         // Answered late: the reply ends the run.
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let server = answer_once_warned(peer, &log, b"typed by hand");
+        let (addr, server) = answer_once_warned(&log, b"typed by hand");
         let (keys, typed) = io::pipe().unwrap();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: Some(Duration::from_millis(200)),
             interactive: true,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let stdin = io::BufReader::new(keys);
         let summary = run_send_watched(addr, &["hi"], stdin, &cfg, &out, &log).unwrap();
@@ -1198,12 +1217,10 @@ mod tests {
         drop(typed);
 
         // Never answered: Enter stops it, and the reply is missing.
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let (out, log) = (SharedBuf::new(), SharedBuf::new());
         let (keys, mut typed) = io::pipe().unwrap();
         let l = log.clone();
-        let person = thread::spawn(move || {
+        let (addr, person) = spawn_peer(move |peer| {
             wait_for(&l, "still listening");
             typed.write_all(b"\n").unwrap();
             recv(&peer)
@@ -1239,13 +1256,11 @@ mod tests {
 
     #[test]
     fn raw_cuts_stdin_into_datagrams_of_size_and_writes_only_the_replies() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
         let third = sock();
         let data = (0..2500u32)
             .map(|i| (i * 7 % 256) as u8)
             .collect::<Vec<u8>>();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |peer| {
             let mut sizes = Vec::new();
             for i in 0..3 {
                 let (d, from) = recv(&peer);
@@ -1258,16 +1273,15 @@ mod tests {
             }
             sizes
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(1000),
             show: Show::Raw,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let log = SharedBuf::new();
         let mut out = Vec::new();
         let summary = send(
             &target(addr),
-            Family::Any,
             &[],
             Cursor::new(data.clone()),
             &cfg,
@@ -1284,9 +1298,7 @@ mod tests {
             log.text()
         );
         // "exit" is data here, not the quit word; nothing is added to it.
-        let echo = sock();
-        let addr = echo.local_addr().unwrap();
-        let server = thread::spawn(move || {
+        let (addr, server) = spawn_peer(move |echo| {
             let mut got = Vec::new();
             for _ in 0..2 {
                 let (d, from) = recv(&echo);
@@ -1295,10 +1307,10 @@ mod tests {
             }
             got
         });
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(4),
             show: Show::Raw,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(addr, &[], b"exit\n\r\n", &cfg);
         assert_eq!(
@@ -1310,13 +1322,13 @@ mod tests {
 
     #[test]
     fn raw_size_larger_than_a_datagram_is_refused() {
-        let cfg = SendConfig {
+        let cfg = Config {
             raw: Some(MAX_PAYLOAD_V4 + 1),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(sock().local_addr().unwrap(), &[], b"", &cfg);
         let err = r.unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
+        assert!(err.is_usage(), "{err}");
         assert!(
             err.to_string()
                 .starts_with("--size 65508: 65508 bytes is more than one UDP datagram can carry"),
@@ -1326,11 +1338,10 @@ mod tests {
 
     #[test]
     fn no_wait_only_sends_and_says_so() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let cfg = SendConfig {
+        let (peer, addr) = silent_peer();
+        let cfg = Config {
             wait: None,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["我爱你"], b"", &cfg);
         assert_eq!(recv(&peer).0, "我爱你".as_bytes());
@@ -1341,13 +1352,12 @@ mod tests {
 
     #[test]
     fn repeat_sends_the_messages_again() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
-        let cfg = SendConfig {
+        let (peer, addr) = silent_peer();
+        let cfg = Config {
             wait: None,
             repeat: 3,
             interval: Duration::from_millis(1),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, _, _) = run_send(addr, &["a", "b"], b"", &cfg);
         assert_eq!(r.unwrap().sent, 6);
@@ -1357,12 +1367,11 @@ mod tests {
 
     #[test]
     fn too_long_messages_are_refused_not_truncated() {
-        let peer = sock();
-        let addr = peer.local_addr().unwrap();
+        let (peer, addr) = silent_peer();
         let long = "x".repeat(MAX_PAYLOAD_V4 + 1);
-        let (r, _, _) = run_send(addr, &["ok", &long], b"", &SendConfig::default());
+        let (r, _, _) = run_send(addr, &["ok", &long], b"", &Config::default());
         let err = r.unwrap_err();
-        assert!(crate::cli::is_usage(&err));
+        assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
             "message 2: 65508 bytes is more than one UDP datagram can carry (at most 65507 bytes to an IPv4 address)"
@@ -1374,9 +1383,9 @@ mod tests {
 
         // A stdin line: reported, skipped, and the next one still goes.
         peer.set_read_timeout(Some(T)).unwrap();
-        let cfg = SendConfig {
+        let cfg = Config {
             wait: None,
-            ..SendConfig::default()
+            ..Config::default()
         };
         let mut input = long.into_bytes();
         input.extend_from_slice(b"\nnext\n");
@@ -1411,29 +1420,23 @@ mod tests {
         assert!(client_socket(&dest, true).unwrap().broadcast().unwrap());
         assert!(!client_socket(&dest, false).unwrap().broadcast().unwrap());
         // Without SO_BROADCAST the kernel refuses before anything is sent.
-        let (r, _, _) = run_send(dest, &["hi"], b"", &SendConfig::default());
+        let (r, _, _) = run_send(dest, &["hi"], b"", &Config::default());
         let err = r.unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot send to 255.255.255.255:9: permission denied (sending to a broadcast address needs --broadcast)"
         );
-        assert!(!crate::cli::is_usage(&err));
+        assert!(!err.is_usage());
     }
 
     #[test]
     fn broadcast_mode_prints_every_answer_with_its_address() {
         // Loopback stands in for a LAN: two "hosts" answer one datagram.
-        let (peer, other) = (sock(), sock());
-        let (addr, other_addr) = (peer.local_addr().unwrap(), other.local_addr().unwrap());
-        let server = thread::spawn(move || {
-            let (_, from) = recv(&peer);
-            other.send_to(b"me too", from).unwrap();
-            peer.send_to(b"here", from).unwrap();
-        });
-        let cfg = SendConfig {
+        let (addr, other_addr, server) = answered_twice(b"me too", b"here");
+        let cfg = Config {
             broadcast: true,
             wait: Some(Duration::from_millis(500)),
-            ..SendConfig::default()
+            ..Config::default()
         };
         let (r, out, log) = run_send(addr, &["who is there?"], b"", &cfg);
         server.join().unwrap();
@@ -1453,12 +1456,14 @@ mod tests {
         }
         let socket = udp_socket(ListenSpec::any(0)).unwrap();
         let port = socket.local_addr().unwrap().port();
-        let out = Output::to_writer(SharedBuf::new());
-        let log = Log::to_writer(SharedBuf::new(), Verbosity::Quiet);
+        let io = Io::new(
+            Output::to_writer(SharedBuf::new()),
+            Log::to_writer(SharedBuf::new(), Verbosity::Quiet),
+        );
         let sd = Shutdown::new();
         let sd2 = sd.clone();
         let (tx, done) = mpsc::channel();
-        thread::spawn(move || tx.send(serve(socket, &ServeConfig::default(), &out, &log, &sd2)));
+        thread::spawn(move || tx.send(serve(socket, &server::Config::default(), io, &sd2)));
         for host in ["::1", "127.0.0.1"] {
             let t = Target {
                 host: host.into(),
@@ -1467,10 +1472,9 @@ mod tests {
             let mut printed = Vec::new();
             let summary = send(
                 &t,
-                Family::Any,
                 &["six or four".into()],
                 io::empty(),
-                &SendConfig::default(),
+                &Config::default(),
                 &mut printed,
                 &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
             )

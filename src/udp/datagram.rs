@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
-use super::ServeSummary;
+use super::server;
 use crate::addr::describe_io;
 use crate::net::is_transient;
 use crate::output::Log;
@@ -15,6 +15,7 @@ use crate::sys::{self, BatchSender};
 /// served in one round; each needs a 64 KiB buffer (see [`BatchReader`]), so this
 /// is 2 MiB, most of it never touched.
 pub(super) const BATCH: usize = 32;
+
 /// One datagram as received: its bytes, who sent it, and whether it was cut.
 #[derive(Debug)]
 pub struct Datagram<'a> {
@@ -131,7 +132,7 @@ pub(super) fn send_answers(
     socket: &UdpSocket,
     answers: &[Answer],
     sender: &mut BatchSender,
-    summary: &mut ServeSummary,
+    summary: &mut server::Summary,
     log: &Log,
 ) {
     let mut next = 0;

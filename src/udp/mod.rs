@@ -11,7 +11,7 @@
 //!   answers *whoever sent this datagram*; the client sends lines, prints each
 //!   echo, and stops after `exit`.
 //!
-//! [`serve`] is lesson 08/09's server and [`send`] lesson 07/09's client. What
+//! [`server::serve`] is lesson 08/09's server and [`client::send`] lesson 07/09's client. What
 //! they add to the notes, and why:
 //!
 //! - **Every sender gets its answer.** The server never `connect()`s its socket,
@@ -21,7 +21,7 @@
 //!   one server.)
 //! - **Datagrams arrive whole, or we say so.** `recvfrom(1024)` cuts a longer
 //!   datagram to 1024 bytes and throws the rest away without a word. We read into
-//!   a buffer larger than any UDP payload can be (see [`DatagramReader`]).
+//!   a buffer larger than any UDP payload can be (see [`datagram::DatagramReader`]).
 //! - **A datagram is a message.** Unlike TCP (lesson 13), UDP keeps message
 //!   boundaries: one `sendto` is one `recvfrom`. So each datagram is decoded on its
 //!   own — a character cannot continue in the next datagram, which may come from
@@ -35,25 +35,21 @@
 //!   per datagram (`recvfrom`, `sendto`, and the `write` behind `print`); each is
 //!   a trip into the kernel and back, and on a busy server those trips, not
 //!   Python or Rust, are much of the cost. When many datagrams are waiting,
-//!   [`serve`] takes up to 32 of them with one `recvmmsg`, prints them with one
+//!   [`server::serve`] takes up to 32 of them with one `recvmmsg`, prints them with one
 //!   `write` and answers them with one `sendmmsg`. Each is still handled as its
 //!   own message, in order; with one datagram at a time (a person typing)
 //!   nothing changes.
 
-mod client;
-mod datagram;
-mod server;
-
-pub use client::{DEFAULT_RAW_SIZE, SendConfig, SendSummary, client_socket, send};
-pub use datagram::{Datagram, DatagramReader};
-pub use server::{Reply, ServeConfig, ServeSummary, serve};
+pub mod client;
+pub mod datagram;
+pub mod server;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::addr::{AddrError, describe_io};
-use crate::cli::UsageError;
+use crate::error::{Blame, UsageError};
 use crate::message::SendError;
 use crate::output::{no_reply_summary, plural};
 
@@ -84,9 +80,10 @@ pub fn max_payload(addr: &SocketAddr) -> usize {
     }
 }
 
-/// What went wrong in [`serve`] or [`send`].
+/// What went wrong in [`server::serve`] or [`client::send`].
 #[derive(Debug, thiserror::Error)]
-pub enum UdpError {
+#[non_exhaustive]
+pub enum Error {
     /// A bad host, port or address family.
     #[error("{0}")]
     Addr(#[from] AddrError),
@@ -136,6 +133,17 @@ pub enum UdpError {
     },
 }
 
+impl Blame for Error {
+    fn is_usage(&self) -> bool {
+        match self {
+            Error::Addr(e) => e.is_usage(),
+            Error::Message(e) => e.is_usage(),
+            Error::Usage(_) => true,
+            _ => false,
+        }
+    }
+}
+
 fn send_hint(error: &io::Error, broadcast: bool) -> &'static str {
     // Linux refuses (EACCES) to send to a broadcast address — 255.255.255.255,
     // 192.168.1.255 on a /24 — from a socket without SO_BROADCAST. The datagram is
@@ -176,12 +184,7 @@ fn too_long(len: usize, dest: &SocketAddr) -> Option<String> {
 #[cfg(test)]
 mod test_support {
     use super::*;
-    use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{Log, Output, SharedBuf, Verbosity};
-    use crate::shutdown::Shutdown;
-    use std::net::{Ipv4Addr, UdpSocket};
-    use std::sync::mpsc;
-    use std::thread;
+    use std::net::UdpSocket;
 
     pub(super) const T: Duration = Duration::from_secs(10);
 
@@ -199,51 +202,10 @@ mod test_support {
         (buf[..n].to_vec(), from)
     }
 
-    pub(super) struct Running {
-        pub(super) addr: SocketAddr,
-        pub(super) out: SharedBuf,
-        pub(super) log: SharedBuf,
-        pub(super) shutdown: Shutdown,
-        pub(super) done: mpsc::Receiver<Result<ServeSummary, UdpError>>,
-    }
-
-    impl Running {
-        /// The server's result, once it has stopped by itself (within `T`).
-        pub(super) fn finished(&self) -> ServeSummary {
-            let r = self.done.recv_timeout(T).expect("serve did not stop");
-            r.unwrap()
-        }
-
-        /// Ctrl-C, then the result.
-        pub(super) fn stop(self) -> ServeSummary {
-            self.shutdown.trigger();
-            self.finished()
-        }
-    }
+    pub(super) type Running = crate::testutil::Running<server::Summary, Error>;
 
     /// `serve` on 127.0.0.1:0 in a thread, its stdout and stderr in memory.
-    pub(super) fn start(cfg: ServeConfig) -> Running {
-        let socket = udp_socket(ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            ..ListenSpec::any(0)
-        })
-        .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let (out, log) = (SharedBuf::new(), SharedBuf::new());
-        let shutdown = Shutdown::new();
-        let (o, l, sd) = (
-            Output::to_writer(out.clone()),
-            Log::to_writer(log.clone(), Verbosity::Normal),
-            shutdown.clone(),
-        );
-        let (tx, done) = mpsc::channel();
-        thread::spawn(move || tx.send(serve(socket, &cfg, &o, &l, &sd)));
-        Running {
-            addr,
-            out,
-            log,
-            shutdown,
-            done,
-        }
+    pub(super) fn start(cfg: server::Config) -> Running {
+        Running::udp(move |socket, io, sd| server::serve(socket, &cfg, io, sd))
     }
 }

@@ -6,35 +6,23 @@ use std::io;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 
 use super::datagram::{Answer, BATCH, BatchReader, Datagram, send_answers, transient};
-use super::{MAX_PAYLOAD_V6, TICK, UdpError, too_long};
+use super::{Error, MAX_PAYLOAD_V6, TICK, too_long};
 use crate::addr::{describe_io, display_addr};
-use crate::cli::UsageError;
 use crate::codec::Encoding;
-use crate::message::{Echo, Incoming, Outgoing, SendOptions, Show};
-use crate::output::{Log, Output, Timestamps, plural};
+use crate::error::UsageError;
+use crate::message::{Echo, Incoming, Outgoing, Reply, SendOptions, Show};
+use crate::output::{Io, Log, Timestamps, plural};
 use crate::shutdown::Shutdown;
 use crate::sys::{BatchSender, wait_readable};
 
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
 const MAX_TRACKED_SENDERS: usize = 1 << 16;
-/// What the server sends back for each datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The same bytes, byte for byte (lesson 09's `sendto(data[0], data[1])`);
-    /// when the receive and send encodings differ, the same text in the send
-    /// encoding ([`Echo`], the rule `tcp-server` follows too).
-    Echo,
-    /// This text, encoded with the send encoding; `{peer}` becomes the sender's
-    /// address (the notes' `我是服务器, 你好客户端: (ip, port)`).
-    Text(String),
-    /// Nothing: only receive and print (lesson 08, `--no-echo`).
-    Nothing,
-}
 
 /// How [`serve`] behaves.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+#[non_exhaustive]
+pub struct Config {
     /// What to answer.
     pub reply: Reply,
     /// Stop after this many datagrams (`--count`; lesson 08's server receives one).
@@ -50,9 +38,9 @@ pub struct ServeConfig {
     pub send: SendOptions,
 }
 
-impl Default for ServeConfig {
+impl Default for Config {
     fn default() -> Self {
-        ServeConfig {
+        Config {
             reply: Reply::Echo,
             count: None,
             show: Show::Text(encoding_rs::UTF_8),
@@ -65,7 +53,8 @@ impl Default for ServeConfig {
 
 /// Totals printed when the server stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServeSummary {
+#[non_exhaustive]
+pub struct Summary {
     /// Datagrams received (empty ones too).
     pub datagrams: u64,
     /// Payload bytes received.
@@ -80,7 +69,7 @@ pub struct ServeSummary {
     pub truncated: u64,
 }
 
-impl fmt::Display for ServeSummary {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -111,7 +100,7 @@ struct Sender {
 
 /// Refuse (`--strict-encoding`, too long) or warn about a `--reply` text once,
 /// before the first datagram.
-fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, UsageError> {
+fn check_reply_text(cfg: &Config, log: &Log) -> Result<Option<Vec<u8>>, UsageError> {
     let Reply::Text(text) = &cfg.reply else {
         return Ok(None);
     };
@@ -146,23 +135,23 @@ fn check_reply_text(cfg: &ServeConfig, log: &Log) -> Result<Option<Vec<u8>>, Usa
 /// that line) and the totals last. Nothing a sender does stops it: a datagram it
 /// cannot answer is reported on `log` and the next one is served. What stops it
 /// is stdout failing (a full disk, a closed pipe): it returns
-/// [`UdpError::Output`] rather than go on losing every datagram unseen, and
+/// [`Error::Output`] rather than go on losing every datagram unseen, and
 /// the datagrams that could not be shown are not answered either.
 pub fn serve(
     socket: UdpSocket,
-    cfg: &ServeConfig,
-    out: &Output,
-    log: &Log,
+    cfg: &Config,
+    io: Io,
     shutdown: &Shutdown,
-) -> Result<ServeSummary, UdpError> {
+) -> Result<Summary, Error> {
+    let (out, log) = (&io.out, &io.log);
     let fixed_reply = check_reply_text(cfg, log)?;
-    let local = socket.local_addr().map_err(|error| UdpError::Socket {
+    let local = socket.local_addr().map_err(|error| Error::Socket {
         what: "local address",
         error,
     })?;
     log.always(format_args!("listening on {}", display_addr(&local)));
 
-    let mut summary = ServeSummary::default();
+    let mut summary = Summary::default();
     let mut senders: HashMap<SocketAddr, Sender> = HashMap::new();
     let mut reader = BatchReader::new(BATCH);
     let mut sender = BatchSender::new(BATCH);
@@ -179,7 +168,7 @@ pub fn serve(
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) => {
-                    return Err(UdpError::Socket {
+                    return Err(Error::Socket {
                         what: "wait for datagrams",
                         error,
                     });
@@ -204,7 +193,7 @@ pub fn serve(
                 continue;
             }
             Err(error) => {
-                return Err(UdpError::Socket {
+                return Err(Error::Socket {
                     what: "receive",
                     error,
                 });
@@ -272,7 +261,7 @@ pub fn serve(
                 log.info(format_args!("stdout was closed (broken pipe): stopping"));
             }
             log.info(format_args!("{summary}"));
-            return Err(UdpError::Output(e));
+            return Err(Error::Output(e));
         }
         send_answers(&socket, &answers, &mut sender, &mut summary, log);
     }
@@ -282,7 +271,7 @@ pub fn serve(
 
 /// The bytes to send back for datagram `d`, or None for no reply.
 fn reply_for(
-    cfg: &ServeConfig,
+    cfg: &Config,
     fixed: Option<&[u8]>,
     d: &Datagram<'_>,
     name: &str,
@@ -328,15 +317,23 @@ fn reply_for(
 mod tests {
     use super::*;
     use crate::net::{ListenSpec, udp_socket};
-    use crate::output::{SharedBuf, Verbosity};
+    use crate::output::{Output, Verbosity};
+    use crate::testutil::SharedBuf;
+    use crate::testutil::{assert_refused_before_listening, unsendable_reply};
     use crate::udp::MAX_PAYLOAD_V4;
     use crate::udp::test_support::*;
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
 
+    /// Send `bytes` from `a` to `to`, and the answer.
+    fn ask(a: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+        a.send_to(bytes, to).unwrap();
+        recv(a).0
+    }
+
     #[test]
     fn serve_echoes_every_sender_and_prints_each_datagram() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let (a, b) = (sock(), sock());
         // Interleaved, as two people at two terminals would: each gets its own echo.
         a.send_to("我爱你".as_bytes(), srv.addr).unwrap();
@@ -354,7 +351,7 @@ mod tests {
         );
         assert_eq!(
             summary,
-            ServeSummary {
+            Summary {
                 datagrams: 3,
                 bytes_in: 20,
                 senders: 2,
@@ -375,20 +372,22 @@ mod tests {
 
     #[test]
     fn reply_text_names_the_peer_and_no_echo_stays_silent() {
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             reply: Reply::Text("你好客户端: {peer}".into()),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         let a = sock();
-        a.send_to(b"hi", srv.addr).unwrap();
         let me = a.local_addr().unwrap();
-        assert_eq!(recv(&a).0, format!("你好客户端: {me}").as_bytes());
+        assert_eq!(
+            ask(&a, srv.addr, b"hi"),
+            format!("你好客户端: {me}").as_bytes()
+        );
         srv.stop();
 
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             reply: Reply::Nothing,
             count: Some(1),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         a.send_to(b"lesson 08", srv.addr).unwrap();
         // --count 1: the server ends by itself after one datagram.
@@ -402,14 +401,14 @@ mod tests {
 
     #[test]
     fn echo_with_two_encodings_sends_the_text_back_re_encoded() {
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             recv_encoding: encoding_rs::GBK,
             show: Show::Text(encoding_rs::GBK),
-            ..ServeConfig::default()
+            ..Config::default()
         });
         let a = sock();
-        a.send_to(b"\xc4\xe3\xba\xc3", srv.addr).unwrap(); // 你好 in GBK
-        assert_eq!(recv(&a).0, "你好".as_bytes());
+        // 你好 in GBK comes back in UTF-8.
+        assert_eq!(ask(&a, srv.addr, b"\xc4\xe3\xba\xc3"), "你好".as_bytes());
         let out = srv.out.clone();
         srv.stop();
         assert!(out.text().ends_with("] 你好\n"), "{}", out.text());
@@ -419,22 +418,20 @@ mod tests {
             encoding: encoding_rs::GBK,
             ..SendOptions::default()
         };
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             recv_encoding: encoding_rs::GBK,
             send: gbk,
-            ..ServeConfig::default()
+            ..Config::default()
         });
-        a.send_to(b"\xc4\xe3\xff", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"\xc4\xe3\xff");
+        assert_eq!(ask(&a, srv.addr, b"\xc4\xe3\xff"), b"\xc4\xe3\xff");
         srv.stop();
 
         // UTF-8 to GBK, with a character GBK lacks: '?' and one warning.
-        let srv = start(ServeConfig {
+        let srv = start(Config {
             send: gbk,
-            ..ServeConfig::default()
+            ..Config::default()
         });
-        a.send_to("你😀".as_bytes(), srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"\xc4\xe3?");
+        assert_eq!(ask(&a, srv.addr, "你😀".as_bytes()), b"\xc4\xe3?");
         let log = srv.log.clone();
         srv.stop();
         assert!(
@@ -447,13 +444,11 @@ mod tests {
 
     #[test]
     fn empty_and_largest_datagrams_come_back_whole() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let a = sock();
-        a.send_to(b"", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"");
+        assert_eq!(ask(&a, srv.addr, b""), b"");
         let big: Vec<u8> = (0..MAX_PAYLOAD_V4).map(|i| (i % 251) as u8).collect();
-        a.send_to(&big, srv.addr).unwrap();
-        let (back, _) = recv(&a);
+        let back = ask(&a, srv.addr, &big);
         assert_eq!(back.len(), MAX_PAYLOAD_V4);
         assert!(back == big, "the echo differs");
         let summary = srv.stop();
@@ -463,11 +458,10 @@ mod tests {
 
     #[test]
     fn shutdown_wakes_a_waiting_server() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         let a = sock();
         // The echo proves the server is in its loop, waiting for the next datagram.
-        a.send_to(b"x", srv.addr).unwrap();
-        assert_eq!(recv(&a).0, b"x");
+        assert_eq!(ask(&a, srv.addr, b"x"), b"x");
         let started = Instant::now();
         srv.shutdown.trigger();
         let summary = srv.finished();
@@ -496,18 +490,15 @@ mod tests {
             a.send_to(format!("n{i}").as_bytes(), addr).unwrap();
         }
         let out = SharedBuf::new();
-        let cfg = ServeConfig {
+        let cfg = Config {
             count: Some(35),
-            ..ServeConfig::default()
+            ..Config::default()
         };
-        let summary = serve(
-            socket,
-            &cfg,
-            &Output::to_writer(out.clone()),
-            &Log::to_writer(SharedBuf::new(), Verbosity::Normal),
-            &Shutdown::new(),
-        )
-        .unwrap();
+        let io = Io::new(
+            Output::to_writer(out.clone()),
+            Log::to_writer(SharedBuf::new(), Verbosity::Normal),
+        );
+        let summary = serve(socket, &cfg, io, &Shutdown::new()).unwrap();
         assert_eq!((summary.datagrams, summary.replies), (35, 35));
         assert_eq!((summary.bytes_in, summary.bytes_out), (95, 95));
         let expected: String = (0..35).map(|i| format!("[{me}] n{i}\n")).collect();
@@ -524,41 +515,25 @@ mod tests {
 
     #[test]
     fn a_sender_that_vanished_does_not_stop_the_server() {
-        let srv = start(ServeConfig::default());
+        let srv = start(Config::default());
         {
             let gone = sock();
             gone.send_to(b"bye", srv.addr).unwrap();
         } // closed before the echo arrives: the echo goes to a closed port.
         let a = sock();
         for i in 0..3 {
-            a.send_to(format!("{i}").as_bytes(), srv.addr).unwrap();
-            assert_eq!(recv(&a).0, format!("{i}").as_bytes());
+            assert_eq!(
+                ask(&a, srv.addr, format!("{i}").as_bytes()),
+                format!("{i}").as_bytes()
+            );
         }
         assert_eq!(srv.stop().datagrams, 4);
     }
 
     #[test]
     fn strict_reply_text_is_refused_before_listening() {
-        let socket = sock();
-        let log = SharedBuf::new();
-        let cfg = ServeConfig {
-            reply: Reply::Text("😀".into()),
-            send: SendOptions {
-                encoding: encoding_rs::GBK,
-                unmappable: crate::codec::Unmappable::Refuse,
-                ..SendOptions::default()
-            },
-            ..ServeConfig::default()
-        };
-        let err = serve(
-            socket,
-            &cfg,
-            &Output::to_writer(SharedBuf::new()),
-            &Log::to_writer(log.clone(), Verbosity::Normal),
-            &Shutdown::new(),
-        )
-        .unwrap_err();
-        assert!(crate::cli::is_usage(&err), "{err}");
-        assert_eq!(log.text(), "");
+        let mut cfg = Config::default();
+        (cfg.reply, cfg.send) = unsendable_reply();
+        assert_refused_before_listening(start(cfg));
     }
 }

@@ -1,19 +1,21 @@
 //! Test helpers: run the real binaries (servers on port 0, read back from `listening on ADDR`), with timeouts everywhere.
+// Each test binary (and the bench, which includes this file) uses some of
+// these helpers, never all.
 #![allow(dead_code)]
 
 pub mod lossy;
+pub mod process;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Generous bound for anything a test waits on: long enough for a loaded CI
-/// machine, short enough that a hang fails instead of stalling the suite.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub use process::*;
 
 /// Path of one of our binaries, as built by cargo for these tests.
 pub fn bin(name: &str) -> PathBuf {
@@ -29,15 +31,10 @@ pub fn bin(name: &str) -> PathBuf {
     })
 }
 
-/// Is a peer program installed? If not: skip with a note, or fail when
-/// `REQUIRE_PEERS=1` (CI installs them all).
+/// Is a peer program installed (where [`find`] looks)? If not: skip with a
+/// note, or fail when `REQUIRE_PEERS=1` (CI installs them all).
 pub fn have_peer(cmd: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let found = find(cmd).is_some();
     if !found {
         if std::env::var("REQUIRE_PEERS").as_deref() == Ok("1") {
             panic!("peer program `{cmd}` is missing and REQUIRE_PEERS=1");
@@ -47,15 +44,20 @@ pub fn have_peer(cmd: &str) -> bool {
     found
 }
 
+/// Does this process run as root? (`/proc/self` belongs to the effective user.)
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Is tftpd-hpa (`in.tftpd`) usable? It must be installed, and it drops to
 /// `nobody` after its chroot, which only root may do (as a plain user it
 /// starts, then every transfer dies silently).
 pub fn have_tftpd() -> bool {
-    use std::os::unix::fs::MetadataExt;
     if !have_peer("in.tftpd") {
         return false;
     }
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = is_root();
     if !root {
         assert!(
             std::env::var("REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -64,154 +66,6 @@ pub fn have_tftpd() -> bool {
         eprintln!("note: in.tftpd needs root to switch to nobody; skipping this test");
     }
     root
-}
-
-/// Lines of a child's pipe, read on a thread and handed over a channel, so a
-/// test can wait for one with a timeout.
-pub struct Lines {
-    rx: Receiver<String>,
-    pub seen: Vec<String>,
-}
-
-impl Lines {
-    pub fn spawn(pipe: impl Read + Send + 'static) -> Lines {
-        let (tx, rx) = channel();
-        thread::spawn(move || {
-            let mut r = BufReader::new(pipe);
-            let mut line = Vec::new();
-            while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string();
-                if tx.send(text).is_err() {
-                    break;
-                }
-                line.clear();
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line, or None at end of stream or after `TIMEOUT`.
-    pub fn next(&mut self) -> Option<String> {
-        let line = self.rx.recv_timeout(TIMEOUT).ok()?;
-        self.seen.push(line.clone());
-        Some(line)
-    }
-
-    /// Wait for a line containing `needle`; panic with what was seen if it never comes.
-    pub fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no line containing {needle:?}; saw {:?}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("stream ended without {needle:?}; saw {:?}", self.seen)
-                }
-            }
-        }
-    }
-
-    /// Every remaining line until the stream ends (bounded by `TIMEOUT`).
-    pub fn rest(&mut self) -> Vec<String> {
-        let deadline = Instant::now() + TIMEOUT;
-        while let Ok(line) = self
-            .rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(line);
-        }
-        self.seen.clone()
-    }
-}
-
-/// A server binary running on port 0; killed when dropped.
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub stderr: Lines,
-    pub stdout: Option<Lines>,
-}
-
-impl Server {
-    /// Start `name` with `args` (which should ask for port 0), stdin closed.
-    pub fn start(name: &str, args: &[&str]) -> Server {
-        Self::start_with(name, args, Stdio::null(), true)
-    }
-
-    /// Start with a piped stdin (take it from `child.stdin`).
-    pub fn start_with_stdin(name: &str, args: &[&str]) -> Server {
-        Self::start_with(name, args, Stdio::piped(), true)
-    }
-
-    /// Start with stdout left for the caller to read from `child.stdout` as bytes.
-    pub fn start_raw_stdout(name: &str, args: &[&str]) -> Server {
-        Self::start_with(name, args, Stdio::null(), false)
-    }
-
-    fn start_with(name: &str, args: &[&str], stdin: Stdio, line_stdout: bool) -> Server {
-        let mut cmd = Command::new(bin(name));
-        cmd.args(args).stdin(stdin).stdout(Stdio::piped());
-        Self::start_command(cmd, line_stdout)
-    }
-
-    /// Start a server command prepared by the caller (a `sh -c 'ulimit …; exec …'`,
-    /// a stdout of its choosing); stderr is piped here. A piped stdout is read
-    /// as lines if `line_stdout`, else left in `child.stdout`.
-    pub fn start_command(mut cmd: Command, line_stdout: bool) -> Server {
-        let name = format!("{:?}", cmd.get_program());
-        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start server");
-        let mut stderr = Lines::spawn(child.stderr.take().unwrap());
-        let stdout = if line_stdout {
-            child.stdout.take().map(Lines::spawn)
-        } else {
-            None
-        };
-        let first = stderr.next().unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("{name} printed nothing on stderr")
-        });
-        let addr = parse_listening(&first)
-            .unwrap_or_else(|| panic!("first stderr line is not `listening on ADDR`: {first:?}"));
-        Server {
-            child,
-            addr: loopback(addr),
-            stderr,
-            stdout,
-        }
-    }
-
-    /// The server's stdout lines.
-    pub fn out(&mut self) -> &mut Lines {
-        self.stdout.as_mut().expect("stdout is read raw")
-    }
-
-    /// Send SIGINT, as Ctrl-C does.
-    pub fn interrupt(&self) {
-        sigint(&self.child);
-    }
-
-    /// Send signal `name`: `INT` as Ctrl-C does, `TERM` as systemd and `docker stop` do.
-    pub fn signal(&self, name: &str) {
-        signal(&self.child, name);
-    }
-
-    /// Wait for exit (bounded by `TIMEOUT`).
-    pub fn wait(&mut self) -> ExitStatus {
-        wait_timeout(&mut self.child, TIMEOUT).expect("server did not exit in time")
-    }
 }
 
 /// `/dev/full` opened for writing, to stand for a full disk as a child's stdout
@@ -226,90 +80,75 @@ pub fn dev_full() -> Option<std::fs::File> {
     }
 }
 
-/// Send SIGINT to a child, as Ctrl-C does.
-pub fn sigint(child: &Child) {
-    signal(child, "INT");
-}
-
-/// Send signal `name` (`INT`, `TERM`, …) to a child.
-pub fn signal(child: &Child, name: &str) {
-    // The shell's built-in kill: no procps needed on a bare machine.
-    let ok = Command::new("sh")
-        .args(["-c", &format!("kill -{name} {}", child.id())])
-        .status()
-        .expect("run sh")
-        .success();
-    assert!(ok, "kill -{name} failed");
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `listening on 127.0.0.1:5000` → the address.
-pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    line.strip_prefix("listening on ")?.trim().parse().ok()
-}
-
-/// A wildcard address (`[::]:P`, `0.0.0.0:P`) is reached on loopback.
-pub fn loopback(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
-}
-
-/// Poll a child for exit until `limit`.
-pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().ok()? {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Run a command to completion with `input` on stdin, killing it after `TIMEOUT`.
 pub fn run(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
+        .stderr(Stdio::piped());
+    let mut p = Process::new(cmd);
+    let mut stdin = p.stdin.take().unwrap();
     let input = input.to_vec();
     let feeder = thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = wait_timeout(&mut child, TIMEOUT).expect("command did not finish in time");
+    let out = p.collect_stdout();
+    let err = collect(p.child.stderr.take().unwrap());
+    let status = p.wait();
     let _ = feeder.join();
     Output {
         status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
+}
+
+/// The run succeeded (else fail with what it printed).
+pub fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The run failed with `code`, and its stderr mentions `needle`; returns stderr.
+pub fn failed(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "no {needle:?} in {err:?}");
+    err
+}
+
+/// `WRAPPER… TOOL ARGS…` (one of our binaries, `wrapper` being a shell
+/// command line in front of it or nothing) in a pseudo-terminal:
+/// tests/pty/type_in_chat.py types what it is told and keeps the screen, so
+/// a test reads rows as a person would. None (skip the test) without python3.
+pub fn on_a_terminal(wrapper: &[&str], tool: &str, args: &[&str]) -> Option<Process> {
+    if !have_peer("python3") {
+        return None;
+    }
+    let mut c = peer_cmd("python3");
+    c.arg(format!(
+        "{}/tests/pty/type_in_chat.py",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .args(wrapper)
+    .arg(bin(tool))
+    .args(args);
+    Some(Process::spawn(c))
+}
+
+/// The run failed with `code`, and its stderr is exactly `stderr`.
+pub fn failed_saying(out: &Output, code: i32, stderr: &str) {
+    assert_eq!(text(&out.stderr), stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+}
+
+/// How many of `lines` contain `needle`.
+pub fn count(lines: &[String], needle: &str) -> usize {
+    lines.iter().filter(|l| l.contains(needle)).count()
 }
 
 /// One of our binaries as a command.
@@ -325,6 +164,53 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s.set_write_timeout(Some(TIMEOUT)).unwrap();
     s
+}
+
+/// Write all of `msg` to `s`.
+pub fn send_all(mut s: &TcpStream, msg: &[u8]) {
+    s.write_all(msg).expect("send");
+}
+
+/// Send `msg` and read `n` bytes of answer.
+pub fn ask(s: &TcpStream, msg: &[u8], n: usize) -> Vec<u8> {
+    send_all(s, msg);
+    read_n(s, n)
+}
+
+/// Send `msg` and expect the same bytes back, as from an echo server.
+pub fn echoes(s: &TcpStream, msg: &[u8]) {
+    assert!(ask(s, msg, msg.len()) == msg, "the echo differs");
+}
+
+/// A loopback UDP socket whose reads and writes give up after `TIMEOUT`.
+pub fn udp_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+/// The next datagram on `s` and its sender.
+pub fn recv_from(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                return (buf, from);
+            }
+            // A wait with a timeout can end in EINTR even without a signal
+            // handler (after a stop and continue of the process, say): wait on.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("no datagram in time: {e}"),
+        }
+    }
+}
+
+/// Send datagram `msg` from `s` to `to`; the answer.
+pub fn ask_udp(s: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    s.send_to(msg, to).expect("send a datagram");
+    recv_from(s).0
 }
 
 /// Read until the peer closes.
@@ -359,107 +245,83 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A peer program's process, killed when dropped (also when a test fails).
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Path of one of the notes' scripts kept under tests/course.
 pub fn course_script(name: &str) -> String {
     format!("{}/tests/course/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Start one of the notes' Python servers (python3 SCRIPT), which prints
-/// `listening on ADDR` on stderr first: the process, its address, its stdout
-/// and the rest of its stderr.
-pub fn python_server(script: &str) -> (KillOnDrop, SocketAddr, Lines, Lines) {
-    let mut py = KillOnDrop(
-        Command::new("python3")
-            .arg(course_script(script))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = Lines::spawn(py.0.stderr.take().unwrap());
-    let out = Lines::spawn(py.0.stdout.take().unwrap());
-    let addr = parse_listening(&err.expect("listening on")).unwrap();
-    (py, addr, out, err)
+/// One of the notes' programs kept under tests/course, unbuffered
+/// (`python3 -u SCRIPT`); None (skip the test) without python3.
+pub fn course_python(script: &str) -> Option<Command> {
+    if !have_peer("python3") {
+        return None;
+    }
+    let mut c = peer_cmd("python3");
+    c.arg("-u").arg(course_script(script));
+    Some(c)
 }
 
-/// An interactive process: lines go in through `say`, stdout and stderr come
-/// back as [`Lines`]. Killed when dropped.
-pub struct Proc {
-    pub child: Child,
-    pub stdin: Option<ChildStdin>,
-    pub out: Lines,
-    pub err: Lines,
+/// One of the notes' Python servers (python3 SCRIPT ARGS), which prints
+/// `listening on ADDR` on stderr first; its stdout is read as lines. None
+/// (skip the test) without python3.
+pub fn python_server(script: &str, args: &[&str]) -> Option<Process> {
+    let mut c = course_python(script)?;
+    c.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+    Some(Process::serve(c, true))
 }
 
-impl Proc {
-    /// Start `cmd` with all three standard streams piped.
-    pub fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        Proc {
-            stdin: child.stdin.take(),
-            out: Lines::spawn(child.stdout.take().unwrap()),
-            err: Lines::spawn(child.stderr.take().unwrap()),
-            child,
+/// tftpd-hpa (`in.tftpd -L`) serving `root` on a free loopback port, once it
+/// answers; with `create`, uploads of new files are allowed (`-c`).
+///
+/// It serves as `nobody`, so the directory is opened up (0755, or 0777 for
+/// uploads) and its files made world-readable: a `TempDir` is 0700.
+pub fn tftpd(root: &Path, create: bool) -> Process {
+    let mode = if create { 0o777 } else { 0o755 };
+    fs::set_permissions(root, fs::Permissions::from_mode(mode)).unwrap();
+    for entry in fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
         }
     }
-
-    /// Start a server-like command and read its `listening on ADDR` line.
-    pub fn listening(cmd: Command) -> (Proc, SocketAddr) {
-        let mut p = Proc::spawn(cmd);
-        let line = p.err.expect("listening on");
-        let addr = parse_listening(&line).unwrap_or_else(|| panic!("bad line {line:?}"));
-        (p, loopback(addr))
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut last = String::new();
+    for _attempt in 0..10 {
+        // A free port: bind, read it, let it go (in.tftpd has no "port 0"). Another
+        // process may take it meanwhile: then in.tftpd exits, and we try another.
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut c = peer_cmd("in.tftpd");
+        c.args(["-L", "-u", "nobody", "-s"])
+            .arg(root)
+            .args(["-a", &addr.to_string()])
+            .args(create.then_some("-c"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut process = Process::new(c).at(addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = process.child.try_wait().unwrap() {
+                last = format!("in.tftpd on {addr} exited at start: {status}");
+                break;
+            }
+            // Ready once it answers a request (ERROR 1 for this name).
+            probe
+                .send_to(b"\x00\x01readiness-probe\x00octet\x00", addr)
+                .unwrap();
+            if probe.recv_from(&mut [0u8; 600]).is_ok() {
+                return process;
+            }
+            last = format!("in.tftpd never answered on {addr}");
+        }
     }
-
-    /// Type a line (a newline is added).
-    pub fn say(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin already closed");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write to stdin");
-        stdin.flush().unwrap();
-    }
-
-    /// Close stdin (Ctrl-D).
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// Send SIGINT, as Ctrl-C does.
-    pub fn interrupt(&self) {
-        sigint(&self.child);
-    }
-
-    /// Send signal `name`: `INT` as Ctrl-C does, `TERM` as systemd and `docker stop` do.
-    pub fn signal(&self, name: &str) {
-        signal(&self.child, name);
-    }
-
-    /// Wait for exit (bounded by `TIMEOUT`).
-    pub fn wait(&mut self) -> ExitStatus {
-        wait_timeout(&mut self.child, TIMEOUT).expect("process did not exit in time")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    panic!("could not start in.tftpd: {last}");
 }

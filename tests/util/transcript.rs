@@ -17,19 +17,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use encoding_rs::Encoding;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-/// Longest wait for any one thing (a line on a screen, a command to end).
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+use crate::util::{Process, TIMEOUT};
 
 /// Marker of a block that is shown but cannot be run on loopback.
 pub const ILLUSTRATIVE: &str = "illustrative";
@@ -349,9 +346,18 @@ pub enum Step {
     Open(&'static str, &'static str),
     /// Run a command to its end, stdin empty.
     Run(&'static str, &'static str),
+    /// [`Step::Run`] each `$` line left in shown block `.0`, one after another.
+    Runs(&'static str),
+    /// For each text of `.2`: [`Step::Run`] the next `$` line of shown block
+    /// `.0`, then [`Step::Wait`] until server `.1` shows that text (what a
+    /// server prints about each of its client's commands).
+    RunSeen(&'static str, &'static str, &'static [&'static str]),
     /// Type a line (a newline is added) into an [`Step::Open`]ed program, or
     /// send it from a [`Step::Connect`]ed socket (as is: add `\r\n` yourself).
     Type(&'static str, &'static str),
+    /// One turn of a conversation: [`Step::Type`] `.1` in `.0`, then
+    /// [`Step::Wait`] until terminal `.2` shows it.
+    Say(&'static str, &'static str, &'static str),
     /// End a program's stdin (Ctrl-D).
     Eof(&'static str),
     /// Wait until the terminal shows this text (after what earlier waits saw)
@@ -373,8 +379,15 @@ pub enum Step {
     /// with encoding `.2` (what NetAssist or a Python client would show), and
     /// what it types encoded so too; `gbk/utf-8` types GBK and shows UTF-8.
     Connect(&'static str, u16, &'static str),
+    /// A socket client's visit: [`Step::Connect`] `.0` to README port `.1`
+    /// with encoding `.2`, [`Step::Type`] `.3`, then [`Step::Wait`] until its
+    /// screen shows `.4`.
+    Ask(&'static str, u16, &'static str, &'static str, &'static str),
     /// Close a [`Step::Connect`]ed socket.
     Close(&'static str),
+    /// [`Step::Close`] socket `.0`, then [`Step::Wait`] until server `.1`
+    /// shows it `disconnected`.
+    Hangup(&'static str, &'static str),
     /// A UDP socket standing for README port `.0` that never answers.
     Silent(u16),
     /// A TCP port free a moment ago stands for README port `.0`.
@@ -427,6 +440,42 @@ pub const SCENARIO: Scenario = Scenario {
     steps: &[],
 };
 
+/// A scenario producing README blocks `blocks` by `steps`; the rest as
+/// [`SCENARIO`] until a method below says otherwise.
+pub const fn shows(blocks: &'static [&'static str], steps: &'static [Step]) -> Scenario {
+    Scenario {
+        blocks,
+        steps,
+        ..SCENARIO
+    }
+}
+
+impl Scenario {
+    /// It needs these peer programs.
+    pub const fn needs(mut self, peers: &'static [&'static str]) -> Scenario {
+        self.needs = peers;
+        self
+    }
+
+    /// Its directory starts with these files.
+    pub const fn files(mut self, files: &'static [(&'static str, Content)]) -> Scenario {
+        self.files = files;
+        self
+    }
+
+    /// These terminals start in these subdirectories.
+    pub const fn cwd(mut self, cwd: &'static [(&'static str, &'static str)]) -> Scenario {
+        self.cwd = cwd;
+        self
+    }
+
+    /// It is tried up to this many times while it differs from README.
+    pub const fn attempts(mut self, attempts: u32) -> Scenario {
+        self.attempts = attempts;
+        self
+    }
+}
+
 /// Bytes a program (or a socket) has shown so far, and whether it is done.
 #[derive(Default)]
 struct Screen {
@@ -477,8 +526,8 @@ struct Term {
     screen: Arc<Screen>,
     /// How far [`Step::Wait`] has read, in bytes of the decoded screen.
     seen: usize,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
+    /// In a process group of its own, so that Ctrl-C reaches a pipeline whole.
+    child: Option<Process>,
     socket: Option<TcpStream>,
     encoding: &'static Encoding,
     /// What a [`Step::Connect`]ed socket types in (NetAssist: GBK, while it
@@ -496,7 +545,6 @@ impl Term {
             screen: Arc::new(Screen::default()),
             seen: 0,
             child: None,
-            stdin: None,
             socket: None,
             encoding: encoding_rs::UTF_8,
             typed: encoding_rs::UTF_8,
@@ -634,6 +682,12 @@ impl Runner {
         Ok(line)
     }
 
+    /// The command to run ([`Runner::line`]) with the real ports in it.
+    fn command(&mut self, t: &'static str, cmd: &'static str) -> Result<String, String> {
+        let line = self.line(t, cmd)?;
+        Ok(self.real_ports(&line))
+    }
+
     /// README ports in `cmd` replaced by the real ones (the latest server's).
     fn real_ports(&self, cmd: &str) -> String {
         let mut seen = Vec::new();
@@ -681,9 +735,8 @@ impl Runner {
                 .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
                 // One pipe for both: the order a terminal would show.
                 .stdout(Stdio::from(writer))
-                .stderr(Stdio::from(writer2))
-                .process_group(0);
-            c.spawn().map_err(|e| format!("sh -c {script:?}: {e}"))?
+                .stderr(Stdio::from(writer2));
+            Process::start_group(c)?
             // `c` and its copies of the pipe's write end are dropped here, so
             // the screen ends when the program does.
         };
@@ -691,8 +744,6 @@ impl Runner {
         term.screen = Screen::spawn_reader(reader);
         term.seen = 0;
         term.bound = false;
-        let mut child = child;
-        term.stdin = child.stdin.take();
         term.child = Some(child);
         Ok(())
     }
@@ -704,10 +755,11 @@ impl Runner {
         let tmp = self.dir.path().display().to_string();
         let shown = self.shown(t);
         let term = self.term(t);
-        term.stdin = None;
-        term.child = None;
         term.status = status;
         let (bytes, done) = term.screen.wait_for(|_, done| done);
+        // Only now: what is left of its process group (nothing, normally) is
+        // killed with it, after the check that nothing holds the pipe.
+        term.child = None;
         if !done {
             return Err("its output did not end (something still holds the pipe)".into());
         }
@@ -738,21 +790,11 @@ impl Runner {
             .child
             .as_mut()
             .ok_or_else(|| format!("{t} runs nothing"))?;
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                use std::os::unix::process::ExitStatusExt;
-                return Ok(status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
-            }
-            if Instant::now() > deadline {
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(format!("did not end within {TIMEOUT:?}"));
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        let status = child.wait_for(TIMEOUT)?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     fn signal(&mut self, t: &'static str, sig: Signal) -> Result<(), String> {
@@ -761,7 +803,7 @@ impl Runner {
             .child
             .as_ref()
             .ok_or_else(|| format!("{t} runs nothing"))?;
-        killpg(Pid::from_raw(child.id() as i32), sig).map_err(|e| format!("kill: {e}"))
+        child.try_signal(sig).map_err(|e| format!("kill: {e}"))
     }
 
     fn step(&mut self, step: Step) -> Result<(), String> {
@@ -775,25 +817,47 @@ impl Runner {
                 let (bytes, ok) = term.screen.wait_for(|b, done| done || b.contains(&b'\n'));
                 let first = String::from_utf8_lossy(&bytes);
                 let first = first.lines().next().unwrap_or("");
-                let addr: SocketAddr = first
-                    .strip_prefix("listening on ")
-                    .and_then(|a| a.trim().parse().ok())
-                    .ok_or_else(|| {
-                        format!("{line:?} did not start (ok={ok}): first line {first:?}")
-                    })?;
+                let addr = crate::util::parse_listening(first).ok_or_else(|| {
+                    format!("{line:?} did not start (ok={ok}): first line {first:?}")
+                })?;
                 self.ports.push((port, addr.port()));
             }
             Step::Open(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 self.spawn(t, &line, true)?;
             }
             Step::Run(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 self.spawn(t, &line, false)?;
                 let status = self.wait_exit(t)?;
                 self.finish(t, status)?;
+            }
+            Step::Runs(t) => {
+                if !self.shown(t) {
+                    return Err(format!("Runs({t:?}): {t} is not a shown terminal"));
+                }
+                while self.pending.get(t).is_some_and(|left| !left.is_empty()) {
+                    self.step(Step::Run(t, NEXT))?;
+                }
+            }
+            Step::RunSeen(t, server, seen) => {
+                for text in seen {
+                    self.step(Step::Run(t, NEXT))?;
+                    self.step(Step::Wait(server, text))?;
+                }
+            }
+            Step::Ask(t, port, encoding, text, until) => {
+                self.step(Step::Connect(t, port, encoding))?;
+                self.step(Step::Type(t, text))?;
+                self.step(Step::Wait(t, until))?;
+            }
+            Step::Say(t, text, to) => {
+                self.step(Step::Type(t, text))?;
+                self.step(Step::Wait(to, text))?;
+            }
+            Step::Hangup(t, server) => {
+                self.step(Step::Close(t))?;
+                self.step(Step::Wait(server, "disconnected"))?;
             }
             Step::Type(t, text) => {
                 let term = self.term(t);
@@ -801,14 +865,22 @@ impl Runner {
                     let (bytes, _, _) = term.typed.encode(text);
                     s.write_all(&bytes).map_err(|e| format!("send: {e}"))?;
                 } else {
-                    let stdin = term.stdin.as_mut().ok_or("stdin is closed")?;
+                    let stdin = term
+                        .child
+                        .as_mut()
+                        .and_then(|p| p.stdin.as_mut())
+                        .ok_or("stdin is closed")?;
                     stdin
                         .write_all(format!("{text}\n").as_bytes())
                         .and_then(|_| stdin.flush())
                         .map_err(|e| format!("type: {e}"))?;
                 }
             }
-            Step::Eof(t) => self.term(t).stdin = None,
+            Step::Eof(t) => {
+                if let Some(p) = self.term(t).child.as_mut() {
+                    p.close_stdin();
+                }
+            }
             Step::Wait(t, needle) => {
                 let term = self.term(t);
                 let enc = term.encoding;
@@ -885,8 +957,7 @@ impl Runner {
                 self.ports.push((port, real));
             }
             Step::OpenTty(t, cmd) => {
-                let line = self.line(t, cmd)?;
-                let line = self.real_ports(&line);
+                let line = self.command(t, cmd)?;
                 let quoted = format!("'{}'", line.replace('\'', "'\\''"));
                 self.spawn(t, &format!("script -qec {quoted} /dev/null"), true)?;
             }
@@ -944,11 +1015,8 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        // Their processes are killed as they are dropped.
         for t in self.terms.values_mut() {
-            if let Some(mut child) = t.child.take() {
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
-            }
             if let Some(s) = t.socket.take() {
                 let _ = s.shutdown(Shutdown::Both);
             }

@@ -120,6 +120,7 @@ impl Params {
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransferError {
     /// No answer after all retries.
     #[error("timed out: no {waiting_for} for {:.1} s after {retries} resend{}", waited.as_secs_f64(), if *retries == 1 { "" } else { "s" })]
@@ -167,6 +168,13 @@ pub enum TransferError {
     /// Stopped by Ctrl-C.
     #[error("transfer aborted")]
     Aborted,
+}
+
+/// What the peer or the network did.
+impl crate::error::Blame for TransferError {
+    fn is_usage(&self) -> bool {
+        false
+    }
 }
 
 impl TransferError {

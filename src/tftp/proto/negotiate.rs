@@ -23,8 +23,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::receiver::{Receiver, ignore};
+use super::sender::Sender;
 use super::{Event, Params, Stats, Status, TransferError, Transmit, unknown_tid};
-use super::{receiver::Receiver, sender::Sender};
 use crate::addr::unmapped;
 use crate::tftp::packet::{
     ErrorCode, Mode, OptionError, Options, Packet, RawOption, Request as WireRequest,
@@ -82,6 +83,21 @@ pub struct Outcome {
 enum Side {
     Get(Receiver),
     Put(Sender),
+}
+
+impl Side {
+    /// What the transfer under way, if there is one, answers to `get`
+    /// (a download's receiver) or `put` (an upload's sender).
+    fn ask<T>(
+        side: &mut Option<Side>,
+        get: fn(&mut Receiver) -> Option<T>,
+        put: fn(&mut Sender) -> Option<T>,
+    ) -> Option<T> {
+        match side.as_mut()? {
+            Side::Get(rx) => get(rx),
+            Side::Put(tx) => put(tx),
+        }
+    }
 }
 
 /// A client: the request, its fallbacks, then the transfer itself.
@@ -202,13 +218,8 @@ impl Client {
 
     /// Something for a trace.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if let Some(e) = self.events.pop_front() {
-            return Some(e);
-        }
-        match self.side.as_mut()? {
-            Side::Get(rx) => rx.poll_event(),
-            Side::Put(tx) => tx.poll_event(),
-        }
+        let own = self.events.pop_front();
+        own.or_else(|| Side::ask(&mut self.side, Receiver::poll_event, Sender::poll_event))
     }
 
     /// Does the transfer still listen on port `via`? The driver keeps
@@ -318,15 +329,8 @@ impl Client {
                 });
                 None
             }
-            Ok(_) => {
-                self.events
-                    .push_back(Event::Ignored("unexpected answer to the request"));
-                None
-            }
-            Err(_) => {
-                self.events.push_back(Event::Ignored("malformed datagram"));
-                None
-            }
+            Ok(_) => ignore(&mut self.events, "unexpected answer to the request"),
+            Err(_) => ignore(&mut self.events, "malformed datagram"),
         }
     }
 
@@ -533,13 +537,8 @@ impl Client {
 
     /// Why it failed (once).
     pub fn take_error(&mut self) -> Option<TransferError> {
-        if let Some(e) = self.error.take() {
-            return Some(e);
-        }
-        match self.side.as_mut()? {
-            Side::Get(rx) => rx.take_error(),
-            Side::Put(tx) => tx.take_error(),
-        }
+        let own = self.error.take();
+        own.or_else(|| Side::ask(&mut self.side, Receiver::take_error, Sender::take_error))
     }
 
     /// The port whose request was answered (the other one's transfer is refused).

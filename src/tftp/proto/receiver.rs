@@ -28,6 +28,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::sender::shared_machine_methods;
 use super::{Event, Params, Stats, Status, TransferError, Transmit, unknown_tid, unwrap_block};
 use crate::addr::unmapped;
 use crate::tftp::packet::{ErrorCode, Packet};
@@ -162,16 +163,6 @@ impl Receiver {
         }
     }
 
-    /// The peer's address and port (its transfer ID).
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// The settings in force.
-    pub fn params(&self) -> &Params {
-        &self.params
-    }
-
     /// Has the peer sent any DATA? (See [`super::Sender::proven`].)
     pub fn proven(&self) -> bool {
         self.heard
@@ -214,19 +205,9 @@ impl Receiver {
                 self.queue.push_back(Queued::First);
                 None
             }
-            Ok(Packet::Oack(_)) => {
-                self.events.push_back(Event::Ignored("repeated OACK"));
-                None
-            }
-            Ok(_) => {
-                self.events
-                    .push_back(Event::Ignored("unexpected packet while receiving"));
-                None
-            }
-            Err(_) => {
-                self.events.push_back(Event::Ignored("malformed datagram"));
-                None
-            }
+            Ok(Packet::Oack(_)) => ignore(&mut self.events, "repeated OACK"),
+            Ok(_) => ignore(&mut self.events, "unexpected packet while receiving"),
+            Err(_) => ignore(&mut self.events, "malformed datagram"),
         }
     }
 
@@ -245,9 +226,7 @@ impl Receiver {
             _ => return None,
         }
         if data.len() > bs {
-            self.events
-                .push_back(Event::Ignored("DATA larger than the block size"));
-            return None;
+            return ignore(&mut self.events, "DATA larger than the block size");
         }
         self.heard = true;
         if abs < self.expected {
@@ -544,22 +523,6 @@ impl Receiver {
         self.state = State::Failed;
     }
 
-    /// Ends the transfer with `error`, telling the peer why.
-    pub fn fail(&mut self, error: TransferError) {
-        if let Some(packet) = error.to_peer() {
-            self.queue.clear();
-            self.queue.push_back(Queued::Other(packet, self.peer));
-        }
-        self.fail_quietly(error);
-    }
-
-    fn fail_quietly(&mut self, error: TransferError) {
-        self.state = State::Failed;
-        self.deadline = None;
-        self.stats.srtt = self.params.timer.srtt();
-        self.error = Some(error);
-    }
-
     fn finish(&mut self) {
         self.state = State::Done;
         self.linger_end = None;
@@ -591,15 +554,14 @@ impl Receiver {
         }
     }
 
-    /// Why it failed (once).
-    pub fn take_error(&mut self) -> Option<TransferError> {
-        self.error.take()
-    }
+    shared_machine_methods!();
+}
 
-    /// What happened so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
+/// Tells the trace why a datagram was ignored; it carries no file data to
+/// write (None).
+pub(super) fn ignore<T>(events: &mut VecDeque<Event>, why: &'static str) -> Option<T> {
+    events.push_back(Event::Ignored(why));
+    None
 }
 
 fn describe_first(first: Option<&[u8]>) -> String {

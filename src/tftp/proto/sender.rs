@@ -131,6 +131,52 @@ pub struct Sender {
     error: Option<TransferError>,
 }
 
+/// The methods [`Sender`] and [`Receiver`](super::Receiver) share word for word: each has a
+/// `peer`, `params`, `stats`, `error`, `deadline`, a `queue` of `Queued`
+/// datagrams and a `State` with `Failed`, and these read and end them alike.
+/// (Paths in a macro resolve where it is used: `State` and `Queued` are each
+/// machine's own.)
+macro_rules! shared_machine_methods {
+    () => {
+        /// The peer's address and port (its transfer ID).
+        pub fn peer(&self) -> SocketAddr {
+            self.peer
+        }
+
+        /// The settings in force.
+        pub fn params(&self) -> &Params {
+            &self.params
+        }
+
+        /// Ends the transfer with `error`, telling the peer why (an ERROR goes out).
+        pub fn fail(&mut self, error: TransferError) {
+            if let Some(packet) = error.to_peer() {
+                self.queue.clear();
+                self.queue.push_back(Queued::Other(packet, self.peer));
+            }
+            self.fail_quietly(error);
+        }
+
+        fn fail_quietly(&mut self, error: TransferError) {
+            self.state = State::Failed;
+            self.deadline = None;
+            self.stats.srtt = self.params.timer.srtt();
+            self.error = Some(error);
+        }
+
+        /// Why it failed (once).
+        pub fn take_error(&mut self) -> Option<TransferError> {
+            self.error.take()
+        }
+
+        /// What happened so far.
+        pub fn stats(&self) -> &Stats {
+            &self.stats
+        }
+    };
+}
+pub(super) use shared_machine_methods;
+
 impl Sender {
     /// A sender to `peer` (`peer_role` names it in errors: `server` or
     /// `client`). With an `oack` (a server that accepted options of a read
@@ -181,16 +227,6 @@ impl Sender {
             events: VecDeque::new(),
             error: None,
         }
-    }
-
-    /// The peer's address and port (its transfer ID).
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// The settings in force.
-    pub fn params(&self) -> &Params {
-        &self.params
     }
 
     /// Room for the next block's data when the window has some: fill it
@@ -509,22 +545,6 @@ impl Sender {
         self.deadline = None;
     }
 
-    /// Ends the transfer with `error`, telling the peer why (an ERROR goes out).
-    pub fn fail(&mut self, error: TransferError) {
-        if let Some(packet) = error.to_peer() {
-            self.queue.clear();
-            self.queue.push_back(Queued::Other(packet, self.peer));
-        }
-        self.fail_quietly(error);
-    }
-
-    fn fail_quietly(&mut self, error: TransferError) {
-        self.state = State::Failed;
-        self.deadline = None;
-        self.stats.srtt = self.params.timer.srtt();
-        self.error = Some(error);
-    }
-
     /// A datagram to `dest` met a closed port (ICMP port unreachable). When
     /// `dest` is the peer, it has gone: the transfer ends at once instead of
     /// sending into the void until the retries run out. A client that closes
@@ -552,13 +572,5 @@ impl Sender {
         }
     }
 
-    /// Why it failed (once).
-    pub fn take_error(&mut self) -> Option<TransferError> {
-        self.error.take()
-    }
-
-    /// What happened so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
+    shared_machine_methods!();
 }
