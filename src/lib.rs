@@ -43,6 +43,7 @@
 //! | [`output`] | all | data to stdout, logs to stderr ([`Io`]); the `--timestamps` clock |
 //! | [`error`] | all | whose mistake an error is ([`Blame`]), and the [`Error`] binaries return |
 //! | `cli` (feature `cli`) | all | the flags every tool shares, help, man pages, completions, exit codes |
+//! | [`sys`] | all | the platform layer: the calls beyond std (`ppoll`, `splice`, `recvmmsg`, termios, …), with a std-only fallback |
 //!
 //! Lesson 14 (the socket API table) maps onto std: `settimeout` is
 //! [`std::net::TcpStream::set_read_timeout`], `getpeername`/`getsockname` are
@@ -71,6 +72,7 @@ pub mod message;
 pub mod net;
 pub mod output;
 pub mod shutdown;
+pub mod sys;
 pub mod tcp;
 pub mod tftp;
 pub mod udp;

@@ -532,8 +532,15 @@ fn failed_get_leaves_existing_local_file_untouched() {
     let args = [&addr, "f.bin", "-o", "keep.bin", "-t", "1", "-r", "1"];
     let out = tool("tftp-get", &args, work.path());
     server.join().unwrap();
-    // Its closed port answers the client's next ACK with ICMP "port unreachable".
-    failed(&out, 1, "the server went away");
+    // Its closed port answers the client's next ACK with ICMP "port unreachable",
+    // which only the fast path hears (sys::report_unreachable); the portable
+    // one gives up after its resend.
+    let why = if cfg!(feature = "portable") {
+        "timed out: no DATA block 2"
+    } else {
+        "the server went away"
+    };
+    failed(&out, 1, why);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(listing(work.path()), ["keep.bin"], "no keep.bin.part");
     assert_file(&work.path().join("keep.bin"), b"precious");
@@ -1091,6 +1098,12 @@ fn a_repeated_request_from_one_port_starts_one_transfer() {
 
 #[test]
 fn a_client_that_vanishes_ends_its_transfer_at_once() {
+    // Only the fast path hears ICMP "port unreachable" on an unconnected socket
+    // (sys::report_unreachable); the portable one resends until its retries run out.
+    if cfg!(feature = "portable") {
+        eprintln!("note: --features portable hears no ICMP errors; skipping this test");
+        return;
+    }
     // The client takes two blocks, then closes its socket: the server's next
     // DATA meets a closed port, and ICMP "port unreachable" ends the transfer
     // now, not after 39 s of resending into the void.
@@ -1118,6 +1131,11 @@ fn a_client_that_vanishes_ends_its_transfer_at_once() {
 
 #[test]
 fn a_closed_request_port_is_reported_at_once() {
+    // As above: the portable path hears no "port unreachable" and retries for 32 s.
+    if cfg!(feature = "portable") {
+        eprintln!("note: --features portable hears no ICMP errors; skipping this test");
+        return;
+    }
     let work = dir_with(&[("up.bin", b"upload")]);
     for (name, args) in [
         ("tftp-get", &["f.bin"][..]),

@@ -100,9 +100,7 @@ fn run(args: Args) -> Result<(), Error> {
     cfg.send = args.common.send_options(args.framing.framing, args.crlf);
     if messages.is_empty() {
         // Duplex mode: bytes may be spliced straight between these pipes and the socket.
-        use std::os::fd::AsFd;
-        socktools::net::widen_pipe(io::stdin().as_fd());
-        socktools::net::widen_pipe(io::stdout().as_fd());
+        socktools::sys::widen_stdio_pipes();
     }
     let mut out = io::stdout().lock();
     let summary = client::run(&target, messages, &cfg, &mut out, &log)?;

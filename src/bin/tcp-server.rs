@@ -12,9 +12,10 @@ use socktools::addr::parse_port;
 use socktools::cli::{self, CommonArgs, FramingArgs, parse_seconds, parse_size};
 use socktools::error::Error;
 use socktools::message::Reply;
-use socktools::net::{ListenSpec, raise_fd_limit, tcp_listener};
+use socktools::net::{ListenSpec, tcp_listener};
 use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
+use socktools::sys::raise_fd_limit;
 use socktools::tcp::server::{self, Config};
 
 const EXAMPLES: &str = "\

@@ -277,9 +277,7 @@ fn send(args: SendArgs, common: &CommonArgs) -> Result<(), Error> {
 /// Is a person typing our stdin: a terminal, and we in its foreground? (A job
 /// sent to the background that read the terminal would be stopped by SIGTTIN.)
 fn typing_at_terminal() -> bool {
-    use nix::unistd::{getpgrp, tcgetpgrp};
-    let stdin = io::stdin();
-    stdin.is_terminal() && tcgetpgrp(&stdin).is_ok_and(|fg| fg == getpgrp())
+    io::stdin().is_terminal() && socktools::sys::in_foreground()
 }
 
 fn main() -> ExitCode {

@@ -26,7 +26,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -40,6 +39,8 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Config, Editor, ExternalPrinter, Helper};
+
+use crate::sys::{SavedTerminal, quiet_terminal, restore_terminal};
 
 /// How long [`Keyboard::stop`] and [`Screen::close`] wait for the editor.
 const STOP_WAIT: Duration = Duration::from_secs(1);
@@ -85,33 +86,7 @@ pub struct LineEditor {
     prompt: String,
     /// The terminal's settings before we touched them: put back when the
     /// editor is dropped, or by [`Keyboard::stop`] should rustyline not return.
-    saved: Option<nix::sys::termios::Termios>,
-}
-
-/// Between two lines rustyline puts the terminal back as it found it. Were
-/// that the usual cooked mode, keys typed in that instant (the next line,
-/// typed ahead) would be echoed by the terminal itself, `^[[A` for Up, on
-/// the screen rustyline draws. So it finds the terminal already quiet: no
-/// echo, no line buffering, no CR-to-NL (keys reach it untouched); Ctrl-C
-/// still a signal.
-fn quiet_terminal() -> Option<nix::sys::termios::Termios> {
-    use nix::sys::termios::{
-        InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr,
-    };
-    let saved = tcgetattr(io::stdin()).ok()?;
-    let mut quiet = saved.clone();
-    quiet
-        .local_flags
-        .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::IEXTEN);
-    quiet.input_flags.remove(InputFlags::ICRNL);
-    quiet.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
-    quiet.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-    tcsetattr(io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
-    Some(saved)
-}
-
-fn restore_terminal(saved: &nix::sys::termios::Termios) {
-    let _ = nix::sys::termios::tcsetattr(io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+    saved: Option<SavedTerminal>,
 }
 
 impl Drop for LineEditor {
@@ -139,6 +114,11 @@ impl LineEditor {
         let empty = watcher.empty.clone();
         editor.set_helper(Some(watcher));
         let printer = editor.create_external_printer().ok()?;
+        // Between two lines rustyline puts the terminal back as it found it.
+        // Were that the usual cooked mode, keys typed in that instant (the next
+        // line, typed ahead) would be echoed by the terminal itself, `^[[A` for
+        // Up, on the screen rustyline draws. So it finds the terminal already
+        // quiet: no echo, no line buffering, no CR-to-NL; Ctrl-C still a signal.
         let saved = quiet_terminal();
         let screen = Screen::terminal(printer, io::stdout(), io::stderr());
         Some((
@@ -170,7 +150,7 @@ pub struct Keyboard {
     thread: Option<thread::JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     done: std::sync::mpsc::Receiver<()>,
-    saved: Option<nix::sys::termios::Termios>,
+    saved: Option<SavedTerminal>,
 }
 
 impl Keyboard {
@@ -221,7 +201,6 @@ impl Keyboard {
             return;
         };
         self.stopping.store(true, Ordering::SeqCst);
-        let pthread = thread.as_pthread_t();
         let deadline = Instant::now() + STOP_WAIT;
         loop {
             // Sent again until the thread is out: a SIGINT that lands just
@@ -234,7 +213,7 @@ impl Keyboard {
             if Instant::now() >= deadline {
                 break;
             }
-            let _ = nix::sys::pthread::pthread_kill(pthread, nix::sys::signal::Signal::SIGINT);
+            crate::sys::interrupt_thread(&thread);
             match self.done.recv_timeout(Duration::from_millis(50)) {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                     let _ = thread.join();

@@ -46,15 +46,11 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, recv, send};
 
 use crate::addr::{describe_io, display_addr};
 use crate::chat::editor::{Keyboard, LineEditor, Screen, Typed};
@@ -68,6 +64,7 @@ use crate::message::{
 };
 use crate::output::{Log, Timestamps};
 use crate::shutdown::Shutdown;
+use crate::sys::UrgentWatch;
 
 /// The word sent over UDP when we leave without having typed a quit word.
 const UDP_GOODBYE: &str = "bye";
@@ -640,8 +637,8 @@ impl Chat {
 
 /// Send our hello: one byte of urgent data, which only another chat asks for.
 fn say_hello(stream: &TcpStream, log: &Log) {
-    match send(stream.as_raw_fd(), &[HELLO], MsgFlags::MSG_OOB) {
-        Ok(_) => log.verbose(format_args!(
+    match crate::sys::send_urgent(stream, HELLO) {
+        Ok(()) => log.verbose(format_args!(
             "sent chat's hello: 1 byte of TCP urgent data (MSG_OOB), which a program that only calls recv() never sees"
         )),
         Err(e) => log.verbose(format_args!("could not send chat's hello: {e}")),
@@ -894,28 +891,17 @@ fn deliver(view: &mut PeerView, raw: &[u8], text: &str, tx: &Sender<Event>) -> b
 
 /// Wait until the peer sent something: bytes (true), or urgent data only
 /// (false, after taking it: a chat's hello, or anything else, ignored).
-fn wait_tcp(stream: &TcpStream, view: &mut PeerView, tx: &Sender<Event>) -> io::Result<bool> {
-    let mut fds = [PollFd::new(
-        stream.as_fd(),
-        PollFlags::POLLIN | PollFlags::POLLPRI,
-    )];
-    match poll(&mut fds, PollTimeout::NONE) {
-        Ok(_) => {}
-        Err(nix::errno::Errno::EINTR) => return Ok(false),
-        Err(e) => return Err(e.into()),
+fn wait_tcp(
+    urgent: &mut UrgentWatch,
+    stream: &TcpStream,
+    view: &mut PeerView,
+    tx: &Sender<Event>,
+) -> io::Result<bool> {
+    let woken = urgent.wait(stream)?;
+    if woken.urgent {
+        view.hello(tx);
     }
-    let events = fds[0].revents().unwrap_or(PollFlags::empty());
-    if !events.contains(PollFlags::POLLPRI) {
-        return Ok(true);
-    }
-    let mut byte = [0u8; 1];
-    match recv(stream.as_raw_fd(), &mut byte, MsgFlags::MSG_OOB) {
-        Ok(1) if byte[0] == HELLO => view.hello(tx),
-        Ok(_) => {}
-        // Not there after all: read normally, so this cannot spin.
-        Err(_) => return Ok(true),
-    }
-    Ok(events.intersects(!PollFlags::POLLPRI))
+    Ok(woken.data)
 }
 
 fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
@@ -923,8 +909,9 @@ fn read_tcp(stream: TcpStream, view: &mut PeerView, tx: &Sender<Event>) {
     // reads is completed, not garbled (lesson 06).
     let mut decoder = TextDecoder::new(view.encoding);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut urgent = UrgentWatch::new(HELLO);
     loop {
-        match wait_tcp(&stream, view, tx) {
+        match wait_tcp(&mut urgent, &stream, view, tx) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {

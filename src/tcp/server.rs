@@ -500,7 +500,7 @@ fn accept_next(listener: &TcpListener, ctx: &Ctx) -> Option<(TcpStream, SocketAd
         match listener.accept() {
             Ok(pair) => return Some(pair),
             Err(_) if ctx.shutdown.is_triggered() => return None,
-            Err(e) if out_of_descriptors(&e) => {
+            Err(e) if crate::sys::out_of_descriptors(&e) => {
                 // Retrying at once would fail the same way, thousands of times a
                 // second; only a client leaving frees a descriptor. Wait longer
                 // while it lasts, and say so once, not once per failure.
@@ -520,14 +520,6 @@ fn accept_next(listener: &TcpListener, ctx: &Ctx) -> Option<(TcpStream, SocketAd
             }
         }
     }
-}
-
-/// EMFILE (this process) or ENFILE (the whole system): no descriptor for a new socket.
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(n) if n == nix::libc::EMFILE || n == nix::libc::ENFILE
-    )
 }
 
 fn accept_loop(listener: &TcpListener, ctx: &Arc<Ctx>) {
@@ -757,7 +749,7 @@ impl Conn<'_> {
         // A sink has nothing to show, so the bytes need never leave the kernel.
         let stream = self.stream;
         if sink {
-            match crate::net::discard(stream, |n| self.received(n)) {
+            match crate::sys::discard(stream, |n| self.received(n)) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) if is_timeout(&e) => return self.idle(),

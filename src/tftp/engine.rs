@@ -8,7 +8,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -360,7 +359,7 @@ impl Ports {
         }
         let socket = self.sockets[via].as_ref().expect("opened above");
         if !self.nonblocking[via] {
-            crate::net::report_unreachable(socket);
+            crate::sys::report_unreachable(socket);
             // Read first, wait only when nothing is queued: in a window's
             // burst the next block is usually there already, and one system
             // call beats two.
@@ -471,8 +470,8 @@ pub fn drive(
             events(machine, now, trace);
             continue;
         }
-        let fds: Vec<_> = ports.sockets.iter().flatten().map(|s| s.as_fd()).collect();
-        crate::net::wait_readable_any(&fds, (deadline - now).min(ABORT_POLL))
+        let sockets: Vec<&UdpSocket> = ports.sockets.iter().flatten().collect();
+        crate::sys::wait_readable_any(&sockets, (deadline - now).min(ABORT_POLL))
             .map_err(TransferError::Socket)?;
     }
 }
@@ -516,8 +515,7 @@ fn send_all(
                 Ok(_) => break,
                 // A full send buffer drains as the kernel hands datagrams on.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    crate::net::wait_ready(socket, true, ABORT_POLL)
-                        .map_err(TransferError::Socket)?;
+                    crate::sys::wait_writable(socket, ABORT_POLL).map_err(TransferError::Socket)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // An ICMP error about an earlier datagram, reported now
@@ -537,10 +535,10 @@ fn send_all(
 
 /// Port `via` reported "connection refused": some datagram it sent met a
 /// closed port. The error queue says which destinations (see
-/// [`crate::net::report_unreachable`]); a connected socket's is its peer.
+/// [`crate::sys::report_unreachable`]); a connected socket's is its peer.
 fn refused(ports: &mut Ports, via: Via) {
     let Some(socket) = ports.get(via) else { return };
-    let mut dests = crate::net::unreachable_destinations(socket);
+    let mut dests = crate::sys::unreachable_destinations(socket);
     if dests.is_empty()
         && let Ok(peer) = socket.peer_addr()
     {

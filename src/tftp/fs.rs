@@ -27,21 +27,19 @@
 //! write them, so an upload in progress is never served and a client's file
 //! never collides with one.
 //!
-//! Unix only: names are raw bytes, turned into paths with
-//! [`std::os::unix::ffi::OsStrExt`], so GBK or any other non-UTF-8 name
-//! reaches the filesystem unchanged.
+//! Names are raw bytes, turned into paths by [`crate::sys::os_str_from_bytes`]:
+//! on Unix, GBK or any other non-UTF-8 name reaches the filesystem unchanged.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, OpenOptions};
 
 /// Why a requested path was refused.
 ///
@@ -132,7 +130,7 @@ fn relative_path(requested: &[u8]) -> Result<PathBuf, PathError> {
         match part {
             b"" | b"." => {}
             b".." => return Err(PathError::Escapes),
-            _ => rel.push(OsStr::from_bytes(part)),
+            _ => rel.push(crate::sys::os_str_from_bytes(part)),
         }
     }
     if rel.as_os_str().is_empty() {
@@ -149,7 +147,7 @@ fn relative_path(requested: &[u8]) -> Result<PathBuf, PathError> {
 /// The shape is narrow (a leading dot, 16 hex digits, `.part`), so ordinary
 /// names such as `.profile.part` or `disk.part` stay usable.
 pub fn is_temporary_name(name: &OsStr) -> bool {
-    let name = name.as_bytes();
+    let name = name.as_encoded_bytes();
     let Some(stem) = name
         .strip_prefix(b".")
         .and_then(|n| n.strip_suffix(TEMP_SUFFIX.as_bytes()))
@@ -213,9 +211,8 @@ impl Root {
         // And again on the open file, which is what counts: nothing can be
         // swapped in between. O_NONBLOCK keeps a fifo swapped in at the last
         // moment from hanging the open; reads of a regular file ignore it.
-        options.read(true).custom_flags(
-            nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits(),
-        );
+        options.read(true);
+        crate::sys::open_quietly(&mut options);
         let file = self.dir.open_with(&rel, &options).map_err(lookup_error)?;
         if !file.metadata().map_err(PathError::Io)?.is_file() {
             return Err(PathError::NotAFile);
@@ -359,8 +356,8 @@ impl AtomicFile {
     /// is random, so concurrent transfers to one destination each get a file
     /// of their own.
     fn create(dir: Dir, base: PathBuf, dest: &OsStr) -> io::Result<AtomicFile> {
-        let name = dest.as_bytes();
-        let name = OsStr::from_bytes(&name[..name.len().min(MAX_NAME_BYTES)]);
+        let name = dest.as_encoded_bytes();
+        let name = crate::sys::os_str_from_bytes(&name[..name.len().min(MAX_NAME_BYTES)]);
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         let mut attempts = 0;
@@ -370,7 +367,7 @@ impl AtomicFile {
                 TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
             ));
             let mut temp_name = OsString::from(".");
-            temp_name.push(name);
+            temp_name.push(&name);
             temp_name.push(format!(
                 ".{random:0width$x}{TEMP_SUFFIX}",
                 width = RANDOM_DIGITS
@@ -527,8 +524,8 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::testing::{chmod, links, mode, os_str, symlink};
     use std::fs;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
     use tempfile::TempDir;
 
     /// A served directory with `a.txt`, `sub/file` and an empty directory
@@ -572,7 +569,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let probe = dir.path().join("probe");
         fs::write(&probe, b"x").unwrap();
-        fs::set_permissions(&probe, fs::Permissions::from_mode(0o000)).unwrap();
+        chmod(&probe, 0o000);
         File::open(&probe).is_ok()
     }
 
@@ -845,9 +842,14 @@ mod tests {
         let fx = Fixture::new();
         // "你.txt" in GBK, as a Windows client on a Chinese system sends it.
         let name = b"\xc4\xe3.txt";
-        let path = fx.served.path().join(OsStr::from_bytes(name));
+        let path = fx.served.path().join(os_str(name));
         fs::write(&path, b"gbk").unwrap();
-        assert_eq!(read(&fx.root, name).unwrap(), b"gbk");
+        if crate::sys::PORTABLE {
+            // Names must be UTF-8 there (sys::os_str_from_bytes): not found.
+            assert_refused(read(&fx.root, name), "NotFound");
+        } else {
+            assert_eq!(read(&fx.root, name).unwrap(), b"gbk");
+        }
         assert_refused(read(&fx.root, b"\xc4\xe3.bin"), "NotFound");
     }
 
@@ -867,7 +869,7 @@ mod tests {
         let fx = Fixture::new();
         let path = fx.at("locked.txt");
         fs::write(&path, b"x").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+        chmod(&path, 0o000);
         let err = read(&fx.root, b"locked.txt").unwrap_err();
         assert!(matches!(err, PathError::Io(_)), "{err:?}");
         assert_eq!(err.to_string(), "permission denied");
@@ -876,9 +878,9 @@ mod tests {
         let dir = fx.at("closed");
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("f"), b"f").unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o000)).unwrap();
+        chmod(&dir, 0o000);
         let err = read(&fx.root, b"closed/f").unwrap_err();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(&dir, 0o755);
         assert!(matches!(err, PathError::Io(_)), "{err:?}");
     }
 
@@ -908,7 +910,12 @@ mod tests {
         assert!(!fx.at("new.txt").exists());
         let name = b"\xc4\xe3.txt";
         let dest = dest(&fx.root, name, false).unwrap();
-        assert_eq!(dest.file_name().unwrap().as_bytes(), name);
+        // The portable path makes names UTF-8 (sys::os_str_from_bytes).
+        let want = crate::sys::os_str_from_bytes(name);
+        assert_eq!(dest.file_name().unwrap(), want);
+        if !crate::sys::PORTABLE {
+            assert_eq!(want.as_encoded_bytes(), name);
+        }
     }
 
     #[test]
@@ -983,7 +990,7 @@ mod tests {
         assert!(!temp.exists());
         assert_eq!(names_in(dir.path()), ["out.bin"]);
         // The temporary name was unlinked, not left as a second hard link.
-        assert_eq!(fs::metadata(&dest).unwrap().nlink(), 1);
+        assert_eq!(links(&dest), 1);
     }
 
     #[test]
@@ -995,8 +1002,7 @@ mod tests {
         let mut file = AtomicFile::beside(&dest).unwrap();
         file.write_all(b"x").unwrap();
         file.commit(false).unwrap();
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&dest), mode(&reference));
+        assert_eq!(mode(&dest) & 0o777, mode(&reference) & 0o777);
     }
 
     #[test]
@@ -1131,7 +1137,7 @@ mod tests {
         upload.write_all(b"half").unwrap();
         upload.flush().unwrap();
         let temp = upload.temp_path();
-        let temp_name = temp.file_name().unwrap().as_bytes().to_vec();
+        let temp_name = temp.file_name().unwrap().as_encoded_bytes().to_vec();
         // The upload in progress is neither served nor replaceable...
         assert_refused(read(&fx.root, &temp_name), "Reserved");
         assert_refused(dest(&fx.root, &temp_name, true), "Reserved");
@@ -1145,7 +1151,7 @@ mod tests {
             assert_refused(dest(&fx.root, name, true), "Reserved");
         }
         // Nor through a link planted by a local user.
-        symlink(OsStr::from_bytes(&temp_name), fx.at("link")).unwrap();
+        symlink(os_str(&temp_name), fx.at("link")).unwrap();
         assert_refused(read(&fx.root, b"link"), "Reserved");
         fs::remove_file(fx.at("link")).unwrap();
         // Ordinary names that merely look similar are fine.
@@ -1155,7 +1161,7 @@ mod tests {
             b".profile.part",
             b".x.0123.part",
         ] {
-            assert!(!is_temporary_name(OsStr::from_bytes(name)), "{name:?}");
+            assert!(!is_temporary_name(os_str(name)), "{name:?}");
             dest(&fx.root, name, false).unwrap();
         }
         drop(upload);
@@ -1205,9 +1211,9 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let locked = dir.path().join("ro");
         fs::create_dir(&locked).unwrap();
-        fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
+        chmod(&locked, 0o555);
         let err = AtomicFile::beside(&locked.join("x")).unwrap_err();
-        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+        chmod(&locked, 0o755);
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
     }
 

@@ -12,8 +12,8 @@ use crate::addr::{Family, Target, describe_io, display_addr, resolve};
 use crate::codec;
 use crate::error::UsageError;
 use crate::message::{Incoming, Outgoing, SendOptions, Show, read_chunk, read_chunk_until};
-use crate::net::{wait_readable_any, wait_ready};
 use crate::output::{Log, Timestamps, no_reply_warning, plural};
+use crate::sys::{self, wait_readable};
 
 /// The longest stdin line read in one piece. A line longer than this cannot become
 /// one datagram in any encoding we support (even `--send-hex` spells a byte with
@@ -314,7 +314,7 @@ impl<W: Write> Client<'_, W> {
             if left.is_zero() {
                 return Ok(answered);
             }
-            let ready = wait_ready(&self.socket, false, left).map_err(|error| Error::Socket {
+            let ready = wait_readable(&self.socket, left).map_err(|error| Error::Socket {
                 what: "wait for the reply",
                 error,
             })?;
@@ -366,7 +366,7 @@ impl<W: Write> Client<'_, W> {
 
     /// Print what is already queued, without waiting.
     fn drain(&mut self) -> Result<(), Error> {
-        while wait_ready(&self.socket, false, Duration::ZERO).unwrap_or(false) {
+        while wait_readable(&self.socket, Duration::ZERO).unwrap_or(false) {
             if self.receive_one(false)?.is_none() {
                 break;
             }
@@ -382,7 +382,6 @@ impl<W: Write> Client<'_, W> {
         feed: &mut StdinFeed,
         until_answered: bool,
     ) -> Result<Option<Input>, Error> {
-        use std::os::fd::AsFd;
         loop {
             if until_answered && self.summary.missing == 0 {
                 return Ok(None);
@@ -392,17 +391,19 @@ impl<W: Write> Client<'_, W> {
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(Some(Input::End)),
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
-            let fds = [self.socket.as_fd(), feed.wake.as_fd()];
-            let ready = wait_readable_any(&fds, TICK).map_err(|error| Error::Socket {
-                what: "wait for datagrams",
-                error,
-            })?;
+            let ready =
+                sys::wait_readable_or_woken(&self.socket, &feed.wake, TICK).map_err(|error| {
+                    Error::Socket {
+                        what: "wait for datagrams",
+                        error,
+                    }
+                })?;
             if !ready {
                 continue;
             }
             // Which one woke us is not said: look at both without waiting.
             self.drain()?;
-            feed.clear_wake();
+            feed.wake.clear();
         }
     }
 
@@ -524,11 +525,11 @@ enum Input {
 }
 
 /// Stdin, read on a thread so that datagrams are shown while a person is still
-/// typing: the thread hands over one piece at a time and writes a byte to `wake`
-/// for each, so the client can wait on the socket and stdin together.
+/// typing: the thread hands over one piece at a time and calls `wake` for
+/// each, so the client can wait on the socket and stdin together.
 struct StdinFeed {
     rx: std::sync::mpsc::Receiver<Input>,
-    wake: io::PipeReader,
+    wake: sys::Wake,
 }
 
 impl StdinFeed {
@@ -540,7 +541,7 @@ impl StdinFeed {
         raw: Option<usize>,
         terminal: bool,
     ) -> io::Result<StdinFeed> {
-        let (wake, mut waker) = io::pipe()?;
+        let (wake, mut waker) = sys::wake_pair()?;
         // Room for one piece: the thread reads at most one ahead of the sender.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // Detached on purpose: when the run is over we are done, even if this
@@ -562,22 +563,12 @@ impl StdinFeed {
                     },
                 };
                 let last = !matches!(input, Input::Data(_));
-                if tx.send(input).is_err() || waker.write_all(b"!").is_err() || last {
+                if tx.send(input).is_err() || waker.wake().is_err() || last {
                     return;
                 }
             }
         })?;
         Ok(StdinFeed { rx, wake })
-    }
-
-    /// Empty the wake-up pipe (called after it polled readable, so this read
-    /// does not block).
-    fn clear_wake(&mut self) {
-        use std::io::Read;
-        use std::os::fd::AsFd;
-        if wait_ready(&self.wake.as_fd(), false, Duration::ZERO).unwrap_or(false) {
-            let _ = self.wake.read(&mut [0u8; 64]);
-        }
     }
 }
 

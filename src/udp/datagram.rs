@@ -1,18 +1,14 @@
 //! One datagram, or a batch of them, on a socket: received whole (or known to be
 //! cut), and a batch of replies sent with one `sendmmsg`.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::os::fd::AsRawFd;
-
-use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
-};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
 
 use super::server;
 use crate::addr::describe_io;
 use crate::net::is_transient;
 use crate::output::Log;
+use crate::sys::{self, BatchSender};
 
 /// How many datagrams the server takes with one `recvmmsg` (and answers with one
 /// `sendmmsg`). A client with a window of 32 datagrams in flight gets them all
@@ -95,69 +91,28 @@ impl DatagramReader {
     }
 }
 
-/// Receives up to [`BATCH`] datagrams with one `recvmmsg` system call: what
-/// [`DatagramReader`] does for one, with the same buffer one byte larger than any
-/// UDP payload, so a datagram that fills it was cut (and is reported as such).
-///
-/// `recvmmsg` is `recvmsg` in a loop inside the kernel: one trip into the kernel
-/// and back instead of one per datagram. nix wraps it without `unsafe` on our side.
-pub(super) struct BatchReader {
-    /// One buffer per datagram of a batch.
-    bufs: Vec<Vec<u8>>,
-    /// The kernel's `mmsghdr` array (where each datagram's length and sender go).
-    headers: MultiHeaders<SockaddrStorage>,
-    /// What the last [`BatchReader::recv`] got: each datagram's length and sender.
-    got: Vec<(usize, SocketAddr)>,
-}
+/// Receives up to [`BATCH`] datagrams with one `recvmmsg` system call (where
+/// there is one: [`sys::BatchReader`]): what [`DatagramReader`] does for one,
+/// with the same buffer one byte larger than any UDP payload, so a datagram
+/// that fills it was cut (and is reported as such).
+pub(super) struct BatchReader(sys::BatchReader);
 
 impl BatchReader {
     pub(super) fn new(batch: usize) -> Self {
-        BatchReader {
-            bufs: vec![vec![0u8; WHOLE + 1]; batch],
-            headers: MultiHeaders::preallocate(batch, None),
-            got: Vec::with_capacity(batch),
-        }
+        BatchReader(sys::BatchReader::new(batch, WHOLE + 1))
     }
 
     /// Takes the datagrams already waiting, at most `max` (and at most the batch
-    /// size), without waiting for any: `MSG_DONTWAIT`. Returns how many; none
-    /// waiting is an error of kind `WouldBlock`.
+    /// size), without waiting for any. Returns how many; none waiting is an
+    /// error of kind `WouldBlock`.
     pub(super) fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
-        let max = max.min(self.bufs.len());
-        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self.bufs[..max]
-            .iter_mut()
-            .map(|b| [IoSliceMut::new(b)])
-            .collect();
-        let received = recvmmsg(
-            socket.as_raw_fd(),
-            &mut self.headers,
-            &mut iovs,
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        )?;
-        self.got.clear();
-        for m in received {
-            self.got.push((m.bytes, std_addr(m.address.as_ref())));
-        }
-        Ok(self.got.len())
+        self.0.recv(socket, max)
     }
 
     /// Datagram `i` of the last [`BatchReader::recv`].
     pub(super) fn datagram(&self, i: usize) -> Datagram<'_> {
-        let (n, from) = self.got[i];
-        Datagram::received(&self.bufs[i], n, from)
-    }
-}
-
-/// nix's socket address as std's. A UDP socket's sender is always IPv4 or IPv6;
-/// anything else (which the kernel never gives us) becomes `0.0.0.0:0`.
-fn std_addr(addr: Option<&SockaddrStorage>) -> SocketAddr {
-    if let Some(v4) = addr.and_then(|a| a.as_sockaddr_in()) {
-        SocketAddr::V4(SocketAddrV4::from(*v4))
-    } else if let Some(v6) = addr.and_then(|a| a.as_sockaddr_in6()) {
-        SocketAddr::V6(SocketAddrV6::from(*v6))
-    } else {
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        let (buf, n, from) = self.0.get(i);
+        Datagram::received(buf, n, from)
     }
 }
 
@@ -176,33 +131,22 @@ pub(super) struct Answer {
 pub(super) fn send_answers(
     socket: &UdpSocket,
     answers: &[Answer],
-    headers: &mut MultiHeaders<SockaddrStorage>,
+    sender: &mut BatchSender,
     summary: &mut server::Summary,
     log: &Log,
 ) {
     let mut next = 0;
     while next < answers.len() {
         let rest = &answers[next..];
-        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|a| [IoSlice::new(&a.bytes)]).collect();
-        let to: Vec<Option<SockaddrStorage>> = rest
-            .iter()
-            .map(|a| Some(SockaddrStorage::from(a.to)))
-            .collect();
-        let no_cmsgs: [ControlMessage<'_>; 0] = [];
-        match sendmmsg(
-            socket.as_raw_fd(),
-            headers,
-            &slices,
-            &to,
-            no_cmsgs,
-            MsgFlags::empty(),
-        ) {
+        let datagrams: Vec<(&[u8], SocketAddr)> =
+            rest.iter().map(|a| (&a.bytes[..], a.to)).collect();
+        match sender.send(socket, &datagrams) {
             Ok(sent) => {
                 let before = next;
-                for (m, a) in sent.zip(rest) {
+                for (&n, a) in sent.iter().zip(rest) {
                     summary.replies += 1;
-                    summary.bytes_out += m.bytes as u64;
-                    log.verbose(format_args!("{}: sent {} bytes", a.name, m.bytes));
+                    summary.bytes_out += n as u64;
+                    log.verbose(format_args!("{}: sent {} bytes", a.name, n));
                     next += 1;
                 }
                 // (sendmmsg sends at least one or fails; never spin if it did not.)
@@ -210,7 +154,6 @@ pub(super) fn send_answers(
             }
             Err(e) => {
                 let a = &rest[0];
-                let e = io::Error::from(e);
                 log.warn(format_args!(
                     "{}: reply not sent: {}",
                     a.name,

@@ -148,7 +148,7 @@ fn send_hint(error: &io::Error, broadcast: bool) -> &'static str {
     // Linux refuses (EACCES) to send to a broadcast address — 255.255.255.255,
     // 192.168.1.255 on a /24 — from a socket without SO_BROADCAST. The datagram is
     // never sent: the check comes before anything leaves the machine.
-    if error.raw_os_error() == Some(nix::errno::Errno::EACCES as i32) && !broadcast {
+    if crate::sys::is_broadcast_refusal(error) && !broadcast {
         " (sending to a broadcast address needs --broadcast)"
     } else {
         ""

@@ -5,17 +5,15 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 
-use nix::sys::socket::{MultiHeaders, SockaddrStorage};
-
 use super::datagram::{Answer, BATCH, BatchReader, Datagram, send_answers, transient};
 use super::{Error, MAX_PAYLOAD_V6, TICK, too_long};
 use crate::addr::{describe_io, display_addr};
 use crate::codec::Encoding;
 use crate::error::UsageError;
 use crate::message::{Echo, Incoming, Outgoing, Reply, SendOptions, Show};
-use crate::net::wait_ready;
 use crate::output::{Io, Log, Timestamps, plural};
 use crate::shutdown::Shutdown;
+use crate::sys::{BatchSender, wait_readable};
 
 /// The server counts distinct senders up to this many (so a flood of spoofed
 /// source addresses cannot make it use unbounded memory).
@@ -156,7 +154,7 @@ pub fn serve(
     let mut summary = Summary::default();
     let mut senders: HashMap<SocketAddr, Sender> = HashMap::new();
     let mut reader = BatchReader::new(BATCH);
-    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut sender = BatchSender::new(BATCH);
     let mut printed = Vec::new();
     let mut answers: Vec<Answer> = Vec::new();
     // Is the socket's queue (probably) empty? Then wait for it with poll. After a
@@ -166,7 +164,7 @@ pub fn serve(
         // 4. 接收数据 — recvfrom, but never wait longer than TICK, so a Ctrl-C
         //    (which only sets a flag) is seen promptly.
         if drained {
-            match wait_ready(&socket, false, TICK) {
+            match wait_readable(&socket, TICK) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) => {
@@ -265,7 +263,7 @@ pub fn serve(
             log.info(format_args!("{summary}"));
             return Err(Error::Output(e));
         }
-        send_answers(&socket, &answers, &mut send_headers, &mut summary, log);
+        send_answers(&socket, &answers, &mut sender, &mut summary, log);
     }
     log.info(format_args!("{summary}"));
     Ok(summary)
