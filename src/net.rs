@@ -457,6 +457,15 @@ mod tests {
     use std::net::TcpStream;
     use std::time::Duration;
 
+    /// 127.0.0.1, this port, this family.
+    fn loopback(port: u16, family: Family) -> ListenSpec {
+        ListenSpec {
+            bind: Some(Ipv4Addr::LOCALHOST.into()),
+            port,
+            family,
+        }
+    }
+
     fn roundtrip(listener: &TcpListener, to: SocketAddr) {
         let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -480,11 +489,7 @@ mod tests {
 
     #[test]
     fn bind_one_interface() {
-        let spec = ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            port: 0,
-            family: Family::Any,
-        };
+        let spec = loopback(0, Family::Any);
         let l = tcp_listener(spec).unwrap();
         let addr = l.local_addr().unwrap();
         assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -493,11 +498,7 @@ mod tests {
 
     #[test]
     fn port_in_use_names_the_program_listening_there() {
-        let spec = ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            port: 0,
-            family: Family::V4,
-        };
+        let spec = loopback(0, Family::V4);
         let first = tcp_listener(spec).unwrap();
         let port = first.local_addr().unwrap().port();
         let err = tcp_listener(ListenSpec { port, ..spec }).unwrap_err();
@@ -541,11 +542,7 @@ mod tests {
     #[test]
     fn time_wait_without_reuseaddr_is_told_apart_from_a_listener() {
         let port = time_wait_port();
-        let spec = ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            port,
-            family: Family::V4,
-        };
+        let spec = loopback(port, Family::V4);
         // Our listener sets SO_REUSEADDR, yet the kernel refuses it: the
         // connection's socket did not.
         let err = tcp_listener(spec).unwrap_err();
@@ -627,11 +624,7 @@ mod tests {
 
     #[test]
     fn udp_binds_and_receives() {
-        let spec = ListenSpec {
-            bind: Some(Ipv4Addr::LOCALHOST.into()),
-            port: 0,
-            family: Family::Any,
-        };
+        let spec = loopback(0, Family::Any);
         let s = udp_socket(spec).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -378,11 +378,11 @@ mod tests {
     use std::time::Instant;
 
     fn pair() -> (UdpSocket, UdpSocket) {
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        (a, b)
+        let socket = || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).map(|()| s)
+        };
+        (socket().unwrap(), socket().unwrap())
     }
 
     #[test]

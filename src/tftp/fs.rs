@@ -553,6 +553,16 @@ mod tests {
             }
         }
 
+        /// Asking for `name` gives the served file `file`.
+        fn assert_reads(&self, name: &[u8], file: &str) {
+            assert_eq!(
+                read(&self.root, name).unwrap(),
+                fs::read(self.at(file)).unwrap(),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+
         /// `name` inside the (canonical) served directory.
         fn at(&self, name: &str) -> PathBuf {
             self.root.path().join(name)
@@ -642,31 +652,16 @@ mod tests {
     #[test]
     fn readable_plain_and_nested_files() {
         let fx = Fixture::new();
-        assert_eq!(
-            read(&fx.root, b"a.txt").unwrap(),
-            fs::read(fx.at("a.txt")).unwrap()
-        );
-        assert_eq!(
-            read(&fx.root, b"sub/file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
-        assert_eq!(
-            read(&fx.root, b"./sub//./file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
+        fx.assert_reads(b"a.txt", "a.txt");
+        fx.assert_reads(b"sub/file", "sub/file");
+        fx.assert_reads(b"./sub//./file", "sub/file");
     }
 
     #[test]
     fn readable_leading_slash_is_inside_root() {
         let fx = Fixture::new();
-        assert_eq!(
-            read(&fx.root, b"/a.txt").unwrap(),
-            fs::read(fx.at("a.txt")).unwrap()
-        );
-        assert_eq!(
-            read(&fx.root, b"//sub/file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
+        fx.assert_reads(b"/a.txt", "a.txt");
+        fx.assert_reads(b"//sub/file", "sub/file");
         // ROOT/etc/passwd, which does not exist; not the system's file.
         assert_refused(read(&fx.root, b"/etc/passwd"), "NotFound");
     }
@@ -674,14 +669,8 @@ mod tests {
     #[test]
     fn readable_backslash_separator() {
         let fx = Fixture::new();
-        assert_eq!(
-            read(&fx.root, b"sub\\file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
-        assert_eq!(
-            read(&fx.root, b"\\sub\\file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
+        fx.assert_reads(b"sub\\file", "sub/file");
+        fx.assert_reads(b"\\sub\\file", "sub/file");
     }
 
     #[test]
@@ -709,17 +698,11 @@ mod tests {
         fx.link("alias", Path::new("a.txt"));
         fx.link("abs-alias", &fx.at("sub/file"));
         fx.link("subdir", Path::new("sub"));
-        assert_eq!(
-            read(&fx.root, b"alias").unwrap(),
-            fs::read(fx.at("a.txt")).unwrap()
-        );
+        fx.assert_reads(b"alias", "a.txt");
         // Absolute links are refused even when they point inside: in the
         // sandbox `/` is the served directory, as in a chroot.
         assert_refused(read(&fx.root, b"abs-alias"), "Escapes");
-        assert_eq!(
-            read(&fx.root, b"subdir/file").unwrap(),
-            fs::read(fx.at("sub/file")).unwrap()
-        );
+        fx.assert_reads(b"subdir/file", "sub/file");
     }
 
     #[test]
@@ -919,28 +902,22 @@ mod tests {
     }
 
     #[test]
-    fn writable_missing_parent() {
+    fn writable_refusals() {
         let fx = Fixture::new();
-        assert_refused(dest(&fx.root, b"nodir/new", true), "NotFound");
-        assert_refused(dest(&fx.root, b"a.txt/new", true), "NotFound");
-    }
-
-    #[test]
-    fn writable_existing_file() {
-        let fx = Fixture::new();
-        assert_refused(dest(&fx.root, b"a.txt", false), "Exists");
+        for (name, overwrite, why) in [
+            (&b"nodir/new"[..], true, "NotFound"),
+            (b"a.txt/new", true, "NotFound"),
+            (b"a.txt", false, "Exists"),
+            (b"sub", true, "NotAFile"),
+            (b"sub", false, "NotAFile"),
+            (b"../new", true, "Escapes"),
+            (b"sub/../new", true, "Escapes"),
+            (b"/", true, "Empty"),
+            (b"", true, "Empty"),
+        ] {
+            assert_refused(dest(&fx.root, name, overwrite), why);
+        }
         assert_eq!(dest(&fx.root, b"a.txt", true).unwrap(), fx.at("a.txt"));
-        assert_refused(dest(&fx.root, b"sub", true), "NotAFile");
-        assert_refused(dest(&fx.root, b"sub", false), "NotAFile");
-    }
-
-    #[test]
-    fn writable_name_rules() {
-        let fx = Fixture::new();
-        assert_refused(dest(&fx.root, b"../new", true), "Escapes");
-        assert_refused(dest(&fx.root, b"sub/../new", true), "Escapes");
-        assert_refused(dest(&fx.root, b"/", true), "Empty");
-        assert_refused(dest(&fx.root, b"", true), "Empty");
     }
 
     #[test]
@@ -1038,14 +1015,21 @@ mod tests {
         assert_eq!(fs::read(&dest).unwrap(), data);
     }
 
-    #[test]
-    fn atomic_file_drop_without_commit() {
+    /// `name` holding `old` in a new directory, and an [`AtomicFile`] beside it
+    /// with `new` written: the directory, `name`'s path, the file, its temporary path.
+    fn replacing(name: &str, old: &[u8], new: &[u8]) -> (TempDir, PathBuf, AtomicFile, PathBuf) {
         let dir = TempDir::new().unwrap();
-        let dest = dir.path().join("keep.txt");
-        fs::write(&dest, b"old contents").unwrap();
+        let dest = dir.path().join(name);
+        fs::write(&dest, old).unwrap();
         let mut file = AtomicFile::beside(&dest).unwrap();
         let temp = file.temp_path().to_path_buf();
-        file.write_all(b"half a transf").unwrap();
+        file.write_all(new).unwrap();
+        (dir, dest, file, temp)
+    }
+
+    #[test]
+    fn atomic_file_drop_without_commit() {
+        let (dir, dest, mut file, temp) = replacing("keep.txt", b"old contents", b"half a transf");
         file.flush().unwrap();
         drop(file);
         assert!(!temp.exists());
@@ -1062,12 +1046,7 @@ mod tests {
 
     #[test]
     fn atomic_file_commit_without_overwrite_keeps_existing() {
-        let dir = TempDir::new().unwrap();
-        let dest = dir.path().join("exists.txt");
-        fs::write(&dest, b"original").unwrap();
-        let mut file = AtomicFile::beside(&dest).unwrap();
-        let temp = file.temp_path().to_path_buf();
-        file.write_all(b"intruder").unwrap();
+        let (dir, dest, file, temp) = replacing("exists.txt", b"original", b"intruder");
         let err = file.commit(false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&dest).unwrap(), b"original");

@@ -181,13 +181,18 @@ mod tests {
     use std::io::Read;
     use tempfile::TempDir;
 
+    /// What `dir` holds, in order: a left-over temporary file shows here.
     fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<_> = fs::read_dir(dir)
+        let names: std::collections::BTreeSet<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        names.sort();
-        names
+        names.into_iter().collect()
+    }
+
+    /// Is `path` still a symlink (not replaced by a file of its own)?
+    fn is_link(path: &Path) -> bool {
+        fs::symlink_metadata(path).unwrap().file_type().is_symlink()
     }
 
     #[test]
@@ -218,12 +223,7 @@ mod tests {
         let mut local = LocalFile::create(&link, false).unwrap();
         local.write_all(b"new").unwrap();
         local.commit().unwrap();
-        assert!(
-            fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&link));
         assert_eq!(fs::read(dir.path().join("real.bin")).unwrap(), b"new");
     }
 
@@ -298,12 +298,7 @@ mod tests {
         assert!(local.in_place());
         local.write_all(&[7; 100_000]).unwrap();
         local.commit().unwrap();
-        assert!(
-            fs::symlink_metadata(&null)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&null));
 
         let full = dir.path().join("full");
         symlink("/dev/full", &full).unwrap();
@@ -311,12 +306,7 @@ mod tests {
         // The buffer takes a little; a write that reaches the device fails.
         let err = local.write_all(&[7; 100_000]).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(28), "{err}");
-        assert!(
-            fs::symlink_metadata(&full)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(is_link(&full));
         assert_eq!(names_in(dir.path()), ["full", "null"]);
     }
 }
