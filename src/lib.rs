@@ -4,7 +4,8 @@
 //! # Where to start
 //!
 //! Each tool is one function, re-exported here under the tool's name, with a
-//! `Config` (built from its `Default`, then adjusted), an [`Io`] (where data and
+//! `Config` (from `Config::default()`, or `Config::new(..)` for TFTP, which needs a
+//! directory or a server first; then adjust its fields), an [`Io`] (where data and
 //! logs go) and a [`Shutdown`] (Ctrl-C). Every server has the same shape:
 //! `serve(listener_or_socket, &Config, Io, &Shutdown) -> Result<Summary, Error>`.
 //!
@@ -20,6 +21,42 @@
 //!
 //! Every error answers [`Blame::is_usage`] (the user's command line, exit 2, or
 //! the world, exit 1) and converts into [`Error`] with `?`.
+//!
+//! `tcp-server`'s echo, in-process, on a free loopback port (as every test here runs it):
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! use std::time::Duration;
+//! use socktools::output::Verbosity;
+//! use socktools::{Io, Log, Output, Shutdown, tcp};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! // What clients send would go to stdout and the log to stderr; here, nowhere.
+//! let io = Io::new(
+//!     Output::to_writer(std::io::sink()),
+//!     Log::to_writer(std::io::sink(), Verbosity::Quiet),
+//! );
+//! let shutdown = Shutdown::new();
+//! let stop = shutdown.clone();
+//! let server = std::thread::spawn(move || {
+//!     socktools::tcp_server(listener, &tcp::server::Config::default(), io, &stop)
+//! });
+//!
+//! let mut client = TcpStream::connect(addr)?;
+//! client.set_read_timeout(Some(Duration::from_secs(10)))?;
+//! client.write_all("你好".as_bytes())?;
+//! let mut echo = [0; 6];
+//! client.read_exact(&mut echo)?;
+//! assert_eq!(&echo, "你好".as_bytes());
+//! drop(client);
+//!
+//! shutdown.trigger(); // what Ctrl-C does in the binary
+//! let summary = server.join().unwrap().expect("the server ran");
+//! assert_eq!((summary.bytes_in, summary.bytes_out), (6, 6));
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! # Modules, in the order of the course
 //!

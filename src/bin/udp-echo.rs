@@ -17,10 +17,8 @@ use socktools::message::Reply;
 use socktools::net::{ListenSpec, udp_socket};
 use socktools::output::{Io, Log, Output};
 use socktools::shutdown::Shutdown;
-use socktools::udp;
-use socktools::udp::DEFAULT_PORT;
 use socktools::udp::client::{self, DEFAULT_RAW_SIZE};
-use socktools::udp::server;
+use socktools::udp::{self, DEFAULT_PORT, server};
 
 const EXAMPLES: &str = "\
 Examples:
