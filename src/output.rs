@@ -163,7 +163,7 @@ pub struct Io {
     pub out: Output,
     /// Connections, warnings, summaries (stderr).
     pub log: Log,
-    /// Lines to send, for `tcp::server::Reply::Stdin`; other servers leave it `None`.
+    /// Lines to send to the client (`tcp-server --stdin`); other servers leave it `None`.
     pub stdin: Option<Box<dyn io::Read + Send>>,
 }
 

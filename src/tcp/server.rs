@@ -853,9 +853,6 @@ impl Conn<'_> {
     }
 }
 
-/// Serve one client on the current thread, holding its `slots` (`--max-clients`,
-/// `--max-per-client`); log its arrival and departure. `stdin` is the `--stdin`
-/// forwarder, which counts what it sent.
 /// One client served on this thread, the only one (`--once`, `--stdin`): no
 /// per-address slot to take.
 fn serve_alone(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin: Option<&StdinTarget>) {
@@ -868,6 +865,9 @@ fn serve_alone(stream: TcpStream, peer: SocketAddr, ctx: &Ctx, stdin: Option<&St
     );
 }
 
+/// Serve one client on the current thread, holding its `slots` (`--max-clients`,
+/// `--max-per-client`); log its arrival and departure. `stdin` is the `--stdin`
+/// forwarder, which counts what it sent.
 fn handle_client(
     stream: TcpStream,
     peer: SocketAddr,
