@@ -6,8 +6,13 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 pub use crate::util::{Process, find, peer_cmd};
 
@@ -83,12 +88,31 @@ impl<'a> Contender<'a> {
     }
 }
 
-/// "ours should be `target`× as fast as `peer`" (or just report the ratio).
+/// "`figure` of ours should be `target`× that of `peer`" (or, with no target,
+/// just report the ratio). The ratio is literal, ours ÷ peer: for a figure where
+/// more is better the target is a floor, for one where less is better a ceiling.
 #[derive(Debug, Clone)]
 pub struct Pair {
     pub ours: String,
     pub peer: String,
+    /// `value` (the figure the scenario ranks) or the name of an extra.
+    pub figure: &'static str,
+    pub higher_is_better: bool,
     pub target: Option<f64>,
+    /// The load offered: compared only if both tools answered at least
+    /// [`SUSTAINED`] of it (their ranked figure).
+    pub offered: Option<f64>,
+}
+
+impl Pair {
+    /// Does `ratio` (ours ÷ peer) meet `target`?
+    fn meets(&self, ratio: f64, target: f64) -> bool {
+        if self.higher_is_better {
+            ratio >= target
+        } else {
+            ratio <= target
+        }
+    }
 }
 
 /// A fixed bound on a figure of ours (p99 latency, RSS, start-up time).
@@ -122,6 +146,8 @@ pub struct Outcome {
     pub skipped: Vec<(String, String)>,
     pub pairs: Vec<Pair>,
     pub bounds: Vec<Bound>,
+    /// Lines printed under the tables (how the scenario was run).
+    pub notes: Vec<String>,
 }
 
 impl Outcome {
@@ -131,27 +157,40 @@ impl Outcome {
             .find(|r| r.tool == tool && r.failed.is_none())
     }
 
-    /// ours ÷ peer, turned so that > 1 means ours is faster.
-    pub fn ratio(&self, p: &Pair) -> Option<f64> {
-        let (a, b) = (self.row(&p.ours)?.median, self.row(&p.peer)?.median);
-        if a <= 0.0 || b <= 0.0 {
-            return None;
-        }
-        Some(if self.metric.higher_is_better {
-            a / b
-        } else {
-            b / a
+    /// Why `p` cannot be compared: a tool that did not sustain the load.
+    fn not_comparable(&self, p: &Pair) -> Option<String> {
+        let offered = p.offered?;
+        [&p.ours, &p.peer].into_iter().find_map(|tool| {
+            let got = self.figure(tool, "value")?;
+            (got < offered * SUSTAINED).then(|| {
+                format!(
+                    "{tool} did not sustain the load: {} of {} {}",
+                    num(got),
+                    num(offered),
+                    self.metric.unit
+                )
+            })
         })
     }
 
-    fn figure(&self, b: &Bound) -> Option<f64> {
-        let row = self.row(&b.tool)?;
-        if b.figure == "value" {
+    /// ours ÷ peer, of the pair's figure.
+    pub fn ratio(&self, p: &Pair) -> Option<f64> {
+        let (a, b) = (
+            self.figure(&p.ours, p.figure)?,
+            self.figure(&p.peer, p.figure)?,
+        );
+        (a > 0.0 && b > 0.0).then(|| a / b)
+    }
+
+    /// `figure` (`value` or an extra's name) of `tool`'s row.
+    fn figure(&self, tool: &str, figure: &str) -> Option<f64> {
+        let row = self.row(tool)?;
+        if figure == "value" {
             return Some(row.median);
         }
         row.extras
             .iter()
-            .find(|(n, _)| *n == b.figure)
+            .find(|(n, _)| *n == figure)
             .map(|(_, v)| *v)
     }
 }
@@ -159,25 +198,27 @@ impl Outcome {
 /// A scenario before it runs: who takes part, what is compared with what, and
 /// which figures of ours have a bound.
 pub struct Plan<'a> {
-    scenario: &'static str,
+    scenario: String,
     work: String,
     metric: Metric,
     contenders: Vec<Contender<'a>>,
     skipped: Vec<(String, String)>,
     pairs: Vec<Pair>,
     bounds: Vec<Bound>,
+    notes: Vec<String>,
 }
 
 impl<'a> Plan<'a> {
-    pub fn new(scenario: &'static str, work: String, metric: Metric) -> Plan<'a> {
+    pub fn new(scenario: impl Into<String>, work: String, metric: Metric) -> Plan<'a> {
         Plan {
-            scenario,
+            scenario: scenario.into(),
             work,
             metric,
             contenders: Vec::new(),
             skipped: Vec::new(),
             pairs: Vec::new(),
             bounds: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -191,7 +232,8 @@ impl<'a> Plan<'a> {
     }
 
     /// A peer program: taking part if `cmd` is installed (listed as skipped if
-    /// not), and compared with our `against`, which should reach `target`× its speed.
+    /// not), and compared with our `against` on the ranked figure: ours ÷ it
+    /// should reach `target` (at least, or at most where less is better).
     pub fn peer(
         &mut self,
         cmd: &str,
@@ -208,13 +250,46 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// Compare two contenders: `ours` should reach `target`× the speed of `other`.
+    /// Compare two contenders on the ranked figure: ours ÷ `other` should reach
+    /// `target` (at least, or at most where less is better).
     pub fn compare(&mut self, ours: &str, other: &str, target: Option<f64>) {
+        let higher_is_better = self.metric.higher_is_better;
         self.pairs.push(Pair {
             ours: ours.into(),
             peer: other.into(),
+            figure: "value",
+            higher_is_better,
             target,
+            offered: None,
         });
+    }
+
+    /// Compare two contenders on an extra where less is better (a latency, CPU
+    /// time): ours ÷ `other` should be at most `ceiling`, if both sustained the
+    /// load `offered`. Does nothing if `other` is not taking part.
+    pub fn compare_lower(
+        &mut self,
+        figure: &'static str,
+        ours: &str,
+        other: &str,
+        ceiling: f64,
+        offered: Option<f64>,
+    ) {
+        if self.contenders.iter().any(|c| c.label == other) {
+            self.pairs.push(Pair {
+                ours: ours.into(),
+                peer: other.into(),
+                figure,
+                higher_is_better: false,
+                target: Some(ceiling),
+                offered,
+            });
+        }
+    }
+
+    /// A line for under the tables, saying how this scenario was run.
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
     }
 
     /// Something that cannot take part because a program is missing.
@@ -238,14 +313,19 @@ impl<'a> Plan<'a> {
     }
 
     /// Run every contender `rounds` times after one warm-up each, interleaved
-    /// (A B C A B C …) so a slow minute on this shared machine hits all tools alike.
+    /// (A B C B C A …) so a slow minute on this shared machine hits all tools alike.
     pub fn measure(mut self, rounds: usize) -> Outcome {
         eprintln!("== {}: {}", self.scenario, self.work);
         let n = self.contenders.len();
         let mut samples: Vec<Vec<Trial>> = vec![Vec::new(); n];
         let mut failed: Vec<Option<String>> = vec![None; n];
         for round in 0..=rounds {
-            for (i, c) in self.contenders.iter_mut().enumerate() {
+            // Each round starts one tool later (A B C, B C A, C A B, …): what one
+            // tool leaves behind (a thousand processes exiting, sockets closing)
+            // then falls on every tool in turn, not always on the same one.
+            for k in 0..n {
+                let i = (k + round) % n;
+                let c = &mut self.contenders[i];
                 if failed[i].is_some() {
                     continue;
                 }
@@ -279,13 +359,14 @@ impl<'a> Plan<'a> {
             .map(|((c, s), f)| summarize(&c.label, &s, f))
             .collect();
         Outcome {
-            scenario: self.scenario.into(),
+            scenario: self.scenario,
             work: self.work,
             metric: self.metric,
             rows,
             skipped: self.skipped,
             pairs: self.pairs,
             bounds: self.bounds,
+            notes: self.notes,
         }
     }
 }
@@ -357,7 +438,16 @@ pub fn report(outcomes: &[Outcome]) -> String {
                 .iter()
                 .find(|p| p.peer == r.tool && p.target.is_some())
                 .or_else(|| o.pairs.iter().find(|p| p.peer == r.tool))
-                .and_then(|p| o.ratio(p).map(|x| format!("{x:.2}× ({})", p.ours)))
+                .and_then(|p| {
+                    let what = match p.figure {
+                        "value" => String::new(),
+                        f => format!("{f} "),
+                    };
+                    if let Some(why) = o.not_comparable(p) {
+                        return Some(format!("– ({why})"));
+                    }
+                    o.ratio(p).map(|x| format!("{x:.2}× {what}({})", p.ours))
+                })
                 .unwrap_or_default();
             match &r.failed {
                 Some(e) => {
@@ -390,18 +480,27 @@ pub fn report(outcomes: &[Outcome]) -> String {
     for o in outcomes {
         for p in o.pairs.iter().filter(|p| p.target.is_some()) {
             let want = p.target.expect("filtered");
-            let (got, verdict) = match o.ratio(p) {
-                Some(x) => (format!("{x:.2}×"), if x >= want { "met" } else { "MISSED" }),
-                None => ("–".into(), "not measured"),
+            let (got, verdict) = match (o.not_comparable(p), o.ratio(p)) {
+                (Some(why), _) => ("–".into(), format!("not compared: {why}")),
+                (None, Some(x)) => (
+                    format!("{x:.2}×"),
+                    (if p.meets(x, want) { "met" } else { "MISSED" }).into(),
+                ),
+                (None, None) => ("–".into(), "not measured".into()),
             };
+            let figure = match p.figure {
+                "value" => String::new(),
+                f => format!(" {f}"),
+            };
+            let sign = if p.higher_is_better { "≥" } else { "≤" };
             let _ = writeln!(
                 s,
-                "| {} | {} ≥ {want}× {} | {got} | {verdict} |",
+                "| {} | {}{figure} {sign} {want}× {} | {got} | {verdict} |",
                 o.scenario, p.ours, p.peer
             );
         }
         for b in &o.bounds {
-            let (got, verdict) = match o.figure(b) {
+            let (got, verdict) = match o.figure(&b.tool, b.figure) {
                 Some(x) => (
                     format!("{} {}", num(x), b.unit),
                     if x <= b.max { "met" } else { "MISSED" },
@@ -419,11 +518,26 @@ pub fn report(outcomes: &[Outcome]) -> String {
             );
         }
     }
+    let mut notes: Vec<&String> = Vec::new();
+    for n in outcomes.iter().flat_map(|o| &o.notes) {
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    }
+    if !notes.is_empty() {
+        s.push('\n');
+    }
+    for n in notes {
+        let _ = writeln!(s, "{n}");
+    }
     s
 }
 
 // ---------------------------------------------------------------------------
 // Processes
+
+/// The share of an offered load a tool must answer to have sustained it.
+pub const SUSTAINED: f64 = 0.99;
 
 /// Set by `--ours-only`: every peer counts as missing (for profiling our side).
 pub static OURS_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -440,6 +554,163 @@ pub fn start(cmd: Command) -> Result<Process, String> {
 /// Does this run measure peer `cmd`: installed, and not turned off by `--ours-only`?
 pub fn peer(cmd: &str) -> bool {
     !OURS_ONLY.load(std::sync::atomic::Ordering::Relaxed) && find(cmd).is_some()
+}
+
+/// The CPU servers are started on while a [`Pinned`] lives; `usize::MAX`: any.
+static SERVER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// While this lives, the load generator (the calling thread) runs on one core
+/// and every server started by [`start_ours`] or [`start_peer`] on another, so
+/// neither steals the other's core; `sched_setaffinity`, undone on drop.
+pub struct Pinned {
+    saved: CpuSet,
+    pub generator: usize,
+    pub server: usize,
+}
+
+impl Pinned {
+    /// The first two CPUs this process may use; `None` (and nothing pinned)
+    /// on a machine with one.
+    pub fn new() -> Option<Pinned> {
+        let saved = sched_getaffinity(Pid::from_raw(0)).ok()?;
+        let mut cpus = (0..CpuSet::count()).filter(|&c| saved.is_set(c).unwrap_or(false));
+        let (generator, server) = (cpus.next()?, cpus.next()?);
+        only_on(generator).ok()?;
+        SERVER_CPU.store(server, Ordering::Relaxed);
+        eprintln!("   load generator on CPU {generator}, servers on CPU {server}");
+        Some(Pinned {
+            saved,
+            generator,
+            server,
+        })
+    }
+
+    /// The line under the tables that says so (scenarios 2, 2b and 3 pin).
+    pub fn note(pinned: &Option<Pinned>) -> String {
+        match pinned {
+            Some(p) => format!(
+                "Scenarios 2, 2b and 3: the load generator ran on CPU {} and the server (every \
+                 thread and child) on CPU {} (`sched_setaffinity`).",
+                p.generator, p.server
+            ),
+            None => "Scenarios 2, 2b and 3: not pinned (one CPU).".into(),
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        SERVER_CPU.store(usize::MAX, Ordering::Relaxed);
+        let _ = sched_setaffinity(Pid::from_raw(0), &self.saved);
+    }
+}
+
+/// Pin the calling thread to `cpu`.
+fn only_on(cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+/// Run `spawn` on the servers' CPU if a [`Pinned`] lives: a child inherits the
+/// affinity of the thread that forks it, and its threads and children inherit
+/// its own, so the whole server stays on that core. First wait until that core
+/// is quiet: the server of the trial before may still be exiting there (a
+/// thousand threads, or ncat's thousand `cat` processes), and its teardown
+/// would be counted against this one.
+fn on_server_cpu<T>(spawn: impl FnOnce() -> T) -> T {
+    let cpu = SERVER_CPU.load(Ordering::Relaxed);
+    let back = (cpu != usize::MAX)
+        .then(|| sched_getaffinity(Pid::from_raw(0)).ok())
+        .flatten();
+    if back.is_some() {
+        wait_quiet(cpu);
+        let _ = only_on(cpu);
+    }
+    let out = spawn();
+    if let Some(back) = back {
+        let _ = sched_setaffinity(Pid::from_raw(0), &back);
+    }
+    out
+}
+
+/// Busy and all jiffies of `cpu` so far, from `/proc/stat`.
+fn cpu_jiffies(cpu: usize) -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with(&format!("cpu{cpu} ")))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: u64 = f.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = f.get(3)? + f.get(4)?;
+    Some((all - idle, all))
+}
+
+/// Wait (up to 5 s) until `cpu` has been at most 5% busy for 200 ms.
+fn wait_quiet(cpu: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut was = cpu_jiffies(cpu);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+        let now = cpu_jiffies(cpu);
+        if let (Some((b0, a0)), Some((b1, a1))) = (was, now)
+            && (b1 - b0) * 20 <= (a1 - a0).max(1)
+        {
+            return;
+        }
+        was = now;
+    }
+    eprintln!("      CPU {cpu} still busy after 5 s; starting anyway");
+}
+
+/// Run one trial against `server` (`f` gets its address and pid), then stop the
+/// server and every process it started, and wait until they are all gone. A
+/// server killed by its `Process` alone can leave its children behind: ncat's
+/// thousand relays and `cat`s exit over a second or two as their sockets
+/// close, and that storm of exits landed on the next trial's server.
+pub fn trial_with(
+    (server, addr): (Process, SocketAddr),
+    f: impl FnOnce(SocketAddr, u32) -> Result<Trial, String>,
+) -> Result<Trial, String> {
+    let trial = f(addr, server.pid());
+    let pids = tree(server.pid());
+    let big = tree_rss(server.pid()) > BIG_EXIT;
+    for &p in &pids[1..] {
+        let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+    }
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if big {
+        thread::sleep(AFTER_BIG_EXIT);
+    }
+    trial
+}
+
+/// A server tree this big (ncat's thousand processes: 2.8 GiB counted per
+/// process) leaves work behind it after its exit: a second or two later this VM's
+/// kernel hands the freed memory back to the host (free page reporting) and
+/// the server of the next trial stalled for 100 ms and more (p99 at 20 000
+/// round trips/s went from 1 ms to 80–140 ms, in every round that followed
+/// ncat). So the next trial waits that long.
+const BIG_EXIT: u64 = 256 << 20;
+const AFTER_BIG_EXIT: Duration = Duration::from_secs(3);
+
+/// Is `pid` still there (and not a zombie waiting to be reaped)?
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        st.rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }
 
 /// Our server `TOOL [SUBCOMMAND] 0 --bind 127.0.0.1 -q FLAGS…`, as [`start_ours`].
@@ -462,7 +733,7 @@ pub fn course_server(script: &str) -> Result<(Process, SocketAddr), String> {
 /// (and dropped) so a chatty log can never block it.
 pub fn start_ours(mut cmd: Command) -> Result<(Process, SocketAddr), String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut p = Process::try_serve(cmd, false)?.polling(POLL);
+    let mut p = on_server_cpu(|| Process::try_serve(cmd, false))?.polling(POLL);
     p.discard_output();
     let addr = p.addr();
     Ok((p, addr))
@@ -515,7 +786,7 @@ pub fn start_peer(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut p = start(cmd)?;
+    let mut p = on_server_cpu(|| start(cmd))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !bound(proto, port) {
         if let Ok(Some(st)) = p.child.try_wait() {

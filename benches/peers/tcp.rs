@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+
 use crate::harness::{
-    MIB_S, Metric, Outcome, PATIENCE, Plan, Process, Proto, Trial, course_server, cpu_seconds, mib,
-    our_server, peak_rss, peer_cmd, peer_server, run_timed, sh, start, thread_cpu_seconds,
-    tree_rss,
+    MIB_S, Metric, Outcome, PATIENCE, Pinned, Plan, Process, Proto, Trial, course_server,
+    cpu_seconds, mib, our_server, peak_rss, peer_cmd, peer_server, run_timed, sh, start,
+    thread_cpu_seconds, tree_rss, trial_with,
 };
 use crate::{Config, bin};
 
@@ -73,6 +75,79 @@ fn connect_paced(addr: SocketAddr) -> Result<TcpStream, String> {
     }
 }
 
+/// `clients` connections to `addr`, each having done one untimed round trip of
+/// `msg` (waiting for `reply_len` bytes), non-blocking and registered with
+/// `epoll` under their index. The clock of a scenario starts after this, once
+/// every client is being served (accepted, its thread or process started), so
+/// the figures are the steady state, not the server's start-up.
+pub fn connect_all(
+    addr: SocketAddr,
+    clients: usize,
+    msg: &[u8],
+    reply_len: usize,
+    epoll: &Epoll,
+) -> Result<Vec<TcpStream>, String> {
+    let mut streams = Vec::with_capacity(clients);
+    let setup = Instant::now();
+    for i in 0..clients {
+        let s = connect_paced(addr)?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(PATIENCE))
+            .map_err(|e| e.to_string())?;
+        (&s).write_all(msg).map_err(|e| format!("send: {e}"))?;
+        (&s).read_exact(&mut vec![0u8; reply_len])
+            .map_err(|e| format!("first reply: {e}"))?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        epoll
+            .add(&s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
+            .map_err(|e| e.to_string())?;
+        streams.push(s);
+    }
+    eprintln!(
+        "      connected {clients} in {:.2} s",
+        setup.elapsed().as_secs_f64()
+    );
+    Ok(streams)
+}
+
+/// The highest resident memory of a process tree, sampled every 100 ms in a
+/// thread of its own until [`PeakRss::stop`].
+pub struct PeakRss {
+    pid: u32,
+    done: Arc<AtomicBool>,
+    sampler: thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    pub fn start(pid: u32) -> PeakRss {
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                let mut most = 0;
+                while !done.load(Ordering::Relaxed) {
+                    most = most.max(tree_rss(pid));
+                    thread::sleep(Duration::from_millis(100));
+                }
+                most
+            })
+        };
+        PeakRss { pid, done, sampler }
+    }
+
+    /// MiB.
+    pub fn stop(self) -> f64 {
+        self.done.store(true, Ordering::Relaxed);
+        let most = self.sampler.join().unwrap_or(0).max(peak_rss(self.pid));
+        most as f64 / (1024.0 * 1024.0)
+    }
+}
+
+/// The `q`-quantile of sorted microseconds, in milliseconds.
+pub fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    sorted_us[((sorted_us.len() - 1) as f64 * q) as usize] as f64 / 1000.0
+}
+
 /// The load generator of scenario 2: `clients` connections, each doing `trips`
 /// lock-step round trips of `msg`, waiting for `reply_len` bytes each time.
 /// Connections are made first (not timed), then all start at once. One thread
@@ -86,45 +161,9 @@ fn round_trips(
     msg: &'static [u8],
     reply_len: usize,
 ) -> Result<Trial, String> {
-    use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
     let epoll = Epoll::new(EpollCreateFlags::empty()).map_err(|e| e.to_string())?;
-    let mut streams = Vec::with_capacity(clients);
-    let setup = Instant::now();
-    for i in 0..clients {
-        let s = connect_paced(addr)?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        // One untimed round trip first: the clock starts once every client is
-        // being served (accepted, its thread or process started), so the figures
-        // are the steady state, not the server's start-up.
-        s.set_read_timeout(Some(PATIENCE))
-            .map_err(|e| e.to_string())?;
-        (&s).write_all(msg).map_err(|e| format!("send: {e}"))?;
-        (&s).read_exact(&mut vec![0u8; reply_len])
-            .map_err(|e| format!("first reply: {e}"))?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        epoll
-            .add(&s, EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
-            .map_err(|e| e.to_string())?;
-        streams.push(s);
-    }
-
-    eprintln!(
-        "      connected {clients} in {:.2} s",
-        setup.elapsed().as_secs_f64()
-    );
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let done = Arc::clone(&done);
-        thread::spawn(move || {
-            let mut most = 0;
-            while !done.load(Ordering::Relaxed) {
-                most = most.max(tree_rss(server_pid));
-                thread::sleep(Duration::from_millis(100));
-            }
-            most
-        })
-    };
-
+    let streams = connect_all(addr, clients, msg, reply_len, &epoll)?;
+    let rss = PeakRss::start(server_pid);
     let (server_cpu, load_cpu) = (cpu_seconds(server_pid), thread_cpu_seconds());
     let started = Instant::now();
     // Per client: when its request went out, how much of the reply is in, trips done.
@@ -196,21 +235,22 @@ fn round_trips(
     let per_trip = 1e6 / (clients * trips) as f64;
     let server_us = (cpu_seconds(server_pid) - server_cpu) * per_trip;
     let load_us = (thread_cpu_seconds() - load_cpu) * per_trip;
-    done.store(true, Ordering::Relaxed);
-    let rss = sampler.join().unwrap_or(0).max(peak_rss(server_pid));
+    let rss = rss.stop();
     result?;
     lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     Ok(Trial::new(lat.len() as f64 / elapsed)
-        .with("p50 ms", pct(0.50))
-        .with("p99 ms", pct(0.99))
-        .with("RSS MiB", rss as f64 / (1024.0 * 1024.0))
+        .with("p50 ms", quantile_ms(&lat, 0.50))
+        .with("p99 ms", quantile_ms(&lat, 0.99))
+        .with("RSS MiB", rss)
         .with("server CPU µs/trip", server_us)
         .with("load CPU µs/trip", load_us))
 }
 
 /// 64 bytes, valid UTF-8 (the Python server decodes and prints every message).
-const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text, no NL..\n";
+pub const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text, no NL..\n";
+
+/// What the course's threaded server answers to every message.
+pub const PYTHON_REPLY_LEN: usize = "ok, 问题正在处理中...".len();
 
 /// Scenario 2: a thread-per-client server under 1000 clients.
 pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
@@ -220,23 +260,27 @@ pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
     let mut plan = Plan::new("2 TCP 1000 clients", work, Metric::rate("trips/s"));
     let ours = "tcp-server --echo";
     plan.ours(ours, move |_| {
-        let (server, addr) = our_server("tcp-server", &["--echo"])?;
-        round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
+        trial_with(our_server("tcp-server", &["--echo"])?, |addr, pid| {
+            round_trips(addr, pid, clients, trips, MSG, MSG.len())
+        })
     });
     let label = "python3 lesson04_server.py";
     plan.peer("python3", label, ours, Some(10.0), move |_| {
-        let (server, addr) = course_server("lesson04_server.py")?;
-        let reply = "ok, 问题正在处理中...".len();
-        round_trips(addr, server.pid(), clients, trips, MSG, reply)
+        trial_with(course_server("lesson04_server.py")?, |addr, pid| {
+            round_trips(addr, pid, clients, trips, MSG, PYTHON_REPLY_LEN)
+        })
     });
     let label = "ncat -l -k --exec /bin/cat";
     plan.peer("ncat", label, ours, Some(1.0), move |_| {
         let echo = |p| format!("-l -k -m 2000 127.0.0.1 {p} --exec /bin/cat");
-        let (server, addr) = peer_server(Proto::Tcp, "ncat", echo)?;
-        round_trips(addr, server.pid(), clients, trips, MSG, MSG.len())
+        trial_with(peer_server(Proto::Tcp, "ncat", echo)?, |addr, pid| {
+            round_trips(addr, pid, clients, trips, MSG, MSG.len())
+        })
     });
     plan.bound(ours, "p99 ms", 10.0, "ms");
     plan.bound(ours, "RSS MiB", 64.0, "MiB");
+    let pinned = Pinned::new();
+    plan.note(Pinned::note(&pinned));
     vec![plan.measure(cfg.rounds)]
 }
 
