@@ -313,7 +313,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Run every contender `rounds` times after one warm-up each, interleaved
-    /// (A B C B C A …) so a slow minute on this shared machine hits all tools alike.
+    /// (A B C, B C A, …) so a slow minute on this shared machine hits all tools alike.
     pub fn measure(mut self, rounds: usize) -> Outcome {
         eprintln!("== {}: {}", self.scenario, self.work);
         let n = self.contenders.len();
