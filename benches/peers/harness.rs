@@ -695,11 +695,11 @@ pub fn trial_with(
 }
 
 /// A server tree this big (ncat's thousand processes: 2.8 GiB counted per
-/// process) leaves work behind it after its exit: a second or two later this VM's
-/// kernel hands the freed memory back to the host (free page reporting) and
-/// the server of the next trial stalled for 100 ms and more (p99 at 20 000
-/// round trips/s went from 1 ms to 80–140 ms, in every round that followed
-/// ncat). So the next trial waits that long.
+/// process) leaves work behind it after its exit: without a wait, the server of
+/// the next trial stalled for 100 ms and more a second or two into its run (p99
+/// at 20 000 round trips/s went from 1 ms to 80–140 ms in every round that
+/// followed ncat), most likely this VM handing the freed memory back to its
+/// host (free page reporting). So the next trial waits that long.
 const BIG_EXIT: u64 = 256 << 20;
 const AFTER_BIG_EXIT: Duration = Duration::from_secs(3);
 

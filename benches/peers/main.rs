@@ -7,7 +7,7 @@
 //! Scenarios 2, 2b and 3 run the load generator and the server on different cores.
 //!
 //! ```sh
-//! cargo bench --bench peers                   # quick: about 6 minutes on 2 cores
+//! cargo bench --bench peers                   # quick: about 7 minutes on 2 cores
 //! cargo bench --bench peers -- --full         # the issue's full sizes
 //! cargo bench --bench peers -- --only 1,2b    # some scenarios
 //! cargo bench --bench peers -- --only 2b --rates 10000   # other offered loads
