@@ -20,11 +20,8 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent};
 
 use crate::Config;
-use crate::harness::{
-    Metric, Outcome, Pinned, Plan, Proto, Trial, course_server, cpu_seconds, our_server,
-    peer_server, trial_with,
-};
-use crate::tcp::{MSG, PYTHON_REPLY_LEN, connect_all, quantile_ms};
+use crate::harness::{Metric, Outcome, Pinned, Plan, Trial, cpu_seconds};
+use crate::tcp::{ECHO_SERVERS, EchoServer, MSG, connect_all, quantile_ms};
 
 /// The offered load of one trial.
 #[derive(Clone, Copy)]
@@ -244,27 +241,17 @@ pub fn fixed_load(cfg: &Config) -> Vec<Outcome> {
             warm.as_secs()
         );
         let mut plan = Plan::new(scenario, work, Metric::rate("trips/s"));
-        let ours = "tcp-server --echo";
-        plan.ours(ours, move |_| {
-            trial_with(our_server("tcp-server", &["--echo"])?, |addr, pid| {
-                open_loop(addr, pid, load, MSG.len())
-            })
-        });
-        let label = "python3 lesson04_server.py";
-        plan.peer("python3", label, ours, None, move |_| {
-            trial_with(course_server("lesson04_server.py")?, |addr, pid| {
-                open_loop(addr, pid, load, PYTHON_REPLY_LEN)
-            })
-        });
-        plan.compare_lower("p99 ms", ours, label, 0.5, Some(rate));
-        let label = "ncat -l -k --exec /bin/cat";
-        plan.peer("ncat", label, ours, None, move |_| {
-            let echo = |p| format!("-l -k -m 2000 127.0.0.1 {p} --exec /bin/cat");
-            trial_with(peer_server(Proto::Tcp, "ncat", echo)?, |addr, pid| {
-                open_loop(addr, pid, load, MSG.len())
-            })
-        });
-        plan.compare_lower("p99 ms", ours, label, 0.5, Some(rate));
+        let [us, peers @ ..] = ECHO_SERVERS;
+        let ours = us.label;
+        let run = move |s: EchoServer| {
+            move |_: usize| s.trial(|addr, pid, reply| open_loop(addr, pid, load, reply))
+        };
+        plan.ours(ours, run(us));
+        for s in peers {
+            let program = s.program.expect("a peer");
+            plan.peer(program, s.label, ours, None, run(s));
+            plan.compare_lower("p99 ms", ours, s.label, 0.5, Some(rate));
+        }
         if rate >= 20_000.0 {
             plan.bound(ours, "p99 ms", 2.0, "ms");
         }

@@ -249,8 +249,52 @@ fn round_trips(
 /// 64 bytes, valid UTF-8 (the Python server decodes and prints every message).
 pub const MSG: &[u8; 64] = b"socktools benchmark round trip: 64 bytes of ASCII text, no NL..\n";
 
-/// What the course's threaded server answers to every message.
-pub const PYTHON_REPLY_LEN: usize = "ok, 问题正在处理中...".len();
+/// A server of scenarios 2 and 2b, so that both measure the same commands: its
+/// label in the table, the peer program it needs (`None`: ours), how it starts
+/// on 127.0.0.1, and how many bytes it answers each 64-byte message with.
+#[derive(Clone, Copy)]
+pub struct EchoServer {
+    pub label: &'static str,
+    pub program: Option<&'static str>,
+    start: fn() -> Result<(Process, SocketAddr), String>,
+    reply_len: usize,
+}
+
+impl EchoServer {
+    /// Start it, run `f(addr, pid, reply_len)`, and stop it, as [`trial_with`].
+    pub fn trial(
+        self,
+        f: impl FnOnce(SocketAddr, u32, usize) -> Result<Trial, String>,
+    ) -> Result<Trial, String> {
+        trial_with((self.start)()?, |addr, pid| f(addr, pid, self.reply_len))
+    }
+}
+
+/// Ours first, then the course's threaded server and ncat.
+pub const ECHO_SERVERS: [EchoServer; 3] = [
+    EchoServer {
+        label: "tcp-server --echo",
+        program: None,
+        start: || our_server("tcp-server", &["--echo"]),
+        reply_len: MSG.len(),
+    },
+    EchoServer {
+        label: "python3 lesson04_server.py",
+        program: Some("python3"),
+        start: || course_server("lesson04_server.py"),
+        // What it answers to every message.
+        reply_len: "ok, 问题正在处理中...".len(),
+    },
+    EchoServer {
+        label: "ncat -l -k --exec /bin/cat",
+        program: Some("ncat"),
+        start: || {
+            let echo = |p| format!("-l -k -m 2000 127.0.0.1 {p} --exec /bin/cat");
+            peer_server(Proto::Tcp, "ncat", echo)
+        },
+        reply_len: MSG.len(),
+    },
+];
 
 /// Scenario 2: a thread-per-client server under 1000 clients.
 pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
@@ -258,25 +302,18 @@ pub fn many_clients(cfg: &Config) -> Vec<Outcome> {
     let trips = if cfg.full { 200 } else { 20 };
     let work = format!("{clients} clients × {trips} round trips of 64 B");
     let mut plan = Plan::new("2 TCP 1000 clients", work, Metric::rate("trips/s"));
-    let ours = "tcp-server --echo";
-    plan.ours(ours, move |_| {
-        trial_with(our_server("tcp-server", &["--echo"])?, |addr, pid| {
-            round_trips(addr, pid, clients, trips, MSG, MSG.len())
-        })
-    });
-    let label = "python3 lesson04_server.py";
-    plan.peer("python3", label, ours, Some(10.0), move |_| {
-        trial_with(course_server("lesson04_server.py")?, |addr, pid| {
-            round_trips(addr, pid, clients, trips, MSG, PYTHON_REPLY_LEN)
-        })
-    });
-    let label = "ncat -l -k --exec /bin/cat";
-    plan.peer("ncat", label, ours, Some(1.0), move |_| {
-        let echo = |p| format!("-l -k -m 2000 127.0.0.1 {p} --exec /bin/cat");
-        trial_with(peer_server(Proto::Tcp, "ncat", echo)?, |addr, pid| {
-            round_trips(addr, pid, clients, trips, MSG, MSG.len())
-        })
-    });
+    let [us, python, ncat] = ECHO_SERVERS;
+    let ours = us.label;
+    let run = move |s: EchoServer| {
+        move |_: usize| {
+            s.trial(|addr, pid, reply| round_trips(addr, pid, clients, trips, MSG, reply))
+        }
+    };
+    plan.ours(ours, run(us));
+    for (s, target) in [(python, 10.0), (ncat, 1.0)] {
+        let program = s.program.expect("a peer");
+        plan.peer(program, s.label, ours, Some(target), run(s));
+    }
     plan.bound(ours, "p99 ms", 10.0, "ms");
     plan.bound(ours, "RSS MiB", 64.0, "MiB");
     let pinned = Pinned::new();
